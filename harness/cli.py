@@ -1,0 +1,52 @@
+"""`harness` command line. It only parses, builds a config and delegates; errors become exit codes here alone.
+
+Each command group lives beside the code it drives and exposes `register(subparsers)`, which adds its parsers
+and sets `func` (a callable taking the parsed args and returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from harness import __version__
+from harness.errors import HarnessError
+
+# Command groups, in the order `--help` lists them. Adding a group is one line here.
+_COMMAND_MODULES = [
+    "harness.refstack.cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description=(
+            "Load, China-network and failover tests for the WhatsApp-style product (Supabase + LiveKit behind "
+            "CloudFront). Exit codes: 0 every gate passed, 1 a gate failed, 2 invalid run or error."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130

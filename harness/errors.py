@@ -1,0 +1,31 @@
+"""The harness's one exception tree. Raise deep, exit at the edge: only `harness.cli` turns these into messages
+and exit codes.
+
+    HarnessError                 exit 2, message printed without a traceback
+     ├── ConfigError             bad CLI value, env var, profile or network profile (names file, field, value, valid form)
+     ├── TargetUnreachable       the target (or the reference stack we started) does not answer
+     ├── NetworkShapingError     Toxiproxy or kernel shaping failed, or needs root
+     └── InvalidRun              the run cannot be trusted (no traffic, missing workers, saturated generator)
+"""
+
+
+class HarnessError(Exception):
+    """Base of every error the harness reports to a user; its message says what is wrong and how to fix it."""
+
+    exit_code = 2
+
+
+class ConfigError(HarnessError):
+    """A configuration value is wrong. The message names where it came from, the value, and the valid form."""
+
+
+class TargetUnreachable(HarnessError):
+    """The system under test does not answer."""
+
+
+class NetworkShapingError(HarnessError):
+    """Network conditions could not be applied or removed."""
+
+
+class InvalidRun(HarnessError):
+    """The run's results cannot be trusted, so no verdict is given."""
