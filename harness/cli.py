@@ -17,6 +17,9 @@ from harness.errors import HarnessError
 # Command groups, in the order `--help` lists them. Adding a group is one line here.
 _COMMAND_MODULES = [
     "harness.refstack.cli",
+    "harness.network.toxiproxy.cli",
+    "harness.network.cli",
+    "harness.report.cli",
 ]
 
 
