@@ -49,9 +49,7 @@ async def _make(factory: AppFactory) -> web.Application:
     return app
 
 
-def serve_forever(
-    factory: AppFactory, host: str, port: int, on_ready: Callable[[int], None] | None = None
-) -> None:
+def serve_forever(factory: AppFactory, host: str, port: int, on_ready: Callable[[int], None] | None = None) -> None:
     """Serve in the foreground until SIGINT or SIGTERM, then shut down cleanly."""
     install_uvloop()
 

@@ -1,0 +1,190 @@
+"""Twirp RoomService at `POST /twirp/livekit.RoomService/<Method>` (PROTOCOLS.md §7.2).
+
+Requests and responses are protobuf (`application/protobuf`) or protojson (`application/json`; responses use
+snake_case proto names with defaults emitted, as livekit-server's Twirp server). Errors are `TwirpError` values
+rendered in one place, `error_response`, as Twirp's JSON `{"code","msg","meta"?}` with Twirp's status mapping.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from livekit.protocol import room as proto_room
+
+from harness.refstack.livekit.auth import PERMISSION_DENIED, Grants
+from harness.refstack.livekit.rooms import NotFound, RoomRegistry
+
+SERVICE = "livekit.RoomService"
+PROTOBUF = "application/protobuf"
+JSON = "application/json"
+
+STATUS_BY_CODE = {
+    "canceled": 408,
+    "unknown": 500,
+    "invalid_argument": 400,
+    "malformed": 400,
+    "deadline_exceeded": 408,
+    "not_found": 404,
+    "bad_route": 404,
+    "already_exists": 409,
+    "permission_denied": 403,
+    "unauthenticated": 401,
+    "resource_exhausted": 429,
+    "failed_precondition": 412,
+    "aborted": 409,
+    "out_of_range": 400,
+    "unimplemented": 501,
+    "internal": 500,
+    "unavailable": 503,
+    "dataloss": 500,
+}
+"""Twirp's error code → HTTP status table (twirp `ServerHTTPStatusFromErrorCode`)."""
+
+
+@dataclass
+class TwirpError(Exception):
+    code: str
+    msg: str
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> int:
+        return STATUS_BY_CODE[self.code]
+
+
+def error_response(err: TwirpError) -> web.Response:
+    body: dict[str, Any] = {"code": err.code, "msg": err.msg}
+    if err.meta:
+        body["meta"] = err.meta
+    return web.Response(status=err.status, text=json.dumps(body), content_type=JSON)
+
+
+def bad_route(msg: str, request: web.Request) -> TwirpError:
+    return TwirpError("bad_route", msg, {"twirp_invalid_route": f"{request.method} {request.path}"})
+
+
+# ---- the service ---------------------------------------------------------------------------------------------------
+Handler = Callable[[RoomRegistry, Grants | None, Any], Message]
+
+
+@dataclass(frozen=True)
+class Method:
+    request_type: type[Message]
+    handler: Handler
+
+
+def _require(grants: Grants | None, key: str, room: str | None = None) -> None:
+    """livekit-server's Ensure*Permission: the boolean grant `key`, and for admin calls the same `room`."""
+    if grants is None or not grants.allows(key) or (room is not None and grants.room != room):
+        raise TwirpError("unauthenticated", PERMISSION_DENIED)
+
+
+def _create_room(rooms: RoomRegistry, grants: Grants | None, req: proto_room.CreateRoomRequest) -> Message:
+    _require(grants, "roomCreate")
+    if not req.name:
+        raise TwirpError("invalid_argument", 'name: a room name is required (e.g. {"name": "standup"})')
+    return rooms.create_room(req)
+
+
+def _list_rooms(rooms: RoomRegistry, grants: Grants | None, req: proto_room.ListRoomsRequest) -> Message:
+    _require(grants, "roomList")
+    return proto_room.ListRoomsResponse(rooms=rooms.list_rooms(req.names))
+
+
+def _delete_room(rooms: RoomRegistry, grants: Grants | None, req: proto_room.DeleteRoomRequest) -> Message:
+    _require(grants, "roomCreate")
+    rooms.delete_room(req.room)
+    return proto_room.DeleteRoomResponse()
+
+
+def _list_participants(rooms: RoomRegistry, grants: Grants | None, req: proto_room.ListParticipantsRequest) -> Message:
+    _require(grants, "roomAdmin", req.room)
+    return proto_room.ListParticipantsResponse(participants=rooms.list_participants(req.room))
+
+
+def _get_participant(rooms: RoomRegistry, grants: Grants | None, req: proto_room.RoomParticipantIdentity) -> Message:
+    _require(grants, "roomAdmin", req.room)
+    return rooms.get_participant(req.room, req.identity)
+
+
+def _remove_participant(rooms: RoomRegistry, grants: Grants | None, req: proto_room.RoomParticipantIdentity) -> Message:
+    _require(grants, "roomAdmin", req.room)
+    rooms.remove_participant(req.room, req.identity)
+    return proto_room.RemoveParticipantResponse()
+
+
+METHODS: dict[str, Method] = {
+    "CreateRoom": Method(proto_room.CreateRoomRequest, _create_room),
+    "ListRooms": Method(proto_room.ListRoomsRequest, _list_rooms),
+    "DeleteRoom": Method(proto_room.DeleteRoomRequest, _delete_room),
+    "ListParticipants": Method(proto_room.ListParticipantsRequest, _list_participants),
+    "GetParticipant": Method(proto_room.RoomParticipantIdentity, _get_participant),
+    "RemoveParticipant": Method(proto_room.RoomParticipantIdentity, _remove_participant),
+}
+
+UNIMPLEMENTED = frozenset(
+    {
+        "MutePublishedTrack",
+        "UpdateParticipant",
+        "UpdateSubscriptions",
+        "SendData",
+        "UpdateRoomMetadata",
+        "ForwardParticipant",
+        "MoveParticipant",
+        "PerformRpc",
+    }
+)
+"""RoomService methods the real server has and the stand-in does not serve (answered `unimplemented`)."""
+
+
+async def serve(request: web.Request, rooms: RoomRegistry, grants: Grants | None) -> web.Response:
+    """Route one Twirp call; every failure becomes a TwirpError rendered by `error_response`."""
+    try:
+        return await _serve(request, rooms, grants)
+    except TwirpError as err:
+        return error_response(err)
+
+
+async def _serve(request: web.Request, rooms: RoomRegistry, grants: Grants | None) -> web.Response:
+    if request.method != "POST":
+        raise bad_route(f'unsupported method "{request.method}" (only POST is allowed)', request)
+    service, _, name = request.match_info["route"].partition("/")
+    method = METHODS.get(name) if service == SERVICE else None
+    if method is None:
+        if service == SERVICE and name in UNIMPLEMENTED:
+            raise TwirpError("unimplemented", f"{name} is not implemented by the harness LiveKit stand-in")
+        raise bad_route(f'no handler for path "{request.path}"', request)
+    content_type = request.headers.get("Content-Type", "")
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind not in (PROTOBUF, JSON):
+        raise bad_route(f'unexpected Content-Type: "{content_type}"', request)
+    message = _decode(method.request_type, await request.read(), kind)
+    try:
+        reply = method.handler(rooms, grants, message)
+    except NotFound as exc:
+        raise TwirpError("not_found", str(exc)) from exc
+    if kind == JSON:
+        text = json_format.MessageToJson(
+            reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True, indent=None
+        )
+        return web.Response(text=text, content_type=JSON)
+    return web.Response(body=reply.SerializeToString(), content_type=PROTOBUF)
+
+
+def _decode(request_type: type[Message], body: bytes, kind: str) -> Message:
+    message = request_type()
+    try:
+        if kind == JSON:
+            json_format.Parse(body.decode("utf-8"), message, ignore_unknown_fields=True)
+        else:
+            message.ParseFromString(body)
+    except (json_format.ParseError, DecodeError, UnicodeDecodeError) as exc:
+        what = "json" if kind == JSON else "protobuf"
+        raise TwirpError("malformed", f"the {what} request could not be decoded") from exc
+    return message

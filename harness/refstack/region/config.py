@@ -1,0 +1,33 @@
+"""Settings of one region server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from harness.refstack import keys
+
+Region = Literal["ap-southeast-1", "ap-northeast-1"]
+REGIONS: tuple[str, ...] = ("ap-southeast-1", "ap-northeast-1")
+
+
+@dataclass
+class RegionConfig:
+    region: str = "ap-southeast-1"
+    role: Literal["primary", "replica"] = "primary"
+    data_dir: Path | None = None
+    """Where SQLite and stored objects live; None keeps everything in memory (tests only: nothing survives)."""
+    public_url: str | None = None
+    """The URL clients use (for the token issuer); defaults to the bound address."""
+    jwt_secret: str = keys.JWT_SECRET
+    anon_key: str = keys.ANON_KEY
+    service_role_key: str = keys.SERVICE_ROLE_KEY
+    access_token_ttl_s: int = 3600
+    """Lifetime of access tokens minted at sign-in and refresh (GoTrue's default is 3600)."""
+    storage_file_size_limit_bytes: int = 50 * 1024 * 1024
+    """Global upload limit (Supabase's default for free projects is 50 MB); larger uploads get EntityTooLarge."""
+    livekit_url: str = "ws://127.0.0.1:7880"
+    livekit_api_key: str = keys.LIVEKIT_API_KEY
+    livekit_api_secret: str = keys.LIVEKIT_API_SECRET
+    livekit_token_ttl_s: int = 6 * 3600
