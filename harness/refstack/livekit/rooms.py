@@ -16,7 +16,7 @@ import string
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeAlias, TypeVar
 
 from livekit.protocol import models as proto_models
 from livekit.protocol import room as proto_room
@@ -36,8 +36,7 @@ SERVER_VERSION = "1.9.0"
 """The livekit-server version the stand-in reports in `ServerInfo`."""
 SERVER_PROTOCOL = 16
 
-Reason = proto_models.DisconnectReason.ValueType
-State = proto_models.ParticipantInfo
+Reason: TypeAlias = proto_models.DisconnectReason
 _ALPHABET = string.ascii_letters + string.digits
 _M = TypeVar("_M", proto_models.Room, proto_models.ParticipantInfo)
 
