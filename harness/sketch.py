@@ -127,7 +127,7 @@ class Sketch:
             yield lo, hi, self.bins[k]
 
     def to_dict(self) -> dict[str, Any]:
-        """Compact JSON-able form: bucket keys delta-encoded (`k`), counts alongside (`c`). See docs/result-schema.md."""
+        """Compact JSON-able form: bucket keys delta-encoded (`k`), counts alongside (`c`); docs/result-schema.md."""
         keys = sorted(self.bins)
         deltas = [b - a for a, b in zip([0, *keys], keys, strict=False)]
         d: dict[str, Any] = {"a": RELATIVE_ACCURACY, "n": self.count, "z": self.zeros, "sum": self.sum_ms}
@@ -176,7 +176,9 @@ class Sketch:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Sketch(count={self.count}, buckets={len(self.bins)}, p50={self.quantile(0.5)}, p99={self.quantile(0.99)})"
+        return (
+            f"Sketch(count={self.count}, buckets={len(self.bins)}, p50={self.quantile(0.5)}, p99={self.quantile(0.99)})"
+        )
 
 
 def merged(sketches: list[Sketch]) -> Sketch:
