@@ -93,14 +93,16 @@ class RoomRegistry:
     def create_room(self, req: proto_room.CreateRoomRequest) -> proto_models.Room:
         """Create the room, or return the existing one with the request's non-default settings applied."""
         state = self._rooms.get(req.name)
+        created = state is None
         if state is None:
             state = self._new_room(req.name)
-            self._arm_close(state, state.room.empty_timeout)
         room = state.room
         for name in ("empty_timeout", "departure_timeout", "max_participants", "metadata"):
             value = getattr(req, name)
             if value:
                 setattr(room, name, value)
+        if created:
+            self._arm_close(state, room.empty_timeout)
         return _copy(room)
 
     def list_rooms(self, names: Iterable[str] = ()) -> list[proto_models.Room]:

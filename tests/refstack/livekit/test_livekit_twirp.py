@@ -175,3 +175,14 @@ def test_participant_is_removed_when_its_socket_closes(server: BackgroundServer)
         return not listed.participants
 
     assert poll(gone)
+
+
+def test_room_nobody_joins_closes_after_its_empty_timeout(server: BackgroundServer) -> None:
+    room_api(server, lambda lk: lk.room.create_room(api.CreateRoomRequest(name="brief", empty_timeout=1)))
+
+    def closed() -> bool:
+        listed = room_api(server, lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=["brief"])))
+        return not listed.rooms
+
+    assert not closed()
+    assert poll(closed, timeout_s=5.0)
