@@ -35,9 +35,9 @@ async def start_site(app: web.Application, host: str, port: int) -> tuple[web.Ap
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, backlog=2048)
     await site.start()
-    server = site._server
-    assert server is not None and isinstance(server, asyncio.base_events.Server)
-    bound_port = int(server.sockets[0].getsockname()[1])
+    server = site._server  # asyncio's or uvloop's Server: both expose .sockets
+    assert server is not None
+    bound_port = int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
     return runner, bound_port
 
 
