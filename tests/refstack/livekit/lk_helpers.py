@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import jwt
 import websocket
 from livekit import api
+from livekit.protocol import models as proto_models
 from livekit.protocol import rtc as proto_rtc
 
 from harness.refstack import keys
@@ -81,7 +82,9 @@ def ping_request(timestamp_ms: int, rtt_ms: int = 0) -> bytes:
 
 
 def leave_request() -> bytes:
-    leave = proto_rtc.LeaveRequest(reason=1, action=proto_rtc.LeaveRequest.DISCONNECT)  # CLIENT_INITIATED
+    leave = proto_rtc.LeaveRequest(
+        reason=proto_models.DisconnectReason.CLIENT_INITIATED, action=proto_rtc.LeaveRequest.DISCONNECT
+    )
     return proto_rtc.SignalRequest(leave=leave).SerializeToString()
 
 

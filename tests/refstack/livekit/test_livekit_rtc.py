@@ -177,7 +177,7 @@ def test_rejected_tokens(server: BackgroundServer, token: str, status: int, body
     with pytest.raises(websocket.WebSocketBadStatusException) as caught:
         connect(server, token)
     assert caught.value.status_code == status
-    assert caught.value.resp_body.decode() == body
+    assert (caught.value.resp_body or b"").decode() == body
 
     validated = httpx.get(server.url + "/rtc/validate", headers={"Authorization": f"Bearer {token}"})
     assert (validated.status_code, validated.text) == (status, body)
