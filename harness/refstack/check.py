@@ -3,6 +3,7 @@ smoke run exists, and a quick self-test after that)."""
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -38,7 +39,8 @@ def probe_stack(endpoints: Endpoints) -> list[Probe]:
     with httpx.Client(timeout=PROBE_TIMEOUT_S) as http:
         for piece in ("primary", "replica"):
             if piece in endpoints.ports:
-                probes.append(_timed(f"{piece} /health", lambda p=piece: _health(http, endpoints.url(p))))
+                url = endpoints.url(piece)
+                probes.append(_timed(f"{piece} /health", functools.partial(_health, http, url)))
         if "primary" in endpoints.ports:
             probes.append(_timed("primary sign-up, insert, read", lambda: _auth_rest(http, endpoints.primary_url)))
         if "livekit" in endpoints.ports:

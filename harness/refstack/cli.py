@@ -16,10 +16,10 @@ from harness.refstack.stack import PIECES, ReferenceStack, StackConfig, StackPor
 _LOCAL_KEYS_NOTE = "local demo keys: they protect nothing; never use them for a real project"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     target = subparsers.add_parser("target", help="run the embedded reference stack (the default target)")
     target_sub = target.add_subparsers(title="target commands", metavar="ACTION")
-    target.set_defaults(func=lambda _args: target.print_help() or 2)
+    target.set_defaults(func=lambda _args: _usage(target))
     up = target_sub.add_parser(
         "up",
         help="start the reference stack in the foreground until Ctrl-C",
@@ -60,6 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     check.add_argument("--only", action="append", choices=PIECES, metavar="PIECE", help="probe only this piece")
     check.set_defaults(func=run_check)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
 
 
 def _check_port(name: str, port: int | None) -> None:

@@ -37,7 +37,8 @@ async def start_site(app: web.Application, host: str, port: int) -> tuple[web.Ap
     await site.start()
     server = site._server  # asyncio's or uvloop's Server: both expose .sockets
     assert server is not None
-    bound_port = int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+    sockets = getattr(server, "sockets")  # noqa: B009 - not on AbstractServer's type, present on both servers
+    bound_port = int(sockets[0].getsockname()[1])
     return runner, bound_port
 
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from harness.refstack.region import auth, functions, realtime, rest, storage
+from harness.refstack.region import auth, functions, realtime, replication, rest, storage
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.db import Database
 from harness.refstack.region.membership import Membership
@@ -53,9 +53,8 @@ async def _health(request: web.Request) -> web.Response:
     body = {
         "status": "ok",
         "region": config.region,
-        "role": "replica" if app[DB].read_only else "primary",
         "uptime_s": round(time.monotonic() - app[STARTED_AT], 3),
-        "last_seq": app[DB].last_seq,
+        **replication.status(app),
     }
     return web.json_response(body)
 
@@ -77,7 +76,7 @@ def build_app(config: RegionConfig | None = None) -> web.Application:
     app[STARTED_AT] = time.monotonic()
     app.on_response_prepare.append(_stamp_region)
     app.router.add_get("/health", _health)
-    for module in (auth, rest, realtime, storage, functions):
+    for module in (auth, rest, realtime, storage, functions, replication):
         module.setup(app)
 
     async def close_db(_app: web.Application) -> None:

@@ -27,6 +27,10 @@ class RegionConfig:
     """Lifetime of access tokens minted at sign-in and refresh (GoTrue's default is 3600)."""
     storage_file_size_limit_bytes: int = 50 * 1024 * 1024
     """Global upload limit (Supabase's default for free projects is 50 MB); larger uploads get EntityTooLarge."""
+    primary_url: str | None = None
+    """A replica follows this primary's change log (None: a replica that has not been pointed anywhere yet)."""
+    replication_lag_ms: float = 0.0
+    """Extra delay before a replica applies a change (on top of the network), to make RPO measurable."""
     livekit_url: str = "ws://127.0.0.1:7880"
     livekit_api_key: str = keys.LIVEKIT_API_KEY
     livekit_api_secret: str = keys.LIVEKIT_API_SECRET
