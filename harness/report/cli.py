@@ -1,9 +1,60 @@
-"""Command group (placeholder until its issue lands)."""
+"""`harness gate` and `harness report`: parse, load, delegate. Exit codes: 0 passed, 1 failed, 2 invalid or error."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness.gates import evaluate
+from harness.profile import load_profile, resolve_profile
+from harness.report import render_text, write_reports
+from harness.result import load_result
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Adds nothing yet."""
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    gate = subparsers.add_parser(
+        "gate",
+        help="re-evaluate the SLO gates of a result.json (exit 0 passed, 1 failed, 2 invalid)",
+        description="Evaluates the gates recorded in RESULT (or those of --profile) and prints one line per gate.",
+    )
+    gate.add_argument("result", metavar="RESULT.json", help="a result produced by `harness run` anywhere")
+    gate.add_argument("--profile", help="take the gates from this profile (name or .toml path) instead of RESULT")
+    gate.set_defaults(func=_gate)
+
+    report = subparsers.add_parser(
+        "report",
+        help="write junit.xml, summary.md and report.html for a result.json",
+        description="Writes the reports for RESULT; with --compare, also the changes and regressions against BASE.",
+    )
+    report.add_argument("result", metavar="RESULT.json")
+    report.add_argument("--compare", metavar="BASE.json", help="a base result to show regressions against")
+    report.add_argument("--out", metavar="DIR", help="output folder (default: the folder of RESULT.json)")
+    report.set_defaults(func=_report)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    result = load_result(args.result)
+    gates = load_profile(resolve_profile(args.profile)).gates if args.profile else None
+    verdict = evaluate(result, gates)
+    sys.stdout.write(render_text(verdict))
+    return verdict.exit_code
+
+
+def _report(args: argparse.Namespace) -> int:
+    src = Path(args.result)
+    result = load_result(src)
+    base = load_result(args.compare) if args.compare else None
+    out = Path(args.out) if args.out else src.parent
+    same_dir = out.resolve() == src.parent.resolve()
+    paths = write_reports(
+        result,
+        out,
+        base=base,
+        step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None,
+        write_result=not same_dir,
+    )
+    for kind, path in sorted(paths.items()):
+        print(f"{kind}: {path}")
+    return 0
