@@ -366,8 +366,13 @@ class Database:
         conflict_columns: Sequence[str] | None = None,
         check: Callable[[dict[str, Any]], bool] | None = None,
         internal: bool = False,
+        log: bool = True,
     ) -> list[dict[str, Any]]:
-        """Insert rows in one transaction; `check` is the RLS WITH CHECK (False → 42501 for that row)."""
+        """Insert rows in one transaction; `check` is the RLS WITH CHECK (False → 42501 for that row).
+
+        `log=False` (with `internal=True`) writes a row local to this region: no change-log entry, no listeners,
+        so a replica can keep its own auth sessions without disturbing the replicated sequence.
+        """
         self._check_writable(internal)
         table = self.table(table_name)
         prepared = [self._prepare_row(table, dict(r)) for r in rows]
@@ -405,7 +410,8 @@ class Database:
                     raise self._integrity_error(table, exc, row) from None
                 record = _decode_plain(table, row)
                 out.append(record)
-                changes.append(self._log(table, "UPDATE" if old is not None else "INSERT", record, old))
+                if log:
+                    changes.append(self._log(table, "UPDATE" if old is not None else "INSERT", record, old))
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -423,6 +429,7 @@ class Database:
         predicate: Predicate | None = None,
         check: Callable[[dict[str, Any]], bool] | None = None,
         internal: bool = False,
+        log: bool = True,
     ) -> list[dict[str, Any]]:
         self._check_writable(internal)
         table = self.table(table_name)
@@ -458,7 +465,8 @@ class Database:
                 except sqlite3.IntegrityError as exc:
                     raise self._integrity_error(table, exc, new_plain) from None
                 out.append(record)
-                changes.append(self._log(table, "UPDATE", record, old))
+                if log:
+                    changes.append(self._log(table, "UPDATE", record, old))
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -474,6 +482,7 @@ class Database:
         filters: Sequence[Filter] = (),
         predicate: Predicate | None = None,
         internal: bool = False,
+        log: bool = True,
     ) -> list[dict[str, Any]]:
         self._check_writable(internal)
         table = self.table(table_name)
@@ -487,7 +496,8 @@ class Database:
                     f'DELETE FROM "{table.name}" WHERE ' + " AND ".join(f'"{c}" = ?' for c in key),
                     [new_plain_key(old, table, c) for c in key],
                 )
-                changes.append(self._log(table, "DELETE", None, old))
+                if log:
+                    changes.append(self._log(table, "DELETE", None, old))
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")

@@ -1,0 +1,107 @@
+"""Shared fixtures for region-server tests: a running server on port 0, and users and conversations made through
+its own APIs (admin user API + password grant, PostgREST), exactly as a client would.
+
+    region              BackgroundServer serving build_app(RegionConfig(data_dir=tmp_path))
+    service_headers     headers of the service role (apikey + Authorization)
+    make_user(email=None) -> (user_id, access_token, refresh_token)
+    make_conversation(owner_token, member_ids) -> conversation id (the owner is always a member)
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from harness.refstack import keys
+from harness.refstack.region.app import build_app
+from harness.refstack.region.config import RegionConfig
+from harness.refstack.serving import BackgroundServer, background
+
+PASSWORD = "correct-horse-battery"
+_emails = itertools.count(1)
+
+MakeUser = Callable[..., tuple[str, str, str]]
+MakeConversation = Callable[[str, list[str]], str]
+
+
+def user_headers(token: str) -> dict[str, str]:
+    return {"apikey": keys.ANON_KEY, "Authorization": f"Bearer {token}"}
+
+
+def anon_headers() -> dict[str, str]:
+    return {"apikey": keys.ANON_KEY, "Authorization": f"Bearer {keys.ANON_KEY}"}
+
+
+def user_id_of(token: str) -> str:
+    sub = jwt.decode(token, options={"verify_signature": False})["sub"]
+    assert isinstance(sub, str)
+    return sub
+
+
+@pytest.fixture
+def region_data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "region"
+
+
+@pytest.fixture
+def region(region_data_dir: Path) -> Iterator[BackgroundServer]:
+    with background(lambda: build_app(RegionConfig(data_dir=region_data_dir))) as server:
+        yield server
+
+
+@pytest.fixture
+def service_headers() -> dict[str, str]:
+    return {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+
+
+@pytest.fixture
+def make_user(region: BackgroundServer, service_headers: dict[str, str]) -> MakeUser:
+    def make(email: str | None = None) -> tuple[str, str, str]:
+        email = email or f"user{next(_emails)}@example.com"
+        created = httpx.post(
+            f"{region.url}/auth/v1/admin/users",
+            headers=service_headers,
+            json={"email": email, "password": PASSWORD, "email_confirm": True},
+            timeout=10,
+        )
+        assert created.status_code == 200, created.text
+        session = httpx.post(
+            f"{region.url}/auth/v1/token?grant_type=password",
+            headers={"apikey": keys.ANON_KEY},
+            json={"email": email, "password": PASSWORD},
+            timeout=10,
+        )
+        assert session.status_code == 200, session.text
+        body = session.json()
+        return created.json()["id"], body["access_token"], body["refresh_token"]
+
+    return make
+
+
+@pytest.fixture
+def make_conversation(region: BackgroundServer) -> MakeConversation:
+    def make(owner_token: str, member_ids: list[str]) -> str:
+        owner = user_id_of(owner_token)
+        headers = {**user_headers(owner_token), "Prefer": "return=representation"}
+        created = httpx.post(
+            f"{region.url}/rest/v1/conversations",
+            headers=headers,
+            json={"created_by": owner, "is_group": len(member_ids) > 1},
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+        conversation_id = created.json()[0]["id"]
+        members = [{"conversation_id": conversation_id, "user_id": owner, "role": "owner"}]
+        members += [
+            {"conversation_id": conversation_id, "user_id": m, "role": "member"} for m in member_ids if m != owner
+        ]
+        added = httpx.post(f"{region.url}/rest/v1/conversation_members", headers=headers, json=members, timeout=10)
+        assert added.status_code == 201, added.text
+        return str(conversation_id)
+
+    return make
