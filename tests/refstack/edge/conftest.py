@@ -48,7 +48,7 @@ def origin_app(region: str, probe: OriginProbe) -> Callable[[], web.Application]
                 "region": region,
                 "method": request.method,
                 "path": request.path,
-                "query_string": request.query_string,
+                "raw_path": request.raw_path,
                 "headers": {k.lower(): v for k, v in request.headers.items()},
                 "body": body.decode(errors="replace"),
             }
@@ -119,17 +119,21 @@ class Origin:
     region: str
     probe: OriginProbe
     server: BackgroundServer
+    running: bool = True
 
     @property
     def url(self) -> str:
         return self.server.url
 
     def stop(self) -> None:
-        self.server.stop()
+        if self.running:  # BackgroundServer.stop is not idempotent
+            self.server.stop()
+            self.running = False
 
     def restart(self) -> None:
         """Start again on the same port, as a recovered region would."""
         self.server = BackgroundServer(origin_app(self.region, self.probe), port=self.server.port).start()
+        self.running = True
 
 
 @pytest.fixture
