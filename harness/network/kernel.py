@@ -1,0 +1,226 @@
+"""Kernel shaping on this machine: a network namespace joined to the host by a veth pair on 127.100.0.0/16.
+
+    host netns                                          netns harness-<id>  ("the user in China")
+    ┌──────────────────────────────┐   veth pair      ┌─────────────────────────────────────┐
+    │ harness-<id>  127.100.x.1/30 │◄────────────────►│ veth0  127.100.x.2/30               │
+    │ egress: tbf (downstream rate)│                  │ egress: tbf (upstream rate)         │
+    │ servers, Toxiproxy listeners │                  │ ingress: nftables drop (loss)       │
+    └──────────────────────────────┘                  │ clients run here: ns.exec_argv(...) │
+                                                      └─────────────────────────────────────┘
+
+Downstream (server → user) is host → namespace, so loss is dropped on the namespace's ingress (the receiver's
+side, so the sender's TCP sees real loss) and the downstream rate is a tbf on the host end. Both ends set
+`route_localnet=1` so 127.x is routed over the veth; a /32 route in the `local` table keeps the peer address off
+`lo` even when policy rules split the local and main tables. GSO is off on the veth so packets have real sizes.
+
+Everything the namespace holds (nftables table, namespace-side qdisc) dies with it; deleting the namespace also
+deletes the host end of the veth. `cleanup_all()` removes every `harness-*` namespace, host link and host
+`harness_*` nftables table, so an interrupted run never leaves shaping behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from harness.errors import NetworkShapingError
+from harness.network.profiles import Profile
+from harness.network.render import nftables_script, tbf_commands
+
+PREFIX = "harness-"
+"""Names of our namespaces and host-side veths: `harness-` + 6 hex digits (14 chars, under IFNAMSIZ)."""
+
+NFT_TABLE = "harness_shaping"
+"""The nftables table (family inet) holding the loss rules, inside the namespace."""
+
+NS_IFNAME = "veth0"
+"""The namespace end of the veth pair."""
+
+SUBNET = ipaddress.IPv4Network("127.100.0.0/16")
+"""Each namespace gets one /30 of this: .1 on the host end, .2 in the namespace. Loopback only, never routed out."""
+
+COMMAND_TIMEOUT_S = 10.0
+"""Bound on every ip/nft/tc call."""
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    host_ifname: str
+    ns_ifname: str
+    host_addr: str
+    """Address of the host end: servers/listeners the namespace should reach bind here."""
+    ns_addr: str
+    """Address inside the namespace."""
+
+    def exec_argv(self, argv: Sequence[str]) -> list[str]:
+        """`argv` run inside the namespace."""
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def run(self, argv: Sequence[str], timeout_s: float = COMMAND_TIMEOUT_S) -> str:
+        """Run `argv` inside the namespace; return stdout or raise NetworkShapingError."""
+        return _run(self.exec_argv(argv), timeout_s)
+
+
+def check_available() -> None:
+    """Raise NetworkShapingError unless this process can shape the kernel (root, `ip`, `nft`, `tc`)."""
+    if os.geteuid() != 0:
+        raise NetworkShapingError(
+            "kernel network shaping (namespaces, nftables loss, tc rate) needs root: run as root, "
+            "or shape with Toxiproxy only (latency, bandwidth, faults; no packet loss)"
+        )
+    missing = [tool for tool in ("ip", "nft", "tc") if shutil.which(tool) is None]
+    if missing:
+        raise NetworkShapingError(
+            f"kernel network shaping needs {', '.join(missing)} on PATH: install iproute2 and nftables "
+            "(apt-get install iproute2 nftables)"
+        )
+
+
+def _run(argv: Sequence[str], timeout_s: float = COMMAND_TIMEOUT_S, stdin: str | None = None) -> str:
+    try:
+        done = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except FileNotFoundError:
+        raise NetworkShapingError(f"{argv[0]} is not installed (needed for: {' '.join(argv)})") from None
+    except subprocess.TimeoutExpired:
+        raise NetworkShapingError(f"{' '.join(argv)} did not finish within {timeout_s:g} s") from None
+    if done.returncode != 0:
+        raise NetworkShapingError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+def _used_slots() -> set[int]:
+    out = _run(["ip", "-j", "-4", "addr", "show"])
+    slots = set()
+    for link in json.loads(out or "[]"):
+        for info in link.get("addr_info", []):
+            addr = ipaddress.IPv4Address(info.get("local", "0.0.0.0"))
+            if addr in SUBNET:
+                slots.add((int(addr) - int(SUBNET.network_address)) // 4)
+    return slots
+
+
+def _pick(used: set[int]) -> tuple[str, int]:
+    for _ in range(64):
+        ident = secrets.token_hex(3)
+        slot = int(ident, 16) % (SUBNET.num_addresses // 4)
+        if slot not in used and not os.path.exists(f"/run/netns/{PREFIX}{ident}"):
+            return ident, slot
+    raise NetworkShapingError(f"no free /30 left in {SUBNET} for a new namespace: run `harness net clear --kernel`")
+
+
+def create_namespace() -> Namespace:
+    """Create `harness-<id>` with a veth pair on a free /30 of 127.100.0.0/16; no shaping yet."""
+    check_available()
+    ident, slot = _pick(_used_slots())
+    base = int(SUBNET.network_address) + 4 * slot
+    host_addr, ns_addr = str(ipaddress.IPv4Address(base + 1)), str(ipaddress.IPv4Address(base + 2))
+    ns = Namespace(f"{PREFIX}{ident}", f"{PREFIX}{ident}", NS_IFNAME, host_addr, ns_addr)
+    try:
+        _run(["ip", "netns", "add", ns.name])
+        _run(["ip", "link", "add", ns.host_ifname, "type", "veth", "peer", "name", ns.ns_ifname, "netns", ns.name])
+        # route_localnet lets 127.x leave lo: without it the kernel drops these as martians.
+        with open(f"/proc/sys/net/ipv4/conf/{ns.host_ifname}/route_localnet", "w") as f:
+            f.write("1")
+        ns.run(["sysctl", "-qw", f"net.ipv4.conf.{ns.ns_ifname}.route_localnet=1"])
+        for prefix, dev, addr, peer in (
+            ([], ns.host_ifname, host_addr, ns_addr),
+            (["-n", ns.name], ns.ns_ifname, ns_addr, host_addr),
+        ):
+            ip = ["ip", *prefix]
+            _run([*ip, "link", "set", "dev", dev, "gso_max_segs", "1"])
+            _run([*ip, "addr", "add", f"{addr}/30", "dev", dev])
+            _run([*ip, "link", "set", "dev", dev, "up"])
+            _run([*ip, "route", "replace", f"{peer}/32", "dev", dev, "src", addr, "table", "local"])
+        _run(["ip", "-n", ns.name, "link", "set", "dev", "lo", "up"])
+    except BaseException:
+        destroy_namespace(ns)
+        raise
+    return ns
+
+
+def apply_profile(ns: Namespace, profile: Profile) -> None:
+    """Install the profile's downstream loss (nftables, in the namespace) and rates (tbf on both veth ends)."""
+    script = nftables_script(profile, ns.ns_ifname, NFT_TABLE)
+    if script:
+        _run(ns.exec_argv(["nft", "-f", "-"]), stdin=script)
+    for line in tbf_commands(profile, down_dev=ns.host_ifname, up_dev=ns.ns_ifname):
+        argv = line.split()
+        _run(argv if ns.host_ifname in argv else ns.exec_argv(argv))
+
+
+def destroy_namespace(ns: Namespace) -> None:
+    """Remove the namespace (which removes the veth pair, its qdiscs and the nftables table). Idempotent."""
+    _delete_namespace(ns.name)
+    _delete_link(ns.host_ifname)
+
+
+def _delete_namespace(name: str) -> None:
+    if os.path.exists(f"/run/netns/{name}"):
+        with contextlib.suppress(NetworkShapingError):
+            _run(["ip", "netns", "delete", name])
+
+
+def _delete_link(ifname: str) -> None:
+    if os.path.exists(f"/sys/class/net/{ifname}"):
+        with contextlib.suppress(NetworkShapingError):
+            _run(["ip", "link", "delete", ifname])
+
+
+def list_namespaces() -> list[str]:
+    """Our namespaces (`harness-*`) that exist now."""
+    try:
+        names = os.listdir("/run/netns")
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.startswith(PREFIX))
+
+
+def list_host_links() -> list[str]:
+    """Host-side links named `harness-*`."""
+    return sorted(n for n in os.listdir("/sys/class/net") if n.startswith(PREFIX))
+
+
+def list_host_tables() -> list[str]:
+    """Host nftables tables named `harness_*`, as "family name"."""
+    if shutil.which("nft") is None or os.geteuid() != 0:
+        return []
+    out = _run(["nft", "list", "tables"])
+    tables = [line.split()[1:] for line in out.splitlines() if line.startswith("table ")]
+    return sorted(" ".join(t) for t in tables if len(t) == 2 and t[1].startswith("harness_"))
+
+
+def cleanup_all() -> list[str]:
+    """Remove every `harness-*` namespace, host link and host `harness_*` nftables table. Idempotent; returns what
+    it removed. Safe to call from a signal handler's cleanup path and when nothing exists."""
+    removed: list[str] = []
+    for name in list_namespaces():
+        _delete_namespace(name)
+        removed.append(f"netns {name}")
+    for ifname in list_host_links():
+        _delete_link(ifname)
+        removed.append(f"link {ifname}")
+    for table in list_host_tables():
+        with contextlib.suppress(NetworkShapingError):
+            _run(["nft", "delete", "table", *table.split()])
+            removed.append(f"nft table {table}")
+    return removed
+
+
+@contextlib.contextmanager
+def shaped_namespace(profile: Profile | None = None) -> Iterator[Namespace]:
+    """A namespace shaped by `profile` (or unshaped), always destroyed on exit, exceptions and Ctrl-C included."""
+    ns = create_namespace()
+    try:
+        if profile is not None:
+            apply_profile(ns, profile)
+        yield ns
+    finally:
+        destroy_namespace(ns)

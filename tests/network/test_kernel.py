@@ -1,0 +1,178 @@
+"""Kernel shaping over a real namespace and veth pair: loss measured as TCP retransmissions, and cleanup."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from harness.errors import NetworkShapingError
+from harness.network import kernel
+from harness.network.profiles import Profile, list_profiles, load_profile, load_stack, parse_profile
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("nft") is None or shutil.which("ip") is None,
+    reason="kernel shaping needs root with nft and ip (network namespaces, nftables)",
+)
+
+TRANSFER_BYTES = 4_000_000
+"""About 2,800 full segments: enough that 5 % loss gives a retransmission rate well inside 3–7 %."""
+
+SNDBUF_BYTES = 65_536
+"""Bounds data in flight so an RTO retransmits few segments that were not lost; the test measures the link's
+loss, not TCP's recovery strategy (with the default buffer, go-back-N after a timeout inflates the count)."""
+
+_RECEIVER = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+n = 0
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    n += len(d)
+print(n)
+"""
+
+
+def bernoulli(percent: float) -> Profile:
+    data: dict[str, Any] = {
+        "loss": {
+            "model": "bernoulli",
+            "model_source": "assumption",
+            "percent": percent,
+            "percent_source": "assumption",
+        }
+    }
+    return parse_profile(data, "test", "test-loss")
+
+
+def tcp_info_counts(sock: socket.socket) -> tuple[int, int]:
+    """(total_retrans, segs_out) from struct tcp_info (linux/tcp.h offsets 100 and 136)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    (total_retrans,) = struct.unpack_from("I", info, 100)
+    (segs_out,) = struct.unpack_from("I", info, 136)
+    return total_retrans, segs_out
+
+
+def bulk_downstream(ns: kernel.Namespace, nbytes: int) -> tuple[int, int, int]:
+    """Send `nbytes` from a server on the host end to a client in the namespace; return (received, retrans, segs).
+
+    Counters come from the sending socket's own TCP_INFO, so other traffic on this machine cannot disturb them.
+    """
+    with socket.socket() as server:
+        server.bind((ns.host_addr, 0))
+        server.listen(1)
+        server.settimeout(10)
+        port = server.getsockname()[1]
+        client = subprocess.Popen(
+            ns.exec_argv([sys.executable, "-c", _RECEIVER, ns.host_addr, str(port)]),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            conn, _ = server.accept()
+            with conn:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF_BYTES)
+                conn.settimeout(30)
+                conn.sendall(b"x" * nbytes)
+                conn.shutdown(socket.SHUT_WR)
+                out, _ = client.communicate(timeout=30)
+                retrans, segs = tcp_info_counts(conn)
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait(5)
+    return int(out.strip() or 0), retrans, segs
+
+
+def host_state() -> tuple[list[str], list[str], list[str]]:
+    return kernel.list_namespaces(), kernel.list_host_links(), kernel.list_host_tables()
+
+
+@pytest.mark.root
+@needs_root
+def test_five_percent_downstream_drop_gives_three_to_seven_percent_tcp_retransmissions() -> None:
+    with kernel.shaped_namespace(bernoulli(5.0)) as ns:
+        received, retrans, segs = bulk_downstream(ns, TRANSFER_BYTES)
+    assert received == TRANSFER_BYTES
+    assert segs > 2000
+    rate = retrans / segs
+    assert 0.03 <= rate <= 0.07, f"retransmission rate {rate:.3%} ({retrans}/{segs}) for 5% drop"
+
+
+@pytest.mark.root
+@needs_root
+def test_unshaped_namespace_carries_traffic_without_retransmissions() -> None:
+    with kernel.shaped_namespace(None) as ns:
+        received, retrans, segs = bulk_downstream(ns, 1_000_000)
+    assert received == 1_000_000
+    assert retrans <= segs * 0.005
+
+
+@pytest.mark.root
+@needs_root
+def test_context_manager_removes_namespace_veth_and_rules() -> None:
+    with kernel.shaped_namespace(load_profile("cn-telecom-peak-to-tokyo")) as ns:
+        assert ns.name in kernel.list_namespaces()
+        assert ns.host_ifname in kernel.list_host_links()
+        assert "table inet harness_shaping" in ns.run(["nft", "list", "tables"])
+        assert "rate 1Mbit" in kernel._run(["tc", "qdisc", "show", "dev", ns.host_ifname])
+        assert "rate 4Mbit" in ns.run(["tc", "qdisc", "show", "dev", ns.ns_ifname])
+    assert ns.name not in kernel.list_namespaces()
+    assert ns.host_ifname not in kernel.list_host_links()
+    assert not os.path.exists(f"/sys/class/net/{ns.host_ifname}")
+
+
+@pytest.mark.root
+@needs_root
+def test_context_manager_cleans_up_after_an_exception() -> None:
+    names: list[str] = []
+    with pytest.raises(RuntimeError, match="boom"), kernel.shaped_namespace(bernoulli(1.0)) as ns:
+        names.append(ns.name)
+        raise RuntimeError("boom")
+    assert names and names[0] not in kernel.list_namespaces()
+    assert names[0] not in kernel.list_host_links()
+
+
+@pytest.mark.root
+@needs_root
+def test_cleanup_all_removes_leftovers_and_is_idempotent() -> None:
+    ns = kernel.create_namespace()  # as if a run had crashed before its own cleanup
+    kernel.apply_profile(ns, bernoulli(2.0))
+    subprocess.run(["nft", "add", "table", "inet", "harness_leftover"], check=True, timeout=10)
+    removed = kernel.cleanup_all()
+    assert f"netns {ns.name}" in removed
+    assert "nft table inet harness_leftover" in removed
+    assert host_state() == ([], [], [])
+    assert kernel.cleanup_all() == []
+
+
+@pytest.mark.root
+@needs_root
+@pytest.mark.parametrize("name", [n for n in list_profiles() if not load_profile(n).overlay])
+def test_every_path_profile_installs(name: str) -> None:
+    profile = load_stack(name, ["cn-mobile-4g", "gfw-hostile"])
+    with kernel.shaped_namespace(profile) as ns:
+        tables = ns.run(["nft", "list", "tables"])
+    assert ("harness_shaping" in tables) == (profile.loss.model != "none")
+
+
+def test_not_root_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The OS call is replaced because the suite may run as root; nothing else can stand in for "not root".
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(NetworkShapingError, match=r"needs root: run as root, or shape with Toxiproxy only"):
+        kernel.check_available()
+
+
+def test_missing_nft_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "nft" else f"/usr/sbin/{tool}")
+    with pytest.raises(NetworkShapingError, match=r"needs nft on PATH: install iproute2 and nftables"):
+        kernel.check_available()
