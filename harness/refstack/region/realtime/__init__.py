@@ -1,0 +1,62 @@
+"""Supabase Realtime for the region server: Phoenix channels vsn 1.0.0 (PROTOCOLS.md §4).
+
+    frames.py      the wire format (JSON objects out without join_ref; pushed events with ref null)
+    tokens.py      connect and channel tokens: role and exp required, Realtime's error texts
+    filters.py     postgres_changes filters (`col=eq.value`, neq, lt, lte, gt, gte, in)
+    channel.py     join config, bindings with ids, one joined channel
+    presence.py    presence metas per topic
+    hub.py         all connections and channels, indexes, change fan-out, broadcast, presence diffs
+    connection.py  one socket: read loop, channel protocol, bounded outbox and writer
+    endpoint.py    GET /realtime/v1/websocket and the REST broadcast API
+
+For others: `subscriber_count(app)` and `disconnect_all(app)` (load-client tests simulate a server drop with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import WSCloseCode, web
+
+from harness.refstack.region.realtime.endpoint import HUB, broadcast_bulk, broadcast_one, websocket
+from harness.refstack.region.realtime.hub import Hub, RealtimeSettings
+from harness.refstack.region.state import DB, MEMBERSHIP
+
+__all__ = ["HUB", "RealtimeSettings", "channel_count", "disconnect_all", "setup", "subscriber_count"]
+
+
+def setup(app: web.Application, settings: RealtimeSettings | None = None) -> None:
+    hub = Hub(app[MEMBERSHIP], settings)
+    app[HUB] = hub
+    app[DB].listen(hub.on_change)
+    app.router.add_get("/realtime/v1/websocket", websocket)
+    app.router.add_post("/realtime/v1/api/broadcast", broadcast_bulk)
+    app.router.add_post("/realtime/v1/api/broadcast/{topic}/events/{event}", broadcast_one)
+
+    async def close_sockets(app: web.Application) -> None:
+        await disconnect_all(app, code=WSCloseCode.GOING_AWAY)
+
+    app.on_shutdown.append(close_sockets)
+
+
+def subscriber_count(app: web.Application) -> int:
+    """Open Realtime websockets (each may have joined several channels; see `channel_count`)."""
+    return len(app[HUB].connections)
+
+
+def channel_count(app: web.Application) -> int:
+    """Joined channels over all sockets."""
+    return app[HUB].channel_count()
+
+
+async def disconnect_all(app: web.Application, *, code: int = WSCloseCode.GOING_AWAY, abort: bool = False) -> int:
+    """Drop every Realtime socket: with a close frame (`code`, like a server restart) or, with `abort=True`, by
+    resetting the TCP connections (like a network failure). Returns how many sockets were dropped. Run it on the
+    server's loop (`srv.call(lambda: disconnect_all(srv.app))`)."""
+    conns = list(app[HUB].connections)
+    if abort:
+        for conn in conns:
+            conn.abort()
+    else:
+        await asyncio.gather(*(conn.close(code) for conn in conns), return_exceptions=True)
+    return len(conns)

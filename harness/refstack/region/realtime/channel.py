@@ -1,0 +1,175 @@
+"""One joined channel: its topic, identity (claims), join config and postgres_changes bindings.
+
+The join config is parsed here (RealtimeWeb.Channels.Payloads.Join): `broadcast.{ack,self}`, `presence.{key,
+enabled}`, `private`, `postgres_changes` (a list of bindings). Booleans also accept "true"/"false" strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from harness.refstack.keys import Claims
+from harness.refstack.region.realtime import filters, frames
+from harness.refstack.region.schema import PUBLIC_TABLES, TABLES
+
+if TYPE_CHECKING:
+    from harness.refstack.region.realtime.connection import Connection
+
+EVENTS = ("INSERT", "UPDATE", "DELETE", "*")
+
+
+class JoinPayloadError(ValueError):
+    """The join payload has the wrong shape; the message names the field and the expected type."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One postgres_changes subscription of a channel. `error` is set when it cannot be served."""
+
+    id: int
+    event: str
+    tables: tuple[str, ...]
+    row_filter: filters.RowFilter | None
+    echo: dict[str, Any]
+    error: str | None = None
+
+    def matches(self, kind: str, row: dict[str, Any]) -> bool:
+        if self.event != "*" and self.event != kind:
+            return False
+        return self.row_filter is None or self.row_filter.matches(row)
+
+
+def binding_id(params: dict[str, Any]) -> int:
+    """A stable non-zero id per binding (Realtime uses :erlang.phash2(params), 27 bits; realtime-py needs != 0)."""
+    digest = zlib.crc32(frames.dumps(sorted(params.items(), key=lambda kv: kv[0])).encode()) & (2**27 - 1)
+    return digest or 1
+
+
+def parse_binding(params: Any) -> Binding:
+    if not isinstance(params, dict):
+        raise JoinPayloadError("config.postgres_changes: each binding must be an object")
+    echo = dict(params)
+    ident = binding_id(params)
+    event = params.get("event")
+    if not isinstance(event, str) or event.upper() not in EVENTS:
+        return Binding(ident, "", (), None, echo, f"event must be one of {', '.join(EVENTS)}, got {event!r}")
+    schema = params.get("schema", "public")
+    table = params.get("table")
+    if schema != "public":
+        return Binding(ident, "", (), None, echo, f"schema {schema!r} is not replicated; use 'public'")
+    if table in (None, "*"):
+        tables: tuple[str, ...] = PUBLIC_TABLES
+    elif isinstance(table, str) and table in PUBLIC_TABLES:
+        tables = (table,)
+    else:
+        return Binding(ident, "", (), None, echo, f"table {table!r} is not one of {', '.join(PUBLIC_TABLES)}")
+    row_filter = None
+    text = params.get("filter")
+    if text is not None:
+        if not isinstance(text, str) or len(tables) != 1:
+            return Binding(ident, "", (), None, echo, "Error parsing `filter` params: a filter needs one table")
+        try:
+            row_filter = filters.parse(text, TABLES[tables[0]])
+        except filters.FilterError as exc:
+            return Binding(ident, "", (), None, echo, f"Error parsing `filter` params: {exc}")
+    return Binding(ident, event.upper(), tables, row_filter, echo)
+
+
+def _bool(value: Any, name: str) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise JoinPayloadError(f"{name}: unable to parse, expected boolean, got {value!r}")
+
+
+def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    section = config.get(name)
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise JoinPayloadError(f"config.{name}: unable to parse, expected a map")
+    return section
+
+
+@dataclass(frozen=True)
+class JoinConfig:
+    ack: bool = False
+    self_broadcast: bool = False
+    presence_key: str = ""
+    presence_enabled: bool = False
+    private: bool = False
+    bindings: tuple[Binding, ...] = ()
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> JoinConfig:
+        config = payload.get("config")
+        if config is None:
+            return cls()
+        if not isinstance(config, dict):
+            raise JoinPayloadError("config: unable to parse, expected a map")
+        broadcast = _section(config, "broadcast")
+        presence = _section(config, "presence")
+        key = presence.get("key", "")
+        if not isinstance(key, str):
+            raise JoinPayloadError(f"config.presence.key: unable to parse, expected string, got {key!r}")
+        changes = config.get("postgres_changes") or []
+        if not isinstance(changes, list):
+            raise JoinPayloadError("config.postgres_changes: unable to parse, expected a list of objects")
+        return cls(
+            ack=_bool(broadcast.get("ack"), "config.broadcast.ack"),
+            self_broadcast=_bool(broadcast.get("self"), "config.broadcast.self"),
+            presence_key=key or str(uuid.uuid1()),
+            presence_enabled=_bool(presence.get("enabled"), "config.presence.enabled"),
+            private=_bool(config.get("private"), "config.private"),
+            bindings=tuple(parse_binding(b) for b in changes),
+        )
+
+
+@dataclass(eq=False)
+class Channel:
+    """A joined topic on one connection. Compared by identity: it is a member of the hub's index sets."""
+
+    conn: Connection
+    topic: str
+    join_ref: str | None
+    config: JoinConfig
+    token: str
+    claims: Claims
+    presence_enabled: bool = False
+    expiry_timer: asyncio.TimerHandle | None = None
+    pg_prefix: str = field(init=False, repr=False)
+    """`{"topic":…,"event":"postgres_changes","ref":null,"payload":{"ids":` — built once per channel."""
+
+    def __post_init__(self) -> None:
+        topic = frames.dumps(self.topic)
+        self.pg_prefix = f'{{"topic":{topic},"event":"postgres_changes","ref":null,"payload":{{"ids":'
+        self.presence_enabled = self.config.presence_enabled
+
+    @property
+    def topic_key(self) -> tuple[bool, str]:
+        """Private and public channels of the same name are different topics (Tenants.tenant_topic)."""
+        return (self.config.private, self.topic)
+
+    @property
+    def user_id(self) -> str | None:
+        return self.claims.sub if self.claims.role == "authenticated" else None
+
+    @property
+    def active_bindings(self) -> tuple[Binding, ...]:
+        if any(b.error for b in self.config.bindings):
+            return ()  # Realtime subscribes all bindings or none
+        return self.config.bindings
+
+    def ids_for(self, table: str, kind: str, row: dict[str, Any]) -> list[int]:
+        ids: list[int] = []
+        for binding in self.active_bindings:
+            if table in binding.tables and binding.matches(kind, row) and binding.id not in ids:
+                ids.append(binding.id)
+        return ids

@@ -1,0 +1,245 @@
+"""One Realtime websocket: reads client frames, runs the channel protocol, and writes through a bounded outbox.
+
+Writes never block the caller: `enqueue` appends a ready frame and, if no writer is running, starts one that
+drains the outbox and exits. An idle socket therefore holds no writer task, and a socket whose outbox overflows
+(a client that stopped reading) is dropped instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from harness.refstack.keys import Claims
+from harness.refstack.region.realtime import frames, tokens
+from harness.refstack.region.realtime.channel import Channel, JoinConfig, JoinPayloadError
+from harness.refstack.region.realtime.hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+class Connection:
+    def __init__(
+        self, hub: Hub, request: web.Request, ws: web.WebSocketResponse, token: str, claims: Claims, secret: str
+    ) -> None:
+        self.hub = hub
+        self.request = request
+        self.ws = ws
+        self.token = token
+        self.claims = claims
+        self.secret = secret
+        self.channels: dict[str, Channel] = {}
+        self.closed = False
+        self._outbox: deque[str] = deque()
+        self._writer: asyncio.Task[None] | None = None
+
+    # -- writing --------------------------------------------------------------------------------------------------
+    def enqueue(self, text: str) -> None:
+        if self.closed:
+            return
+        if len(self._outbox) >= self.hub.settings.max_queued_frames:
+            log.warning(
+                "realtime: dropping a slow socket from %s: %d frames queued", self.request.remote, len(self._outbox)
+            )
+            self.hub.dropped_slow_sockets += 1
+            self.abort()
+            return
+        self._outbox.append(text)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._outbox and not self.closed:
+                await self.ws.send_str(self._outbox.popleft())
+        except Exception as exc:  # the peer went away mid-write: the reader side ends the connection
+            log.debug("realtime: write failed: %r", exc)
+            self._outbox.clear()
+        finally:
+            self._writer = None
+
+    def abort(self) -> None:
+        """Drop the connection now, without a close handshake (a slow consumer, or a simulated network drop)."""
+        self.closed = True
+        self._outbox.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+    async def close(self, code: int = WSCloseCode.GOING_AWAY) -> None:
+        """Close with a close frame after flushing what is queued (bounded by the close timeout)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._writer), self.hub.settings.close_timeout_s)
+        self.closed = True
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code)
+
+    # -- reading --------------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        idle_s = self.hub.settings.idle_timeout_s
+        while not self.closed:
+            try:
+                msg = await self.ws.receive(timeout=idle_s)
+            except TimeoutError:
+                log.info("realtime: closing a socket idle for %.0f s", idle_s)
+                await self.close(WSCloseCode.OK)
+                return
+            if msg.type == WSMsgType.TEXT:
+                self.handle_text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                log.debug("realtime: binary frame ignored (vsn 1.0.0 is text only)")
+            else:  # CLOSE, CLOSING, CLOSED, ERROR
+                return
+
+    def teardown(self) -> None:
+        self.closed = True
+        self._outbox.clear()
+        for channel in list(self.channels.values()):
+            self.hub.remove_channel(channel)
+        self.channels.clear()
+
+    def handle_text(self, text: str) -> None:
+        try:
+            msg = frames.parse(text)
+        except ValueError as exc:
+            log.debug("realtime: malformed frame ignored: %s", exc)
+            return
+        if msg.topic == frames.PHOENIX_TOPIC and msg.event == "heartbeat":
+            self.enqueue(frames.ok(msg.topic, msg.ref))
+        elif msg.event == "phx_join":
+            self._join(msg)
+        elif (channel := self.channels.get(msg.topic)) is None:
+            self.enqueue(frames.error(msg.topic, msg.ref, "unmatched topic"))
+        else:
+            self._channel_event(channel, msg)
+
+    # -- channel protocol -----------------------------------------------------------------------------------------
+    def _join(self, msg: frames.Inbound) -> None:
+        topic, ref = msg.topic, msg.ref
+        if not topic.startswith(frames.TOPIC_PREFIX):
+            self.enqueue(frames.error(topic, ref, "unmatched topic"))
+            return
+        if topic == frames.TOPIC_PREFIX:
+            self.enqueue(frames.error(topic, ref, "TopicNameRequired: You must provide a topic name"))
+            return
+        try:
+            config = JoinConfig.parse(msg.payload)
+        except JoinPayloadError as exc:
+            self.enqueue(frames.error(topic, ref, f"InvalidJoinPayload: {exc}"))
+            return
+        token = self._channel_token(msg.payload) or self.token
+        checked = tokens.check(token, self.secret)
+        if isinstance(checked, tokens.Rejected):
+            self.enqueue(frames.error(topic, ref, checked.join_reason))
+            return
+        old = self.channels.pop(topic, None)
+        if old is not None:  # Phoenix closes the previous channel of a duplicate join
+            self.hub.remove_channel(old)
+        channel = Channel(self, topic, msg.join_ref or ref, config, token, checked)
+        self.channels[topic] = channel
+        self.hub.add_channel(channel)
+        self._schedule_token_check(channel)
+        echo = [{**b.echo, "id": b.id} for b in config.bindings]
+        self.enqueue(frames.ok(topic, ref, {"postgres_changes": echo}))
+        if channel.presence_enabled:
+            self.enqueue(self.hub.presence_state(channel))
+        if config.bindings:
+            failed = next((b.error for b in config.bindings if b.error), None)
+            if failed is None:
+                self.enqueue(frames.system(topic, "postgres_changes", "ok", "Subscribed to PostgreSQL"))
+            else:
+                self.enqueue(frames.system(topic, "postgres_changes", "error", failed))
+
+    @staticmethod
+    def _channel_token(payload: dict[str, Any]) -> str | None:
+        for name in ("user_token", "access_token"):
+            value = payload.get(name)
+            if isinstance(value, str) and value and not value.startswith("sb_"):
+                return value
+        return None
+
+    def _channel_event(self, channel: Channel, msg: frames.Inbound) -> None:
+        event, payload = msg.event, msg.payload
+        if event == "phx_leave":
+            self._remove(channel)
+            self.enqueue(frames.ok(msg.topic, msg.ref))
+            self.enqueue(frames.close(msg.topic, channel.join_ref))
+        elif event == "broadcast":
+            self.hub.broadcast(channel.topic_key, payload, sender=channel)
+            if channel.config.ack:
+                self.enqueue(frames.ok(msg.topic, msg.ref))
+        elif event == "presence":
+            self.enqueue(frames.reply(msg.topic, msg.ref, self._presence(channel, payload), {}))
+        elif event == "access_token":
+            self._refresh_token(channel, payload.get("access_token"))
+        else:
+            log.debug("realtime: unexpected event %r on %s ignored", event[:64], channel.topic[:128])
+
+    def _presence(self, channel: Channel, payload: dict[str, Any]) -> str:
+        kind = payload.get("event")
+        if not isinstance(kind, str):
+            return "error"
+        if kind.lower() == "track":
+            fields = payload.get("payload", {})
+            if not isinstance(fields, dict):
+                return "error"
+            if not channel.presence_enabled:
+                channel.presence_enabled = True  # tracking turns presence on for this channel
+                self.enqueue(self.hub.presence_state(channel))
+            self.hub.track(channel, fields)
+            return "ok"
+        if kind.lower() == "untrack":
+            self.hub.untrack(channel)
+            return "ok"
+        return "error"
+
+    def _refresh_token(self, channel: Channel, token: Any) -> None:
+        """`access_token` push: no reply; a bad token shuts the channel (RealtimeChannel.handle_in)."""
+        if not isinstance(token, str) or not token or token == channel.token or token.startswith("sb_"):
+            return
+        checked = tokens.check(token, self.secret)
+        if isinstance(checked, tokens.Rejected):
+            self.shutdown(channel, checked.join_reason.partition(": ")[2])
+            return
+
+        def apply() -> None:
+            channel.token, channel.claims = token, checked
+
+        self.hub.reindex(channel, apply)
+        self._schedule_token_check(channel)
+
+    def _schedule_token_check(self, channel: Channel) -> None:
+        if channel.expiry_timer is not None:
+            channel.expiry_timer.cancel()
+        delay_s = min(self.hub.settings.token_recheck_s, max(tokens.seconds_left(channel.claims), 0.0) + 0.01)
+        loop = asyncio.get_running_loop()
+        channel.expiry_timer = loop.call_later(delay_s, self._check_token, channel)
+
+    def _check_token(self, channel: Channel) -> None:
+        channel.expiry_timer = None
+        if self.channels.get(channel.topic) is not channel:
+            return
+        left_s = tokens.seconds_left(channel.claims)
+        if left_s > 0:
+            self._schedule_token_check(channel)
+            return
+        self.shutdown(channel, f"Token has expired {int(-left_s)} seconds ago")
+
+    def shutdown(self, channel: Channel, message: str) -> None:
+        """Stop a channel from the server side: a system error, then phx_close (shutdown_response)."""
+        self._remove(channel)
+        self.enqueue(frames.system(channel.topic, "system", "error", message))
+        self.enqueue(frames.close(channel.topic, channel.join_ref))
+
+    def _remove(self, channel: Channel) -> None:
+        if self.channels.get(channel.topic) is channel:
+            del self.channels[channel.topic]
+        self.hub.remove_channel(channel)

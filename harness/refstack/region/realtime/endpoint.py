@@ -1,0 +1,115 @@
+"""HTTP entry points of Realtime: the websocket handshake and the REST broadcast API (PROTOCOLS.md §4.1, §4.4)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from harness.refstack.region.realtime import tokens
+from harness.refstack.region.realtime.connection import Connection
+from harness.refstack.region.realtime.hub import Hub
+from harness.refstack.region.state import CONFIG, api_key, bearer_token
+
+log = logging.getLogger(__name__)
+
+HUB = web.AppKey("realtime_hub", Hub)
+SUPPORTED_VSN = ("1.0.0",)
+_NOT_JSON = object()
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """`GET /realtime/v1/websocket?apikey=…&vsn=1.0.0`: the token comes from `x-api-key`, then `?apikey=`."""
+    hub = request.app[HUB]
+    secret = request.app[CONFIG].jwt_secret
+    token = request.headers.get("x-api-key") or request.query.get("apikey")
+    checked = tokens.check(token, secret)
+    if isinstance(checked, tokens.Rejected):
+        return _error(401, checked.handshake_message)
+    vsn = request.query.get("vsn", "1.0.0")
+    if vsn not in SUPPORTED_VSN:
+        return _error(400, f"vsn {vsn[:32]!r} is not supported; use vsn=1.0.0 (JSON object frames)")
+    settings = hub.settings
+    ws = web.WebSocketResponse(
+        heartbeat=None,  # Phoenix clients send their own heartbeats on the `phoenix` topic
+        autoping=True,
+        compress=False,  # a per-socket deflate context costs ~300 KB; Phoenix does not compress by default
+        max_msg_size=settings.max_frame_bytes,
+        timeout=settings.close_timeout_s,
+    )
+    if not ws.can_prepare(request).ok:
+        return _error(400, "expected a websocket upgrade (Connection: Upgrade, Upgrade: websocket)")
+    await ws.prepare(request)
+    assert token is not None
+    conn = Connection(hub, request, ws, token, checked, secret)
+    hub.connections.add(conn)
+    try:
+        await conn.run()
+    finally:
+        conn.teardown()
+        hub.connections.discard(conn)
+    return ws
+
+
+def _unauthorized(request: web.Request) -> web.Response | None:
+    """Kong's key-auth in front of the Realtime API: an apikey must be present and valid."""
+    key = api_key(request)
+    if not key:
+        return web.json_response({"message": "No API key found in request"}, status=401)
+    secret = request.app[CONFIG].jwt_secret
+    for token in (key, bearer_token(request)):
+        if token is not None and isinstance(tokens.check(token, secret), tokens.Rejected):
+            return web.json_response({"message": "Invalid authentication credentials"}, status=401)
+    return None
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return _NOT_JSON
+
+
+async def broadcast_bulk(request: web.Request) -> web.Response:
+    """`POST /realtime/v1/api/broadcast` with `{"messages":[{"topic","event","payload","private"?}]}` → 202."""
+    if (denied := _unauthorized(request)) is not None:
+        return denied
+    body = await _json_body(request)
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list):
+        return _error(400, 'body must be {"messages":[{"topic":"<name>","event":"<event>","payload":{…}}]}')
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            return _error(400, f"messages[{index}] must be an object with topic, event and payload")
+        topic, event = message.get("topic"), message.get("event")
+        if not isinstance(topic, str) or not topic or not isinstance(event, str) or not event:
+            return _error(400, f"messages[{index}]: topic and event must be non-empty strings")
+    hub = request.app[HUB]
+    for message in messages:
+        private = message.get("private") is True
+        payload = {"type": "broadcast", "event": message["event"], "payload": message.get("payload", {})}
+        hub.broadcast((private, f"realtime:{message['topic']}"), payload)
+    return web.json_response({}, status=202)
+
+
+async def broadcast_one(request: web.Request) -> web.Response:
+    """`POST /realtime/v1/api/broadcast/<topic>/events/<event>[?private=true]` (AsyncRealtimeChannel.http_send)."""
+    if (denied := _unauthorized(request)) is not None:
+        return denied
+    if request.content_type == "application/octet-stream":
+        # vsn 1.0.0 sockets cannot carry binary broadcasts; accept like Realtime, deliver to none.
+        await request.read()
+        return web.json_response({}, status=202)
+    body = await _json_body(request)
+    if body is _NOT_JSON:
+        return _error(400, "body must be JSON (or application/octet-stream)")
+    private = request.query.get("private") == "true"
+    payload = {"type": "broadcast", "event": request.match_info["event"], "payload": body}
+    request.app[HUB].broadcast((private, f"realtime:{request.match_info['topic']}"), payload)
+    return web.json_response({}, status=202)
