@@ -21,6 +21,9 @@ from yarl import URL
 CHUNK_BYTES = 64 * 1024
 """Body chunk size in both directions; uploads and downloads never sit whole in the edge's memory."""
 
+SMALL_BODY_BYTES = 64 * 1024
+"""Bodies up to this size with a known length are passed as one buffer; larger or unknown ones stream."""
+
 CONNECT_TIMEOUT_S = 5.0
 """Origin connect timeout (CloudFront's default is 10 s with 3 attempts; ours is local)."""
 
@@ -121,12 +124,16 @@ async def proxy_http(
     request: web.Request, session: aiohttp.ClientSession, origin_url: str, added: Mapping[str, str]
 ) -> web.StreamResponse:
     headers = request_headers(request)
-    data: AsyncIterator[bytes] | None = None
+    data: AsyncIterator[bytes] | bytes | None = None
     if request.body_exists:
-        data = _body(request)
-        if request.content_length is not None:
+        length = request.content_length
+        if length is not None and length <= SMALL_BODY_BYTES:
+            data = await request.read()  # one buffer is cheaper than a chunk generator for an API call
+        else:
+            data = _body(request)
+        if length is not None:
             # Keep the viewer's framing: Storage wants a Content-Length, and aiohttp would otherwise chunk.
-            headers["Content-Length"] = str(request.content_length)
+            headers["Content-Length"] = str(length)
     url = URL(origin_url.rstrip("/") + request.raw_path, encoded=True)
     try:
         upstream = await session.request(request.method, url, headers=headers, data=data, allow_redirects=False)
@@ -137,21 +144,28 @@ async def proxy_http(
     except (aiohttp.ClientError, OSError):
         return error_response(502, "CloudFront wasn't able to connect to the origin.", added)
     try:
-        out = web.StreamResponse(
-            status=upstream.status, reason=upstream.reason, headers=response_headers(upstream.headers, added)
-        )
-        if upstream.content_length is not None:
-            out.content_length = upstream.content_length
-        await out.prepare(request)
+        out_headers = response_headers(upstream.headers, added)
+        length = upstream.content_length
+        if length is not None and length <= SMALL_BODY_BYTES:
+            try:
+                body = await upstream.read()
+            except (TimeoutError, aiohttp.ClientError):
+                return error_response(502, "CloudFront wasn't able to read the origin's response.", added)
+            out_headers.popall("Content-Length", None)
+            return web.Response(status=upstream.status, reason=upstream.reason, headers=out_headers, body=body)
+        out = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out_headers)
+        if length is not None:
+            out.content_length = length
         try:
+            await out.prepare(request)
             async for chunk in upstream.content.iter_chunked(CHUNK_BYTES):
                 await out.write(chunk)
+            await out.write_eof()
         except (TimeoutError, aiohttp.ClientError):
-            # The origin broke off mid-body: the viewer sees a truncated response, as through CloudFront.
+            # The origin broke off mid-body (the viewer sees a truncated response, as through CloudFront), or the
+            # viewer went away (aiohttp's ClientConnectionResetError is a ClientError too).
             if request.transport is not None:
                 request.transport.close()
-            return out
-        await out.write_eof()
         return out
     finally:
         upstream.release()
@@ -191,7 +205,12 @@ async def proxy_websocket(
     try:
         upstream = await session.ws_connect(url, headers=headers, protocols=protocols, autoping=True, max_msg_size=0)
     except aiohttp.WSServerHandshakeError as exc:
-        origin_headers: CIMultiDict[str] = CIMultiDict(exc.headers or {})
+        # aiohttp does not keep the refusal's body, so its framing headers no longer apply.
+        origin_headers: CIMultiDict[str] = CIMultiDict(
+            (k, v)
+            for k, v in (exc.headers or {}).items()
+            if k.lower() not in ("content-length", "content-type", "content-encoding")
+        )
         return web.Response(
             status=exc.status,
             text=exc.message,
