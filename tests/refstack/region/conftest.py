@@ -59,49 +59,52 @@ def service_headers() -> dict[str, str]:
     return {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 
 
-@pytest.fixture
-def make_user(region: BackgroundServer, service_headers: dict[str, str]) -> MakeUser:
-    def make(email: str | None = None) -> tuple[str, str, str]:
-        email = email or f"user{next(_emails)}@example.com"
-        created = httpx.post(
-            f"{region.url}/auth/v1/admin/users",
-            headers=service_headers,
-            json={"email": email, "password": PASSWORD, "email_confirm": True},
-            timeout=10,
-        )
-        assert created.status_code == 200, created.text
-        session = httpx.post(
-            f"{region.url}/auth/v1/token?grant_type=password",
-            headers={"apikey": keys.ANON_KEY},
-            json={"email": email, "password": PASSWORD},
-            timeout=10,
-        )
-        assert session.status_code == 200, session.text
-        body = session.json()
-        return created.json()["id"], body["access_token"], body["refresh_token"]
+def create_user(base_url: str, email: str | None = None) -> tuple[str, str, str]:
+    """A confirmed user made through the admin API, signed in with the password grant: (id, access, refresh)."""
+    email = email or f"user{next(_emails)}@example.com"
+    service = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+    created = httpx.post(
+        f"{base_url}/auth/v1/admin/users",
+        headers=service,
+        json={"email": email, "password": PASSWORD, "email_confirm": True},
+        timeout=10,
+    )
+    assert created.status_code == 200, created.text
+    session = httpx.post(
+        f"{base_url}/auth/v1/token?grant_type=password",
+        headers={"apikey": keys.ANON_KEY},
+        json={"email": email, "password": PASSWORD},
+        timeout=10,
+    )
+    assert session.status_code == 200, session.text
+    body = session.json()
+    return created.json()["id"], body["access_token"], body["refresh_token"]
 
-    return make
+
+def create_conversation(base_url: str, owner_token: str, member_ids: list[str]) -> str:
+    """A conversation created by the token's user through PostgREST, with the owner and `member_ids` as members."""
+    owner = user_id_of(owner_token)
+    headers = {**user_headers(owner_token), "Prefer": "return=representation"}
+    created = httpx.post(
+        f"{base_url}/rest/v1/conversations",
+        headers=headers,
+        json={"created_by": owner, "is_group": len(member_ids) > 1},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    conversation_id = created.json()[0]["id"]
+    members = [{"conversation_id": conversation_id, "user_id": owner, "role": "owner"}]
+    members += [{"conversation_id": conversation_id, "user_id": m, "role": "member"} for m in member_ids if m != owner]
+    added = httpx.post(f"{base_url}/rest/v1/conversation_members", headers=headers, json=members, timeout=10)
+    assert added.status_code == 201, added.text
+    return str(conversation_id)
+
+
+@pytest.fixture
+def make_user(region: BackgroundServer) -> MakeUser:
+    return lambda email=None: create_user(region.url, email)
 
 
 @pytest.fixture
 def make_conversation(region: BackgroundServer) -> MakeConversation:
-    def make(owner_token: str, member_ids: list[str]) -> str:
-        owner = user_id_of(owner_token)
-        headers = {**user_headers(owner_token), "Prefer": "return=representation"}
-        created = httpx.post(
-            f"{region.url}/rest/v1/conversations",
-            headers=headers,
-            json={"created_by": owner, "is_group": len(member_ids) > 1},
-            timeout=10,
-        )
-        assert created.status_code == 201, created.text
-        conversation_id = created.json()[0]["id"]
-        members = [{"conversation_id": conversation_id, "user_id": owner, "role": "owner"}]
-        members += [
-            {"conversation_id": conversation_id, "user_id": m, "role": "member"} for m in member_ids if m != owner
-        ]
-        added = httpx.post(f"{region.url}/rest/v1/conversation_members", headers=headers, json=members, timeout=10)
-        assert added.status_code == 201, added.text
-        return str(conversation_id)
-
-    return make
+    return lambda owner_token, member_ids: create_conversation(region.url, owner_token, member_ids)
