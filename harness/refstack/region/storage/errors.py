@@ -1,0 +1,109 @@
+"""Storage API errors as values, rendered in one place (PROTOCOLS.md §5.2).
+
+Body: `{"statusCode": "<internal status as a string>", "code", "error", "message"}`. The HTTP status is 400 for
+every internal status but 500 (Supabase Storage's quirk: the real code lives only in `statusCode`); an error
+may override that (`http_status`), which role checks do (403), as the real service's `enforceJwtRole` does.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+class StorageError(Exception):
+    """One Storage API error. `status` is the internal status (the `statusCode` string); `error` the old label."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, error: str | None = None, http_status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.error = error or code
+        self.message = message
+        self.http_status = http_status
+
+    def body(self) -> dict[str, str]:
+        return {"statusCode": str(self.status), "code": self.code, "error": self.error, "message": self.message}
+
+
+def render(err: StorageError) -> web.Response:
+    """The one place a StorageError becomes an HTTP response."""
+    status = err.http_status or (500 if err.status == 500 else 400)
+    return web.json_response(err.body(), status=status)
+
+
+# -- the errors the reference stack raises, with the real service's codes, labels and messages ----------------
+def no_such_bucket() -> StorageError:
+    return StorageError(404, "NoSuchBucket", "Bucket not found", error="Bucket not found")
+
+
+def no_such_key() -> StorageError:
+    return StorageError(404, "NoSuchKey", "Object not found", error="not_found")
+
+
+def key_already_exists() -> StorageError:
+    return StorageError(409, "KeyAlreadyExists", "The resource already exists", error="Duplicate")
+
+
+def bucket_already_exists() -> StorageError:
+    return StorageError(409, "BucketAlreadyExists", "The resource already exists", error="Duplicate")
+
+
+def bucket_not_empty() -> StorageError:
+    return StorageError(409, "ResourceNotEmpty", "The bucket you tried to delete is not empty")
+
+
+def access_denied(message: str) -> StorageError:
+    """A rejected or missing JWT, or a write the access rules refuse: statusCode "403", HTTP 400."""
+    return StorageError(403, "AccessDenied", message, error="Unauthorized")
+
+
+def rls_violation() -> StorageError:
+    return access_denied("new row violates row-level security policy")
+
+
+def role_required(role: str) -> StorageError:
+    """A route reserved to a role (bucket administration): the real service answers HTTP 403 here."""
+    return StorageError(
+        403, "AccessDenied", f"Access denied: this route needs a {role} JWT", error="Unauthorized", http_status=403
+    )
+
+
+def entity_too_large(limit_bytes: int) -> StorageError:
+    return StorageError(
+        413, "EntityTooLarge", f"The object exceeded the maximum allowed size ({limit_bytes} bytes)",
+        error="Payload too large",
+    )  # fmt: skip
+
+
+def invalid_mime_type(mime_type: str) -> StorageError:
+    return StorageError(415, "InvalidMimeType", f"mime type {mime_type} is not supported", error="invalid_mime_type")
+
+
+def invalid_key(key: str) -> StorageError:
+    return StorageError(400, "InvalidKey", f"Invalid key: {key}")
+
+
+def invalid_bucket_name(name: str) -> StorageError:
+    return StorageError(400, "InvalidBucketName", f"Bucket name invalid: {name!r}", error="Invalid Input")
+
+
+def invalid_request(message: str) -> StorageError:
+    return StorageError(400, "InvalidRequest", message)
+
+
+def invalid_jwt(message: str) -> StorageError:
+    return StorageError(400, "InvalidJWT", message)
+
+
+def invalid_signature() -> StorageError:
+    return StorageError(400, "InvalidSignature", "The url do not match the signature")
+
+
+def database_read_only() -> StorageError:
+    return StorageError(503, "DatabaseReadOnly", "The database is currently in read-only mode. Please try again later.")
+
+
+def route_not_found(method: str, path: str) -> StorageError:
+    return StorageError(404, "NotFound", f"Route {method}:{path} not found", error="Not Found", http_status=404)
