@@ -1,0 +1,135 @@
+"""One proxy: a listener that accepts clients, dials the upstream for each, and links them through the proxy's
+toxics (Toxiproxy's `proxy.go`).
+
+    client <-> listen <-> [links + toxics] <-> upstream
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from harness.network.toxiproxy.connection import Connection
+from harness.network.toxiproxy.errors import listen_failed
+from harness.network.toxiproxy.toxic_collection import ToxicCollection
+
+LISTEN_BACKLOG = 1024
+"""Pending-connection queue of each proxy listener."""
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` → (host, port). Raises ValueError worded like Go's net package."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep:
+        raise ValueError(f"address {address}: missing port in address")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"address {address}: too many colons in address")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"address {address}: invalid port {port_text!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"address {address}: invalid port {port}")
+    return host, port
+
+
+def join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Proxy:
+    """`listen` is the configured address until the proxy starts, then the bound one (port 0 becomes the real
+    port, and re-enabling listens there again)."""
+
+    def __init__(self, name: str, listen: str, upstream: str, host_for_listeners: str) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.toxics = ToxicCollection()
+        self.connections: set[Connection] = set()
+        self._host_for_listeners = host_for_listeners
+        self._server: asyncio.Server | None = None
+        self._lock = asyncio.Lock()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": [w.to_json() for w in self.toxics.toxics()],
+        }
+
+    def upstream_address(self) -> tuple[str, int]:
+        return split_host_port(self.upstream)
+
+    async def start(self) -> bool:
+        """Listen. False if already listening. Raises ApiError (500) when the address cannot be bound."""
+        async with self._lock:
+            return await self._start()
+
+    async def stop(self) -> None:
+        """Close the listener and every live connection."""
+        async with self._lock:
+            await self._stop()
+
+    async def update(self, listen: str, upstream: str, enabled: bool) -> None:
+        """Toxiproxy's Update: a new address restarts the proxy (closing its connections)."""
+        async with self._lock:
+            if listen != self.listen or upstream != self.upstream:
+                await self._stop()
+                self.listen, self.upstream = listen, upstream
+            if enabled != self.enabled:
+                if enabled:
+                    await self._start()
+                else:
+                    await self._stop()
+
+    async def _start(self) -> bool:
+        if self.enabled:
+            return False
+        sock = await self._bind()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: Connection(self).client, sock=sock, backlog=LISTEN_BACKLOG)
+        host, port = sock.getsockname()[:2]
+        self.listen = join_host_port(host, port)
+        self.enabled = True
+        return True
+
+    async def _bind(self) -> socket.socket:
+        listen = self.listen or f"{self._host_for_listeners}:0"
+        try:
+            host, port = split_host_port(listen)
+        except ValueError as exc:
+            raise listen_failed(f"listen tcp: {exc}") from None
+        host = host or self._host_for_listeners  # Go would listen on every interface; we stay on loopback
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise listen_failed(f"listen tcp {listen}: lookup {host}: {exc.strerror or exc}") from None
+        family, _, _, _, sockaddr = sorted(infos, key=lambda info: info[0] != socket.AF_INET)[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go does on Linux
+            sock.bind(sockaddr)
+            sock.listen(LISTEN_BACKLOG)
+        except OSError as exc:
+            sock.close()
+            raise listen_failed(f"listen tcp {listen}: bind: {(exc.strerror or str(exc)).lower()}") from None
+        sock.setblocking(False)
+        return sock
+
+    async def _stop(self) -> None:
+        if not self.enabled:
+            return
+        self.enabled = False
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for conn in list(self.connections):
+            conn.abort()
+        if server is not None:
+            await server.wait_closed()
