@@ -224,23 +224,24 @@ class _Table:
             )
         return str(value)
 
-    def number(self, key: str, unit: str, example: str, *, low: float = 0.0, high: float = math.inf) -> Sourced:
+    def number(self, key: str, what: str, example: str, *, low: float = 0.0, high: float = math.inf) -> Sourced:
+        """A number (`what` names its kind, e.g. "a number of milliseconds") and its `<key>_source`."""
         self.used.add(key)
         if key not in self.data:
-            raise self.missing(key, f"expected a number of {unit} (e.g. {example})")
+            raise self.missing(key, f"expected {what} (e.g. {example})")
         value = self.data[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise self.fail(key, value, f"is not a number of {unit} (e.g. {example})")
+            raise self.fail(key, value, f"is not {what} (e.g. {example})")
         if not low <= value <= high:
             bound = f"between {_num(low)} and {_num(high)}" if math.isfinite(high) else f"at least {_num(low)}"
-            raise self.fail(key, value, f"is out of range: {unit} must be {bound} (e.g. {example})")
+            raise self.fail(key, value, f"is out of range: must be {bound} (e.g. {example})")
         return Sourced(float(value), self.source(key))
 
-    def optional_number(self, key: str, unit: str, example: str, **bounds: float) -> Sourced | None:
+    def optional_number(self, key: str, what: str, example: str, **bounds: float) -> Sourced | None:
         if key not in self.data:
             self.used.add(f"{key}_source")
             return None
-        return self.number(key, unit, example, **bounds)
+        return self.number(key, what, example, **bounds)
 
     def table(self, key: str) -> _Table | None:
         self.used.add(key)
@@ -280,8 +281,10 @@ def _known(used: set[str]) -> str:
 
 
 def _parse_latency(t: _Table) -> Latency:
-    one_way = t.number("one_way_ms", "milliseconds", "105")
-    jitter = t.number("jitter_ms", "milliseconds", "30") if t.has("jitter_ms") else Sourced(0.0, "assumption")
+    one_way = t.number("one_way_ms", "a number of milliseconds", "105")
+    jitter = (
+        t.number("jitter_ms", "a number of milliseconds", "30") if t.has("jitter_ms") else Sourced(0.0, "assumption")
+    )
     distribution: Distribution | None = None
     distribution_source = ""
     if t.has("distribution"):
@@ -298,14 +301,14 @@ def _parse_loss(t: _Table) -> Loss:
     if model == "none":
         t.done()
         return Loss("none", model_source, Sourced(0.0, model_source))
-    percent = t.number("percent", "percent", "15", high=100)
+    percent = t.number("percent", "a number of percent", "15", high=100)
     ge = None
     if model == "gilbert-elliott":
         ge = GilbertElliott(
-            p=t.number("p_percent", "percent", "9", high=100),
-            r=t.number("r_percent", "percent", "25", high=100),
-            one_minus_h=t.number("one_minus_h_percent", "percent", "50", high=100),
-            one_minus_k=t.number("one_minus_k_percent", "percent", "2", high=100),
+            p=t.number("p_percent", "a number of percent", "9", high=100),
+            r=t.number("r_percent", "a number of percent", "25", high=100),
+            one_minus_h=t.number("one_minus_h_percent", "a number of percent", "50", high=100),
+            one_minus_k=t.number("one_minus_k_percent", "a number of percent", "2", high=100),
         )
         if ge.p.value + ge.r.value <= 0:
             raise t.fail("r_percent", ge.r.value, "must be above 0 when p_percent is 0 (e.g. 25)")
@@ -313,7 +316,7 @@ def _parse_loss(t: _Table) -> Loss:
         if abs(steady - percent.value) > GE_TOLERANCE_PERCENT:
             raise t.fail(
                 "percent",
-                percent.value,
+                t.data["percent"],
                 f"does not match the Gilbert–Elliott parameters, whose steady-state loss is {steady:.2f}% "
                 f"(p/(p+r)·(1-h) + r/(p+r)·(1-k); allowed difference {GE_TOLERANCE_PERCENT})",
             )
@@ -322,8 +325,8 @@ def _parse_loss(t: _Table) -> Loss:
 
 
 def _parse_bandwidth(t: _Table) -> Bandwidth:
-    down = t.optional_number("down_kbps", "kilobits per second", "1000", low=1)
-    up = t.optional_number("up_kbps", "kilobits per second", "4000", low=1)
+    down = t.optional_number("down_kbps", "a number of kilobits per second", "1000", low=1)
+    up = t.optional_number("up_kbps", "a number of kilobits per second", "4000", low=1)
     t.done()
     return Bandwidth(down, up)
 
@@ -332,12 +335,12 @@ def _parse_fault(t: _Table) -> Fault:
     kind: FaultKind = t.choice("kind", _FAULT_KINDS)  # type: ignore[assignment]
     default_stream = "downstream" if kind == "stall" else "upstream"
     stream: Stream = t.choice("stream", _STREAMS, default_stream)  # type: ignore[assignment]
-    toxicity = t.number("toxicity", "a share of connections between 0 and 1", "0.02", high=1)
+    toxicity = t.number("toxicity", "a share of connections (0 to 1)", "0.02", high=1)
     if kind == "stall":
-        duration = t.number("duration_ms", "milliseconds", "15000", low=1)
+        duration = t.number("duration_ms", "a number of milliseconds", "15000", low=1)
     else:
         duration = (
-            t.number("duration_ms", "milliseconds", "0")
+            t.number("duration_ms", "a number of milliseconds", "0")
             if t.has("duration_ms")
             else Sourced(0.0, "Toxiproxy reset_peer default: reset at once")
         )
@@ -366,7 +369,7 @@ def parse_profile(data: dict[str, Any], where: str, default_name: str) -> Profil
     nat = None
     connection_t = top.table("connection")
     if connection_t:
-        nat = connection_t.optional_number("nat_idle_timeout_s", "seconds", "210", low=1)
+        nat = connection_t.optional_number("nat_idle_timeout_s", "a number of seconds", "210", low=1)
         connection_t.done()
     events = tuple(_parse_event(e) for e in top.array_of_tables("events"))
     top.done()
