@@ -119,7 +119,8 @@ class JoinConfig:
         key = presence.get("key", "")
         if not isinstance(key, str):
             raise JoinPayloadError(f"config.presence.key: unable to parse, expected string, got {key!r}")
-        changes = config.get("postgres_changes") or []
+        changes = config.get("postgres_changes")
+        changes = [] if changes is None else changes
         if not isinstance(changes, list):
             raise JoinPayloadError("config.postgres_changes: unable to parse, expected a list of objects")
         return cls(
