@@ -1,0 +1,135 @@
+"""Primary → replica replication, promotion and failback, over real HTTP between two region servers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websocket
+
+from harness.refstack import keys
+from harness.refstack.region.app import build_app
+from harness.refstack.region.config import RegionConfig
+from harness.refstack.serving import BackgroundServer, background
+
+SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+LAG_MS = 300.0
+
+
+def _wait_for(predicate: Callable[[], Any], timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"condition not met within {timeout_s} s")
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[BackgroundServer, BackgroundServer]]:
+    with background(lambda: build_app(RegionConfig())) as primary:
+        replica_config = RegionConfig(
+            region="ap-northeast-1", role="replica", primary_url=primary.url, replication_lag_ms=LAG_MS
+        )
+        with background(lambda: build_app(replica_config)) as replica:
+            yield primary, replica
+
+
+def _insert_conversation(url: str, title: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/rest/v1/conversations",
+        headers={**SERVICE, "Prefer": "return=representation"},
+        json={"title": title},
+        timeout=5,
+    )
+
+
+def _find(url: str, conversation_id: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{url}/rest/v1/conversations", headers=SERVICE, params={"id": f"eq.{conversation_id}"})
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+def test_insert_on_primary_is_readable_on_replica_after_the_configured_lag(pair: tuple[Any, Any]) -> None:
+    primary, replica = pair
+    created = _insert_conversation(primary.url, "replicated")
+    assert created.status_code == 201
+    conversation_id = created.json()[0]["id"]
+    started = time.monotonic()
+    time.sleep(LAG_MS / 1000 / 3)
+    assert _find(replica.url, conversation_id) == [], "replica applied a change before its configured lag"
+    rows = _wait_for(lambda: _find(replica.url, conversation_id), timeout_s=LAG_MS / 1000 + 2.0)
+    assert rows[0]["title"] == "replicated"
+    assert time.monotonic() - started >= LAG_MS / 1000 * 0.9
+    health = httpx.get(f"{replica.url}/health").json()
+    assert health["role"] == "replica" and health["primary_reachable"] is True
+    assert health["last_seq"] == httpx.get(f"{primary.url}/health").json()["last_seq"]
+
+
+def test_replica_refuses_writes_until_promoted(pair: tuple[Any, Any]) -> None:
+    _primary, replica = pair
+    refused = _insert_conversation(replica.url, "too early")
+    assert refused.status_code == 405
+    assert refused.json()["code"] == "25006"
+    promoted = httpx.post(f"{replica.url}/_admin/promote", headers=SERVICE)
+    assert promoted.status_code == 200 and promoted.json()["role"] == "primary"
+    assert _insert_conversation(replica.url, "after promotion").status_code == 201
+    assert httpx.get(f"{replica.url}/health").json()["role"] == "primary"
+
+
+def test_admin_calls_need_the_service_role_key(pair: tuple[Any, Any]) -> None:
+    _primary, replica = pair
+    anon = {"apikey": keys.ANON_KEY, "Authorization": f"Bearer {keys.ANON_KEY}"}
+    assert httpx.post(f"{replica.url}/_admin/promote", headers=anon).status_code == 403
+    assert httpx.get(f"{replica.url}/_replication/changes", headers=anon).status_code == 403
+    assert httpx.get(f"{replica.url}/health").json()["role"] == "replica"
+
+
+def test_failback_old_primary_follows_the_new_primary(pair: tuple[Any, Any]) -> None:
+    primary, replica = pair
+    first = _insert_conversation(primary.url, "before failover").json()[0]["id"]
+    _wait_for(lambda: _find(replica.url, first), timeout_s=3)
+    assert httpx.post(f"{replica.url}/_admin/promote", headers=SERVICE).status_code == 200
+    demoted = httpx.post(f"{primary.url}/_admin/demote", headers=SERVICE, json={"primary_url": replica.url})
+    assert demoted.status_code == 200 and demoted.json()["role"] == "replica"
+    second = _insert_conversation(replica.url, "after failover").json()[0]["id"]
+    assert _wait_for(lambda: _find(primary.url, second), timeout_s=3)[0]["title"] == "after failover"
+    assert _insert_conversation(primary.url, "old primary is read-only now").status_code == 405
+
+
+def test_replica_realtime_subscriber_receives_replicated_insert(pair: tuple[Any, Any]) -> None:
+    primary, replica = pair
+    ws_url = (
+        replica.url.replace("http://", "ws://") + f"/realtime/v1/websocket?apikey={keys.SERVICE_ROLE_KEY}&vsn=1.0.0"
+    )
+    sock = websocket.create_connection(ws_url, timeout=5)
+    try:
+        join = {
+            "topic": "realtime:replica-test",
+            "event": "phx_join",
+            "ref": "1",
+            "join_ref": "1",
+            "payload": {
+                "config": {"postgres_changes": [{"event": "INSERT", "schema": "public", "table": "conversations"}]},
+                "access_token": keys.SERVICE_ROLE_KEY,
+            },
+        }
+        sock.send(json.dumps(join))
+        reply = json.loads(sock.recv())
+        assert reply["payload"]["status"] == "ok", reply
+        conversation_id = _insert_conversation(primary.url, "to japan subscribers").json()[0]["id"]
+        deadline = time.monotonic() + LAG_MS / 1000 + 3
+        while time.monotonic() < deadline:
+            frame = json.loads(sock.recv())
+            if frame["event"] == "postgres_changes":
+                assert frame["payload"]["data"]["record"]["id"] == conversation_id
+                break
+        else:
+            raise AssertionError("no postgres_changes event from the replica")
+    finally:
+        sock.close()
