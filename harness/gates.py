@@ -155,7 +155,7 @@ def _cpu_check(result: Result, max_cpu_pct: float, max_time_pct: float, required
         if share > worst_share:
             worst, worst_share = worker, share
     ok = worst_share <= max_time_pct
-    reason = f"worker {worker_label(worst)} above {max_cpu_pct:g} % CPU for {fmt(worst_share, '%')} of its samples"
+    reason = f"busiest worker {worker_label(worst)}: above {max_cpu_pct:g} % CPU in {fmt(worst_share, '%')} of samples"
     return GateResult(
         name, "passed" if ok else "invalid", worst_share, max_time_pct, None, reason, "<=", "%", "validity"
     )

@@ -62,7 +62,8 @@ def percentiles(s: Series) -> str:
             ax.plot(t, ys, linestyle=style, color=color, label=f"{group} {label}")
     _shade_steady(ax, s)
     ax.set_xlabel("s since start")
-    ax.legend(fontsize=7, ncol=3)
+    if s.percentiles:
+        ax.legend(fontsize=7, ncol=3)
     return _png(fig)
 
 

@@ -94,3 +94,19 @@ def test_compare_shows_regressions_against_a_base(tmp_path: Path, result: Result
     assert "| group[all].rps |" in summary
     html = paths["html"].read_text()
     assert "Compared with run-synthetic" in html and "regression" in html
+
+
+def test_an_empty_invalid_run_still_gets_every_report(tmp_path: Path):
+    from harness.result import ResultBuilder, RunInfo
+
+    run = RunInfo(run_id="e", profile="smoke", started_s=0, ended_s=0, target="x", workers_expected=1, workers_seen=0)
+    paths = write_reports(ResultBuilder(5.0).build(run), tmp_path)
+    assert paths["summary"].read_text().startswith("## harness smoke: ⚠️ invalid (exit 2)")
+    root = ET.parse(paths["junit"]).getroot()
+    assert {c.get("name") for c in root.iter("testcase") if c.find("error") is not None} >= {
+        "valid.workers",
+        "valid.requests",
+        "rps",
+        "p95",
+    }
+    assert "data:image/png;base64," in paths["html"].read_text()
