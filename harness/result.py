@@ -74,6 +74,11 @@ class SteadyState(_Model):
     start_s: float
     end_s: float
 
+    @classmethod
+    def from_plateau(cls, started_s: float, plateau_s: tuple[float, float]) -> SteadyState:
+        """From `Profile.plateau_s()` (seconds from the run start) and the run's Unix start time."""
+        return cls(start_s=started_s + plateau_s[0], end_s=started_s + plateau_s[1])
+
 
 class RunInfo(_Model):
     run_id: str

@@ -116,6 +116,7 @@ def test_windows_are_aligned_and_steady_state_takes_only_whole_windows_inside_th
     # Plateau 3..31 s holds the whole windows 5-10, 10-15, 15-20, 20-25, 25-30 (15-25 empty but still counted).
     assert [w.start_s - T0 for w in inside] == [5, 10, 25]
     assert duration_s == 25.0
+    assert SteadyState.from_plateau(T0, (3.0, 31.0)) == r.run.steady_state
     agg = aggregate(inside, duration_s)
     assert agg.count == 3
     assert agg.rps == pytest.approx(3 / 25)
