@@ -192,8 +192,10 @@ def _non_negative(name: str, raw: str) -> int:
         value = int(raw)
     except ValueError:
         value = -1
-    if value < 0:
-        raise _bad_query(f'"failed to parse {name} parameter ({raw})"', f"{name} must be a non-negative integer")
+    if not 0 <= value < 2**63:
+        raise _bad_query(
+            f'"failed to parse {name} parameter ({raw})"', f"{name} must be an integer from 0 to 9223372036854775807"
+        )
     return value
 
 
@@ -328,7 +330,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
             return _insert(request, claims, query, await _json_body(request))
         if request.method == "PATCH":
             return _update(request, claims, query, await _json_body(request))
-        return _delete(request, claims, query)  # the routes admit only GET (HEAD), POST, PATCH and DELETE
+        return _delete(request, claims, query)  # the routes admit only GET, HEAD, POST, PATCH and DELETE
     except DbError as exc:
         return _error_response(exc, claims)
 
@@ -450,5 +452,5 @@ def _write_response(request: web.Request, query: Query, rows: list[dict[str, Any
 
 
 def setup(app: web.Application) -> None:
-    for method in ("GET", "POST", "PATCH", "DELETE"):
+    for method in ("GET", "HEAD", "POST", "PATCH", "DELETE"):
         app.router.add_route(method, "/rest/v1/{table}", _handle)

@@ -86,6 +86,8 @@ def test_select_star_percent_encoded_and_content_range(region: BackgroundServer,
     )
     assert response.status_code == 206
     assert response.headers["Content-Range"] == "1-2/5"
+    head = _rest(region, chat["bob_token"], "HEAD", "messages", headers={"Prefer": "count=exact"})
+    assert (head.status_code, head.headers["Content-Range"], head.content) == (200, "0-4/5", b"")
     assert [r["client_msg_id"] for r in response.json()] == ["m1", "m2"]
 
 
@@ -205,6 +207,7 @@ def test_singular_with_zero_rows_is_406(region: BackgroundServer, chat: dict[str
         ("GET", "messages?select=*,profiles(*)", None, 400, "PGRST100"),
         ("GET", "messages?id=foo.1", None, 400, "PGRST100"),
         ("GET", "messages?limit=-1", None, 400, "PGRST100"),
+        ("GET", "messages?offset=99999999999999999999", None, 400, "PGRST100"),
         ("GET", "messages?order=id.sideways", None, 400, "PGRST100"),
         ("GET", "messages?nope=eq.1", None, 400, "42703"),
         ("GET", "messages?id=eq.not-a-uuid", None, 400, "22P02"),

@@ -1,0 +1,122 @@
+"""Fuzzing /rest/v1 with query strings and JSON bodies: bad input always gets a 4xx in PostgREST's error shape,
+never a 500."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.refstack.region.app import build_app
+from harness.refstack.region.config import RegionConfig
+from harness.refstack.serving import BackgroundServer, background
+from tests.refstack.region.conftest import create_conversation, create_user, user_headers
+
+TABLES = ["messages", "conversations", "conversation_members", "profiles", "nope"]
+COLUMNS = ["id", "conversation_id", "sender_id", "client_msg_id", "content", "metadata", "created_at", "is_group", "x"]
+OPS = ["eq", "neq", "gt", "gte", "lt", "lte", "in", "is", "like", "ilike", "not.eq", "not.in", "fts", ""]
+KEYS = [*COLUMNS, "select", "order", "limit", "offset", "columns", "on_conflict", "or"]
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+values = st.one_of(
+    text,
+    st.sampled_from(["null", "true", "1", "-1", "(a,b)", '("x,y",1)', "*", "2024-01-01T00:00:00Z", "{}", "%", "."]),
+    st.uuids().map(str),
+    st.integers().map(str),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[BackgroundServer, dict[str, str], dict[str, Any]]]:
+    data_dir: Path = tmp_path_factory.mktemp("fuzz")
+    with background(lambda: build_app(RegionConfig(data_dir=data_dir))) as server:
+        user_id, token, _ = create_user(server.url)
+        conversation = create_conversation(server.url, token, [])
+        yield server, user_headers(token), {"user": user_id, "conv": conversation}
+
+
+def _assert_client_error_shape(response: httpx.Response) -> None:
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        body = response.json()
+        assert "message" in body
+
+
+@FUZZ
+@given(
+    table=st.sampled_from(TABLES),
+    params=st.lists(
+        st.tuples(
+            st.sampled_from(KEYS),
+            st.one_of(st.tuples(st.sampled_from(OPS), values).map(lambda t: f"{t[0]}.{t[1]}"), values),
+        ),
+        max_size=4,
+    ),
+    method=st.sampled_from(["GET", "DELETE", "HEAD"]),
+)
+def test_query_strings_never_500(
+    fuzz_target: tuple[BackgroundServer, dict[str, str], dict[str, Any]],
+    table: str,
+    params: list[tuple[str, str]],
+    method: str,
+) -> None:
+    server, headers, _ = fuzz_target
+    response = httpx.request(method, f"{server.url}/rest/v1/{table}", params=params, headers=headers, timeout=10)
+    assert response.status_code < 500, response.text
+
+
+@FUZZ
+@given(
+    table=st.sampled_from(TABLES[:-1]),
+    body=st.one_of(
+        json_values,
+        st.dictionaries(st.sampled_from(COLUMNS), json_values, max_size=5),
+        st.lists(st.dictionaries(st.sampled_from(COLUMNS), json_values, max_size=4), max_size=3),
+    ),
+    method=st.sampled_from(["POST", "PATCH"]),
+    prefer=st.sampled_from(
+        ["", "return=representation", "resolution=merge-duplicates", "resolution=ignore-duplicates"]
+    ),
+    query=st.sampled_from(["", "?columns=content,x", "?on_conflict=id", "?on_conflict=nope", "?select=id"]),
+)
+def test_json_bodies_never_500(
+    fuzz_target: tuple[BackgroundServer, dict[str, str], dict[str, Any]],
+    table: str,
+    body: Any,
+    method: str,
+    prefer: str,
+    query: str,
+) -> None:
+    server, headers, ids = fuzz_target
+    if isinstance(body, dict) and table == "messages":
+        body = {"conversation_id": ids["conv"], "sender_id": ids["user"], **body}
+    response = httpx.request(
+        method,
+        f"{server.url}/rest/v1/{table}{query}",
+        content=json.dumps(body),
+        headers={**headers, "Prefer": prefer, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    _assert_client_error_shape(response)
+
+
+@settings(FUZZ, max_examples=50)
+@given(raw=st.binary(max_size=64))
+def test_raw_bytes_never_500(fuzz_target: tuple[BackgroundServer, dict[str, str], dict[str, Any]], raw: bytes) -> None:
+    server, headers, _ = fuzz_target
+    response = httpx.post(f"{server.url}/rest/v1/messages", content=raw, headers=headers, timeout=10)
+    _assert_client_error_shape(response)
