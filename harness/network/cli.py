@@ -11,10 +11,15 @@ from harness.network.render import render_all, toxiproxy_toxics
 from harness.network.toxiproxy_client import DEFAULT_URL, ToxiproxyClient
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     net = subparsers.add_parser("net", help="network condition profiles (netem/*.toml): list, show, apply, clear")
     sub = net.add_subparsers(title="net commands", metavar="NET_COMMAND")
-    net.set_defaults(func=lambda args: (net.print_help(), 2)[1])
+
+    def usage(args: argparse.Namespace) -> int:
+        net.print_help()
+        return 2
+
+    net.set_defaults(func=usage)
 
     p = sub.add_parser("list", help="list the profiles in netem/")
     p.set_defaults(func=cmd_list)

@@ -122,3 +122,20 @@ def test_tbf_rate_and_burst() -> None:
 def test_sub_millisecond_latency_rounds_half_up_for_toxiproxy() -> None:
     toxics = toxiproxy_toxics(load_profile("baseline-lan"))
     assert [t["attributes"] for t in toxics] == [{"latency": 1, "jitter": 0}] * 2
+
+
+def test_cli_show_prints_sources_and_all_renderings(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["net", "show", "cn-telecom-peak-to-tokyo", "--overlay", "cn-mobile-4g"]) == 0
+    out = capsys.readouterr().out
+    assert "← cn-telecom-peak-to-tokyo: TOPVPS medians 192–206 ms RTT" in out
+    assert "← cn-mobile-4g: Chrome Fast 4G 1.35 Mbps" in out
+    assert '"type": "latency"' in out and "root netem delay 130ms 40ms" in out and "tbf rate 1000kbit" in out
+
+
+def test_cli_show_bad_profile_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["net", "show", "nope"]) == 2
+    assert "netem/nope.toml: no such network profile" in capsys.readouterr().err
