@@ -3,13 +3,16 @@ tokens are refused before any rule runs."""
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from harness.refstack import keys
+from harness.refstack.region.schema import PUBLIC_TABLES, TABLES
 from harness.refstack.serving import BackgroundServer
 from tests.refstack.region.conftest import MakeConversation, MakeUser, anon_headers, user_headers
 
@@ -137,3 +140,33 @@ def test_leaving_a_conversation_removes_access(region: BackgroundServer, trio: d
     left = httpx.delete(f"{region.url}/rest/v1/conversation_members?user_id=eq.{bob}", headers=user_headers(token))
     assert left.status_code == 204
     assert _get(region, user_headers(token), "messages").json() == []
+
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "supabase" / "migrations"
+
+
+def _migration_tables(sql: str) -> dict[str, set[str]]:
+    """Loosely parse `create table … public.<name> ( <column> <type> …, … );` blocks."""
+    tables: dict[str, set[str]] = {}
+    for match in re.finditer(r"create table if not exists public\.(\w+) \((.*?)\n\);", sql, re.S):
+        columns = set()
+        for line in match.group(2).splitlines():
+            word = line.strip().split(" ", 1)[0]
+            if word and word not in ("primary", "constraint", "unique", "--"):
+                columns.add(word)
+        tables[match.group(1)] = columns
+    return tables
+
+
+def test_migration_names_every_table_column_policy_and_publication() -> None:
+    (path,) = MIGRATIONS.glob("*_whatsapp_clone.sql")
+    sql = path.read_text()
+    tables = _migration_tables(sql)
+    assert set(tables) == set(PUBLIC_TABLES)
+    for name in PUBLIC_TABLES:
+        assert tables[name] == {c.name for c in TABLES[name].columns}, name
+        assert f"alter table public.{name} enable row level security" in sql
+        assert f"public.{name}" in sql.split("alter publication supabase_realtime", 1)[1]
+    assert "unique (sender_id, client_msg_id)" in sql
+    assert "insert into storage.buckets" in sql and "'attachments'" in sql
+    assert sql.count("on storage.objects") == 3
