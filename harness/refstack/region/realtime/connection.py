@@ -93,7 +93,10 @@ class Connection:
                 await self.close(WSCloseCode.OK)
                 return
             if msg.type == WSMsgType.TEXT:
-                self.handle_text(msg.data)
+                try:
+                    self.handle_text(msg.data)
+                except Exception:  # a bug must not take the socket down; the fuzz tests fail on this log
+                    log.exception("realtime: error handling a client frame")
             elif msg.type == WSMsgType.BINARY:
                 log.debug("realtime: binary frame ignored (vsn 1.0.0 is text only)")
             else:  # CLOSE, CLOSING, CLOSED, ERROR

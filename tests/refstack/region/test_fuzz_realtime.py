@@ -1,0 +1,155 @@
+"""Fuzzing Realtime (hypothesis, bounded): random text, binary and JSON frames, Phoenix-shaped messages with odd
+fields, and odd handshakes. The server must stay up, a socket either carries on or closes cleanly, and a
+handshake never gets a 500."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websocket
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.refstack import keys
+from harness.refstack.region.app import build_app
+from harness.refstack.serving import BackgroundServer, background
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[BackgroundServer]:
+    with background(build_app) as srv:
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A bug reached by a fuzz frame shows up as an ERROR log from the handler (or aiohttp): there must be none."""
+    with caplog.at_level(logging.ERROR):
+        yield
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(("harness", "aiohttp"))]
+    assert errors == []
+
+
+def _ws_url(server: BackgroundServer, query: str = f"apikey={keys.ANON_KEY}&vsn=1.0.0") -> str:
+    return server.url.replace("http://", "ws://") + "/realtime/v1/websocket?" + query
+
+
+def _heartbeat_answers(sock: websocket.WebSocket) -> bool:
+    """True if the socket still works (answers a heartbeat); False if the server closed it cleanly."""
+    try:
+        sock.send(json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "probe"}))
+        for _ in range(500):  # bounded: skip pushes and replies the fuzz frames caused
+            text = sock.recv()
+            if not text:
+                return False
+            frame = json.loads(text)
+            assert "join_ref" not in frame
+            if frame.get("ref") == "probe":
+                return bool(frame["payload"] == {"status": "ok", "response": {}})
+        raise AssertionError("no heartbeat reply among 500 frames")
+    except (websocket.WebSocketConnectionClosedException, ConnectionError):
+        return False
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+topics = st.sampled_from(["phoenix", "realtime:", "realtime:fuzz", "realtime:other", "x"]) | st.text(max_size=16)
+events = st.sampled_from(["phx_join", "phx_leave", "heartbeat", "broadcast", "presence", "access_token", "zzz"])
+configs = st.fixed_dictionaries(
+    {},
+    optional={
+        "broadcast": st.dictionaries(st.sampled_from(["ack", "self"]), json_values, max_size=2) | json_values,
+        "presence": st.dictionaries(st.sampled_from(["key", "enabled"]), json_values, max_size=2) | json_values,
+        "private": json_values,
+        "postgres_changes": st.lists(
+            st.dictionaries(st.sampled_from(["event", "schema", "table", "filter"]), json_values, max_size=4)
+            | json_values,
+            max_size=3,
+        )
+        | json_values,
+    },
+)
+payloads = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "config": configs,
+            "access_token": st.sampled_from([keys.ANON_KEY, "sb_x", "bad", ""]) | json_values,
+            "event": st.sampled_from(["track", "untrack", "typing"]) | json_values,
+            "type": st.just("broadcast"),
+            "payload": json_values,
+        },
+    )
+    | json_values
+)
+phoenix_frames = st.fixed_dictionaries(
+    {"topic": topics | json_values, "event": events | json_values},
+    optional={"payload": payloads, "ref": st.none() | st.text(max_size=4) | json_values, "join_ref": json_values},
+).map(json.dumps)
+frames = st.lists(
+    st.one_of(
+        phoenix_frames,
+        json_values.map(json.dumps),
+        st.text(max_size=200),
+        st.binary(max_size=200),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@FUZZ
+@given(batch=frames)
+def test_random_frames_never_break_the_server(server: BackgroundServer, batch: list[Any]) -> None:
+    sock = websocket.create_connection(_ws_url(server), timeout=5)
+    try:
+        for item in batch:
+            if isinstance(item, bytes):
+                sock.send_binary(item)
+            else:
+                sock.send(item)
+        _heartbeat_answers(sock)  # either answered or closed cleanly; a hang fails on the 5 s timeout
+    finally:
+        sock.close()
+    fresh = websocket.create_connection(_ws_url(server), timeout=5)
+    try:
+        assert _heartbeat_answers(fresh), "the server must keep serving new sockets"
+    finally:
+        fresh.close()
+
+
+query_values = st.text(max_size=40) | st.sampled_from([keys.ANON_KEY, keys.SERVICE_ROLE_KEY, "1.0.0", "2.0.0"])
+
+
+@FUZZ
+@given(
+    params=st.dictionaries(st.sampled_from(["apikey", "vsn", "log_level", "x"]), query_values, max_size=3),
+    header=st.none() | query_values,
+    upgrade=st.booleans(),
+)
+def test_odd_handshakes_never_get_a_500(
+    server: BackgroundServer, params: dict[str, str], header: str | None, upgrade: bool
+) -> None:
+    headers = {}
+    if header is not None and header.isascii() and header.isprintable():
+        headers["x-api-key"] = header
+    if upgrade:
+        headers.update({"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"})
+        headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
+    url = server.url + "/realtime/v1/websocket"
+    with httpx.Client(timeout=5) as client:
+        try:
+            with client.stream("GET", url, params=params, headers=headers) as response:
+                assert response.status_code in (101, 400, 401), response.status_code
+        except httpx.RemoteProtocolError:
+            pass  # a 101 upgrade that httpx does not speak, closed by the client side
