@@ -43,6 +43,12 @@ def probe_stack(endpoints: Endpoints) -> list[Probe]:
                 probes.append(_timed(f"{piece} /health", functools.partial(_health, http, url)))
         if "primary" in endpoints.ports:
             probes.append(_timed("primary sign-up, insert, read", lambda: _auth_rest(http, endpoints.primary_url)))
+        if "primary" in endpoints.ports and "replica" in endpoints.ports:
+            probes.append(_timed("replica follows primary", lambda: _replication(http, endpoints)))
+        if "edge" in endpoints.ports:
+            for country, expected in (("CN", "ap-northeast-1"), ("SG", "ap-southeast-1")):
+                probe = functools.partial(_edge_route, http, endpoints.edge_url, country, expected)
+                probes.append(_timed(f"edge routes {country} viewers", probe))
         if "livekit" in endpoints.ports:
             probes.append(_timed("livekit GET /", lambda: _livekit(http, endpoints.url("livekit"))))
         if "edge" in endpoints.ports:
@@ -86,6 +92,35 @@ def _auth_rest(http: httpx.Client, url: str) -> str:
     )
     assert read.status_code == 200 and len(read.json()) == 1, f"read answered {read.status_code}: {read.text[:200]}"
     return "signed up, created a conversation, sent and read back a message"
+
+
+def _replication(http: httpx.Client, endpoints: Endpoints) -> str:
+    service = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+    created = http.post(
+        f"{endpoints.primary_url}/rest/v1/conversations",
+        json={"title": "replication check"},
+        headers={**service, "Prefer": "return=representation"},
+    )
+    assert created.status_code == 201, f"insert answered {created.status_code}: {created.text[:200]}"
+    conversation_id = created.json()[0]["id"]
+    started = time.monotonic()
+    while time.monotonic() - started < PROBE_TIMEOUT_S:
+        found = http.get(
+            f"{endpoints.replica_url}/rest/v1/conversations", headers=service, params={"id": f"eq.{conversation_id}"}
+        )
+        if found.status_code == 200 and found.json():
+            return f"insert visible on the replica after {(time.monotonic() - started) * 1000:.0f} ms"
+        time.sleep(0.02)
+    raise AssertionError(f"insert not on the replica after {PROBE_TIMEOUT_S} s")
+
+
+def _edge_route(http: httpx.Client, url: str, country: str, expected_region: str) -> str:
+    response = http.get(f"{url}/health", headers={"CloudFront-Viewer-Country": country})
+    region = response.headers.get("x-origin-region")
+    assert response.status_code == 200 and region == expected_region, (
+        f"served by {region!r} (status {response.status_code}), expected {expected_region}"
+    )
+    return f"served by {region} via {response.headers.get('x-edge-location')}"
 
 
 def _livekit(http: httpx.Client, url: str) -> str:

@@ -30,6 +30,9 @@ def _region_factory(args: argparse.Namespace) -> Callable[[], web.Application]:
         data_dir=Path(args.data_dir) if args.data_dir else None,
         public_url=args.public_url,
         livekit_url=args.livekit_url,
+        primary_url=args.primary_url,
+        replication_lag_ms=args.replication_lag_ms,
+        access_token_ttl_s=args.access_token_ttl_s,
     )
     return lambda: build_app(config)
 
@@ -37,7 +40,7 @@ def _region_factory(args: argparse.Namespace) -> Callable[[], web.Application]:
 def _livekit_factory(args: argparse.Namespace) -> Callable[[], web.Application]:
     from harness.refstack.livekit.server import build_app
 
-    return lambda: build_app(region=args.region)
+    return lambda: build_app(region=args.region, join_timeout_s=args.join_timeout_s)
 
 
 def _edge_factory(args: argparse.Namespace) -> Callable[[], web.Application]:
@@ -64,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir")
     parser.add_argument("--public-url")
     parser.add_argument("--livekit-url", default="ws://127.0.0.1:7880")
+    parser.add_argument("--primary-url", help="replica: the primary whose change log it follows")
+    parser.add_argument("--replication-lag-ms", type=float, default=0.0)
+    parser.add_argument("--access-token-ttl-s", type=int, default=3600)
+    parser.add_argument("--join-timeout-s", type=float, default=60.0, help="livekit: drop never-active participants")
     parser.add_argument("--origin", action="append", default=[], help="REGION=URL (edge)")
     parser.add_argument("--health-interval-s", type=float, default=1.0)
     return parser

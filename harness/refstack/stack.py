@@ -61,6 +61,14 @@ class StackConfig:
     pieces: tuple[str, ...] = PIECES
     log_dir: Path | None = None
     """Where each piece's stderr goes (`<piece>.log`); defaults to the data dir."""
+    replication_lag_ms: float = 0.0
+    """Extra delay before the Japan replica applies each change (makes RPO measurable in failover drills)."""
+    access_token_ttl_s: int = 3600
+    """Lifetime of access tokens the regions mint (short values exercise refresh under load)."""
+    health_interval_s: float = 1.0
+    """How often the edge probes each origin's /health."""
+    livekit_join_timeout_s: float = 60.0
+    """The LiveKit stand-in drops a participant that never becomes active after this long (real server: 60 s)."""
 
 
 @dataclass
@@ -177,43 +185,28 @@ class ReferenceStack:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     def _argv(self, piece: str, data_dir: Path) -> list[str]:
-        host = ["--host", self.config.host]
-        ports = self.config.ports
+        config, ports, endpoints = self.config, self.config.ports, self.endpoints
+        common = ["--host", config.host]
+        region = [*common, *self._livekit_arg(), "--access-token-ttl-s", str(config.access_token_ttl_s)]
         if piece == "primary":
-            return [
-                "region",
-                *host,
-                "--port",
-                str(ports.primary),
-                "--region",
-                PRIMARY_REGION,
-                "--data-dir",
-                str(data_dir / PRIMARY_REGION),
-                *self._livekit_arg(),
-            ]
+            return ["region", *region, "--port", str(ports.primary), "--region", PRIMARY_REGION,
+                    "--data-dir", str(data_dir / PRIMARY_REGION)]  # fmt: skip
         if piece == "replica":
-            return [
-                "region",
-                *host,
-                "--port",
-                str(ports.replica),
-                "--region",
-                REPLICA_REGION,
-                "--role",
-                "replica",
-                "--data-dir",
-                str(data_dir / REPLICA_REGION),
-                *self._livekit_arg(),
-            ]
+            follow = ["--primary-url", endpoints.primary_url] if "primary" in endpoints.ports else []
+            return ["region", *region, *follow, "--port", str(ports.replica), "--region", REPLICA_REGION,
+                    "--role", "replica", "--data-dir", str(data_dir / REPLICA_REGION),
+                    "--replication-lag-ms", str(config.replication_lag_ms)]  # fmt: skip
         if piece == "livekit":
-            return ["livekit", *host, "--port", str(ports.livekit)]
+            return ["livekit", *common, "--port", str(ports.livekit),
+                    "--join-timeout-s", str(config.livekit_join_timeout_s)]  # fmt: skip
         if piece == "edge":
             origins = []
-            if "primary" in self.endpoints.ports:
-                origins += ["--origin", f"{PRIMARY_REGION}={self.endpoints.primary_url}"]
-            if "replica" in self.endpoints.ports:
-                origins += ["--origin", f"{REPLICA_REGION}={self.endpoints.replica_url}"]
-            return ["edge", *host, "--port", str(ports.edge), *origins]
+            if "primary" in endpoints.ports:
+                origins += ["--origin", f"{PRIMARY_REGION}={endpoints.primary_url}"]
+            if "replica" in endpoints.ports:
+                origins += ["--origin", f"{REPLICA_REGION}={endpoints.replica_url}"]
+            return ["edge", *common, "--port", str(ports.edge), *origins,
+                    "--health-interval-s", str(config.health_interval_s)]  # fmt: skip
         raise ValueError(f"unknown piece {piece!r}; valid: {', '.join(PIECES)}")
 
     def _livekit_arg(self) -> list[str]:

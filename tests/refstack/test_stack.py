@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -36,9 +37,24 @@ def test_pieces_start_on_os_chosen_ports_and_stop_cleanly() -> None:
 
 def test_target_up_stops_every_child_on_sigint(tmp_path: object) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "target", "up", "--only", "primary", "--only", "replica",
-         "--primary-port", "0", "--replica-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "target",
+            "up",
+            "--only",
+            "primary",
+            "--only",
+            "replica",
+            "--primary-port",
+            "0",
+            "--replica-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     lines = []
@@ -59,3 +75,32 @@ def test_target_up_stops_every_child_on_sigint(tmp_path: object) -> None:
             raise AssertionError(f"{url} still answers after Ctrl-C")
         except httpx.TransportError:
             pass
+
+
+def test_target_check_probes_every_piece_of_the_default_stack() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "target", "check"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for probe in ("replica follows primary", "edge routes CN viewers", "primary sign-up, insert, read", "livekit"):
+        assert probe in done.stdout
+    assert "FAIL" not in done.stdout
+
+
+def test_edge_moves_everyone_to_japan_when_the_singapore_process_dies() -> None:
+    config = StackConfig(ports=StackPorts.any(), pieces=("primary", "replica", "edge"), health_interval_s=0.2)
+    with ReferenceStack(config) as stack:
+        edge = stack.endpoints.edge_url
+        assert httpx.get(f"{edge}/health", timeout=5).headers["x-origin-region"] == "ap-southeast-1"
+        stack.processes["primary"].stop()
+        deadline = time.monotonic() + 10
+        region = None
+        while time.monotonic() < deadline:
+            response = httpx.get(f"{edge}/health", timeout=5)
+            region = response.headers.get("x-origin-region")
+            if response.status_code == 200 and region == "ap-northeast-1":
+                break
+            time.sleep(0.05)
+        assert region == "ap-northeast-1", "edge did not fail over to Japan"
+        status = httpx.get(f"{edge}/_edge/status", timeout=5).json()
+        assert "ap-southeast-1" in json.dumps(status)
