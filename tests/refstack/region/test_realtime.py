@@ -563,3 +563,23 @@ def test_a_socket_that_stops_reading_is_dropped_instead_of_queueing_forever(regi
     assert hub.dropped_slow_sockets == 1
     sender.send("phoenix", "heartbeat", {}, ref="hb")  # the server and the other socket carry on
     assert sender.until(lambda f: f["ref"] == "hb")["payload"]["status"] == "ok"
+
+
+def test_disconnect_all_with_abort_drops_connections_without_a_close_frame(
+    region: BackgroundServer, make_user: MakeUser
+) -> None:
+    assert region.app is not None
+    app = region.app
+    _, token, _ = make_user()
+    client = Client(region)
+    client.join("gone", pg_config({"event": "*", "schema": "public", "table": "messages"}), token)
+    assert region.call(lambda: disconnect_all(app, abort=True)) == 1
+    client.sock.settimeout(5)
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        while True:  # bounded by the socket timeout: frames already in flight, then the reset
+            client.sock.recv_data(control_frame=True)
+    deadline = time.monotonic() + 5
+    while region.call(_async(lambda: subscriber_count(app))) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    hub = app[HUB]
+    assert region.call(_async(lambda: (subscriber_count(app), sum(t.size for t in hub.by_table.values())))) == (0, 0)

@@ -57,24 +57,25 @@ class _TableSubs:
     def __init__(self) -> None:
         self.by_user: defaultdict[str, set[Channel]] = defaultdict(set)
         self.others: set[Channel] = set()
+        self.size = 0
+        """Channels indexed here, kept as a counter so the fan-out's "anyone listening?" check is O(1)."""
 
     def add(self, channel: Channel) -> None:
         uid = channel.user_id
-        if uid is None:
-            self.others.add(channel)
-        else:
-            self.by_user[uid].add(channel)
+        target = self.others if uid is None else self.by_user[uid]
+        before = len(target)
+        target.add(channel)
+        self.size += len(target) - before
 
     def discard(self, channel: Channel) -> None:
         uid = channel.user_id
-        if uid is None:
-            self.others.discard(channel)
+        target = self.others if uid is None else self.by_user.get(uid)
+        if target is None or channel not in target:
             return
-        channels = self.by_user.get(uid)
-        if channels is not None:
-            channels.discard(channel)
-            if not channels:
-                del self.by_user[uid]
+        target.discard(channel)
+        self.size -= 1
+        if uid is not None and not target:
+            del self.by_user[uid]
 
     def candidates(self, user_ids: Iterable[str] | None) -> Iterable[Channel]:
         """Channels that could see the row: of the given users (None = everyone) and the non-user ones."""
@@ -85,9 +86,6 @@ class _TableSubs:
         else:
             for uid in user_ids:
                 yield from self.by_user.get(uid, ())
-
-    def __len__(self) -> int:
-        return len(self.others) + sum(len(c) for c in self.by_user.values())
 
 
 def commit_timestamp(stored: str) -> str:
@@ -178,7 +176,7 @@ class Hub:
     def on_change(self, change: Change) -> None:
         """Database listener: deliver one committed change to every channel allowed to see it, once each."""
         subs = self.by_table.get(change.table)
-        if subs is None or not len(subs):
+        if subs is None or not subs.size:
             return
         row = change.record if change.record is not None else change.old_record
         if row is None:
