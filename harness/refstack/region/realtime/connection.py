@@ -37,6 +37,7 @@ class Connection:
         self.closed = False
         self._outbox: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
 
     # -- writing --------------------------------------------------------------------------------------------------
     def enqueue(self, text: str) -> None:
@@ -51,7 +52,7 @@ class Connection:
             return
         self._outbox.append(text)
         if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._drain())
+            self._writer = self._loop.create_task(self._drain())
 
     async def _drain(self) -> None:
         try:
@@ -223,8 +224,7 @@ class Connection:
         if channel.expiry_timer is not None:
             channel.expiry_timer.cancel()
         delay_s = min(self.hub.settings.token_recheck_s, max(tokens.seconds_left(channel.claims), 0.0) + 0.01)
-        loop = asyncio.get_running_loop()
-        channel.expiry_timer = loop.call_later(delay_s, self._check_token, channel)
+        channel.expiry_timer = self._loop.call_later(delay_s, self._check_token, channel)
 
     def _check_token(self, channel: Channel) -> None:
         channel.expiry_timer = None

@@ -175,6 +175,12 @@ class Hub:
     # -- postgres_changes -----------------------------------------------------------------------------------------
     def on_change(self, change: Change) -> None:
         """Database listener: deliver one committed change to every channel allowed to see it, once each."""
+        try:
+            self._fan_out(change)
+        except Exception:  # the write is committed: never fail it, nor starve the listeners after this one
+            log.exception("realtime: fan-out of change %d on %s failed", change.seq, change.table)
+
+    def _fan_out(self, change: Change) -> None:
         subs = self.by_table.get(change.table)
         if subs is None or not subs.size:
             return
