@@ -13,7 +13,7 @@ import asyncio
 import socket
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from harness.network.toxiproxy.link import Link
 from harness.network.toxiproxy.stream import Direction
@@ -30,7 +30,8 @@ class Side(asyncio.Protocol):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.transport: asyncio.Transport | None = None
-        self.forward: Callable[[bytes], None] = _unexpected
+        self.forward: Callable[[bytes], None] = self._hold
+        self._held: list[bytes] = []
         self.out_link: Link | None = None  # the link this socket feeds
         self.in_link: Link | None = None  # the link that writes to this socket
         self.lost = False
@@ -40,8 +41,7 @@ class Side(asyncio.Protocol):
 
     # asyncio.Protocol ------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # Go's default; small writes go at once
@@ -94,6 +94,16 @@ class Side(asyncio.Protocol):
             self.transport.pause_reading()
         else:
             self.transport.resume_reading()
+
+    def _hold(self, data: bytes) -> None:
+        # uvloop can deliver a read even though connection_made paused reading: keep it until the links start.
+        self._held.append(data)
+
+    def release_held(self) -> None:
+        """Send what was read before the links started through `forward`, oldest first."""
+        held, self._held = self._held, []
+        for data in held:
+            self.forward(data)
 
     def set_linger_reset(self) -> None:
         """SO_LINGER 0: closing this socket sends a TCP RST instead of a FIN."""
@@ -178,7 +188,3 @@ class Connection:
             link.stop()
         self.proxy.toxics.forget_links(self.links)
         self.proxy.connections.discard(self)
-
-
-def _unexpected(data: bytes) -> None:
-    raise AssertionError("data read before the connection's links started")

@@ -61,6 +61,7 @@ class Link:
                 self.add_toxic(wrapper)
         else:
             self.source.forward = self.dest.write
+        self.source.release_held()
         self.update_reading()
 
     def stop(self) -> None:
