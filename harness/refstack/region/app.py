@@ -59,6 +59,14 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def _drop_realtime_sockets(request: web.Request) -> web.Response:
+    """Test and drill aid: close (or, with ?abort=true, reset) every Realtime socket, as a server restart would."""
+    replication.require_service(request)
+    count = realtime.subscriber_count(request.app)
+    await realtime.disconnect_all(request.app, abort=request.query.get("abort") == "true")
+    return web.json_response({"disconnected": count})
+
+
 def build_app(config: RegionConfig | None = None) -> web.Application:
     config = config or RegionConfig()
     app = web.Application(
@@ -76,6 +84,7 @@ def build_app(config: RegionConfig | None = None) -> web.Application:
     app[STARTED_AT] = time.monotonic()
     app.on_response_prepare.append(_stamp_region)
     app.router.add_get("/health", _health)
+    app.router.add_post("/_admin/realtime/disconnect", _drop_realtime_sockets)
     for module in (auth, rest, realtime, storage, functions, replication):
         module.setup(app)
 

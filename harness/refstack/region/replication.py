@@ -64,7 +64,7 @@ class ReplicationState:
 STATE = web.AppKey("replication", ReplicationState)
 
 
-def _require_service(request: web.Request) -> None:
+def require_service(request: web.Request) -> None:
     token = bearer_token(request)
     try:
         claims = keys.verify(token or "", request.app[CONFIG].jwt_secret)
@@ -83,7 +83,7 @@ def _commit_time(change: Change) -> float:
 
 # -- primary side ----------------------------------------------------------------------------------------------
 async def _changes(request: web.Request) -> web.Response:
-    _require_service(request)
+    require_service(request)
     db = request.app[DB]
     state = request.app[STATE]
     try:
@@ -163,7 +163,7 @@ def stop_following(app: web.Application) -> None:
 
 
 async def _promote(request: web.Request) -> web.Response:
-    _require_service(request)
+    require_service(request)
     app = request.app
     stop_following(app)
     app[DB].read_only = False
@@ -172,7 +172,7 @@ async def _promote(request: web.Request) -> web.Response:
 
 
 async def _demote(request: web.Request) -> web.Response:
-    _require_service(request)
+    require_service(request)
     try:
         body = await request.json()
         primary_url = str(body["primary_url"])

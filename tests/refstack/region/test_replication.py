@@ -133,3 +133,20 @@ def test_replica_realtime_subscriber_receives_replicated_insert(pair: tuple[Any,
             raise AssertionError("no postgres_changes event from the replica")
     finally:
         sock.close()
+
+
+def test_admin_can_drop_every_realtime_socket(pair: tuple[Any, Any]) -> None:
+    primary, _replica = pair
+    ws_url = primary.url.replace("http://", "ws://") + f"/realtime/v1/websocket?apikey={keys.ANON_KEY}&vsn=1.0.0"
+    sock = websocket.create_connection(ws_url, timeout=5)
+    try:
+        anon = {"Authorization": f"Bearer {keys.ANON_KEY}"}
+        assert httpx.post(f"{primary.url}/_admin/realtime/disconnect", headers=anon).status_code == 403
+        dropped = httpx.post(f"{primary.url}/_admin/realtime/disconnect", headers=SERVICE)
+        assert dropped.status_code == 200 and dropped.json() == {"disconnected": 1}
+        with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+            while True:  # a close frame, then the socket is gone
+                if sock.recv() == "":
+                    raise websocket.WebSocketConnectionClosedException("closed")
+    finally:
+        sock.close()
