@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import struct
 import subprocess
 import sys
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from harness.errors import NetworkShapingError
 from harness.network import kernel
-from harness.network.profiles import Profile, list_profiles, load_profile, load_stack, parse_profile
+from harness.network.profiles import Bandwidth, Profile, list_profiles, load_profile, load_stack, parse_profile
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("nft") is None or shutil.which("ip") is None,
@@ -90,6 +92,64 @@ def bulk_downstream(ns: kernel.Namespace, nbytes: int) -> tuple[int, int, int]:
                 client.kill()
                 client.wait(5)
     return int(out.strip() or 0), retrans, segs
+
+
+_UDP_RECEIVER = """
+import json, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE: no receive-buffer drops
+s.bind((sys.argv[1], 0))
+print(s.getsockname()[1], flush=True)
+s.settimeout(10)
+seen = []
+while True:
+    try:
+        data = s.recv(64)
+    except socket.timeout:
+        break
+    if data == b"end":
+        break
+    seen.append(int(data))
+    s.settimeout(2)
+print(json.dumps(seen))
+"""
+
+
+def udp_downstream(ns: kernel.Namespace, count: int) -> set[int]:
+    """Send `count` numbered datagrams host → namespace; return the numbers that arrived."""
+    receiver = subprocess.Popen(
+        ns.exec_argv([sys.executable, "-c", _UDP_RECEIVER, ns.ns_addr]), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert receiver.stdout is not None
+        port = int(receiver.stdout.readline())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for seq in range(count):
+                sender.sendto(str(seq).encode(), (ns.ns_addr, port))
+            for _ in range(200):  # the end marker can itself be dropped: send it many times
+                sender.sendto(b"end", (ns.ns_addr, port))
+        out, _ = receiver.communicate(timeout=30)
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait(5)
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+@pytest.mark.root
+@needs_root
+def test_gilbert_elliott_loss_is_bursty_with_the_profile_steady_state() -> None:
+    profile = load_profile("cn-telecom-peak-to-tokyo")  # GE 9% 25% 50% 2%: 14.7% steady state
+    count = 20_000
+    with kernel.shaped_namespace(replace(profile, bandwidth=Bandwidth())) as ns:
+        arrived = udp_downstream(ns, count)
+    lost = [seq not in arrived for seq in range(count)]
+    loss = sum(lost) / count
+    after_loss = [lost[i + 1] for i in range(count - 1) if lost[i]]
+    burst = sum(after_loss) / len(after_loss)
+    assert 0.11 <= loss <= 0.19, f"steady-state loss {loss:.3f}, expected about 0.147"
+    # Independent (Bernoulli) loss would give P(loss | previous lost) = 0.147; this model gives about 0.35.
+    assert burst >= 0.25, f"P(loss | previous lost) = {burst:.3f}: losses are not bursty"
 
 
 def host_state() -> tuple[list[str], list[str], list[str]]:

@@ -14,7 +14,6 @@ import pytest
 
 from harness.network.profiles import list_profiles, load_profile, load_stack, parse_profile
 from harness.network.render import (
-    ge_bad_state_ms,
     netem_commands,
     nftables_script,
     render_all,
@@ -96,15 +95,17 @@ def test_nftables_random_drop_in_permille() -> None:
     assert "hook prerouting" in script
 
 
-def test_nftables_gilbert_elliott_uses_a_timed_bad_state() -> None:
-    profile = load_profile("cn-telecom-peak-to-tokyo")
-    # mean burst 1/r = 4 packets × 1514 B at 1000 kbit/s (12.1 ms each) ≈ 48 ms
-    assert ge_bad_state_ms(profile) == 48
-    script = nftables_script(profile, "veth0")
-    assert "timeout 48ms" in script
-    assert "@ge_bad numgen random mod 1000 < 500 counter drop" in script  # 1-h in the bad state
-    assert "numgen random mod 1000 < 90 add @ge_bad" in script  # p: good → bad
-    assert script.rstrip().splitlines()[-3].endswith("numgen random mod 1000 < 20 counter drop")  # 1-k
+def test_nftables_gilbert_elliott_keeps_per_packet_state_like_netem() -> None:
+    rules = nftables_script(load_profile("cn-telecom-peak-to-tokyo"), "veth0").splitlines()
+    body = [line.strip().removeprefix('iifname "veth0" ') for line in rules if line.strip().startswith("iifname")]
+    assert body == [
+        "meta mark set 0x0",
+        "iifname @ge_bad meta mark set 0x1",  # remember the state the packet arrived in
+        "meta mark 0x1 numgen random mod 1000 < 250 delete @ge_bad { iifname }",  # r: bad → good
+        "meta mark 0x0 numgen random mod 1000 < 90 add @ge_bad { iifname }",  # p: good → bad
+        "meta mark 0x1 numgen random mod 1000 < 500 counter drop",  # 1-h, in the old state
+        "meta mark 0x0 numgen random mod 1000 < 20 counter drop",  # 1-k
+    ]
 
 
 def test_no_loss_renders_no_nftables_and_no_rate_no_tbf() -> None:
