@@ -273,6 +273,12 @@ def _singular(request: web.Request) -> bool:
     return SINGULAR_TYPE in request.headers.get("Accept", "")
 
 
+def _not_one_row(count: int) -> DbError:
+    return DbError(
+        "PGRST116", "JSON object requested, multiple (or no) rows returned", details=f"The result contains {count} rows"
+    )
+
+
 def _rows_response(
     request: web.Request,
     rows: list[dict[str, Any]],
@@ -283,11 +289,7 @@ def _rows_response(
     headers = {"Content-Range": content_range} if content_range else {}
     if _singular(request):
         if len(rows) != 1:
-            raise DbError(
-                "PGRST116",
-                "JSON object requested, multiple (or no) rows returned",
-                details=f"The result contains {len(rows)} rows",
-            )
+            raise _not_one_row(len(rows))
         body = json.dumps(rows[0], separators=(",", ":"))
         content_type = SINGULAR_TYPE
     else:
@@ -337,9 +339,10 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 
 def _select(request: web.Request, claims: Claims, query: Query) -> web.Response:
     prefer = _prefer(request)
-    rows, total = request.app[DB].select(
+    rows, total = request.app[DB].select_json(
         query.table.name,
         columns=query.columns,
+        aliases=query.aliases,
         filters=query.filters,
         order=query.order,
         limit=query.limit,
@@ -349,9 +352,16 @@ def _select(request: web.Request, claims: Claims, query: Query) -> web.Response:
     )
     shown = "*" if total is None else str(total)
     content_range = f"{query.offset}-{query.offset + len(rows) - 1}/{shown}" if rows else f"*/{shown}"
-    partial = total is not None and len(rows) < total
-    rows = _project(rows, query) if query.aliases else rows
-    return _rows_response(request, rows, status=206 if partial else 200, content_range=content_range)
+    status = 206 if total is not None and len(rows) < total else 200
+    if _singular(request):
+        if len(rows) != 1:
+            raise _not_one_row(len(rows))
+        return web.Response(
+            text=rows[0], status=status, content_type=SINGULAR_TYPE, headers={"Content-Range": content_range}
+        )
+    return web.Response(
+        text="[" + ",".join(rows) + "]", status=status, content_type=JSON_TYPE, headers={"Content-Range": content_range}
+    )
 
 
 def _insert(request: web.Request, claims: Claims, query: Query, body: Any) -> web.Response:

@@ -1,0 +1,139 @@
+"""Benchmark one region server process: authorized history reads and message inserts, driven by `wrk`.
+
+    wrk (bench/wrk/region_read.lua, region_insert.lua) ──HTTP keep-alive──► python -m harness.refstack.region
+
+Reads:   GET /rest/v1/messages?conversation_id=eq.X&order=created_at.desc&limit=50 with a user token (RLS applies).
+Inserts: POST /rest/v1/messages, one new message per request (unique client_msg_id), Prefer: return=minimal.
+Goal on a 2-core machine: ≥ 4,000 reads/s and ≥ 2,000 inserts/s from one server process.
+Bounded: --seconds per phase (default 10) plus a few seconds of setup; the server is stopped on every exit path.
+
+    python bench/bench_region.py                  # about 25 s
+    python bench/bench_region.py --seconds 3 --connections 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from harness.refstack import keys
+
+WRK_DIR = Path(__file__).resolve().parent / "wrk"
+SEED_MESSAGES = 200
+STARTUP_TIMEOUT_S = 20.0
+
+
+def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str]:
+    command = [sys.executable, "-m", "harness.refstack.region", "--port", "0", "--data-dir", data_dir]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("listening on "):
+            return proc, line.split("listening on ", 1)[1].strip()
+        if not line and proc.poll() is not None:
+            break
+    proc.terminate()
+    raise SystemExit(f"region server did not start within {STARTUP_TIMEOUT_S} s: {' '.join(command)}")
+
+
+def seed(url: str) -> dict[str, str]:
+    """One user, one conversation they belong to, SEED_MESSAGES messages in it; returns the wrk environment."""
+    service = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+    with httpx.Client(base_url=url, timeout=10) as http:
+        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        created = http.post("/auth/v1/admin/users", headers=service, json={"email": email, "password": "bench-pass"})
+        created.raise_for_status()
+        user_id = created.json()["id"]
+        grant = {"email": email, "password": "bench-pass"}
+        session = http.post("/auth/v1/token?grant_type=password", headers={"apikey": keys.ANON_KEY}, json=grant)
+        session.raise_for_status()
+        token = session.json()["access_token"]
+        user = {"apikey": keys.ANON_KEY, "Authorization": f"Bearer {token}", "Prefer": "return=representation"}
+        conv = http.post("/rest/v1/conversations", headers=user, json={"created_by": user_id}).json()[0]["id"]
+        member = {"conversation_id": conv, "user_id": user_id, "role": "owner"}
+        http.post("/rest/v1/conversation_members", headers=user, json=member).raise_for_status()
+        rows = [
+            {"conversation_id": conv, "sender_id": user_id, "client_msg_id": f"seed-{i}", "content": f"message {i}"}
+            for i in range(SEED_MESSAGES)
+        ]
+        http.post("/rest/v1/messages", headers={**user, "Prefer": "return=minimal"}, json=rows).raise_for_status()
+    return {
+        "BENCH_APIKEY": keys.ANON_KEY,
+        "BENCH_TOKEN": token,
+        "BENCH_CONVERSATION": conv,
+        "BENCH_SENDER": user_id,
+        "BENCH_NONCE": uuid.uuid4().hex[:8],
+        "BENCH_PATH": f"/rest/v1/messages?conversation_id=eq.{conv}&order=created_at.desc&limit=50",
+    }
+
+
+def run_wrk(url: str, script: str, env: dict[str, str], seconds: int, connections: int, threads: int) -> str:
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(WRK_DIR / script),
+        url,
+    ]
+    done = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, timeout=seconds + 30, check=False
+    )
+    errors = done.stderr.strip().splitlines()
+    if errors:
+        print(f"  {len(errors)} unexpected responses, first: {errors[0][:200]}")
+    return done.stdout
+
+
+def summarize(name: str, output: str) -> None:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    percentiles = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.M))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    print(
+        f"{name:8s} {float(rate.group(1)) if rate else 0:10.0f} req/s   "
+        f"p50 {percentiles.get('50', '?'):>8s}  p90 {percentiles.get('90', '?'):>8s}  "
+        f"p99 {percentiles.get('99', '?'):>8s}   non-2xx {non_2xx.group(1) if non_2xx else 0}"
+        + (f"   socket errors: {socket_errors.group(1)}" if socket_errors else "")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each phase (≤ 12 keeps the run ≤ 30 s)")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    with tempfile.TemporaryDirectory(prefix="bench-region-") as data_dir:
+        proc, url = start_server(data_dir)
+        try:
+            env = seed(url)
+            print(f"region server {url}, {args.connections} connections, {args.threads} threads, {args.seconds} s each")
+            summarize("reads", run_wrk(url, "region_read.lua", env, args.seconds, args.connections, args.threads))
+            summarize("inserts", run_wrk(url, "region_insert.lua", env, args.seconds, args.connections, args.threads))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    main()
