@@ -33,6 +33,10 @@ class RequestFailed(Exception):
         self.message = message
         super().__init__(render_failure(name, status, code, message))
 
+    def __repr__(self) -> str:
+        # Locust's error table shows repr(exception); make it the same readable line as str().
+        return str(self)
+
 
 def render_failure(name: str, status: int, code: str, message: str) -> str:
     """The one place a failure becomes text: `AUTH sign-in: 400 invalid_credentials "Invalid login credentials"`."""

@@ -202,7 +202,7 @@ class LiveKitClient:
             connection = RtcConnection(ws, join, self.reporter, self.signal_timeout_s, keepalive=keepalive)
         except websocket.WebSocketBadStatusException as exc:
             code, message = error_fields(exc.resp_body if isinstance(exc.resp_body, bytes) else None)
-            failure = RequestFailed("LIVEKIT join", int(exc.status_code), code or "handshake", message)
+            failure = RequestFailed("LIVEKIT join", int(exc.status_code), code, message)
         except (websocket.WebSocketException, OSError, DecodeError, ValueError) as exc:
             failure = RequestFailed("LIVEKIT join", 0, type(exc).__name__, redact(str(exc)))
         join_ms = (time.perf_counter() - started) * 1000

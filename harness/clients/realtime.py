@@ -509,5 +509,5 @@ def _failure(name: str, exc: BaseException, code: str = "") -> RequestFailed:
     """A socket error as a failure; a refused handshake shows the server's status and error body (§4.1)."""
     if isinstance(exc, websocket.WebSocketBadStatusException):
         body_code, message = error_fields(exc.resp_body if isinstance(exc.resp_body, bytes) else None)
-        return RequestFailed(name, int(exc.status_code), code or body_code or "handshake", message)
+        return RequestFailed(name, int(exc.status_code), code or body_code, message)
     return RequestFailed(name, 0, code or type(exc).__name__, redact(str(exc)))
