@@ -29,6 +29,7 @@ import aiohttp
 from aiohttp import web
 
 from harness.refstack import keys
+from harness.refstack.region import storage
 from harness.refstack.region.db import Change
 from harness.refstack.region.state import CONFIG, DB, bearer_token
 
@@ -53,6 +54,7 @@ class ReplicationState:
         self.applied = 0
         self.task: asyncio.Task[None] | None = None
         self.new_commit = asyncio.Event()
+        self.session: aiohttp.ClientSession | None = None
 
     def lag_ms(self, applied_seq: int) -> float:
         if self.primary_url is None or self.oldest_unapplied_commit is None or applied_seq >= self.primary_last_seq:
@@ -102,7 +104,36 @@ async def _changes(request: web.Request) -> web.Response:
     return web.json_response({"last_seq": db.last_seq, "changes": [c.to_json() for c in changes]})
 
 
+async def _blob(request: web.Request) -> web.StreamResponse:
+    """Object bodies are content-addressed files outside the change log; a replica fetches them by hash."""
+    require_service(request)
+    path = await storage.blob_path(request.app, request.match_info["sha256"])
+    if path is None:
+        raise web.HTTPNotFound(text='{"message":"no such blob"}', content_type="application/json")
+    return web.FileResponse(path)
+
+
 # -- replica side ----------------------------------------------------------------------------------------------
+async def _fetch_blob(app: web.Application, sha256: str) -> bytes | None:
+    state = app[STATE]
+    session = state.session
+    if state.primary_url is None or session is None or session.closed:
+        return None
+    headers = {"Authorization": f"Bearer {app[CONFIG].service_role_key}"}
+    try:
+        async with session.get(f"{state.primary_url}/_replication/blobs/{sha256}", headers=headers) as response:
+            return await response.read() if response.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+async def _ensure_blob(app: web.Application, change: Change) -> None:
+    """Fetch an object's body before its row is applied, so the replica never lists bytes it cannot serve."""
+    sha256 = (change.record or {}).get("content_sha256")
+    if change.table == "storage_objects" and isinstance(sha256, str):
+        await storage.blob_path(app, sha256)  # fetches through BLOB_FETCHER on a miss
+
+
 async def _follow(app: web.Application) -> None:
     state = app[STATE]
     db = app[DB]
@@ -112,6 +143,7 @@ async def _follow(app: web.Application) -> None:
     attempt = 0
     timeout = aiohttp.ClientTimeout(total=POLL_WAIT_S + 10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
+        state.session = session
         while state.primary_url is not None:
             url = f"{state.primary_url}/_replication/changes"
             params = {"after": str(db.last_seq), "limit": str(BATCH_LIMIT), "wait_s": str(POLL_WAIT_S)}
@@ -137,6 +169,7 @@ async def _follow(app: web.Application) -> None:
                 delay = _commit_time(change) + lag_s - time.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                await _ensure_blob(app, change)
                 if state.primary_url is None:
                     return  # promoted while waiting: later changes are not ours any more
                 db.apply_change(change)
@@ -208,8 +241,10 @@ async def _status(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[STATE] = ReplicationState()
+    app[storage.BLOB_FETCHER] = lambda sha256: _fetch_blob(app, sha256)
     app.router.add_get("/_replication/changes", _changes)
     app.router.add_get("/_replication/status", _status)
+    app.router.add_get("/_replication/blobs/{sha256}", _blob)
     app.router.add_post("/_admin/promote", _promote)
     app.router.add_post("/_admin/demote", _demote)
 

@@ -150,3 +150,20 @@ def test_admin_can_drop_every_realtime_socket(pair: tuple[Any, Any]) -> None:
                     raise websocket.WebSocketConnectionClosedException("closed")
     finally:
         sock.close()
+
+
+def test_stored_object_is_downloadable_from_the_replica(pair: tuple[Any, Any]) -> None:
+    primary, replica = pair
+    body = bytes(range(256)) * 4096  # 1 MiB, not compressible to nothing
+    uploaded = httpx.post(
+        f"{primary.url}/storage/v1/object/attachments/replicated/blob.bin",
+        headers={**SERVICE, "Content-Type": "application/octet-stream"},
+        content=body,
+    )
+    assert uploaded.status_code == 200, uploaded.text
+
+    def download() -> bytes | None:
+        response = httpx.get(f"{replica.url}/storage/v1/object/attachments/replicated/blob.bin", headers=SERVICE)
+        return response.content if response.status_code == 200 else None
+
+    assert _wait_for(download, timeout_s=LAG_MS / 1000 + 3) == body
