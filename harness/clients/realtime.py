@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +34,8 @@ from gevent.socket import wait_read
 
 from harness.clients.events import Reporter, RequestEvent, RequestFailed
 from harness.clients.http import error_fields, redact
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 25.0
 """Seconds between heartbeats (realtime-py's default; the server drops a socket silent for ~60 s)."""
@@ -169,6 +172,7 @@ class RealtimeClient:
             # A SupabaseSession: use its user token now, and push every refreshed one to the joined channels.
             self.access_token = session.access_token or access_token
             session.token_listeners.append(self.set_access_token)
+        self._session = session
         self.heartbeat_interval_s = heartbeat_interval_s
         self.reply_timeout_s = reply_timeout_s
         self.connect_timeout_s = connect_timeout_s
@@ -226,6 +230,8 @@ class RealtimeClient:
     def close(self) -> None:
         """Leave nothing behind: stop reconnecting, close the socket, stop the reader."""
         self._closed = True
+        if self._session is not None and self.set_access_token in self._session.token_listeners:
+            self._session.token_listeners.remove(self.set_access_token)
         for pending in self._pending.values():
             pending.result.set(None)
         self._pending.clear()
@@ -269,7 +275,14 @@ class RealtimeClient:
             failure = RequestFailed(f"RT join {channel.kind}", 0, "not_connected", "the socket is not connected")
             self.reporter.fire("RT", f"join {channel.kind}", 0.0, exception=failure)
             return failure
-        outcome = pending.result.get(timeout=self.reply_timeout_s + 1)
+        return self._await(pending, f"RT join {channel.kind}")
+
+    def _await(self, pending: _Pending, name: str) -> RequestFailed | None:
+        """Wait for the reader to resolve a push; it expires unanswered ones, so this only backstops a dead reader."""
+        try:
+            outcome = pending.result.get(timeout=self.reply_timeout_s * 2)
+        except gevent.Timeout:
+            return RequestFailed(name, 0, "timeout", f"no reply in {self.reply_timeout_s * 2} s")
         return outcome if isinstance(outcome, RequestFailed) else None
 
     def _send_join(self, channel: Channel) -> _Pending | None:
@@ -334,8 +347,7 @@ class RealtimeClient:
             failure = RequestFailed(f"RT {name}", 0, "not_connected", "the socket is not connected")
             self.reporter.fire("RT", name, 0.0, exception=failure)
             return failure
-        outcome = pending.result.get(timeout=self.reply_timeout_s + 1)
-        return outcome if isinstance(outcome, RequestFailed) else None
+        return self._await(pending, f"RT {name}")
 
     def set_access_token(self, token: str) -> None:
         """Use a new user token: pushed to every joined channel (`access_token` event; the server never replies)."""
@@ -373,7 +385,13 @@ class RealtimeClient:
         return pending
 
     def _dispatch(self, text: str | bytes) -> None:
-        message = json.loads(text)
+        try:
+            message = json.loads(text)
+        except ValueError:
+            log.warning("realtime: dropped a frame that is not JSON (%d bytes)", len(text))
+            return
+        if not isinstance(message, dict):
+            return
         event = message.get("event")
         payload = message.get("payload") or {}
         if event == "phx_reply":
@@ -397,21 +415,21 @@ class RealtimeClient:
             kind = data.get("type")
             for wanted, callback in chan.postgres_callbacks:
                 if wanted in ("*", kind):
-                    callback(data)
+                    _safely(callback, data)
         elif event == "broadcast":
             for callback in chan.broadcast_callbacks.get(payload.get("event", ""), []) + chan.broadcast_callbacks.get(
                 "*", []
             ):
-                callback(payload)
+                _safely(callback, payload)
         elif event in ("presence_state", "presence_diff"):
             for presence_callback in chan.presence_callbacks:
-                presence_callback(event, payload)
+                _safely(presence_callback, event, payload)
         elif event == "system":
             if payload.get("status") == "error":
                 failure = RequestFailed("RT system", 0, str(payload.get("extension", "")), str(payload.get("message")))
                 self.reporter.fire("RT", "system", 0.0, exception=failure)
             for callback in chan.system_callbacks:
-                callback(payload)
+                _safely(callback, payload)
         elif event in ("phx_close", "phx_error"):
             chan.joined = False
             if event == "phx_error":
@@ -428,7 +446,7 @@ class RealtimeClient:
                 continue
             try:
                 self._tick(ws)
-            except (websocket.WebSocketException, OSError, ValueError) as exc:
+            except (websocket.WebSocketException, OSError) as exc:
                 if self._closed:
                     return
                 self._lost(exc)
@@ -503,6 +521,14 @@ class RealtimeClient:
         )
         self.reporter.fire("RT", "connection", 0.0, exception=failure)
         return False
+
+
+def _safely(callback: Callable[..., None], *args: Any) -> None:
+    """Run a user callback in the reader; a bug in it is logged and must not drop the socket."""
+    try:
+        callback(*args)
+    except Exception:
+        log.exception("realtime: a callback raised; the connection stays up")
 
 
 def _failure(name: str, exc: BaseException, code: str = "") -> RequestFailed:
