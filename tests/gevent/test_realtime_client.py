@@ -150,7 +150,6 @@ def test_reconnects_and_resumes_subscriptions_after_the_server_restarts(
         again = StackConfig(ports=StackPorts(primary=port), pieces=("primary",), data_dir=tmp_path)
         with ReferenceStack(again):
             assert wait_for(lambda: client.reconnects == 1 and chan.joined, timeout_s=15)
-            alice.transport.close()  # the old keep-alive connection died with the old process
             _send(alice, conversation_id, "after restart")
             assert wait_for(lambda: received != [])
             assert received[0]["record"]["content"] == "after restart"
