@@ -1,0 +1,301 @@
+"""The one import that wires a locustfile to the harness:
+
+    from harness.loadgen.plugin import ProfileShape  # noqa: F401  (result, CPU samples, progress, load shape)
+
+Importing this module adds listeners to Locust's global events; they act only when `HARNESS_PROFILE` is set
+(a `harness run`, or a master/worker started with the same variables), so a plain `locust -f` run is unaffected
+apart from `ProfileShape` following `-u/-r/-t`.
+
+    worker / local runner                              master / local runner
+    events.request ─► ResultBuilder.record             events.worker_report ─► ResultBuilder.merge
+    every 1 s: psutil CPU % ─► record_cpu              every 1 s: users sample, progress.json
+    events.report_to_master ─► payload (reset) ──────► quitting: collect final reports, write result.json
+                                                        (partial = the shape did not reach its end)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+import psutil
+from locust import LoadTestShape, events
+from locust.env import Environment
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
+
+from harness.loadgen.settings import PROGRESS_FILE, RESULT_FILE, Settings, read_profile
+from harness.profile import USER_CLASSES, Profile
+from harness.result import GroupInfo, ResultBuilder, RunInfo, SteadyState, dump_result
+
+CPU_SAMPLE_INTERVAL_S = 1.0
+"""How often each generator process samples its own CPU use (the validity gate judges saturation from these)."""
+PROGRESS_INTERVAL_S = 1.0
+"""How often the master writes progress.json and samples the user count."""
+REGION_HEADER = "x-origin-region"
+"""Response header naming the origin region; read when a request's context carries no `origin_region`."""
+
+_payload_key = "harness"
+_plugin: HarnessPlugin | None = None
+_shape_finished = False
+
+
+def current_profile() -> Profile | None:
+    """The run's profile in this process (None outside a harness run), for locustfiles that need groups or keys."""
+    return _plugin.profile if _plugin is not None else None
+
+
+def failure_kind(exception: BaseException | None, context: dict[str, Any]) -> str:
+    """`context["failure_kind"]`, an exception's `kind`, "timeout" for timeouts, else "error"."""
+    kind = context.get("failure_kind") or getattr(exception, "kind", None)
+    if isinstance(kind, str) and kind:
+        return kind
+    if isinstance(exception, TimeoutError | socket.timeout) or "timeout" in type(exception).__name__.lower():
+        return "timeout"
+    return "error"
+
+
+def _origin_from(response: Any) -> str | None:
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        value = headers.get(REGION_HEADER)
+    except Exception:  # header objects differ between Locust clients; a tally is optional
+        return None
+    return str(value) if value else None
+
+
+class HarnessPlugin:
+    """Per-process state: the builder, the role's listeners and greenlets."""
+
+    def __init__(self, environment: Environment, settings: Settings) -> None:
+        self.environment = environment
+        self.settings = settings
+        self.profile = read_profile(settings.profile_path)
+        runner = environment.runner
+        self.is_master = isinstance(runner, MasterRunner)
+        self.is_worker = isinstance(runner, WorkerRunner)
+        name = settings.worker_name or (runner.client_id if isinstance(runner, WorkerRunner) else "local")
+        self.builder = ResultBuilder(window_s=self.profile.window_s, worker=name)
+        self.default_group = next(iter(self.profile.groups))
+        self.started_s: float | None = None
+        self.planned_s = self.profile.load.total_duration_s
+        self._samples: list[str] = []
+        self._written = False
+        self._apply_scenarios()
+        ev = environment.events
+        if not self.is_master:
+            ev.request.add_listener(self._on_request)
+            gevent.spawn(self._sample_cpu)
+        if self.is_worker:
+            ev.report_to_master.add_listener(self._on_report_to_master)
+        else:
+            ev.test_start.add_listener(self._on_test_start)
+            ev.quitting.add_listener(self._on_quitting)
+            gevent.spawn(self._progress_loop)
+        if self.is_master:
+            ev.worker_report.add_listener(self._on_worker_report)
+
+    # ---- scenario weights ----
+
+    def _apply_scenarios(self) -> None:
+        """A harness locustfile (classes named as in the profile's [scenarios]) runs the profile's mix."""
+        classes = self.environment.user_classes
+        if not {c.__name__ for c in classes} & set(USER_CLASSES):
+            return  # a locustfile with its own classes (fixtures, the fallback): its weights stand
+        weights = self.profile.scenarios.weights()
+        keep = [c for c in classes if weights.get(c.__name__, 0) > 0]
+        for cls in keep:
+            cls.weight = weights[cls.__name__]
+        if keep:
+            classes[:] = keep
+
+    # ---- worker side ----
+
+    def _on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float | None,
+        response_length: int | None = 0,
+        exception: BaseException | None = None,
+        context: dict[str, Any] | None = None,
+        response: Any = None,
+        start_time: float | None = None,
+        **_: Any,
+    ) -> None:
+        ctx = context or {}
+        origin = ctx.get("origin_region") or _origin_from(response)
+        group = ctx.get("group") or self.default_group
+        ok = exception is None
+        t_s = start_time or time.time()
+        ms = float(response_time or 0.0)
+        self.builder.record(
+            name,
+            request_type,
+            group,
+            ms,
+            ok,
+            t_s,
+            origin_region=origin,
+            failure_kind=None if ok else failure_kind(exception, ctx),
+            bytes=int(response_length or 0),
+        )
+        if self.settings.sample_log:
+            self._samples.append(json.dumps({"t": t_s, "name": name, "group": group, "ms": ms, "ok": ok}))
+
+    def _on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        data[_payload_key] = self.builder.to_payload(reset=True)
+        self._flush_samples()
+
+    def _flush_samples(self) -> None:
+        if not self._samples:
+            return
+        path = self.settings.out_dir / f"samples-{self.builder.worker}.jsonl"
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("\n".join(self._samples) + "\n")
+        self._samples = []
+
+    def _sample_cpu(self) -> None:
+        process = psutil.Process(os.getpid())
+        process.cpu_percent(None)  # the first call only sets the baseline
+        while True:
+            gevent.sleep(CPU_SAMPLE_INTERVAL_S)
+            cpu_pct = process.cpu_percent(None)
+            runner = self.environment.runner
+            if runner is not None and runner.state in (STATE_SPAWNING, STATE_RUNNING):
+                self.builder.record_cpu(time.time(), cpu_pct)
+
+    # ---- master side ----
+
+    def _on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        payload = data.get(_payload_key)
+        if payload is not None:
+            self.builder.merge(payload)
+
+    def _on_test_start(self, **_: Any) -> None:
+        if self.started_s is None:
+            self.started_s = time.time()
+
+    def _progress_loop(self) -> None:
+        while not self._written:
+            gevent.sleep(PROGRESS_INTERVAL_S)
+            runner = self.environment.runner
+            if runner is None:
+                continue
+            if self.started_s is not None and runner.state in (STATE_SPAWNING, STATE_RUNNING):
+                self.builder.record_users(time.time(), runner.user_count)
+            if self._written:
+                break
+            self._write_progress("running" if self.started_s is not None else "waiting")
+
+    def _write_progress(self, state: str) -> None:
+        runner = self.environment.runner
+        assert runner is not None
+        total = runner.stats.total
+        try:
+            p95_ms = total.get_current_response_time_percentile(0.95)
+        except ValueError:  # the response-time cache is off: fall back to the whole-run figure
+            p95_ms = total.get_response_time_percentile(0.95) if total.num_requests else None
+        workers = 1
+        if isinstance(runner, MasterRunner):
+            workers = len(runner.clients.ready) + len(runner.clients.running) + len(runner.clients.spawning)
+        progress = {
+            "t_s": time.time(),
+            "state": state,
+            "started_s": self.started_s,
+            "planned_s": self.planned_s,
+            "users": runner.user_count,
+            "workers": workers,
+            "workers_expected": self.settings.workers_expected,
+            "requests": total.num_requests,
+            "rps": total.current_rps,
+            "p95_ms": p95_ms,
+            "error_pct": 100.0 * total.fail_ratio,
+        }
+        _write_atomic(self.settings.out_dir / PROGRESS_FILE, json.dumps(progress))
+
+    def _on_quitting(self, environment: Environment, **_: Any) -> None:
+        runner = environment.runner
+        if runner is not None and len(runner.greenlet) > 0:
+            # Stopped by a signal: quit now so the workers' final reports arrive before result.json is written.
+            runner.quit()
+        self.write_result()
+
+    def write_result(self) -> Path:
+        """result.json in the output folder; partial unless the load shape reached its end."""
+        path = self.settings.out_dir / RESULT_FILE
+        if self._written:
+            return path
+        self._written = True
+        ended_s = time.time()
+        started_s = self.started_s if self.started_s is not None else ended_s
+        workers_seen = len(self.builder.workers_seen) if self.is_master else 1
+        profile = self.profile
+        run = RunInfo(
+            run_id=self.settings.run_id,
+            profile=profile.name,
+            started_s=started_s,
+            ended_s=ended_s,
+            target=self.settings.target_label,
+            workers_expected=self.settings.workers_expected if self.is_master else 1,
+            workers_seen=workers_seen,
+            partial=not _shape_finished,
+            steady_state=SteadyState.from_plateau(started_s, profile.plateau_s()),
+            groups={name: GroupInfo(network=g.network, country=g.country) for name, g in profile.groups.items()},
+        )
+        if not self.is_master:
+            self._flush_samples()
+        self._write_progress("finished")
+        return dump_result(self.builder.build(run, profile.gates), path)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class ProfileShape(LoadTestShape):
+    """The profile's load: each stage's users and spawn rate for its duration, then stop (the run is complete).
+
+    Without a harness profile it follows `-u`, `-r` and `-t`, so the locustfile still runs under plain Locust.
+    """
+
+    use_common_options = True
+
+    def tick(self) -> tuple[int, float] | None:
+        global _shape_finished
+        t_s = self.get_run_time()
+        if _plugin is None:
+            return self._plain_tick(t_s)
+        end_s = 0.0
+        for stage in _plugin.profile.load.as_stages():
+            end_s += stage.duration_s
+            if t_s < end_s:
+                return stage.users, stage.spawn_rate
+        _shape_finished = True
+        return None
+
+    def _plain_tick(self, t_s: float) -> tuple[int, float] | None:
+        assert self.runner is not None
+        options = self.runner.environment.parsed_options
+        run_time_s = getattr(options, "run_time", None)
+        if run_time_s and t_s >= run_time_s:
+            return None
+        return int(getattr(options, "num_users", None) or 1), float(getattr(options, "spawn_rate", None) or 1)
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    global _plugin
+    settings = Settings.from_env()
+    if settings is None or _plugin is not None:
+        return
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    _plugin = HarnessPlugin(environment, settings)

@@ -1,0 +1,193 @@
+"""Start and stop a Locust master and its local workers as child processes.
+
+    LocustCluster.start()   master (--headless --expect-workers N, bound to loopback) then N workers
+    LocustCluster.stop()    SIGTERM the master (it collects the workers' final reports and writes result.json),
+                            wait; then the workers; anything still alive after its grace period is killed
+
+Each child runs in its own session, so a terminal's Ctrl-C reaches only the orchestrator, which then stops the
+children in order; each also gets SIGTERM from the kernel if the orchestrator dies (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+MASTER_STOP_GRACE_S = 20.0
+"""How long the master may take after SIGTERM (final worker reports, result.json) before it is killed."""
+WORKER_STOP_GRACE_S = 5.0
+"""How long workers may take to exit after the master has gone, before SIGTERM and then SIGKILL."""
+EXPECT_WORKERS_MAX_WAIT_S = 60
+"""The master gives up (and the run is invalid) when the workers have not all connected by then."""
+
+
+def _die_with_parent() -> None:
+    """In the child: the kernel sends SIGTERM when the orchestrator exits (no-op outside Linux)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free right now on `host` (Locust's master cannot bind port 0 and report it back)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ClusterConfig:
+    locustfile: Path
+    workers: int
+    host: str
+    """The target base URL Locust users get as `self.host`."""
+    out_dir: Path
+    """Logs (`locust-master.log`, `locust-worker-<n>.log`) and Locust's CSVs go here."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment for every child (target settings, HARNESS_*); secrets stay out of argv."""
+    bind_host: str = "127.0.0.1"
+
+
+class Child:
+    """One Locust process and its log file."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+
+    def wait(self, timeout_s: float) -> bool:
+        """True when the process has exited within `timeout_s`."""
+        try:
+            self.proc.wait(max(0.0, timeout_s))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def kill_group(self) -> None:
+        """SIGKILL the child's whole session (Locust spawns nothing, but a locustfile might)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+
+    def close(self) -> None:
+        self._log.close()
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+class LocustCluster:
+    """A master and `workers` local workers; `stop()` is safe to call any number of times, from any exit path."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        if config.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {config.workers}")
+        self.config = config
+        self.master: Child | None = None
+        self.workers: list[Child] = []
+        self.master_port = 0
+
+    def _base_argv(self) -> list[str]:
+        return [sys.executable, "-m", "locust", "-f", str(self.config.locustfile), "--host", self.config.host]
+
+    def start(self) -> LocustCluster:
+        cfg = self.config
+        cfg.out_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **cfg.env, "PYTHONUNBUFFERED": "1"}
+        self.master_port = free_port(cfg.bind_host)
+        master_argv = [
+            *self._base_argv(),
+            "--master",
+            "--headless",
+            "--expect-workers", str(cfg.workers),
+            "--expect-workers-max-wait", str(EXPECT_WORKERS_MAX_WAIT_S),
+            "--master-bind-host", cfg.bind_host,
+            "--master-bind-port", str(self.master_port),
+            "--csv", str(cfg.out_dir / "locust"),
+            "--only-summary",
+        ]  # fmt: skip
+        try:
+            self.master = Child("master", master_argv, env, cfg.out_dir / "locust-master.log")
+            for i in range(1, cfg.workers + 1):
+                worker_argv = [
+                    *self._base_argv(),
+                    "--worker",
+                    "--master-host", cfg.bind_host,
+                    "--master-port", str(self.master_port),
+                ]  # fmt: skip
+                worker_env = {**env, "HARNESS_WORKER_NAME": f"worker-{i}"}
+                log_path = cfg.out_dir / f"locust-worker-{i}.log"
+                self.workers.append(Child(f"worker-{i}", worker_argv, worker_env, log_path))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def children(self) -> list[Child]:
+        return ([self.master] if self.master is not None else []) + self.workers
+
+    def pids(self) -> list[int]:
+        return [c.pid for c in self.children]
+
+    def master_running(self) -> bool:
+        return self.master is not None and self.master.running()
+
+    def wait_master(self, timeout_s: float) -> bool:
+        return self.master is None or self.master.wait(timeout_s)
+
+    def stop(self, master_grace_s: float = MASTER_STOP_GRACE_S, worker_grace_s: float = WORKER_STOP_GRACE_S) -> None:
+        """Graceful, then forceful: every child is gone when this returns."""
+        if self.master is not None and self.master.running():
+            self.master.signal(signal.SIGTERM)
+            if not self.master.wait(master_grace_s):
+                self.master.kill_group()
+        deadline = time.monotonic() + worker_grace_s
+        for worker in self.workers:
+            worker.wait(deadline - time.monotonic())
+        for worker in self.workers:
+            worker.signal(signal.SIGTERM)
+        deadline = time.monotonic() + worker_grace_s
+        for child in self.children:
+            if not child.wait(deadline - time.monotonic()):
+                child.kill_group()
+        for child in self.children:
+            child.close()
