@@ -65,7 +65,7 @@ def setup(app: web.Application) -> None:
     router = app.router
     buckets.add_routes(router, PREFIX)
     p = f"{PREFIX}/object"
-    obj = "{bucket}/{path:.+}"
+    obj = "{bucket}/{path:[\\s\\S]+}"  # "." would not match a newline, leaving such paths to a plain 404
     router.add_post(f"{p}/list/{{bucket}}", objects.list_objects)
     router.add_post(f"{p}/move", objects.move)
     router.add_post(f"{p}/copy", objects.copy)
@@ -81,4 +81,4 @@ def setup(app: web.Application) -> None:
     router.add_put(f"{p}/{obj}", upload.upload)
     router.add_delete(f"{p}/{{bucket}}", objects.delete_many)
     router.add_delete(f"{p}/{obj}", objects.delete_one)
-    router.add_route("*", f"{PREFIX}/{{tail:.*}}", _not_found)
+    router.add_route("*", f"{PREFIX}/{{tail:[\\s\\S]*}}", _not_found)

@@ -72,9 +72,11 @@ def role_required(role: str) -> StorageError:
 
 def entity_too_large(limit_bytes: int) -> StorageError:
     return StorageError(
-        413, "EntityTooLarge", f"The object exceeded the maximum allowed size ({limit_bytes} bytes)",
+        413,
+        "EntityTooLarge",
+        f"The object exceeded the maximum allowed size ({limit_bytes} bytes)",
         error="Payload too large",
-    )  # fmt: skip
+    )
 
 
 def invalid_mime_type(mime_type: str) -> StorageError:
