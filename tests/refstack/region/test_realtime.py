@@ -135,9 +135,9 @@ def _expired_token() -> str:
         (None, "API key is missing"),
         (_expired_token(), "Token has expired"),
         (keys.sign({"role": "anon"}), "Fields `role` and `exp` are required in JWT"),
-        (keys.sign({"exp": int(time.time()) + 60}), "Fields `role` and `exp` are required in JWT"),
+        (keys.sign({"exp": int(time.time()) + 86400}), "Fields `role` and `exp` are required in JWT"),
         ("not-a-jwt", "The token provided is not a valid JWT"),
-        (keys.sign({"role": "anon", "exp": int(time.time()) + 60}, "x" * 40), "Failed to validate JWT signature"),
+        (keys.sign({"role": "anon", "exp": int(time.time()) + 86400}, "x" * 40), "Failed to validate JWT signature"),
     ],
 )
 def test_handshake_failures_answer_401_with_realtime_json(
