@@ -162,13 +162,29 @@ def target_configured(env_file: Path | None = None, environ: Mapping[str, str] |
     return env_file is not None or bool((os.environ if environ is None else environ).get("SUPABASE_URL"))
 
 
-def load_target(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> TargetConfig:
-    """Reads the target from `environ` (default os.environ) and `env_file` (whose values win); ConfigError if bad."""
+def load_target(
+    env_file: Path | None = None, environ: Mapping[str, str] | None = None, *, supabase_url: str | None = None
+) -> TargetConfig:
+    """Reads the target from `environ` (default os.environ) and `env_file` (whose values win); ConfigError if bad.
+
+    `supabase_url` (a `--target-url` flag) overrides SUPABASE_URL. A loopback target with no keys set gets the
+    Supabase local-development demo keys, which both `supabase start` and the embedded reference stack use.
+    """
     values = dict(os.environ if environ is None else environ)
     source = "environment"
     if env_file is not None:
         values.update(read_env_file(env_file))
         source = str(env_file)
+    if supabase_url is not None:
+        values["SUPABASE_URL"] = supabase_url
+        source = "--target-url" if env_file is None else f"{source} and --target-url"
+    url = values.get("SUPABASE_URL", "").strip()
+    if url and _is_loopback(urlsplit(url).hostname or ""):
+        from harness.refstack import keys
+
+        for name, demo in (("SUPABASE_ANON_KEY", keys.ANON_KEY), ("SUPABASE_SERVICE_ROLE_KEY", keys.SERVICE_ROLE_KEY)):
+            if not values.get(name, "").strip():
+                values[name] = demo
     return target_from_mapping(values, source)
 
 
