@@ -155,6 +155,8 @@ TABLES: dict[str, Table] = {
                 Column("last_accessed_at", "timestamptz", nullable=False, default="now"),
             ),
             unique=(("bucket_id", "name"),),
+            # "Is this blob still used?" on every delete and overwrite.
+            indexes=(("content_sha256",),),
         ),
     )
 }
