@@ -216,11 +216,12 @@ class _Admin:
 
 
 def _http_error(what: str, response: httpx.Response) -> HarnessError:
+    # GoTrue (both error shapes, PROTOCOLS.md §2.4), PostgREST (§3.3) and gateway bodies: "<code> <message>".
     try:
         body = response.json()
-        detail = " ".join(
-            str(body[k]) for k in ("code", "error_code", "msg", "message", "error_description") if body.get(k)
-        )
+        code = next((body[k] for k in ("error_code", "code") if isinstance(body.get(k), str)), "")
+        text = next((body[k] for k in ("msg", "message", "error_description", "error") if body.get(k)), "")
+        detail = f"{code} {text}".strip()
     except (ValueError, AttributeError):
         detail = response.text[:200]
     message = f"{what}: HTTP {response.status_code} {detail}".rstrip()
