@@ -1,12 +1,21 @@
-"""Delivery tracking: envelopes, and the receiver-side accounting of latency, duplicates, loss and reordering."""
+"""Delivery tracking: envelopes, the receiver-side accounting of latency, duplicates, loss and reordering, and one
+run end to end over the reference stack's realtime fan-out."""
 
 from __future__ import annotations
 
 import json
+import time
+from typing import Any
 
+import httpx
 import pytest
+import websocket
 
+from harness.config import TargetConfig
 from harness.delivery import DeliveryTracker, Envelope, Lost, Outcome
+from harness.refstack import keys
+from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
+from harness.users import cleanup, provision
 
 RUN = "run-1"
 T0 = 1_700_000_000.0
@@ -139,3 +148,69 @@ def test_settled_messages_are_forgotten_after_the_retention() -> None:
     assert tracker.on_received("bob", envelope(1), T0 + 6).kind == "duplicate"
     tracker.expire(T0 + 20, timeout_s=1)
     assert tracker.on_received("bob", envelope(1), T0 + 21).kind == "unexpected"  # memory is bounded
+
+
+# -- end to end over the reference stack: REST sends, realtime postgres_changes fan-out, the tracker -------------
+
+
+def test_end_to_end_over_realtime_fan_out() -> None:
+    with ReferenceStack(StackConfig(ports=StackPorts.any(), pieces=("primary",))) as stack:
+        target = TargetConfig.for_reference_stack(stack.endpoints.primary_url)
+        credentials = provision(target, 4, 4, prefix="e2e", run_id="run-1")
+        tracker = DeliveryTracker("run-1", credentials.membership())
+        tokens: dict[str, str] = {}
+        sockets: dict[str, Any] = {}
+        ws_url = target.supabase_url.replace("http://", "ws://") + f"/realtime/v1/websocket?apikey={keys.ANON_KEY}"
+        try:
+            for user in credentials.users:
+                session = httpx.post(
+                    f"{target.supabase_url}/auth/v1/token?grant_type=password",
+                    headers={"apikey": keys.ANON_KEY},
+                    json={"email": user.email, "password": user.password},
+                    timeout=10,
+                )
+                tokens[user.id] = session.json()["access_token"]
+                sock = websocket.create_connection(ws_url, timeout=5)
+                config = {"postgres_changes": [{"event": "INSERT", "schema": "public", "table": "messages"}]}
+                sock.send(json.dumps({"topic": "realtime:inbox", "event": "phx_join", "ref": "1",
+                                      "payload": {"config": config, "access_token": tokens[user.id]}}))  # fmt: skip
+                while json.loads(sock.recv())["event"] != "system":  # "Subscribed to PostgreSQL" follows the reply
+                    pass
+                sockets[user.id] = sock
+                tracker.subscribe(user.id)
+
+            sender = credentials.users[0]
+            mine = credentials.conversations_of(sender.id)
+            headers = {"apikey": keys.ANON_KEY, "Authorization": f"Bearer {tokens[sender.id]}"}
+            for seq, conversation in enumerate(mine, start=1):
+                assert tracker.audience(conversation.id, sender.id)
+                env = Envelope("run-1", sender.id, seq, time.time(), conversation.id)
+                sent = httpx.post(f"{target.supabase_url}/rest/v1/messages", headers=headers, json=env.message_row())
+                assert sent.status_code == 201, sent.text
+                tracker.on_sent(env)
+                retried = httpx.post(f"{target.supabase_url}/rest/v1/messages", headers=headers, json=env.message_row())
+                assert retried.status_code == 409  # client_msg_id makes the retry idempotent
+            # ring pairs (0,1), (3,0) and the group of 4: 1 + 1 + 3 receivers
+            assert tracker.stats.expected == 5
+
+            outcomes: list[Outcome] = []
+            deadline = time.monotonic() + 10
+            while tracker.pending and time.monotonic() < deadline:
+                for user_id, sock in sockets.items():
+                    sock.settimeout(0.05)
+                    try:
+                        frame = json.loads(sock.recv())
+                    except websocket.WebSocketTimeoutException:
+                        continue
+                    if frame["event"] == "postgres_changes":
+                        received = Envelope.from_record(frame["payload"]["data"]["record"])
+                        assert received is not None
+                        outcomes.append(tracker.on_received(user_id, received, time.time()))
+            assert tracker.expire(time.time(), timeout_s=0) == []
+            delivered = [o for o in outcomes if o.kind == "delivered"]
+            assert len(delivered) == 5 and all(o.latency_ms is not None and o.latency_ms >= 0 for o in delivered)
+            assert {o.kind for o in outcomes} <= {"delivered", "ignored"}  # the sender's own echo is ignored
+        finally:
+            for sock in sockets.values():
+                sock.close()
+            cleanup(target, credentials)
