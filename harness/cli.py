@@ -20,6 +20,7 @@ _COMMAND_MODULES = [
     "harness.network.toxiproxy.cli",
     "harness.network.cli",
     "harness.report.cli",
+    "harness.users_cli",
 ]
 
 
