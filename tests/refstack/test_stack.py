@@ -10,7 +10,9 @@ import sys
 import time
 
 import httpx
+import websocket
 
+from harness.refstack import keys
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 
 
@@ -104,3 +106,22 @@ def test_edge_moves_everyone_to_japan_when_the_singapore_process_dies() -> None:
         assert region == "ap-northeast-1", "edge did not fail over to Japan"
         status = httpx.get(f"{edge}/_edge/status", timeout=5).json()
         assert "ap-southeast-1" in json.dumps(status)
+
+
+def test_china_viewers_realtime_websocket_is_served_by_japan_through_the_edge() -> None:
+    config = StackConfig(ports=StackPorts.any(), pieces=("primary", "replica", "edge"))
+    with ReferenceStack(config) as stack:
+        ws_url = stack.endpoints.edge_url.replace("http://", "ws://") + "/realtime/v1/websocket"
+        query = f"?apikey={keys.ANON_KEY}&vsn=1.0.0"
+        regions = {}
+        for country in ("CN", "DE"):
+            sock = websocket.create_connection(
+                ws_url + query, header=[f"CloudFront-Viewer-Country: {country}"], timeout=5
+            )
+            try:
+                regions[country] = sock.getheaders().get("x-origin-region")
+                sock.send(json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "1"}))
+                assert json.loads(sock.recv())["payload"]["status"] == "ok"
+            finally:
+                sock.close()
+        assert regions == {"CN": "ap-northeast-1", "DE": "ap-southeast-1"}
