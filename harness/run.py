@@ -30,7 +30,7 @@ from harness.errors import ConfigError, TargetUnreachable
 from harness.gates import Verdict, evaluate, fmt
 from harness.loadgen import settings as hs
 from harness.loadgen.processes import EXPECT_WORKERS_MAX_WAIT_S, ClusterConfig, LocustCluster
-from harness.loadgen.target import Target, check_allowed, from_env, from_reference, preflight
+from harness.loadgen.target import Target, check_allowed, from_env, from_reference, preflight, require_keys
 from harness.profile import GatesConfig, Profile, load_profile, resolve_profile
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.report import render_text, write_reports
@@ -92,7 +92,7 @@ def effective_profile(profile: Profile, options: RunOptions, where: str) -> Prof
     if profile.load.stages is not None:
         flags = ", ".join(f"--{k.removesuffix('_s').replace('_', '-')}" for k in given)
         raise ConfigError(f"{flags}: {where} uses [[load.stages]]; edit its stages (or copy it) to change the shape")
-    data = profile.model_dump()
+    data = profile_data(profile)
     data["load"].update(given)
     try:
         new = Profile.model_validate(data)
@@ -105,6 +105,14 @@ def effective_profile(profile: Profile, options: RunOptions, where: str) -> Prof
             f"than one window ({new.window_s:g} s); give at least {new.load.total_duration_s + new.window_s:g} s"
         )
     return new
+
+
+def profile_data(profile: Profile) -> dict[str, Any]:
+    """JSON-able data that validates back into the same profile (`workers = None` means "absent" in TOML)."""
+    data = profile.model_dump(mode="json")
+    if data.get("workers") is None:
+        data.pop("workers", None)
+    return data
 
 
 def choose_locustfile(explicit: Path | None) -> tuple[Path, bool]:
@@ -344,12 +352,13 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
     for stale in (hs.RESULT_FILE, hs.PROGRESS_FILE):
         (out_dir / stale).unlink(missing_ok=True)
     profile_path = out_dir / "profile.json"
-    profile_path.write_text(profile.model_dump_json(indent=2), encoding="utf-8")
+    profile_path.write_text(json.dumps(profile_data(profile), indent=2), encoding="utf-8")
 
     checks: list[CheckResult] = []
     with StopRequest(log) as stop, contextlib.ExitStack() as cleanup:
         target = _resolve_target(options, profile, cleanup, out_dir)
         check_allowed(target, options.confirm_remote)
+        require_keys(target)
         print(
             f"harness: run {run_id}: profile {profile.name} against {target.label} with {workers} worker(s)", file=log
         )

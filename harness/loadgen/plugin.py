@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -98,6 +99,7 @@ class HarnessPlugin:
             ev.test_start.add_listener(self._on_test_start)
             ev.quitting.add_listener(self._on_quitting)
             gevent.spawn(self._progress_loop)
+            gevent.signal_handler(signal.SIGTERM, self._on_sigterm)
         if self.is_master:
             ev.worker_report.add_listener(self._on_worker_report)
 
@@ -219,6 +221,17 @@ class HarnessPlugin:
             "error_pct": 100.0 * total.fail_ratio,
         }
         _write_atomic(self.settings.out_dir / PROGRESS_FILE, json.dumps(progress))
+
+    def _on_sigterm(self) -> None:
+        """Graceful stop. Headless Locust installs its own SIGTERM handler only after a shape run has ended, so
+        until then SIGTERM would kill the master outright and lose the result."""
+        runner = self.environment.runner
+        assert runner is not None
+        if self.started_s is None:  # still waiting for workers: nothing to collect, and Locust's loop cannot be broken
+            self.write_result()
+            runner.quit()
+            os._exit(0)
+        runner.quit()  # ends the shape; Locust then shuts down, firing `quitting`, which writes result.json
 
     def _on_quitting(self, environment: Environment, **_: Any) -> None:
         runner = environment.runner

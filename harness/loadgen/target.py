@@ -118,9 +118,14 @@ def from_env(host: str | None, env_file: Path | None, environ: Mapping[str, str]
     if "SUPABASE_ANON_KEY" not in values and _is_loopback(parts.hostname):
         values["SUPABASE_ANON_KEY"] = keys.ANON_KEY  # a reference stack started by `harness target up`
         values.setdefault("SUPABASE_SERVICE_ROLE_KEY", keys.SERVICE_ROLE_KEY)
-    if "SUPABASE_ANON_KEY" not in values:
-        raise ConfigError(f"SUPABASE_ANON_KEY: missing for {parts.hostname} (set it or put it in --env-file)")
     return Target(url=url.rstrip("/"), env=values)
+
+
+def require_keys(target: Target) -> None:
+    """ConfigError when the target lacks the project key every client sends (checked after the safety rule)."""
+    if not target.env.get("SUPABASE_ANON_KEY"):
+        host = urlsplit(target.url).hostname
+        raise ConfigError(f"SUPABASE_ANON_KEY: missing for {host} (set it or put it in --env-file)")
 
 
 def _is_loopback(host: str) -> bool:
