@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import random
 
+from gevent import GreenletExit
 from locust import User
-from locust.exception import StopUser
 
 from harness.assign import Assignment
 from harness.clients.supabase import SupabaseSession
@@ -27,7 +27,7 @@ def run_state(user: User) -> RunState:
     """The environment's run state, ready; else the user stops (the setup error was already reported)."""
     state = state_of(user.environment) or install(user.environment)
     if state is None or not state.ready:
-        raise StopUser()
+        raise GreenletExit()  # ends this user quietly (StopUser would be logged with a traceback)
     return state
 
 
@@ -57,7 +57,7 @@ class AccountUser(User):
                 "harness scenarios: no provisioned user left for Locust user %d on this worker; provision more "
                 "(HARNESS_PROVISION_USERS or `harness users provision --count`)", self.number,
             )  # fmt: skip
-            raise StopUser()
+            raise GreenletExit()
         self.assignment: Assignment = role.assignment
         self.user_group, self.country = role.group, role.country
         target = self.target

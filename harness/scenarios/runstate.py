@@ -13,7 +13,6 @@ run no users.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
@@ -22,6 +21,7 @@ import secrets
 import weakref
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -34,8 +34,9 @@ from harness.config import TargetConfig, load_target
 from harness.delivery import DeliveryTracker
 from harness.errors import ConfigError, HarnessError
 from harness.scenarios.delivery import DeliveryRecorder
+from harness.scenarios.provisioning import provision_users, remove_users
 from harness.scenarios.settings import ScenarioSettings
-from harness.users import Credentials, cleanup, new_run_id, provision
+from harness.users import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ EXPIRE_INTERVAL_S = 1.0
 """How often pending messages are checked against the delivery timeout."""
 RECENT_FILES = 20
 """Uploaded paths remembered per conversation, for downloads by its members."""
-PROVISION_PREFIX = "loadtest"
 NO_TARGET = (
     "no target: pass --host with the edge or region URL (e.g. --host http://127.0.0.1:54320 for the local "
     "reference stack), or set SUPABASE_URL and SUPABASE_ANON_KEY (and SUPABASE_SERVICE_ROLE_KEY to provision users)"
@@ -65,7 +65,8 @@ class RunState:
         self.settings = settings
         self.target: TargetConfig | None = None
         self.credentials: Credentials | None = None
-        self.provisioned = False
+        self.provisioned_path: Path | None = None
+        """Credentials file of users provisioned at test start (removed, with the users, when Locust quits)."""
         self.run_id = ""
         self.error: str | None = None
         self.worker_index = 0
@@ -132,10 +133,7 @@ class RunState:
         else:
             count = self._provision_count()
             log.info("harness scenarios: provisioning %d test users at %s", count, target.supabase_url)
-            credentials = provision(
-                target, count, self.settings.group_size, prefix=PROVISION_PREFIX, run_id=new_run_id()
-            )
-            self.provisioned = True
+            credentials, self.provisioned_path = provision_users(target.supabase_url, count, self.settings.group_size)
         # A fresh id per process start: a reused credentials file must not collide with an earlier run's
         # client_msg_ids (the insert would be a 409 and never reach anyone).
         self.run_id = f"{credentials.run_id}-{secrets.token_hex(3)}"
@@ -165,12 +163,16 @@ class RunState:
 
     def quit(self) -> None:
         self.stop()
-        if self.provisioned and self.credentials is not None and self.target is not None:
-            if self.settings.keep_users:
-                return
-            with contextlib.suppress(HarnessError):  # best effort: `harness users cleanup --prefix` finishes it
-                cleanup(self.target, self.credentials)
-            self.provisioned = False
+        path, self.provisioned_path = self.provisioned_path, None
+        if path is None or self.target is None or self.credentials is None:
+            return
+        if self.settings.keep_users:
+            log.info("harness scenarios: test users kept (HARNESS_KEEP_USERS=1): %s", path)
+            return
+        try:
+            remove_users(self.target.supabase_url, path, len(self.credentials.users))
+        except HarnessError as exc:  # best effort: `harness users cleanup --prefix loadtest` finishes the job
+            log.warning("harness scenarios: %s", exc)
 
     def _expire_loop(self) -> None:
         while self.recorder is not None:
