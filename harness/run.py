@@ -120,7 +120,7 @@ def choose_locustfile(explicit: Path | None) -> tuple[Path, bool]:
     if explicit is not None:
         if not explicit.is_file():
             raise ConfigError(f"--locustfile: {explicit} does not exist (give a path to a .py locustfile)")
-        return explicit, False
+        return explicit, explicit.resolve() == FALLBACK_LOCUSTFILE
     for candidate in (DEFAULT_LOCUSTFILE, REPO_ROOT / DEFAULT_LOCUSTFILE):
         if candidate.is_file():
             return candidate, False
@@ -340,7 +340,7 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
     locustfile, fallback = choose_locustfile(options.locustfile)
     if fallback:
         print(
-            f"harness: {DEFAULT_LOCUSTFILE} not found; light fallback load ({FALLBACK_LOCUSTFILE.name}); "
+            f"harness: light fallback load ({FALLBACK_LOCUSTFILE.name}); "
             f"gates off for lack of samples: {', '.join(FALLBACK_GATES_OFF)}",
             file=log,
         )
