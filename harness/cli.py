@@ -16,6 +16,7 @@ from harness.errors import HarnessError
 
 # Command groups, in the order `--help` lists them. Adding a group is one line here.
 _COMMAND_MODULES = [
+    "harness.run_cli",
     "harness.refstack.cli",
     "harness.network.toxiproxy.cli",
     "harness.network.cli",
