@@ -6,7 +6,8 @@ ignores a viewer's claim, and the claim must not leak to a real deployment.
 
 The clients take no extra headers yet, so this module adds them from outside: the HTTP transport's default
 headers (geventhttpclient's `UserAgent.default_headers`, merged into every request) and a `RealtimeClient`
-subclass whose handshake sends them. Both go away once the clients accept `headers=` (see docs/scenarios.md).
+subclass whose handshake sends them (and reports the handshake's `x-origin-region` with `RT connect`). Both
+go away once the clients accept `headers=` (see docs/scenarios.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import websocket
 
+from harness.clients.http import REGION_HEADER
 from harness.clients.realtime import RealtimeClient, _failure
 from harness.clients.supabase import SupabaseSession
 
@@ -38,11 +40,12 @@ class HeaderRealtimeClient(RealtimeClient):
     def __init__(self, *args: Any, headers: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.headers = dict(headers or {})
+        self.origin_region = ""
+        """Region that answered the last handshake (`x-origin-region`), "" if none said."""
 
     def _open(self, name: str, *, fire_success: bool = True) -> bool:
-        if not self.headers:
-            return super()._open(name, fire_success=fire_success)
-        # Same as RealtimeClient._open, plus `header=`; remove when the client takes headers itself.
+        # RealtimeClient._open plus `header=` and the handshake's origin region in the event's context; remove when
+        # the client does both itself.
         started = time.perf_counter()
         try:
             ws = websocket.create_connection(
@@ -57,9 +60,11 @@ class HeaderRealtimeClient(RealtimeClient):
             self.reporter.fire("RT", name, elapsed_ms, exception=_failure(f"RT {name}", exc))
             return False
         ws.settimeout(self.reply_timeout_s)
+        self.origin_region = str((ws.getheaders() or {}).get(REGION_HEADER, ""))
         self._ws = ws
         self._heartbeat_ref = None
         self._next_heartbeat = time.monotonic()
         if fire_success:
-            self.reporter.fire("RT", name, (time.perf_counter() - started) * 1000)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self.reporter.fire("RT", name, elapsed_ms, context={"origin_region": self.origin_region})
         return True
