@@ -1,0 +1,69 @@
+"""Viewer country on the local stack: a CN user's HTTP calls and Realtime handshake reach Japan via the edge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from scenario_runs import load_locustfile, quick, run_users
+
+from harness.clients.events import ListEvent
+from harness.clients.supabase import SupabaseSession
+from harness.refstack import keys
+from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
+from harness.scenarios.provisioning import provision_users, remove_users
+from harness.scenarios.settings import ScenarioSettings
+from harness.scenarios.viewer import HeaderRealtimeClient, add_session_headers, viewer_headers
+from harness.users import Credentials
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[ReferenceStack]:
+    with ReferenceStack(StackConfig(ports=StackPorts.any(), pieces=("primary", "replica", "livekit", "edge"))) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def credentials(stack: ReferenceStack) -> Iterator[tuple[Credentials, Path]]:
+    creds, path = provision_users(stack.endpoints.edge_url, 4, 4)
+    yield creds, path
+    remove_users(stack.endpoints.edge_url, path, len(creds.users))
+
+
+def test_session_and_realtime_handshake_carry_the_country(
+    stack: ReferenceStack, credentials: tuple[Credentials, Path]
+) -> None:
+    user = credentials[0].users[0]
+    events = ListEvent()
+    session = SupabaseSession(stack.endpoints.edge_url, keys.ANON_KEY, request_event=events)
+    add_session_headers(session, viewer_headers("CN"))
+    realtime = HeaderRealtimeClient(
+        stack.endpoints.edge_url, keys.ANON_KEY, session=session, request_event=events, headers=viewer_headers("CN")
+    )
+    plain = HeaderRealtimeClient(stack.endpoints.edge_url, keys.ANON_KEY, request_event=events)
+    try:
+        assert session.sign_in(user.email, user.password).ok
+        assert session.select("conversations", columns="id").origin_region == "ap-northeast-1"
+        assert realtime.connect() and plain.connect()
+        assert (realtime.origin_region, plain.origin_region) == ("ap-northeast-1", "ap-southeast-1")
+    finally:
+        realtime.close()
+        plain.close()
+        session.close()
+    connects = [e for e in events.fired if e["name"] == "connect"]
+    assert sorted(e["context"]["origin_region"] for e in connects) == ["ap-northeast-1", "ap-southeast-1"]
+
+
+def test_a_cn_meeting_user_is_served_by_japan(stack: ReferenceStack, credentials: tuple[Credentials, Path]) -> None:
+    meetings = load_locustfile("meetings")
+    settings = ScenarioSettings(
+        credentials_path=credentials[1], viewer_country="CN", meeting_stay_s=0.5, meeting_ping_interval_s=0.2
+    )
+    run = run_users(
+        [quick(meetings.MeetingUser)], stack.endpoints.edge_url, 2, settings,
+        min_s=1, max_s=10, done=lambda r: len(r.samples("MEETING meeting.join")) >= 2,
+    )  # fmt: skip
+    assert run.failures() == [] and run.user_errors == []
+    regions = {e["context"].get("origin_region") for e in run.fired if e["request_type"] in ("AUTH", "FUNC")}
+    assert regions == {"ap-northeast-1"}
