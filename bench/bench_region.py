@@ -9,11 +9,13 @@ Bounded: --seconds per phase (default 10) plus a few seconds of setup; the serve
 
     python bench/bench_region.py                  # about 25 s
     python bench/bench_region.py --seconds 3 --connections 32
+    python bench/bench_region.py --via-edge       # also through the edge (CloudFront stand-in): issue 3's ratio
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -27,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from harness.refstack import keys
+from harness.refstack.launch import READY_PREFIX
 
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
 SEED_MESSAGES = 200
@@ -46,6 +49,19 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str]:
             break
     proc.terminate()
     raise SystemExit(f"region server did not start within {STARTUP_TIMEOUT_S} s: {' '.join(command)}")
+
+
+def start_edge(origin_url: str) -> tuple[subprocess.Popen[str], str]:
+    """The edge in front of the region server, as the reference stack runs it (its own process)."""
+    command = [sys.executable, "-m", "harness.refstack.launch", "edge", "--port", "0",
+               "--origin", f"ap-southeast-1={origin_url}", "--origin", f"ap-northeast-1={origin_url}"]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith(READY_PREFIX):
+        proc.terminate()
+        raise SystemExit(f"edge did not start: {' '.join(command)}")
+    return proc, f"http://127.0.0.1:{json.loads(line[len(READY_PREFIX) :])['port']}"
 
 
 def seed(url: str) -> dict[str, str]:
@@ -99,7 +115,7 @@ def run_wrk(url: str, script: str, env: dict[str, str], seconds: int, connection
     return done.stdout
 
 
-def summarize(name: str, output: str) -> None:
+def summarize(name: str, output: str) -> float:
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     percentiles = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.M))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
@@ -110,6 +126,7 @@ def summarize(name: str, output: str) -> None:
         f"p99 {percentiles.get('99', '?'):>8s}   non-2xx {non_2xx.group(1) if non_2xx else 0}"
         + (f"   socket errors: {socket_errors.group(1)}" if socket_errors else "")
     )
+    return float(rate.group(1)) if rate else 0.0
 
 
 def main() -> None:
@@ -117,6 +134,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each phase (≤ 12 keeps the run ≤ 30 s)")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--via-edge", action="store_true", help="repeat both phases through the edge and compare")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -125,8 +143,22 @@ def main() -> None:
         try:
             env = seed(url)
             print(f"region server {url}, {args.connections} connections, {args.threads} threads, {args.seconds} s each")
-            summarize("reads", run_wrk(url, "region_read.lua", env, args.seconds, args.connections, args.threads))
-            summarize("inserts", run_wrk(url, "region_insert.lua", env, args.seconds, args.connections, args.threads))
+            phases = (("reads", "region_read.lua"), ("inserts", "region_insert.lua"))
+            direct = {}
+            for name, script in phases:
+                direct[name] = summarize(name, run_wrk(url, script, env, args.seconds, args.connections, args.threads))
+            if args.via_edge:
+                edge, edge_url = start_edge(url)
+                try:
+                    print(f"through the edge {edge_url}")
+                    for name, script in phases:
+                        env["BENCH_NONCE"] = uuid.uuid4().hex[:8]
+                        output = run_wrk(edge_url, script, env, args.seconds, args.connections, args.threads)
+                        rate = summarize(f"edge {name}", output)
+                        print(f"  edge keeps {rate / direct[name]:.0%} of direct {name} throughput (goal >= 70 %)")
+                finally:
+                    edge.terminate()
+                    edge.wait(10)
         finally:
             proc.terminate()
             try:
