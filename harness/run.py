@@ -1,8 +1,11 @@
 """The run orchestrator: one profile in, one verdict and one report folder out.
 
     profile (+ CLI overrides) ─► target: --host/--env-file, or start the reference stack ─► safety + preflight
-        ─► smoke checklist (smoke runs) ─► Locust master + N workers ─► progress line every ~2 s on stderr
-        ─► stop ─► collect result.json ─► gates ─► reports/<run-id>/ ─► clean up (every exit path)
+        ─► smoke checklist (smoke runs) ─► test users (credentials.json, 0600) ─► shaped paths for groups not on
+        the direct network (harness/china.py: namespace, Toxiproxy, proxies, toxics) ─► Locust master + workers
+        (one worker set per group in multi-group runs) ─► progress line every ~2 s on stderr
+        ─► stop ─► collect result.json ─► gates ─► reports/<run-id>/ ─► clean up (every exit path, in reverse:
+        Locust, toxics, proxies, Toxiproxy, namespace, test users, reference stack)
 
 The first SIGINT/SIGTERM stops the load gracefully and still reports (the result is marked partial, so the
 verdict is invalid); a second one aborts at once. Children are stopped in `finally`, and die with this process
@@ -13,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
 import secrets
 import signal
 import sys
@@ -26,16 +31,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from harness.errors import ConfigError, TargetUnreachable
+from harness import china
+from harness.errors import ConfigError, HarnessError, TargetUnreachable
 from harness.gates import Verdict, evaluate, fmt
 from harness.loadgen import settings as hs
-from harness.loadgen.processes import EXPECT_WORKERS_MAX_WAIT_S, ClusterConfig, LocustCluster
-from harness.loadgen.target import Target, check_allowed, from_env, from_reference, preflight, require_keys
+from harness.loadgen.processes import EXPECT_WORKERS_MAX_WAIT_S, ClusterConfig, LocustCluster, WorkerGroup
+from harness.loadgen.target import Target, check_allowed, from_reference, preflight, resolve
 from harness.profile import GatesConfig, Profile, load_profile, resolve_profile
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.report import render_text, write_reports
 from harness.result import Result, ResultBuilder, RunInfo, load_result
 from harness.smoke import CheckResult, run_checklist
+from harness.users import Credentials, cleanup, provision
 
 PROGRESS_INTERVAL_S = 2.0
 """How often the progress line is printed."""
@@ -46,6 +53,15 @@ FALLBACK_LOCUSTFILE = Path(__file__).resolve().parent / "loadgen" / "fallback_lo
 DEFAULT_LOCUSTFILE = Path("locustfiles") / "mixed.py"
 FALLBACK_GATES_OFF = ("delivery_p95_ms", "delivery_max_loss_pct", "delivery_max_duplicates", "meeting_join_p95_ms")
 """Gates the fallback locustfile has no samples for (it does no realtime delivery or meeting joins)."""
+ACCOUNT_CLASSES = ("MessagingUser", "MeetingUser", "FileTransferUser")
+"""User classes that play provisioned test users (WebUser needs none)."""
+USERS_PREFIX = "loadtest"
+"""Tag of every test user a run creates (`harness users cleanup --prefix loadtest` removes leftovers)."""
+GROUP_SIZE_VAR = "HARNESS_GROUP_SIZE"
+DEFAULT_GROUP_SIZE = 4
+"""Members per provisioned block of users (the scenarios' default; HARNESS_GROUP_SIZE changes both)."""
+CREDENTIALS_FILE = "credentials.json"
+NETWORK_FILE = "network.json"
 
 
 @dataclass
@@ -66,6 +82,14 @@ class RunOptions:
     checks: bool = False
     """Run the smoke checklist before the load."""
     progress_interval_s: float = PROGRESS_INTERVAL_S
+    network: str | None = None
+    """Network profile (netem/<name>.toml) for the groups claiming country CN; None = the profile's own."""
+    overlays: tuple[str, ...] = ()
+    """Overlays stacked on those groups' network, in order."""
+    kernel: bool = False
+    """Run shaped groups' workers in a network namespace with kernel packet loss (root only)."""
+    keep_users: bool = False
+    """Leave the provisioned test users (and credentials.json) in place after the run."""
 
 
 @dataclass
@@ -236,14 +260,16 @@ def _read_progress(out_dir: Path) -> dict[str, Any] | None:
 
 def _resolve_target(options: RunOptions, profile: Profile, cleanup: contextlib.ExitStack, out_dir: Path) -> Target:
     if options.host or options.env_file or profile.target == "env":
-        return from_env(options.host, options.env_file)
+        return resolve(options.host, options.env_file)
     stack = ReferenceStack(StackConfig(ports=StackPorts.any(), log_dir=out_dir / "stack"))
     cleanup.callback(stack.stop)
     stack.start()
     return from_reference(stack.endpoints)
 
 
-def _locust_env(options: RunOptions, target: Target, profile_path: Path, out_dir: Path, run_id: str, workers: int):
+def _locust_env(
+    options: RunOptions, target: Target, profile_path: Path, out_dir: Path, run_id: str, workers: int
+) -> dict[str, str]:
     return {
         **target.env,
         hs.PROFILE: str(profile_path),
@@ -251,7 +277,116 @@ def _locust_env(options: RunOptions, target: Target, profile_path: Path, out_dir
         hs.OUT_DIR: str(out_dir),
         hs.WORKERS_EXPECTED: str(workers),
         hs.TARGET_LABEL: target.label,
+        "HARNESS_CONFIRM_REMOTE": "1" if options.confirm_remote else "",
     }
+
+
+# ---- test users ----
+
+
+def needs_accounts(profile: Profile, fallback: bool) -> bool:
+    """Whether the run's user classes play provisioned test users (the fallback load signs up its own)."""
+    weights = profile.scenarios.weights()
+    return not fallback and any(weights.get(name, 0) > 0 for name in ACCOUNT_CLASSES)
+
+
+def users_needed(peak_users: int, workers: int, group_size: int) -> int:
+    """Enough blocks for every worker's share of the peak plus one spare block each (harness/assign.py: a worker
+    plays whole blocks, block b on worker b mod W)."""
+    per_worker = math.ceil(max(peak_users, 1) / workers)
+    return (math.ceil(per_worker / group_size) + 1) * group_size * workers
+
+
+def _group_size() -> int:
+    text = os.environ.get(GROUP_SIZE_VAR, "").strip()
+    if not text:
+        return DEFAULT_GROUP_SIZE
+    if not text.isdigit() or int(text) < 2:
+        raise ConfigError(f"{GROUP_SIZE_VAR}: {text!r} is not a whole number >= 2 (e.g. 4)")
+    return int(text)
+
+
+def _tag(run_id: str) -> str:
+    """The run id as a users tag: lowercase letters, digits and '-', at most 40 characters."""
+    return re.sub(r"[^a-z0-9-]+", "-", run_id.lower()).strip("-")[:40] or "run"
+
+
+def _provision(
+    target: Target, count: int, run_id: str, out_dir: Path, keep: bool, cleanup_stack: contextlib.ExitStack, log: TextIO
+) -> Path:
+    """Create the run's test users; their credentials go to out_dir/credentials.json (0600). Unless `keep`, the users
+    and the file are removed when `cleanup_stack` unwinds, whatever the exit path."""
+    assert target.config is not None
+    group_size = _group_size()
+    _say(log, f"provisioning {count} test users ({USERS_PREFIX}.{_tag(run_id)}.*) on {target.label}")
+    credentials = provision(target.config, count, group_size, prefix=USERS_PREFIX, run_id=_tag(run_id))
+    path = out_dir / CREDENTIALS_FILE
+    if keep:
+        credentials.save(path)
+        _say(
+            log,
+            f"test users kept (--keep-users): {path}; remove them with `harness users cleanup --credentials {path}`",
+        )
+        return path
+    cleanup_stack.callback(_remove_users, target, credentials, path, log)
+    credentials.save(path)
+    return path
+
+
+def _remove_users(target: Target, credentials: Credentials, path: Path, log: TextIO) -> None:
+    assert target.config is not None
+    try:
+        removed = cleanup(target.config, credentials)
+        _say(log, f"removed {removed.users} test users and {removed.conversations} conversations")
+    except HarnessError as exc:  # best effort: the run's verdict matters more; the prefix finds leftovers
+        _say(log, f"warning: test users not removed ({exc}); run `harness users cleanup --prefix {USERS_PREFIX}`")
+        return
+    path.unlink(missing_ok=True)
+
+
+# ---- user groups ----
+
+
+def _group_workers(
+    profile: Profile,
+    workers: int,
+    target: Target,
+    paths: dict[str, china.GroupPath],
+    out_dir: Path,
+) -> tuple[WorkerGroup, ...]:
+    """One worker set per user group: its own single-group profile, URLs (a Toxiproxy listener for shaped groups),
+    viewer country (reference stack only) and, for a group in a namespace, `ip netns exec`."""
+    split = china.worker_split(profile, workers)
+    groups = []
+    for name, count in split.items():
+        group_path = out_dir / f"profile-{name}.json"
+        data = profile_data(china.group_profile(profile, name, keep_country=target.reference))
+        group_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        shaped = paths.get(name)
+        urls = shaped.urls if shaped else {"SUPABASE_URL": target.url, **_livekit(target)}
+        country = profile.groups[name].country if target.reference else None
+        env = {
+            hs.PROFILE: str(group_path),
+            hs.HOST: urls["SUPABASE_URL"],
+            **urls,
+            "HARNESS_VIEWER_COUNTRY": country or "",
+        }
+        wrap = tuple(shaped.namespace.exec_argv([])) if shaped and shaped.namespace else ()
+        groups.append(WorkerGroup(name, count, env, wrap))
+    return tuple(groups)
+
+
+def _livekit(target: Target) -> dict[str, str]:
+    return {"LIVEKIT_URL": target.livekit_url} if target.livekit_url else {}
+
+
+def _write_network(out_dir: Path, paths: dict[str, china.GroupPath], api_url: str, log: TextIO) -> dict[str, str]:
+    """network.json (the applied profiles, sources, renderings); returns result.json's `network_profiles`."""
+    if not paths:
+        return {}
+    (out_dir / NETWORK_FILE).write_text(json.dumps(china.describe(paths, api_url), indent=2, default=str), "utf-8")
+    _say(log, f"applied network conditions recorded in {out_dir / NETWORK_FILE}")
+    return {p.network.name: china.fingerprint(p.network) for p in paths.values()}
 
 
 def _watch(
@@ -298,6 +433,7 @@ def _collect(
     checks: list[CheckResult],
     interrupted: bool,
     log: TextIO,
+    network_profiles: dict[str, str] | None = None,
 ) -> Result:
     try:
         result = load_result(out_dir / hs.RESULT_FILE)
@@ -305,7 +441,10 @@ def _collect(
         print(f"harness: no result from the Locust master ({exc}); see {out_dir}/locust-master.log", file=log)
         result = _empty_result(run_id, profile, target_label, workers, reachable=True)
     smoke = [c.to_smoke_check() for c in checks]
-    run = result.run.model_copy(update={"smoke_checks": smoke, "partial": result.run.partial or interrupted})
+    update: dict[str, Any] = {"smoke_checks": smoke, "partial": result.run.partial or interrupted}
+    if network_profiles:
+        update["network_profiles"] = {**result.run.network_profiles, **network_profiles}
+    run = result.run.model_copy(update=update)
     return result.model_copy(update={"run": run})
 
 
@@ -334,9 +473,16 @@ def _cluster(config: ClusterConfig) -> Iterator[LocustCluster]:
 
 
 def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
-    """The whole run. Raises ConfigError before anything starts, TargetUnreachable (after reporting it)."""
+    """The whole run. Raises ConfigError before anything starts, TargetUnreachable (after reporting it),
+    NetworkShapingError when shaping cannot be set up; cleans up everything it started on every path."""
     source = resolve_profile(options.profile)
     profile = effective_profile(load_profile(source), options, str(source))
+    profile = china.with_network(profile, options.network)
+    networks = china.shaped_networks(profile, options.overlays)
+    if options.kernel and not networks:
+        raise ConfigError(
+            f"--kernel: profile {profile.name} has no group to shape (every group is {china.DIRECT_NETWORK})"
+        )
     locustfile, fallback = choose_locustfile(options.locustfile)
     if fallback:
         print(
@@ -345,20 +491,23 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
             file=log,
         )
         profile = profile.model_copy(update={"gates": _without(profile.gates, FALLBACK_GATES_OFF)})
+    multi_group = len(profile.groups) > 1 or bool(networks)
     workers = options.workers or profile.workers or os.cpu_count() or 1
+    if multi_group:
+        workers = sum(china.worker_split(profile, workers).values())
     run_id = options.run_id or f"{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     out_dir = options.reports_dir / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (hs.RESULT_FILE, hs.PROGRESS_FILE):
+    for stale in (hs.RESULT_FILE, hs.PROGRESS_FILE, NETWORK_FILE):
         (out_dir / stale).unlink(missing_ok=True)
     profile_path = out_dir / "profile.json"
     profile_path.write_text(json.dumps(profile_data(profile), indent=2), encoding="utf-8")
 
     checks: list[CheckResult] = []
-    with StopRequest(log) as stop, contextlib.ExitStack() as cleanup:
-        target = _resolve_target(options, profile, cleanup, out_dir)
+    network_profiles: dict[str, str] = {}
+    with StopRequest(log) as stop, contextlib.ExitStack() as cleanup_stack:
+        target = _resolve_target(options, profile, cleanup_stack, out_dir)
         check_allowed(target, options.confirm_remote)
-        require_keys(target)
         print(
             f"harness: run {run_id}: profile {profile.name} against {target.label} with {workers} worker(s)", file=log
         )
@@ -370,12 +519,33 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
         if options.checks:
             checks = run_checklist(target, confirm_remote=options.confirm_remote)
             _print_checks(checks, log)
+        env = _locust_env(options, target, profile_path, out_dir, run_id, workers)
+        if not stop.requested and needs_accounts(profile, fallback):
+            count = users_needed(profile.load.peak_users, workers, _group_size())
+            credentials = _provision(target, count, run_id, out_dir, options.keep_users, cleanup_stack, log)
+            env["HARNESS_CREDENTIALS"] = str(credentials.resolve())
+        paths: dict[str, china.GroupPath] = {}
+        if not stop.requested and networks:
+            urls = {"SUPABASE_URL": target.url, **_livekit(target)}
+            paths, api_url = china.open_paths(
+                cleanup_stack, networks, urls, use_kernel=options.kernel, out_dir=out_dir, log=log
+            )
+            network_profiles = _write_network(out_dir, paths, api_url, log)
         interrupted = stop.requested
         if not interrupted:
-            env = _locust_env(options, target, profile_path, out_dir, run_id, workers)
-            config = ClusterConfig(locustfile=locustfile, workers=workers, host=target.url, out_dir=out_dir, env=env)
+            groups = _group_workers(profile, workers, target, paths, out_dir) if multi_group else ()
+            namespaces = [p.namespace for p in paths.values() if p.namespace is not None]
+            config = ClusterConfig(
+                locustfile=locustfile,
+                workers=workers,
+                host="" if groups else target.url,
+                out_dir=out_dir,
+                env=env,
+                bind_host=namespaces[0].host_addr if namespaces else "127.0.0.1",
+                groups=groups,
+            )
             with _cluster(config) as cluster:
                 printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
                 interrupted = _watch(cluster, profile, stop, out_dir, printer)
-    result = _collect(out_dir, profile, run_id, target.label, workers, checks, interrupted, log)
+    result = _collect(out_dir, profile, run_id, target.label, workers, checks, interrupted, log, network_profiles)
     return _report(result, out_dir, log)

@@ -54,6 +54,23 @@ def _positive_float(flag: str, text: str) -> float:
     return value
 
 
+def _add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--network",
+        metavar="PROFILE",
+        help="network conditions of the China group (netem/PROFILE.toml; default: the profile's, "
+        "cn-telecom-peak-to-tokyo in profiles/china.toml)",
+    )
+    parser.add_argument(
+        "--overlay", action="append", default=[], metavar="X", help="stack an overlay on it (repeatable, in order)"
+    )
+    parser.add_argument(
+        "--kernel",
+        action="store_true",
+        help="run the China group's workers in a network namespace with kernel packet loss (needs root)",
+    )
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser, checks_default: bool) -> None:
     parser.add_argument("--workers", metavar="N", help="local Locust worker processes (default: one per CPU)")
     parser.add_argument("--duration", metavar="TIME", help="override the load duration (e.g. 30s, 5m)")
@@ -75,7 +92,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser, checks_default: bool) ->
         default=checks_default,
         help=f"run the smoke checklist before the load (default: {'on' if checks_default else 'off'})",
     )
-    parser.set_defaults(func=_run)
+    parser.add_argument(
+        "--keep-users", action="store_true", help="keep the provisioned test users (credentials.json in the report)"
+    )
+    parser.set_defaults(func=_run, network=None, overlay=[], kernel=False)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,6 +103,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         parser = subparsers.add_parser(name, help=summary, description=f"Runs profiles/{name}.toml: {summary}.")
         parser.set_defaults(profile=name)
         _add_run_arguments(parser, checks_default=name == "smoke")
+        if name == "china":
+            _add_network_arguments(parser)
     any_profile = subparsers.add_parser(
         "run",
         help="run any profile (a name in profiles/ or a .toml path)",
@@ -90,6 +112,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     any_profile.add_argument("profile", metavar="PROFILE", help="profile name or .toml path")
     _add_run_arguments(any_profile, checks_default=False)
+    _add_network_arguments(any_profile)
 
 
 def options_from(args: argparse.Namespace) -> RunOptions:
@@ -106,6 +129,10 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         run_id=args.run_id,
         locustfile=args.locustfile,
         checks=args.checks,
+        network=args.network,
+        overlays=tuple(args.overlay),
+        kernel=args.kernel,
+        keep_users=args.keep_users,
     )
 
 

@@ -89,6 +89,9 @@ class HarnessPlugin:
         self._samples: list[str] = []
         self._written = False
         self._apply_scenarios()
+        if settings.host and not self.is_master:
+            for cls in environment.user_classes:
+                cls.host = settings.host  # the master sends no host in group runs, so Locust keeps this one
         ev = environment.events
         if not self.is_master:
             ev.request.add_listener(self._on_request)

@@ -47,17 +47,32 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class WorkerGroup:
+    """Workers that play one user group: their own environment (profile, URLs, viewer country) and, for a group
+    in a network namespace, an argv prefix (`ip netns exec harness-… `)."""
+
+    name: str
+    workers: int
+    env: Mapping[str, str] = field(default_factory=dict)
+    wrap: tuple[str, ...] = ()
+
+
 @dataclass
 class ClusterConfig:
     locustfile: Path
     workers: int
+    """Total workers; with `groups`, the sum of the groups' workers."""
     host: str
-    """The target base URL Locust users get as `self.host`."""
+    """The target base URL Locust users get as `self.host`; "" in group runs (each group sets HARNESS_HOST)."""
     out_dir: Path
     """Logs (`locust-master.log`, `locust-worker-<n>.log`) and Locust's CSVs go here."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment for every child (target settings, HARNESS_*); secrets stay out of argv."""
     bind_host: str = "127.0.0.1"
+    """Where the master listens for workers (a namespace's host-side address when a group runs inside one)."""
+    groups: tuple[WorkerGroup, ...] = ()
+    """Worker groups; empty = `workers` identical workers."""
 
 
 class Child:
@@ -120,13 +135,16 @@ class LocustCluster:
     def __init__(self, config: ClusterConfig) -> None:
         if config.workers < 1:
             raise ValueError(f"workers must be >= 1, got {config.workers}")
+        if config.groups and sum(g.workers for g in config.groups) != config.workers:
+            raise ValueError(f"workers ({config.workers}) must be the sum of the groups' workers")
         self.config = config
         self.master: Child | None = None
         self.workers: list[Child] = []
         self.master_port = 0
 
     def _base_argv(self) -> list[str]:
-        return [sys.executable, "-m", "locust", "-f", str(self.config.locustfile), "--host", self.config.host]
+        host = ["--host", self.config.host] if self.config.host else []
+        return [sys.executable, "-m", "locust", "-f", str(self.config.locustfile), *host]
 
     def start(self) -> LocustCluster:
         cfg = self.config
@@ -146,16 +164,20 @@ class LocustCluster:
         ]  # fmt: skip
         try:
             self.master = Child("master", master_argv, env, cfg.out_dir / "locust-master.log")
-            for i in range(1, cfg.workers + 1):
-                worker_argv = [
-                    *self._base_argv(),
-                    "--worker",
-                    "--master-host", cfg.bind_host,
-                    "--master-port", str(self.master_port),
-                ]  # fmt: skip
-                worker_env = {**env, "HARNESS_WORKER_NAME": f"worker-{i}"}
-                log_path = cfg.out_dir / f"locust-worker-{i}.log"
-                self.workers.append(Child(f"worker-{i}", worker_argv, worker_env, log_path))
+            groups = cfg.groups or (WorkerGroup("", cfg.workers),)
+            for group in groups:
+                for i in range(1, group.workers + 1):
+                    name = f"{group.name}-{i}" if group.name else f"worker-{i}"
+                    worker_argv = [
+                        *group.wrap,
+                        *self._base_argv(),
+                        "--worker",
+                        "--master-host", cfg.bind_host,
+                        "--master-port", str(self.master_port),
+                    ]  # fmt: skip
+                    worker_env = {**env, **group.env, "HARNESS_WORKER_NAME": name}
+                    log_path = cfg.out_dir / f"locust-worker-{name.removeprefix('worker-')}.log"
+                    self.workers.append(Child(name, worker_argv, worker_env, log_path))
         except BaseException:
             self.stop()
             raise

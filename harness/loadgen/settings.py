@@ -24,6 +24,9 @@ TARGET_LABEL = "HARNESS_TARGET_LABEL"
 """What reports show as the target (a URL without credentials)."""
 WORKER_NAME = "HARNESS_WORKER_NAME"
 """Name a worker reports under (default: Locust's client id)."""
+HOST = "HARNESS_HOST"
+"""A worker group's base URL (China runs: the group's Toxiproxy listener). The master then runs without --host,
+because Locust's master overwrites every worker's host with its own; the plugin sets the user classes' host."""
 SAMPLE_LOG = "HARNESS_SAMPLE_LOG"
 """Test mode: "1" makes each worker also write every sample to samples-<worker>.jsonl in the output folder."""
 
@@ -40,6 +43,7 @@ class Settings:
     target_label: str
     worker_name: str | None
     sample_log: bool
+    host: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings | None:
@@ -56,6 +60,7 @@ class Settings:
             target_label=env.get(TARGET_LABEL) or "",
             worker_name=env.get(WORKER_NAME) or None,
             sample_log=env.get(SAMPLE_LOG) == "1",
+            host=env.get(HOST) or None,
         )
 
 

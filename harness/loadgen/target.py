@@ -1,44 +1,33 @@
-"""What a run needs to know about its target: the URLs and keys (as production.env names them), whether load may
-go there, and whether it answers.
+"""A run's target as the orchestrator uses it: a `harness.config.TargetConfig` (which reads, validates and hides
+the values) plus what the run adds: whether it is the reference stack it started, the environment handed to Locust
+processes, the safety rule over every URL, and a preflight request.
 
     no --host / --env-file, profile target "reference"  →  the embedded reference stack (started by the run)
-    --host URL and/or --env-file production.env          →  that deployment (keys from the file or the environment;
-    or profile target "env"                                  a loopback host without keys gets the demo keys)
+    --host URL and/or --env-file production.env          →  harness.config.load_target (file wins over environment,
+    or profile target "env"                                  --host wins over both; loopback gets the demo keys)
 
-Load goes only to loopback unless every host is listed in HARNESS_ALLOW_HOSTS (comma-separated; `*.example.com`
-matches subdomains) or the user confirms with --confirm-remote (DESIGN.md, safety).
+Reading env files, key validation and the allow-list live in `harness.config` only; nothing here parses them.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import dataclasses
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
+from harness.config import TargetConfig, load_target, target_from_mapping
 from harness.errors import ConfigError, TargetUnreachable
 from harness.refstack import keys
 from harness.refstack.stack import Endpoints
 
-ALLOW_HOSTS_VAR = "HARNESS_ALLOW_HOSTS"
-TARGET_VARS = (
-    "SUPABASE_URL",
-    "SUPABASE_ANON_KEY",
-    "SUPABASE_SERVICE_ROLE_KEY",
-    "SUPABASE_URL_JAPAN",
-    "SUPABASE_ANON_KEY_JAPAN",
-    "LIVEKIT_URL",
-    "LIVEKIT_API_KEY",
-    "LIVEKIT_API_SECRET",
-    "DOMAIN_NAME",
-)
-"""The deployment's production.env names (DESIGN.md, configuration names)."""
-URL_VARS = ("SUPABASE_URL", "SUPABASE_URL_JAPAN", "LIVEKIT_URL")
 PREFLIGHT_TIMEOUT_S = 5.0
+"""How long the target may take to answer the preflight request."""
+URL_VARS = ("SUPABASE_URL", "SUPABASE_URL_JAPAN", "LIVEKIT_URL")
+"""Every URL load may go to; each host must pass the safety rule."""
 
 
 @dataclass
@@ -49,14 +38,15 @@ class Target:
     """production.env names and values for the Locust processes; holds secrets, so never printed."""
     reference: bool = False
     """The embedded reference stack started by this run (China routing can be steered by header)."""
+    config: TargetConfig | None = None
+    """The validated target (None only for the ad-hoc targets older callers build from a URL)."""
 
     @property
     def label(self) -> str:
         """The URL without credentials or query, for reports."""
         parts = urlsplit(self.url)
-        host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/")
+        return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}".rstrip("/")
 
     @property
     def web_url(self) -> str:
@@ -64,97 +54,71 @@ class Target:
         domain = self.env.get("DOMAIN_NAME")
         return f"https://{domain}" if domain else self.url
 
+    @property
+    def livekit_url(self) -> str | None:
+        return self.env.get("LIVEKIT_URL") or None
+
+
+def child_env(config: TargetConfig) -> dict[str, str]:
+    """The target as production.env names, secrets revealed: only ever passed to child processes' environments."""
+    values = {
+        "SUPABASE_URL": config.supabase_url,
+        "SUPABASE_ANON_KEY": config.anon_key.reveal(),
+        "SUPABASE_SERVICE_ROLE_KEY": config.service_role_key.reveal() if config.service_role_key else None,
+        "SUPABASE_URL_JAPAN": config.supabase_url_japan,
+        "SUPABASE_ANON_KEY_JAPAN": config.anon_key_japan.reveal() if config.anon_key_japan else None,
+        "LIVEKIT_URL": config.livekit_url,
+        "LIVEKIT_API_KEY": config.livekit_api_key,
+        "LIVEKIT_API_SECRET": config.livekit_api_secret.reveal() if config.livekit_api_secret else None,
+        "DOMAIN_NAME": config.domain_name,
+    }
+    return {k: v for k, v in values.items() if v}
+
+
+def from_config(config: TargetConfig, *, reference: bool = False) -> Target:
+    return Target(url=config.supabase_url, env=child_env(config), reference=reference, config=config)
+
+
+def reference_config(endpoints: Endpoints) -> TargetConfig:
+    """The reference stack's target: the edge as SUPABASE_URL, Japan, LiveKit, and the public demo keys."""
+    config = TargetConfig.for_reference_stack(
+        endpoints.edge_url, japan_url=endpoints.describe().get("SUPABASE_URL_JAPAN")
+    )
+    return dataclasses.replace(config, livekit_url=endpoints.describe().get("LIVEKIT_URL"))
+
 
 def from_reference(endpoints: Endpoints) -> Target:
-    env = {
-        **endpoints.describe(),
-        "SUPABASE_SERVICE_ROLE_KEY": keys.SERVICE_ROLE_KEY,
-        "SUPABASE_ANON_KEY_JAPAN": keys.ANON_KEY,
-        "LIVEKIT_API_SECRET": keys.LIVEKIT_API_SECRET,
-    }
-    return Target(url=env["SUPABASE_URL"], env=env, reference=True)
+    return from_config(reference_config(endpoints), reference=True)
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines (`export`, quotes and `#` comments allowed), as docker/dotenv files write them."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--env-file {path}: cannot read: {exc.strerror or exc}") from None
-    out: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip().replace("_", "").isalnum():
-            raise ConfigError(f"{path}:{number}: not a KEY=VALUE line (e.g. SUPABASE_URL=https://x.supabase.co)")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key.strip()] = value
-    return out
+def resolve(host: str | None, env_file: Path | None) -> Target:
+    """The deployment named by --host, --env-file and the environment (harness.config's precedence and checks)."""
+    return from_config(load_target(env_file, supabase_url=host.rstrip("/") if host else None))
 
 
-def from_env(host: str | None, env_file: Path | None, environ: Mapping[str, str] | None = None) -> Target:
-    """The deployment named by --host, --env-file and the process environment (in rising precedence: env, file,
-    --host)."""
-    source = os.environ if environ is None else environ
-    values = {k: source[k] for k in TARGET_VARS if source.get(k)}
-    if env_file is not None:
-        values.update({k: v for k, v in read_env_file(env_file).items() if k in TARGET_VARS})
-    if host:
-        values["SUPABASE_URL"] = host
-    url = values.get("SUPABASE_URL")
-    if not url:
-        raise ConfigError(
-            "no target: give --host URL or --env-file production.env (with SUPABASE_URL=…), or set SUPABASE_URL; "
-            'without them a profile with target = "reference" starts the embedded reference stack'
-        )
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"SUPABASE_URL: {url!r} is not an http(s) URL (e.g. https://abc.supabase.co)")
-    if "SUPABASE_ANON_KEY" not in values and _is_loopback(parts.hostname):
-        values["SUPABASE_ANON_KEY"] = keys.ANON_KEY  # a reference stack started by `harness target up`
-        values.setdefault("SUPABASE_SERVICE_ROLE_KEY", keys.SERVICE_ROLE_KEY)
-    return Target(url=url.rstrip("/"), env=values)
-
-
-def require_keys(target: Target) -> None:
-    """ConfigError when the target lacks the project key every client sends (checked after the safety rule)."""
-    if not target.env.get("SUPABASE_ANON_KEY"):
-        host = urlsplit(target.url).hostname
-        raise ConfigError(f"SUPABASE_ANON_KEY: missing for {host} (set it or put it in --env-file)")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _allowed(host: str, allow: list[str]) -> bool:
-    return any(pattern == host or (pattern.startswith("*.") and host.endswith(pattern[1:])) for pattern in allow)
-
-
-def check_allowed(target: Target, confirm_remote: bool, environ: Mapping[str, str] | None = None) -> None:
-    """ConfigError unless every host of the target is loopback, allow-listed, or the user confirmed."""
+def check_allowed(target: Target, confirm_remote: bool) -> None:
+    """ConfigError unless every URL's host is loopback, in HARNESS_ALLOW_HOSTS, or the user confirmed."""
     if confirm_remote:
         return
-    source = os.environ if environ is None else environ
-    allow = [h.strip().lower() for h in source.get(ALLOW_HOSTS_VAR, "").split(",") if h.strip()]
+    config = target.config or _adhoc_config(target.url)
     for var in URL_VARS:
-        url = target.env.get(var) if var != "SUPABASE_URL" else target.url
-        host = (urlsplit(url).hostname or "").lower() if url else ""
-        if host and not _is_loopback(host) and not _allowed(host, allow):
+        url = target.url if var == "SUPABASE_URL" else target.env.get(var)
+        host = urlsplit(url).hostname if url else None
+        if not host:
+            continue
+        try:
+            dataclasses.replace(config, supabase_url=str(url)).check_allowed()
+        except ConfigError:
             raise ConfigError(
-                f"{var}: {host} is not a loopback address; load goes elsewhere only when {ALLOW_HOSTS_VAR} lists "
-                f"it (e.g. {ALLOW_HOSTS_VAR}={host}) or with --confirm-remote"
-            )
+                f"{var}: {host} is not a loopback address; load goes elsewhere only when HARNESS_ALLOW_HOSTS lists "
+                f"it (e.g. HARNESS_ALLOW_HOSTS={host}) or with --confirm-remote"
+            ) from None
+
+
+def _adhoc_config(url: str) -> TargetConfig:
+    """A config for a bare URL, only to apply the allow-list from the environment (the key is the public demo one)."""
+    allow = os.environ.get("HARNESS_ALLOW_HOSTS", "")
+    return target_from_mapping({"SUPABASE_URL": url, "SUPABASE_ANON_KEY": keys.ANON_KEY, "HARNESS_ALLOW_HOSTS": allow})
 
 
 def preflight(target: Target) -> None:

@@ -14,6 +14,7 @@ import pytest
 from loadgen_helpers import REST_READ, harness_argv, run_harness, write_profile
 
 from harness.loadgen.processes import free_port
+from harness.refstack import keys
 from harness.result import aggregate, load_result
 from harness.sketch import Sketch
 
@@ -79,7 +80,10 @@ def test_a_dead_target_exits_2_and_still_reports_why(tmp_path: Path) -> None:
 
 def test_a_remote_target_needs_the_allow_list_or_confirmation(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "remote.toml")
-    done = run_harness("run", str(profile), "--host", "https://prod.example.com", "--reports-dir", str(tmp_path))
+    done = run_harness(
+        "run", str(profile), "--host", "https://prod.example.com", "--reports-dir", str(tmp_path),
+        env={"SUPABASE_ANON_KEY": keys.ANON_KEY, "HARNESS_ALLOW_HOSTS": ""},
+    )  # fmt: skip
     assert done.returncode == 2
     assert "prod.example.com is not a loopback address" in done.stderr
     assert "HARNESS_ALLOW_HOSTS=prod.example.com" in done.stderr and "--confirm-remote" in done.stderr
