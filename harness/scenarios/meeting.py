@@ -87,9 +87,12 @@ class Meeting:
         *,
         stay_s: float,
         ping_interval_s: float,
+        url: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.livekit = livekit
+        self.url = url
+        """LIVEKIT_URL when configured: wins over the URL the token function names (a group's shaped path)."""
         self.session = session
         self.user_id = user_id
         self.conversations = conversations
@@ -104,7 +107,8 @@ class Meeting:
         token = self.livekit.join_token(self.user_id, room, self.session)
         if isinstance(token, RequestFailed):
             return False  # the FUNC call already fired its failure (or minting is impossible: see join_token)
-        return attend(self.livekit, token[0], token[1], self.stay_s, self.ping_interval_s)
+        url = self.url or token[1]
+        return attend(self.livekit, token[0], url, self.stay_s, self.ping_interval_s)
 
     def close(self) -> None:
         self.livekit.close()
@@ -129,5 +133,6 @@ def meeting_for(user: AccountUser) -> Meeting:
         user.conversation_ids(),
         stay_s=settings.meeting_stay_s,
         ping_interval_s=settings.meeting_ping_interval_s,
+        url=target.livekit_url,
         rng=user.rng,
     )

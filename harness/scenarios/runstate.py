@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 EXPIRE_INTERVAL_S = 1.0
 """How often pending messages are checked against the delivery timeout."""
+GROUP_VAR = "HARNESS_GROUP"
+"""Set on a worker group's processes: every user there belongs to that profile group."""
 RECENT_FILES = 20
 """Uploaded paths remembered per conversation, for downloads by its members."""
 NO_TARGET = (
@@ -118,7 +120,7 @@ class RunState:
             gevent.spawn(runner.quit)  # not from inside test_start: let start() return first
 
     def _setup(self) -> None:
-        target = resolve_target(self.environment.host)
+        target = resolve_target(self.environment.host or _class_host(self.environment))
         target.check_allowed(confirmed=os.environ.get("HARNESS_CONFIRM_REMOTE") == "1")
         if not self.needs_accounts:
             self.target = target
@@ -213,6 +215,11 @@ def resolve_target(host: str | None) -> TargetConfig:
     return load_target(supabase_url=host.rstrip("/") if host else None)
 
 
+def _class_host(environment: Environment) -> str | None:
+    """A worker group's host, which the harness plugin sets on the user classes (HARNESS_HOST)."""
+    return next((c.host for c in environment.user_classes if getattr(c, "host", None)), None)
+
+
 def _profile() -> Any:
     """The harness run's profile (None under plain Locust)."""
     from harness.loadgen.plugin import current_profile
@@ -225,6 +232,9 @@ def _groups() -> list[tuple[str, str | None]]:
     profile = _profile()
     if profile is None:
         return []
+    only = os.environ.get(GROUP_VAR)
+    if only and only in profile.groups:  # a worker group plays one user group (`harness china`)
+        return [(only, profile.groups[only].country)]
     return [(name, g.country) for name, g in profile.groups.items() for _ in range(g.weight)]
 
 
