@@ -37,6 +37,7 @@ from harness.gates import Verdict, evaluate, fmt
 from harness.loadgen import settings as hs
 from harness.loadgen.processes import EXPECT_WORKERS_MAX_WAIT_S, ClusterConfig, LocustCluster, WorkerGroup
 from harness.loadgen.target import Target, check_allowed, from_reference, preflight, resolve
+from harness.network import kernel
 from harness.profile import GatesConfig, Profile, load_profile, resolve_profile
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.report import render_text, write_reports
@@ -479,6 +480,8 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
     profile = effective_profile(load_profile(source), options, str(source))
     profile = china.with_network(profile, options.network)
     networks = china.shaped_networks(profile, options.overlays)
+    if options.kernel:
+        kernel.check_available()  # before anything starts: a clear NetworkShapingError for non-root users
     if options.kernel and not networks:
         raise ConfigError(
             f"--kernel: profile {profile.name} has no group to shape (every group is {china.DIRECT_NETWORK})"

@@ -66,5 +66,5 @@ def test_remote_target_needs_the_allow_list_or_confirmation() -> None:
 
 def test_wildcard_does_not_match_a_lookalike_domain(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARNESS_ALLOW_HOSTS", "*.example.com")
-    with pytest.raises(ConfigError, match="HARNESS_ALLOW_HOSTS=evilexample.com"):
+    with pytest.raises(ConfigError, match=r"HARNESS_ALLOW_HOSTS=evilexample\.com"):
         check_allowed(Target(url="https://evilexample.com"), confirm_remote=False)
