@@ -3,6 +3,7 @@ politely), never a crash."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import gevent
@@ -21,14 +22,18 @@ def test_killing_the_region_mid_run_gives_counted_failures_and_a_clean_end() -> 
 
         def kill_soon(run: Run) -> None:
             def kill() -> None:
+                deadline = time.monotonic() + 8.0
+                while time.monotonic() < deadline and len(run.samples("REST insert messages", failed=False)) < 3:
+                    gevent.sleep(0.05)
                 sent_before_kill.append(len(run.samples("REST insert messages", failed=False)))
                 stack.processes.pop("primary").stop()
 
-            gevent.spawn_later(2.0, kill)
+            gevent.spawn(kill)
 
         run = run_users(
             [quick(messaging.MessagingUser, 0.1)], stack.endpoints.primary_url, 4, replace(SETTINGS),
-            min_s=4.5, max_s=10, during=kill_soon,
+            min_s=1, max_s=15, during=kill_soon,
+            done=lambda r: bool(sent_before_kill) and len(r.failures()) >= 5,
         )  # fmt: skip
     assert sent_before_kill and sent_before_kill[0] > 0  # the run was healthy first
     assert run.user_errors == []
