@@ -31,6 +31,7 @@ def _region_factory(args: argparse.Namespace) -> Callable[[], web.Application]:
         public_url=args.public_url,
         livekit_url=args.livekit_url,
         primary_url=args.primary_url,
+        forward_writes=args.forward_writes,
         replication_lag_ms=args.replication_lag_ms,
         access_token_ttl_s=args.access_token_ttl_s,
     )
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--livekit-url", default="ws://127.0.0.1:7880")
     parser.add_argument("--primary-url", help="replica: the primary whose change log it follows")
     parser.add_argument("--replication-lag-ms", type=float, default=0.0)
+    parser.add_argument("--forward-writes", action="store_true", help="replica: pass client writes to the primary")
     parser.add_argument("--access-token-ttl-s", type=int, default=3600)
     parser.add_argument("--join-timeout-s", type=float, default=60.0, help="livekit: drop never-active participants")
     parser.add_argument("--origin", action="append", default=[], help="REGION=URL (edge)")

@@ -63,6 +63,8 @@ class StackConfig:
     """Where each piece's stderr goes (`<piece>.log`); defaults to the data dir."""
     replication_lag_ms: float = 0.0
     """Extra delay before the Japan replica applies each change (makes RPO measurable in failover drills)."""
+    replica_forwards_writes: bool = True
+    """The Japan replica passes China users' writes to Singapore (region/forwarding.py); False: it refuses them."""
     access_token_ttl_s: int = 3600
     """Lifetime of access tokens the regions mint (short values exercise refresh under load)."""
     health_interval_s: float = 1.0
@@ -193,6 +195,8 @@ class ReferenceStack:
                     "--data-dir", str(data_dir / PRIMARY_REGION)]  # fmt: skip
         if piece == "replica":
             follow = ["--primary-url", endpoints.primary_url] if "primary" in endpoints.ports else []
+            if config.replica_forwards_writes:
+                follow.append("--forward-writes")
             return ["region", *region, *follow, "--port", str(ports.replica), "--region", REPLICA_REGION,
                     "--role", "replica", "--data-dir", str(data_dir / REPLICA_REGION),
                     "--replication-lag-ms", str(config.replication_lag_ms)]  # fmt: skip

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from harness.refstack.region import auth, functions, realtime, replication, rest, storage
+from harness.refstack.region import auth, forwarding, functions, realtime, replication, rest, storage
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.db import Database
 from harness.refstack.region.membership import Membership
@@ -85,7 +85,7 @@ def build_app(config: RegionConfig | None = None) -> web.Application:
     app.on_response_prepare.append(_stamp_region)
     app.router.add_get("/health", _health)
     app.router.add_post("/_admin/realtime/disconnect", _drop_realtime_sockets)
-    for module in (auth, rest, realtime, storage, functions, replication):
+    for module in (auth, rest, realtime, storage, functions, replication, forwarding):
         module.setup(app)
 
     async def close_db(_app: web.Application) -> None:

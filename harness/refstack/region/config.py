@@ -29,6 +29,8 @@ class RegionConfig:
     """Global upload limit (Supabase's default for free projects is 50 MB); larger uploads get EntityTooLarge."""
     primary_url: str | None = None
     """A replica follows this primary's change log (None: a replica that has not been pointed anywhere yet)."""
+    forward_writes: bool = False
+    """A replica passes client writes to its primary instead of refusing them (see forwarding.py)."""
     replication_lag_ms: float = 0.0
     """Extra delay before a replica applies a change (on top of the network), to make RPO measurable."""
     livekit_url: str = "ws://127.0.0.1:7880"

@@ -1,0 +1,90 @@
+"""Write forwarding: a replica that serves China's reads also accepts their writes by passing them to the primary.
+
+    CN viewer ──► edge ──► Japan replica ──(write? forward over the backbone)──► Singapore primary
+                               │  reads, sign-in, Realtime: served here         │ commit
+                               ◄───────────── change log (replication) ─────────┘
+
+CloudFront sends mainland-China viewers to the Japan origin, and a read replica cannot commit. Without forwarding,
+every message a China user sends would fail with 25006, which is not how the product can work; with it, a China
+user's write costs the extra Japan → Singapore leg and comes back to them through replication, which is exactly the
+latency the China run should measure. Off by default for a bare region server (a replica then refuses writes with
+PostgREST's read-only error); the reference stack turns it on for its replica. If the primary cannot be reached, the
+request falls through to the local handler, which refuses it as read-only: a failover drill sees writes fail until
+the replica is promoted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from harness.refstack.region import replication
+from harness.refstack.region.state import CONFIG, DB
+
+log = logging.getLogger(__name__)
+
+FORWARDED_HEADER = "x-write-forwarded-to"
+"""Set on a forwarded write's response: the region that committed it (x-origin-region stays the replica's)."""
+FORWARD_TIMEOUT_S = 30.0
+
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# POSTs that only read: storage list and sign, and the auth grants (sessions are kept by the replica itself).
+_READ_POSTS = ("/storage/v1/object/list/", "/storage/v1/object/sign/", "/auth/v1/token", "/auth/v1/logout")
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "content-length", "host"}
+)
+SESSION = web.AppKey("forwarding_session", aiohttp.ClientSession)
+
+
+def is_forwarded_write(method: str, path: str) -> bool:
+    if method not in _WRITE_METHODS or path.startswith(_READ_POSTS):
+        return False
+    return path.startswith(("/rest/v1/", "/storage/v1/", "/auth/v1/signup", "/auth/v1/admin/", "/auth/v1/user"))
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def forward_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    app = request.app
+    primary_url = app[replication.STATE].primary_url
+    if not (app[DB].read_only and primary_url and is_forwarded_write(request.method, request.path)):
+        return await handler(request)
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    data = request.content.iter_chunked(64 * 1024) if request.body_exists else None
+    try:
+        async with app[SESSION].request(
+            request.method, f"{primary_url}{request.raw_path}", headers=headers, data=data, allow_redirects=False
+        ) as upstream:
+            body = await upstream.read()
+            out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        if request.body_exists and request.content.at_eof():
+            raise web.HTTPServiceUnavailable(
+                text='{"code":"PGRST002","details":null,"hint":null,"message":"primary unreachable"}',
+                content_type="application/json",
+            ) from exc
+        log.warning("write forwarding to %s failed (%s): answering as a read-only replica", primary_url, exc)
+        return await handler(request)
+    out_headers.pop("Content-Encoding", None)
+    out_headers[FORWARDED_HEADER] = upstream.headers.get("x-origin-region", "primary")
+    return web.Response(status=upstream.status, body=body, headers=out_headers)
+
+
+def setup(app: web.Application) -> None:
+    if not app[CONFIG].forward_writes:
+        return
+    app.middlewares.append(forward_writes)
+
+    async def open_session(app: web.Application) -> None:
+        app[SESSION] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S))
+
+    async def close_session(app: web.Application) -> None:
+        await app[SESSION].close()
+
+    app.on_startup.append(open_session)
+    app.on_cleanup.append(close_session)
