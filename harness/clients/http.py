@@ -1,8 +1,11 @@
 """One timed HTTP call over Locust's `FastHttpSession` (geventhttpclient), its `Reply`, and error decoding.
 
-FastHttpSession is used with `catch_response=True` and its context is never entered, so it times the call
-(body read included) but fires nothing; `Transport.call` then fires one event with our request type, name and
-context. That keeps one transport for Locust and for scripts, at the cost of FastHttpSession's own overhead only.
+FastHttpSession is used with `catch_response=True` (its context is never entered, so it fires nothing) and
+`stream=True` (it reads no body); `Transport.call` times the call itself, body read included, reads and decodes the
+body (`decode_body`), then fires one event with our request type, name and context. Reading the body ourselves
+means an empty body is never "decompressed" (a 304 that names `Content-Encoding: br` has none) and a body that
+cannot be read or decoded is a failure value, never an exception. That keeps one transport for Locust and for
+scripts, at the cost of FastHttpSession's own overhead only.
 
 Error bodies of the Supabase services differ (PROTOCOLS.md §2.4, §3.3, §5.2, §6); `error_fields` reads all of
 them, so a failure reads `REST insert messages: 409 23505 "duplicate key value violates unique constraint"`.
@@ -12,10 +15,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import brotli
 from locust.contrib.fasthttp import FastHttpSession
 
 from harness.clients.events import Reporter, RequestFailed
@@ -24,6 +30,8 @@ REGION_HEADER = "x-origin-region"
 """Response header naming the region that served a call (the reference stack and the app's edge set it)."""
 MESSAGE_MAX_CHARS = 200
 """Longest server message kept in a failure (Locust groups failures by text, so keep them short and stable)."""
+
+ALL_STATUSES = frozenset(range(100, 600))
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
@@ -81,6 +89,29 @@ def error_fields(body: bytes | None) -> tuple[str, str]:
     return str(code), redact(message[:MESSAGE_MAX_CHARS])
 
 
+def decode_body(raw: bytes, content_encoding: str) -> bytes:
+    """The body before its `Content-Encoding` (codings undone last first). An empty body is empty in any encoding:
+    a 304, a 204 or a HEAD reply may name the encoding the full body would have had. Raises on a body that is
+    not what its encoding says, or on an encoding this client does not know."""
+    if not raw:
+        return raw
+    for coding in reversed([c.strip().lower() for c in content_encoding.split(",") if c.strip()]):
+        if coding == "identity":
+            continue
+        if coding in ("gzip", "x-gzip"):
+            raw = zlib.decompress(raw, 16 + zlib.MAX_WBITS)
+        elif coding == "deflate":  # zlib-wrapped as the RFC says; some servers send raw deflate
+            try:
+                raw = zlib.decompress(raw)
+            except zlib.error:
+                raw = zlib.decompress(raw, -zlib.MAX_WBITS)
+        elif coding == "br":
+            raw = brotli.decompress(raw)
+        else:
+            raise ValueError(f"Content-Encoding {coding!r} is not supported (identity, gzip, deflate or br)")
+    return raw
+
+
 class Transport:
     """A FastHttpSession plus the reporter: `call` sends, times, decodes and fires exactly one event."""
 
@@ -89,6 +120,7 @@ class Transport:
         base_url: str,
         reporter: Reporter,
         *,
+        headers: Mapping[str, str] | None = None,
         network_timeout_s: float = 60.0,
         connection_timeout_s: float = 60.0,
         concurrency: int = 10,
@@ -96,6 +128,8 @@ class Transport:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.reporter = reporter
+        self.headers = dict(headers or {})
+        """Sent on every request (a call's own headers win), e.g. `CloudFront-Viewer-Country` on the local stack."""
         self.http = FastHttpSession(
             self.base_url,
             request_event=None,
@@ -106,6 +140,9 @@ class Transport:
             client_pool=client_pool,
             max_retries=0,
         )
+        # Every status is a response whose body we read: otherwise geventhttpclient reads and decodes an error body
+        # itself to build a debug string, which raises on a body it cannot decode (or that is not UTF-8).
+        self.http.client.valid_response_codes = ALL_STATUSES  # type: ignore[misc]
 
     def call(
         self,
@@ -122,20 +159,22 @@ class Transport:
         fire: bool = True,
     ) -> Reply:
         """Send one request; a 2xx is a success, and so is an error whose (status, code) is in `ok_errors` (the
-        reply is then marked `duplicate`). `binary` keeps a successful body as bytes."""
-        response = self.http.request(method, path, data=body, headers=headers, catch_response=True)  # type: ignore[arg-type]
-        meta = response.request_meta
-        elapsed_ms = float(meta.get("response_time", 0.0))
-        status = int(response.status_code or 0)
-        raw: bytes | None = response.content if status else None
-        resp_headers: Any = response.headers or {}
-        region = resp_headers.get(REGION_HEADER, "") if status else ""
-        error: RequestFailed | None = None
+        reply is then marked `duplicate`). `binary` keeps a successful body as bytes. Never raises for anything the
+        server or the network does: a body that cannot be read or decoded is a failure with status and reason."""
+        label = f"{request_type} {name}"
+        start_time, started = time.time(), time.perf_counter()
+        response, status, error = self._send(label, method, path, {**self.headers, **headers}, body)
+        resp_headers: Any = {}
+        raw: bytes | None = None
+        if response is not None:
+            resp_headers = response.headers or {}
+            raw, error = _read_body(response, resp_headers, label, status)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        region = str(resp_headers.get(REGION_HEADER, "") or "") if status else ""
         parsed: Any = None
         duplicate = False
-        if status == 0:
-            exc = getattr(response, "error", None) or meta.get("exception")
-            error = RequestFailed(f"{request_type} {name}", 0, type(exc).__name__, redact(str(exc)))
+        if error is not None:
+            pass
         elif 200 <= status < 300:
             parsed = raw if binary else _json_or_none(raw)
         else:
@@ -144,7 +183,7 @@ class Transport:
             if (status, code) in ok_errors:
                 duplicate = True
             else:
-                error = RequestFailed(f"{request_type} {name}", status, code, message)
+                error = RequestFailed(label, status, code, message)
         if fire:
             ctx = {"origin_region": region, **(context or {})}
             if binary and raw and error is None:
@@ -155,13 +194,56 @@ class Transport:
                 elapsed_ms,
                 response_length=len(raw) if raw else 0,
                 exception=error,
-                start_time=meta.get("start_time"),
+                start_time=start_time,
                 context=ctx,
             )
         return Reply(status, parsed, elapsed_ms, region, error, resp_headers, duplicate)
 
+    def _send(
+        self, label: str, method: str, path: str, headers: dict[str, str], body: bytes | str | None
+    ) -> tuple[Any, int, RequestFailed | None]:
+        """(response whose body is still to read, status, None), or (None, 0, failure) when no response came."""
+        try:
+            response = self.http.request(
+                method,
+                path,
+                data=body,  # type: ignore[arg-type]
+                headers=headers,
+                catch_response=True,
+                stream=True,
+            )
+        except Exception as exc:  # FastHttpSession catches socket errors only; anything else is a value too
+            return None, 0, RequestFailed(label, 0, type(exc).__name__, _short(exc))
+        status = int(response.status_code or 0)
+        if status == 0:
+            cause = getattr(response, "error", None) or response.request_meta.get("exception")
+            return None, 0, RequestFailed(label, 0, type(cause).__name__, redact(str(cause)))
+        return response, status, None
+
     def close(self) -> None:
         self.http.client.close()
+
+
+def _read_body(response: Any, headers: Any, label: str, status: int) -> tuple[bytes | None, RequestFailed | None]:
+    """Read the whole body and undo its Content-Encoding; a failure (with the status that came) if either breaks.
+    The connection goes back to the pool only when the body was read to its end (geventhttpclient checks)."""
+    encoding = str(headers.get("Content-Encoding", "") or "")
+    try:
+        raw = response.read()
+    except Exception as exc:  # a reset or a timeout mid-body, a malformed chunk: the reply is unusable
+        return None, RequestFailed(label, status, "body_read_error", f"reading the body: {_short(exc)}")
+    finally:
+        response.release()
+    try:
+        return decode_body(raw, encoding), None
+    except Exception as exc:  # zlib.error, brotli.error, an unknown coding: say which and how big
+        message = f"cannot decode a {len(raw)}-byte body with Content-Encoding {encoding!r}: {_short(exc)}"
+        return None, RequestFailed(label, status, "body_decode_error", message)
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return redact(text[:MESSAGE_MAX_CHARS])
 
 
 def _json_or_none(raw: bytes | None) -> Any:
