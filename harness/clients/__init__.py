@@ -5,6 +5,7 @@
     supabase.py  SupabaseSession: auth with refresh, PostgREST, Storage, Edge Functions
     realtime.py  RealtimeClient: Phoenix vsn 1.0.0 over websocket-client, one greenlet per socket, reconnects
     livekit.py   LiveKitClient: join tokens, Twirp RoomService, `/rtc` join / ping / leave
+    sockets.py   close_websocket: close without websocket-client's wait (which swallows GreenletExit)
 
 Importing `supabase`, `realtime` or `livekit` loads Locust and gevent, which monkey-patch the process: never import
 them into a process that runs asyncio servers (the reference stack, the embedded Toxiproxy, pytest outside

@@ -31,6 +31,7 @@ from livekit.protocol import rtc as proto_rtc
 
 from harness.clients.events import Reporter, RequestEvent, RequestFailed
 from harness.clients.http import Transport, error_fields, redact
+from harness.clients.sockets import close_websocket
 
 SIGNAL_TIMEOUT_S = 10.0
 """How long a join waits for the JoinResponse, and a ping for its pong."""
@@ -197,7 +198,7 @@ class LiveKitClient:
             try:
                 join = _first_join(ws)
             except BaseException:
-                ws.close()
+                close_websocket(ws)
                 raise
             connection = RtcConnection(ws, join, self.reporter, self.signal_timeout_s, keepalive=keepalive)
         except websocket.WebSocketBadStatusException as exc:
@@ -318,8 +319,7 @@ class RtcConnection:
         self._stop()
 
     def _stop(self) -> None:
-        with contextlib.suppress(websocket.WebSocketException, OSError):
-            self.ws.close(timeout=1)
+        close_websocket(self.ws)
         if self._reader is not gevent.getcurrent():
             self._reader.kill(block=True, timeout=2)
         for waiter in self._pongs.values():

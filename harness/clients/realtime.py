@@ -11,7 +11,9 @@ One greenlet per socket and no per-socket buffers beyond websocket-client's own,
 idle connections. realtime-py cannot run under gevent (it is asyncio); this client speaks the same frames.
 Events fired: `RT connect`, `RT join <kind>` (kind: postgres_changes, presence or broadcast), `RT broadcast`,
 `RT presence track`, `RT connection` (failure when the socket is lost), `RT reconnect` (time from loss to
-reconnected), `RT system` (failure when the server reports an error on a channel).
+reconnected), `RT system` (failure when the server reports an error on a channel). Each carries
+`context.origin_region`: the `x-origin-region` of the handshake that opened the socket ("" when none said).
+`headers` go on every handshake (first connect and each reconnect).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from gevent.event import AsyncResult
 from gevent.socket import wait_read
 
 from harness.clients.events import Reporter, RequestEvent, RequestFailed
-from harness.clients.http import error_fields, redact
+from harness.clients.http import REGION_HEADER, error_fields, redact
+from harness.clients.sockets import close_websocket
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +159,7 @@ class RealtimeClient:
         request_event: RequestEvent | None = None,
         user_class: str = "",
         group: str = "",
+        headers: Mapping[str, str] | None = None,
         heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
         reply_timeout_s: float = REPLY_TIMEOUT_S,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
@@ -167,6 +171,10 @@ class RealtimeClient:
         self.reporter = Reporter(
             environment=environment, request_event=request_event, user_class=user_class, group=group
         )
+        self.headers = dict(headers or {})
+        """Sent on every websocket handshake, e.g. `CloudFront-Viewer-Country` on the local stack."""
+        self.origin_region = ""
+        """Region that answered the last handshake (`x-origin-region`), "" if none said; in every event's context."""
         self.access_token = access_token
         if session is not None:
             # A SupabaseSession: use its user token now, and push every refreshed one to the joined channels.
@@ -213,19 +221,29 @@ class RealtimeClient:
         started = time.perf_counter()
         try:
             ws = websocket.create_connection(
-                self.url, timeout=self.connect_timeout_s, skip_utf8_validation=True, enable_multithread=True
+                self.url,
+                header=[f"{k}: {v}" for k, v in self.headers.items()],
+                timeout=self.connect_timeout_s,
+                skip_utf8_validation=True,
+                enable_multithread=True,
             )
         except (websocket.WebSocketException, OSError) as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            self.reporter.fire("RT", name, elapsed_ms, exception=_failure(f"RT {name}", exc))
+            self.origin_region = _region(getattr(exc, "resp_headers", None))  # a refused handshake may name one
+            self._fire(name, elapsed_ms, _failure(f"RT {name}", exc))
             return False
         ws.settimeout(self.reply_timeout_s)  # bounds a read that stalls mid-frame
+        self.origin_region = _region(ws.getheaders())
         self._ws = ws
         self._heartbeat_ref = None
         self._next_heartbeat = time.monotonic()  # realtime-py heartbeats right after connecting
         if fire_success:
-            self.reporter.fire("RT", name, (time.perf_counter() - started) * 1000)
+            self._fire(name, (time.perf_counter() - started) * 1000)
         return True
+
+    def _fire(self, name: str, elapsed_ms: float, failure: RequestFailed | None = None) -> None:
+        """Every event of this client: `RT <name>`, with the region of the socket it happened on."""
+        self.reporter.fire("RT", name, elapsed_ms, exception=failure, context={"origin_region": self.origin_region})
 
     def close(self) -> None:
         """Leave nothing behind: stop reconnecting, close the socket, stop the reader."""
@@ -237,8 +255,7 @@ class RealtimeClient:
         self._pending.clear()
         ws, self._ws = self._ws, None
         if ws is not None:
-            with contextlib.suppress(websocket.WebSocketException, OSError):
-                ws.close(timeout=1)
+            close_websocket(ws)
         if self._reader is not None and self._reader is not gevent.getcurrent():
             self._reader.kill(block=True, timeout=2)
         self._reader = None
@@ -273,7 +290,7 @@ class RealtimeClient:
         pending = self._send_join(channel)
         if pending is None:
             failure = RequestFailed(f"RT join {channel.kind}", 0, "not_connected", "the socket is not connected")
-            self.reporter.fire("RT", f"join {channel.kind}", 0.0, exception=failure)
+            self._fire(f"join {channel.kind}", 0.0, failure)
             return failure
         return self._await(pending, f"RT join {channel.kind}")
 
@@ -300,7 +317,7 @@ class RealtimeClient:
             else:
                 channel.joined = True
                 channel.binding_ids = [int(b["id"]) for b in response.get("postgres_changes", []) if "id" in b]
-            self.reporter.fire("RT", f"join {channel.kind}", elapsed_ms, exception=failure)
+            self._fire(f"join {channel.kind}", elapsed_ms, failure)
             pending.result.set(failure)
 
         ref = str(next(self._refs))
@@ -324,7 +341,7 @@ class RealtimeClient:
         started = time.perf_counter()
         sent = self._send(channel.topic, "broadcast", message, None, channel.join_ref)
         failure = None if sent else RequestFailed("RT broadcast", 0, "not_connected", "the socket is not connected")
-        self.reporter.fire("RT", "broadcast", (time.perf_counter() - started) * 1000, exception=failure)
+        self._fire("broadcast", (time.perf_counter() - started) * 1000, failure)
         return failure
 
     def track(self, channel: Channel, state: dict[str, Any]) -> RequestFailed | None:
@@ -339,13 +356,13 @@ class RealtimeClient:
                 failure = RequestFailed(f"RT {name}", 0, "timeout", f"no reply in {self.reply_timeout_s} s")
             elif status != "ok":
                 failure = RequestFailed(f"RT {name}", 0, "error", str(response.get("reason", "")))
-            self.reporter.fire("RT", name, elapsed_ms, exception=failure)
+            self._fire(name, elapsed_ms, failure)
             pending.result.set(failure)
 
         pending = self._push(channel.topic, event, payload, str(next(self._refs)), on_reply, channel.join_ref)
         if pending is None:
             failure = RequestFailed(f"RT {name}", 0, "not_connected", "the socket is not connected")
-            self.reporter.fire("RT", name, 0.0, exception=failure)
+            self._fire(name, 0.0, failure)
             return failure
         return self._await(pending, f"RT {name}")
 
@@ -427,14 +444,14 @@ class RealtimeClient:
         elif event == "system":
             if payload.get("status") == "error":
                 failure = RequestFailed("RT system", 0, str(payload.get("extension", "")), str(payload.get("message")))
-                self.reporter.fire("RT", "system", 0.0, exception=failure)
+                self._fire("system", 0.0, failure)
             for callback in chan.system_callbacks:
                 _safely(callback, payload)
         elif event in ("phx_close", "phx_error"):
             chan.joined = False
             if event == "phx_error":
                 failure = RequestFailed(f"RT channel {chan.kind}", 0, "phx_error", "the server closed the channel")
-                self.reporter.fire("RT", f"channel {chan.kind}", 0.0, exception=failure)
+                self._fire(f"channel {chan.kind}", 0.0, failure)
 
     # -- the reader greenlet ---------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -500,7 +517,7 @@ class RealtimeClient:
         for ref, pending in list(self._pending.items()):
             del self._pending[ref]
             pending.on_reply(pending, "lost", None)
-        self.reporter.fire("RT", "connection", 0.0, exception=_failure("RT connection", exc, code="lost"))
+        self._fire("connection", 0.0, _failure("RT connection", exc, code="lost"))
 
     def _reconnect(self) -> bool:
         """Back off, reconnect, rejoin every wanted channel (replies are handled by the reader as they arrive)."""
@@ -511,7 +528,7 @@ class RealtimeClient:
                 return False
             if self._open("reconnect", fire_success=False):
                 self.reconnects += 1
-                self.reporter.fire("RT", "reconnect", (time.perf_counter() - self._lost_at) * 1000)
+                self._fire("reconnect", (time.perf_counter() - self._lost_at) * 1000)
                 for chan in list(self.channels.values()):
                     if chan.wanted:
                         self._send_join(chan)
@@ -519,8 +536,12 @@ class RealtimeClient:
         failure = RequestFailed(
             "RT connection", 0, "gave_up", f"no reconnect after {self.max_reconnect_attempts} attempts"
         )
-        self.reporter.fire("RT", "connection", 0.0, exception=failure)
+        self._fire("connection", 0.0, failure)
         return False
+
+
+def _region(headers: Mapping[str, str] | None) -> str:
+    return str((headers or {}).get(REGION_HEADER, "") or "")
 
 
 def _safely(callback: Callable[..., None], *args: Any) -> None:

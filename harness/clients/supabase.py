@@ -47,6 +47,7 @@ class SupabaseSession:
         request_event: RequestEvent | None = None,
         user_class: str = "",
         group: str = "",
+        headers: Mapping[str, str] | None = None,
         bucket: str = "attachments",
         refresh_margin_s: float = REFRESH_MARGIN_S,
         network_timeout_s: float = 60.0,
@@ -64,6 +65,7 @@ class SupabaseSession:
         self.transport = Transport(
             self.base_url,
             self.reporter,
+            headers=headers,
             network_timeout_s=network_timeout_s,
             connection_timeout_s=connection_timeout_s,
             client_pool=client_pool,
@@ -75,6 +77,11 @@ class SupabaseSession:
         self.token_listeners: list[TokenListener] = []
         """Called with each new access token (after sign-in and every refresh)."""
         self._refresh_lock = threading.Lock()  # gevent-patched: one refresh at a time per session
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Sent on every HTTP request (auth, REST, Storage, functions); a call's own headers win."""
+        return self.transport.headers
 
     # -- auth ------------------------------------------------------------------------------------------------------
     def _auth_headers(self, bearer: str | None = None) -> dict[str, str]:

@@ -18,7 +18,7 @@ from harness.assign import Assignment
 from harness.clients.supabase import SupabaseSession
 from harness.config import TargetConfig
 from harness.scenarios.runstate import RunState, install, state_of
-from harness.scenarios.viewer import add_session_headers, viewer_headers
+from harness.scenarios.viewer import viewer_headers
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ class AccountUser(User):
             environment=self.environment,
             user_class=type(self).__name__,
             group=self.user_group,
+            headers=viewer_headers(self.country),
             bucket=target.names.bucket,
         )
-        add_session_headers(self.session, viewer_headers(self.country))
         self.signed_in()
 
     def on_stop(self) -> None:

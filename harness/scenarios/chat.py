@@ -18,7 +18,7 @@ from harness.clients.realtime import Channel, RealtimeClient, postgres_binding
 from harness.clients.supabase import SupabaseSession
 from harness.delivery import Envelope
 from harness.scenarios.delivery import DeliveryRecorder
-from harness.scenarios.viewer import HeaderRealtimeClient, viewer_headers
+from harness.scenarios.viewer import viewer_headers
 
 if TYPE_CHECKING:
     from harness.scenarios.base import AccountUser
@@ -52,7 +52,7 @@ class Chat:
         self.table = table
         self.rng = rng or random.Random()
         reporter = session.reporter
-        self.realtime: RealtimeClient = HeaderRealtimeClient(
+        self.realtime = RealtimeClient(
             session.base_url,
             anon_key,
             session=session,

@@ -1,4 +1,5 @@
-"""Viewer country on the local stack: a CN user's HTTP calls and Realtime handshake reach Japan via the edge."""
+"""Viewer country on the local stack: a CN user's HTTP calls and Realtime handshake reach Japan via the edge; a
+returning web visitor revalidates with its normal Accept-Encoding."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from pathlib import Path
 import pytest
 from scenario_runs import load_locustfile, quick, run_users
 
-from harness.clients.events import ListEvent
+from harness.clients.events import ListEvent, Reporter
+from harness.clients.http import Transport
+from harness.clients.realtime import RealtimeClient
 from harness.clients.supabase import SupabaseSession
 from harness.refstack import keys
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.scenarios.provisioning import provision_users, remove_users
 from harness.scenarios.settings import ScenarioSettings
-from harness.scenarios.viewer import HeaderRealtimeClient, add_session_headers, viewer_headers
+from harness.scenarios.viewer import viewer_headers
+from harness.scenarios.web import Expect, WebShell
 from harness.users import Credentials
 
 
@@ -36,23 +40,42 @@ def test_session_and_realtime_handshake_carry_the_country(
 ) -> None:
     user = credentials[0].users[0]
     events = ListEvent()
-    session = SupabaseSession(stack.endpoints.edge_url, keys.ANON_KEY, request_event=events)
-    add_session_headers(session, viewer_headers("CN"))
-    realtime = HeaderRealtimeClient(
-        stack.endpoints.edge_url, keys.ANON_KEY, session=session, request_event=events, headers=viewer_headers("CN")
+    cn = viewer_headers("CN")
+    session = SupabaseSession(stack.endpoints.edge_url, keys.ANON_KEY, request_event=events, headers=cn)
+    realtime = RealtimeClient(
+        stack.endpoints.edge_url, keys.ANON_KEY, session=session, request_event=events, headers=cn
     )
-    plain = HeaderRealtimeClient(stack.endpoints.edge_url, keys.ANON_KEY, request_event=events)
+    plain = RealtimeClient(stack.endpoints.edge_url, keys.ANON_KEY, request_event=events)
     try:
         assert session.sign_in(user.email, user.password).ok
         assert session.select("conversations", columns="id").origin_region == "ap-northeast-1"
         assert realtime.connect() and plain.connect()
         assert (realtime.origin_region, plain.origin_region) == ("ap-northeast-1", "ap-southeast-1")
+        assert realtime.join(realtime.channel("viewer-test")) is None
     finally:
         realtime.close()
         plain.close()
         session.close()
+    http = [e for e in events.fired if e["request_type"] in ("AUTH", "REST")]
+    assert [e["context"]["origin_region"] for e in http] == ["ap-northeast-1"] * 2
     connects = [e for e in events.fired if e["name"] == "connect"]
     assert sorted(e["context"]["origin_region"] for e in connects) == ["ap-northeast-1", "ap-southeast-1"]
+    [join] = [e for e in events.fired if e["name"] == "join broadcast"]
+    assert join["exception"] is None and join["context"]["origin_region"] == "ap-northeast-1"
+
+
+def test_a_returning_visitor_revalidates_with_br(stack: ReferenceStack) -> None:
+    """The edge answers the revalidation 304 with `Content-Encoding: br` and no body, which the transport once
+    tried to decompress (and raised); now it is a plain 304."""
+    events = ListEvent()
+    shell = WebShell(Transport(stack.endpoints.edge_url, Reporter(request_event=events)), "gzip, deflate, br")
+    try:
+        assert shell.revalidate() and shell.etag is not None and shell.etag.endswith('-br"')
+        revalidation = shell.get("again", "/main.dart.js", Expect(status=304), {"If-None-Match": shell.etag})
+    finally:
+        shell.close()
+    assert revalidation.ok and revalidation.status == 304 and revalidation.headers.get("Content-Encoding") == "br"
+    assert shell.revalidate.__doc__ and events.names(failed=True) == []
 
 
 def test_a_cn_meeting_user_is_served_by_japan(stack: ReferenceStack, credentials: tuple[Credentials, Path]) -> None:
