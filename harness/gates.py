@@ -27,6 +27,10 @@ EXIT_CODES: dict[Status, int] = {"passed": 0, "failed": 1, "invalid": 2}
 
 DELIVERY_NAME = "message.delivery"
 """Request name of end-to-end message delivery samples; losses and duplicates are its failures."""
+REORDERED_NAME = "message.reordered"
+"""A receipt that came after a later message of the same sender: a delivery observation, not a request."""
+OBSERVATION_NAMES = (REORDERED_NAME,)
+"""Never counted in the overall rps, error rate, percentiles or request count, whatever `totals_exclude` says."""
 MEETING_JOIN_NAME = "meeting.join"
 LOST_KIND = "lost"
 DUPLICATE_KIND = "duplicate"
@@ -78,6 +82,11 @@ def fmt(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".rstrip()
 
 
+def totals_excluded(cfg: GatesConfig) -> list[str]:
+    """Request names left out of overall totals: the profile's `totals_exclude` plus `OBSERVATION_NAMES`."""
+    return [*cfg.totals_exclude, *(n for n in OBSERVATION_NAMES if n not in cfg.totals_exclude)]
+
+
 def evaluate(result: Result, config: GatesConfig | None = None) -> Verdict:
     """Every validity check, smoke check and configured gate, and the overall verdict."""
     cfg = config or result.gates or GatesConfig()
@@ -122,7 +131,7 @@ def _validity(result: Result, cfg: GatesConfig, steady: list[Window], steady_s: 
         )
     )
     out.append(_cpu_check(result, v.max_cpu_pct, v.max_cpu_time_pct, v.require_cpu_samples))
-    n = aggregate(steady, exclude_names=cfg.totals_exclude).count
+    n = aggregate(steady, exclude_names=totals_excluded(cfg)).count
     if steady_s <= 0:
         reason = "the steady-state window covers no complete time window"
         out.append(GateResult("valid.requests", "invalid", n, v.min_requests, None, reason, ">=", kind="validity"))
@@ -170,7 +179,7 @@ def worker_label(worker: str) -> str:
 
 def _slo_gates(cfg: GatesConfig, steady: list[Window], steady_s: float, whole: list[Window]) -> list[GateResult]:
     out: list[GateResult] = []
-    excl = cfg.totals_exclude
+    excl = totals_excluded(cfg)
     total_steady = aggregate(steady, steady_s, exclude_names=excl)
     total_whole = aggregate(whole, exclude_names=excl)
     if cfg.min_rps is not None:
@@ -189,7 +198,9 @@ def _slo_gates(cfg: GatesConfig, steady: list[Window], steady_s: float, whole: l
         s = aggregate(steady, names={MEETING_JOIN_NAME})
         out.append(_percentile_gate(f"{MEETING_JOIN_NAME}.p95", s, 0.95, cfg.meeting_join_p95_ms))
     for rs in cfg.route_share:
-        out.append(_route_share(rs.group, rs.region, rs.min_pct, aggregate(whole, group=rs.group)))
+        # `user_class` is optional on the gate; getattr keeps this working with a RouteShareGate that lacks it.
+        user_class = getattr(rs, "user_class", None)
+        out.append(route_share(rs.group, rs.region, rs.min_pct, aggregate(whole, group=rs.group), user_class))
     for d in cfg.delta:
         a = aggregate(steady, exclude_names=excl, group=d.group)
         b = aggregate(steady, exclude_names=excl, group=d.baseline)
@@ -276,15 +287,20 @@ def _delivery(cfg: GatesConfig, steady: list[Window], whole: list[Window]) -> li
     return out
 
 
-def _route_share(group: str, region: str, min_pct: float, whole: Aggregate) -> GateResult:
-    name = f"route_share[{group}:{region}]"
-    total = sum(whole.origins.values())
+def route_share(group: str, region: str, min_pct: float, whole: Aggregate, user_class: str | None = None) -> GateResult:
+    """At least `min_pct` % of the group's responses (only `user_class`'s, when given) came from `region`.
+    Named `route_share[<group>:<region>]`, or `route_share[<group>/<user class>:<region>]`."""
+    who = f"{group}/{user_class}" if user_class else group
+    name = f"route_share[{who}:{region}]"
+    origins = whole.origins_by_class.get(user_class, {}) if user_class else whole.origins
+    total = sum(origins.values())
     if total == 0:
-        reason = f"no origin-region tallies for group {group}" + ("" if whole.count else " (no requests)")
+        subject = f"user class {user_class} in group {group}" if user_class else f"group {group}"
+        reason = f"no origin-region tallies for {subject}" + ("" if whole.count else " (no requests)")
         return GateResult(name, "invalid", None, min_pct, None, reason, ">=", "%")
-    share = 100.0 * whole.origins.get(region, 0) / total
+    share = 100.0 * origins.get(region, 0) / total
     g = _value_gate(name, share, ">=", min_pct, "%", total)
-    others = ", ".join(f"{r} {n:,}" for r, n in sorted(whole.origins.items()) if r != region)
+    others = ", ".join(f"{r} {n:,}" for r, n in sorted(origins.items()) if r != region)
     return _with_reason(g, f"{g.reason} served by {region}" + (f" (others: {others})" if others else ""))
 
 

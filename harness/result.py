@@ -8,6 +8,7 @@
 Times are Unix seconds. Samples are kept per time window (`window_s`, aligned to multiples of it in Unix time, so
 workers need no shared clock origin) and per (request name, request type, user group); the steady-state figures
 merge the windows inside the plateau. Latency sketches hold successful samples only; failures are counted by kind.
+Origin regions are tallied per stat, and per user class within it (`origins_by_class`, schema 1.1).
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ from harness.sketch import Sketch
 
 SCHEMA_VERSION: Literal[1] = 1
 """Bumped on any change that an older reader would misread; `load_result` refuses other versions."""
+SCHEMA_MINOR = 1
+"""Bumped when fields are added (1.1: `origins_by_class`); files of any earlier minor read with the defaults."""
 
-PAYLOAD_VERSION = 1
-"""Version of the worker → master payload."""
+PAYLOAD_VERSION = 2
+"""Version of the worker → master payload (2 adds a stats column: origins by user class); `merge` reads 1 and 2."""
+_PAYLOAD_VERSIONS = (1, 2)
 
 DEFAULT_FAILURE_KIND = "error"
 """Failure kind recorded when the caller gives none."""
@@ -117,6 +121,8 @@ class Stat(_Model):
     """Latency of successful requests, ms."""
     origins: dict[str, int] = Field(default_factory=dict)
     """Responses by origin region (from the origin-region header)."""
+    origins_by_class: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """Responses by user class, then origin region (schema 1.1; empty in older files and for unlabelled requests)."""
 
 
 class Window(_Model):
@@ -126,6 +132,8 @@ class Window(_Model):
 
 class Result(_Model):
     schema_version: Literal[1] = SCHEMA_VERSION
+    schema_minor: int = SCHEMA_MINOR
+    """Fields added within the major version; a file without it is 1.0."""
     run: RunInfo
     window_s: float
     windows: list[Window] = Field(default_factory=list)
@@ -157,12 +165,19 @@ def parse_result(text: str, where: str = "result.json") -> Result:
         raise ConfigError(
             f"{where}: schema_version: {version!r} is not supported (this harness reads {SCHEMA_VERSION})"
         )
+    data.setdefault("schema_minor", 0)  # written before minor versions existed: 1.0
     try:
         return Result.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{where}: {loc}: {first['msg']} ({exc.error_count()} problem(s))") from None
+        minor = data.get("schema_minor")
+        newer = (
+            f"; written by schema {SCHEMA_VERSION}.{minor}, this harness reads up to {SCHEMA_VERSION}.{SCHEMA_MINOR}"
+            if isinstance(minor, int) and minor > SCHEMA_MINOR
+            else ""
+        )
+        raise ConfigError(f"{where}: {loc}: {first['msg']} ({exc.error_count()} problem(s){newer})") from None
 
 
 def dump_result(result: Result, path: str | Path) -> Path:
@@ -176,23 +191,37 @@ def dump_result(result: Result, path: str | Path) -> Path:
 
 
 class _Acc:
-    __slots__ = ("bytes", "count", "failures", "origins", "sketch")
+    __slots__ = ("by_class", "bytes", "count", "failures", "origins", "sketch")
 
     def __init__(self) -> None:
         self.count = 0
         self.bytes = 0
         self.failures: dict[str, int] = {}
         self.origins: dict[str, int] = {}
+        self.by_class: dict[str, dict[str, int]] = {}
         self.sketch = Sketch()
 
-    def merge(self, count: int, failures: dict[str, int], nbytes: int, sketch: Sketch, origins: dict[str, int]) -> None:
+    def merge(
+        self,
+        count: int,
+        failures: dict[str, int],
+        nbytes: int,
+        sketch: Sketch,
+        origins: dict[str, int],
+        by_class: dict[str, dict[str, int]],
+    ) -> None:
         self.count += count
         self.bytes += nbytes
-        for k, v in failures.items():
-            self.failures[k] = self.failures.get(k, 0) + v
-        for k, v in origins.items():
-            self.origins[k] = self.origins.get(k, 0) + v
+        _add_counts(self.failures, failures)
+        _add_counts(self.origins, origins)
+        for user_class, regions in by_class.items():
+            _add_counts(self.by_class.setdefault(user_class, {}), regions)
         self.sketch.merge(sketch)
+
+
+def _add_counts(into: dict[str, int], counts: dict[str, int]) -> None:
+    for k, v in counts.items():
+        into[k] = into.get(k, 0) + v
 
 
 _Key = tuple[int, str, str, str]  # (window index, name, request type, group)
@@ -222,8 +251,10 @@ class ResultBuilder:
         origin_region: str | None = None,
         failure_kind: str | None = None,
         bytes: int = 0,
+        user_class: str | None = None,
     ) -> None:
-        """One request (called per request: keep it cheap). `t_s` is Unix time in seconds."""
+        """One request (called per request: keep it cheap). `t_s` is Unix time in seconds. With both an
+        `origin_region` and a `user_class`, the region is also tallied for that class."""
         key = (int(t_s // self.window_s), name, request_type, group)
         acc = self._stats.get(key)
         if acc is None:
@@ -237,6 +268,11 @@ class ResultBuilder:
             acc.failures[kind] = acc.failures.get(kind, 0) + 1
         if origin_region is not None:
             acc.origins[origin_region] = acc.origins.get(origin_region, 0) + 1
+            if user_class:
+                regions = acc.by_class.get(user_class)
+                if regions is None:
+                    regions = acc.by_class[user_class] = {}
+                regions[origin_region] = regions.get(origin_region, 0) + 1
 
     def record_users(self, t_s: float, users: int) -> None:
         self._users.append(UsersSample(t_s=t_s, users=users))
@@ -255,7 +291,7 @@ class ResultBuilder:
             "worker": self.worker,
             "window_s": self.window_s,
             "stats": [
-                [k[0], k[1], k[2], k[3], a.count, a.failures, a.bytes, a.sketch.to_dict(), a.origins]
+                [k[0], k[1], k[2], k[3], a.count, a.failures, a.bytes, a.sketch.to_dict(), a.origins, a.by_class]
                 for k, a in self._stats.items()
             ],
             "cpu": [[c.t_s, c.worker, c.cpu_pct] for c in self._cpu],
@@ -277,17 +313,19 @@ class ResultBuilder:
         """Adds a worker's payload (or another builder) into this one."""
         if isinstance(payload, ResultBuilder):
             payload = payload.to_payload()
-        if payload.get("v") != PAYLOAD_VERSION:
-            raise ValueError(f"worker payload version {payload.get('v')!r} is not {PAYLOAD_VERSION}")
+        if payload.get("v") not in _PAYLOAD_VERSIONS:
+            raise ValueError(f"worker payload version {payload.get('v')!r} is not one of {_PAYLOAD_VERSIONS}")
         if float(payload["window_s"]) != self.window_s:
             raise ValueError(f"worker window_s {payload['window_s']} differs from the master's {self.window_s}")
         self.workers_seen.add(str(payload.get("worker")))
-        for win, name, rtype, group, count, failures, nbytes, sketch, origins in payload["stats"]:
+        for row in payload["stats"]:
+            win, name, rtype, group, count, failures, nbytes, sketch, origins = row[:9]
+            by_class = row[9] if len(row) > 9 else {}  # version 1 rows have no per-class column
             key = (int(win), name, rtype, group)
             acc = self._stats.get(key)
             if acc is None:
                 acc = self._stats[key] = _Acc()
-            acc.merge(count, failures, nbytes, Sketch.from_dict(sketch), origins)
+            acc.merge(count, failures, nbytes, Sketch.from_dict(sketch), origins, by_class)
         self._cpu.extend(CpuSample(t_s=t, worker=w, cpu_pct=c) for t, w, c in payload.get("cpu", []))
         self._users.extend(UsersSample(t_s=t, users=u) for t, u in payload.get("users", []))
 
@@ -304,6 +342,7 @@ class ResultBuilder:
                     bytes=a.bytes,
                     sketch=a.sketch.copy(),
                     origins=dict(a.origins),
+                    origins_by_class={c: dict(r) for c, r in a.by_class.items()},
                 )
             )
         windows = [Window(start_s=win * self.window_s, stats=stats) for win, stats in sorted(by_window.items())]
@@ -329,6 +368,7 @@ class Aggregate:
     bytes: int = 0
     sketch: Sketch = field(default_factory=Sketch)
     origins: dict[str, int] = field(default_factory=dict)
+    origins_by_class: dict[str, dict[str, int]] = field(default_factory=dict)
     duration_s: float = 0.0
 
     @property
@@ -346,10 +386,10 @@ class Aggregate:
     def add(self, stat: Stat) -> None:
         self.count += stat.count
         self.bytes += stat.bytes
-        for k, v in stat.failures.items():
-            self.failures[k] = self.failures.get(k, 0) + v
-        for k, v in stat.origins.items():
-            self.origins[k] = self.origins.get(k, 0) + v
+        _add_counts(self.failures, stat.failures)
+        _add_counts(self.origins, stat.origins)
+        for user_class, regions in stat.origins_by_class.items():
+            _add_counts(self.origins_by_class.setdefault(user_class, {}), regions)
         self.sketch.merge(stat.sketch)
 
 

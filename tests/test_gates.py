@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from harness.gates import evaluate
+from harness.gates import evaluate, totals_excluded
 from harness.profile import DeltaGate, GatesConfig, LatencyGate, RouteShareGate, Validity
 from harness.result import Result, ResultBuilder, RunInfo, SmokeCheck, SteadyState
 
@@ -356,3 +357,62 @@ def _is_pure(fn: Callable[..., Any]) -> None:
 
 def test_evaluate_does_not_change_the_result():
     _is_pure(evaluate)
+
+
+def _with_classes(japan_share_by_class: dict[str, float], reordered: int = 0) -> Result:
+    """The healthy run plus china responses labelled by user class, each class served by Japan at its share."""
+    b = ResultBuilder(5.0, worker="w1")
+    b.merge(ResultBuilder.from_payload(_payload_of(build(Shape()))))
+    for user_class, share in japan_share_by_class.items():
+        for k in range(100):
+            origin = "ap-northeast-1" if k < share * 100 else "ap-southeast-1"
+            b.record("rest.select", "GET", "china", 300.0, True, T0 + 20 + k / 10, origin, user_class=user_class)
+    for k in range(reordered):  # failed ones too: a reordered receipt must never look like an error
+        b.record("message.reordered", "DELIVERY", "baseline", 80.0, k % 2 == 0, T0 + 10 + k * 0.004)
+    info = build(Shape()).run
+    return b.build(info)
+
+
+def _payload_of(result: Result) -> dict[str, Any]:
+    """A builder payload holding `result`'s stats (to extend a built run with more samples)."""
+    rows = [
+        [round(w.start_s / result.window_s), s.name, s.request_type, s.group, s.count, s.failures, s.bytes,
+         s.sketch.to_dict(), s.origins, s.origins_by_class]
+        for w in result.windows for s in w.stats
+    ]  # fmt: skip
+    return {"v": 2, "worker": "w1", "window_s": result.window_s, "stats": rows}
+
+
+def test_route_share_can_take_a_user_class() -> None:
+    result = _with_classes({"WebUser": 1.0, "MessagingUser": 0.5})
+    gates = [
+        # A stand-in with `user_class`: harness/profile.py's RouteShareGate gains the field separately.
+        SimpleNamespace(group="china", region="ap-northeast-1", min_pct=99, user_class=c)
+        for c in ("WebUser", "MessagingUser", "MeetingUser", None)
+    ]
+    by_name = {g.name: g for g in evaluate(result, cfg(route_share=gates)).gates}
+    web, messaging = (
+        by_name["route_share[china/WebUser:ap-northeast-1]"],
+        by_name["route_share[china/MessagingUser:ap-northeast-1]"],
+    )
+    assert (web.status, web.observed) == ("passed", 100.0)
+    assert (messaging.status, messaging.observed) == ("failed", 50.0)
+    assert "(others: ap-southeast-1 50)" in messaging.reason
+    absent = by_name["route_share[china/MeetingUser:ap-northeast-1]"]
+    assert (
+        absent.status == "invalid"
+        and absent.reason == "no origin-region tallies for user class MeetingUser in group china"
+    )
+    whole_group = by_name["route_share[china:ap-northeast-1]"]  # every china response, labelled or not
+    assert whole_group.status == "failed" and whole_group.observed == pytest.approx(100 * (1800 + 150) / 2000)
+
+
+def test_reordered_receipts_never_count_toward_totals_even_when_not_excluded() -> None:
+    plain, noisy = build(Shape()), _with_classes({}, reordered=10_000)
+    for gates in (cfg(), cfg(totals_exclude=[])):
+        a = {g.name: g for g in evaluate(plain, gates).gates}
+        b = {g.name: g for g in evaluate(noisy, gates).gates}
+        for name in ("rps", "error_rate", "valid.requests", "p95", "group[baseline].p95"):
+            assert b[name].observed == a[name].observed, name
+    assert "message.reordered" in totals_excluded(GatesConfig(totals_exclude=[]))
+    assert totals_excluded(GatesConfig()).count("message.reordered") == 1  # once, default or not

@@ -10,6 +10,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.profile import GatesConfig
 from harness.result import (
+    SCHEMA_MINOR,
     SCHEMA_VERSION,
     ResultBuilder,
     RunInfo,
@@ -156,3 +157,54 @@ def test_unreadable_or_malformed_results_name_the_file(tmp_path):
 def test_payloads_with_a_different_window_are_refused():
     with pytest.raises(ValueError, match=r"window_s 1\.0 differs from the master's 5\.0"):
         ResultBuilder(5.0).merge(ResultBuilder(1.0).to_payload())
+
+
+def test_origins_are_tallied_per_user_class_and_merge_across_workers():
+    w1, w2, master = ResultBuilder(5.0, worker="w1"), ResultBuilder(5.0, worker="w2"), ResultBuilder(5.0)
+    w1.record("a", "GET", "china", 10.0, True, T0, origin_region="ap-northeast-1", user_class="WebUser")
+    w2.record("a", "GET", "china", 10.0, False, T0, origin_region="ap-northeast-1", user_class="WebUser")
+    w2.record("a", "GET", "china", 10.0, True, T0, origin_region="ap-southeast-1", user_class="MessagingUser")
+    w2.record("a", "GET", "china", 10.0, True, T0, origin_region="ap-southeast-1")  # no class: group tally only
+    w2.record("a", "GET", "china", 10.0, True, T0, user_class="WebUser")  # no region: nothing to tally
+    for w in (w1, w2):
+        master.merge(json.loads(json.dumps(w.to_payload())))
+    [stat] = master.build(run_info()).windows[0].stats
+    assert stat.origins == {"ap-northeast-1": 2, "ap-southeast-1": 2}
+    assert stat.origins_by_class == {"WebUser": {"ap-northeast-1": 2}, "MessagingUser": {"ap-southeast-1": 1}}
+    agg = aggregate(master.build(run_info()).windows, group="china")
+    assert agg.origins_by_class["WebUser"] == {"ap-northeast-1": 2}
+
+
+def test_a_version_1_worker_payload_still_merges():
+    row = ResultBuilder(5.0)
+    row.record("a", "GET", "g", 10.0, True, T0, origin_region="r1")
+    row.record("a", "GET", "g", 10.0, True, T0, origin_region="r1")
+    old = row.to_payload() | {"v": 1, "worker": "old"}
+    old["stats"] = [r[:9] for r in old["stats"]]  # version 1 rows: no per-class column
+    master = ResultBuilder(5.0)
+    master.merge(old)
+    [stat] = master.build(run_info()).windows[0].stats
+    assert (stat.count, stat.origins, stat.origins_by_class) == (2, {"r1": 2}, {})
+
+
+def test_a_schema_1_0_file_loads_and_new_files_are_1_1(tmp_path):
+    b = ResultBuilder(5.0)
+    b.record("a", "GET", "g", 10.0, True, T0, origin_region="r1", user_class="WebUser")
+    data = json.loads(b.build(run_info()).model_dump_json())
+    assert (data["schema_version"], data["schema_minor"]) == (1, SCHEMA_MINOR) == (1, 1)
+    del data["schema_minor"]  # as written before minor versions existed
+    del data["windows"][0]["stats"][0]["origins_by_class"]
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data))
+    loaded = load_result(path)
+    assert loaded.schema_minor == 0 and loaded.windows[0].stats[0].origins == {"r1": 1}
+    assert loaded.windows[0].stats[0].origins_by_class == {}
+
+
+def test_a_file_from_a_newer_minor_with_unknown_fields_says_so(tmp_path):
+    data = json.loads(ResultBuilder(5.0).build(run_info()).model_dump_json())
+    data["schema_minor"], data["future_field"] = SCHEMA_MINOR + 1, 1
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"future_field: .*written by schema 1\.2, this harness reads up to 1\.1"):
+        load_result(path)

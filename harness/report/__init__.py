@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.gates import Verdict, evaluate
+from harness.gates import Verdict, evaluate, totals_excluded
 from harness.profile import GatesConfig
 from harness.report import charts
 from harness.report.compare import compare
@@ -33,7 +33,7 @@ def write_reports(
     """Writes the report files into `out_dir`; appends summary.md to `step_summary` (a $GITHUB_STEP_SUMMARY path)."""
     cfg = result.gates or GatesConfig()
     verdict = verdict or evaluate(result, cfg)
-    exclude = list(cfg.totals_exclude)
+    exclude = totals_excluded(cfg)  # the same totals as the gates: observations never count
     changes = compare(result, base, exclude) if base is not None else None
     base_id = base.run.run_id if base is not None else None
     out = Path(out_dir)
