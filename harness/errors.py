@@ -2,7 +2,7 @@
 and exit codes.
 
     HarnessError                 exit 2, message printed without a traceback
-     ├── ConfigError             bad CLI value, env var, profile or network profile (names file, field, value, valid form)
+     ├── ConfigError             bad CLI value, env var or profile (names the file, field, value and valid form)
      ├── TargetUnreachable       the target (or the reference stack we started) does not answer
      ├── NetworkShapingError     Toxiproxy or kernel shaping failed, or needs root
      └── InvalidRun              the run cannot be trusted (no traffic, missing workers, saturated generator)

@@ -199,7 +199,7 @@ def _slo_gates(cfg: GatesConfig, steady: list[Window], steady_s: float, whole: l
         out.append(_percentile_gate(f"{MEETING_JOIN_NAME}.p95", s, 0.95, cfg.meeting_join_p95_ms))
     for rs in cfg.route_share:
         # `user_class` is optional on the gate; getattr keeps this working with a RouteShareGate that lacks it.
-        user_class = getattr(rs, "user_class", None)
+        user_class = rs.user_class
         out.append(route_share(rs.group, rs.region, rs.min_pct, aggregate(whole, group=rs.group), user_class))
     for d in cfg.delta:
         a = aggregate(steady, exclude_names=excl, group=d.group)

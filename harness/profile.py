@@ -189,6 +189,8 @@ class RouteShareGate(_Strict):
     group: Name
     region: Region
     min_pct: Pct
+    user_class: str | None = None
+    """Only this Locust user class's responses (e.g. WebUser); None: every class of the group."""
 
 
 class DeltaGate(_Strict):
@@ -229,7 +231,7 @@ class GatesConfig(_Strict):
     delta: list[DeltaGate] = Field(default_factory=list)
     steady_state_only: bool = True
     """Throughput and percentiles over the plateau only; errors, losses and route shares always over the whole run."""
-    totals_exclude: list[str] = Field(default_factory=lambda: ["message.delivery"])
+    totals_exclude: list[str] = Field(default_factory=lambda: ["message.delivery", "message.reordered"])
     """Request names left out of the overall rps, p95/p99 and error rate (delivery has its own gates)."""
     validity: Validity = Field(default_factory=Validity)
 

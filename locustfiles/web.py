@@ -23,15 +23,18 @@ class WebUser(User):
     def on_start(self) -> None:
         state = run_state(self)
         self.shell: WebShell = web_shell_for(self, state, next(state.visitors))
+        self.shell.load()  # a browser's first visit fills its cache; later visits mostly revalidate
 
     def on_stop(self) -> None:
         if hasattr(self, "shell"):
             self.shell.close()
 
-    @task(3)
+    @task(1)
     def first_visit(self) -> None:
+        """A visitor with an empty cache (new device, cleared cache): the whole 2 MB shell again."""
         self.shell.load()
 
-    @task(2)
+    @task(9)
     def return_visit(self) -> None:
+        """Hashed assets are immutable, so a returning browser only revalidates the un-hashed entry points."""
         self.shell.revalidate()

@@ -150,6 +150,7 @@ class HarnessPlugin:
             origin_region=origin,
             failure_kind=None if ok else failure_kind(exception, ctx),
             bytes=int(response_length or 0),
+            user_class=ctx.get("user_class") or None,
         )
         if self.settings.sample_log:
             self._samples.append(json.dumps({"t": t_s, "name": name, "group": group, "ms": ms, "ok": ok}))
