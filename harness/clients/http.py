@@ -24,7 +24,10 @@ from typing import Any
 import brotli
 from locust.contrib.fasthttp import FastHttpSession
 
+from harness.clients import pool
 from harness.clients.events import Reporter, RequestFailed
+
+pool.install()  # keep-alive reuse past fd 1023 (see pool.py)
 
 REGION_HEADER = "x-origin-region"
 """Response header naming the region that served a call (the reference stack and the app's edge set it)."""
