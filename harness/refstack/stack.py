@@ -204,11 +204,13 @@ class ReferenceStack:
             return ["livekit", *common, "--port", str(ports.livekit),
                     "--join-timeout-s", str(config.livekit_join_timeout_s)]  # fmt: skip
         if piece == "edge":
-            origins = []
-            if "primary" in endpoints.ports:
-                origins += ["--origin", f"{PRIMARY_REGION}={endpoints.primary_url}"]
-            if "replica" in endpoints.ports:
-                origins += ["--origin", f"{REPLICA_REGION}={endpoints.replica_url}"]
+            # The edge needs an origin per region; with one region running, both names point at it.
+            regions = [piece for piece in ("primary", "replica") if piece in endpoints.ports]
+            if not regions:
+                raise TargetUnreachable("the edge needs a region server: start 'primary' or 'replica' with it")
+            primary_url = endpoints.url(regions[0])
+            replica_url = endpoints.url(regions[-1])
+            origins = ["--origin", f"{PRIMARY_REGION}={primary_url}", "--origin", f"{REPLICA_REGION}={replica_url}"]
             return ["edge", *common, "--port", str(ports.edge), *origins,
                     "--health-interval-s", str(config.health_interval_s)]  # fmt: skip
         raise ValueError(f"unknown piece {piece!r}; valid: {', '.join(PIECES)}")

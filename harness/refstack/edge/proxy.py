@@ -181,13 +181,17 @@ async def _pump(
     source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
     sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
 ) -> None:
-    async for msg in source:
-        if msg.type is WSMsgType.TEXT:
-            await sink.send_str(msg.data)
-        elif msg.type is WSMsgType.BINARY:
-            await sink.send_bytes(msg.data)
-        elif msg.type is WSMsgType.ERROR:
-            break
+    try:
+        async for msg in source:
+            if msg.type is WSMsgType.TEXT:
+                await sink.send_str(msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                await sink.send_bytes(msg.data)
+            elif msg.type is WSMsgType.ERROR:
+                break
+    except aiohttp.ClientConnectionResetError:
+        return  # the other side is already closing: nothing left to relay or to close
+
     code = source.close_code
     # 1005/1006 are reserved ("no status", "abnormal"): they must not be sent on the wire.
     if code is None or code in (1005, 1006):
