@@ -17,7 +17,7 @@ from harness.run import RunOptions, run
 PROFILE_COMMANDS = {
     "smoke": "functional checklist (health, sign-in, realtime message, meeting join, files, web shell, RLS, China "
     "routing) plus a short light load; about a minute",
-    "load": "the deployment guide's SLOs: > 1,000 req/s, p95 < 2 s, errors < 5 % over a 5-minute plateau",
+    "load": "the deployment guide's SLOs: > 1,000 req/s, p95 < 2 s, errors < 5 percent over a 5-minute plateau",
     "china": "a China group via Japan against a baseline group: same SLOs, route share and p95 delta",
     "soak": "moderate load for an hour: leaks and drift",
     "spike": "a sudden 5x surge and back",

@@ -41,3 +41,17 @@ def test_console_script_runs_as_module() -> None:
     done = subprocess.run([sys.executable, "-m", "harness", "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     assert __version__ in done.stdout
+
+
+def test_every_command_has_a_working_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import build_parser
+
+    subparsers = build_parser()._subparsers
+    assert subparsers is not None
+    commands = [name for action in subparsers._group_actions for name in action.choices]  # type: ignore[attr-defined]
+    assert {"smoke", "load", "china", "target", "net", "toxiproxy", "gate", "report", "users"} <= set(commands)
+    for command in commands:
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0, command
+        assert f"usage: harness {command}" in capsys.readouterr().out
