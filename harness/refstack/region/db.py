@@ -14,11 +14,12 @@ is what "an acknowledged insert survives a restart" needs; only power loss could
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -197,7 +198,7 @@ class Database:
         self.read_only = False
         """A replica before promotion: writes from clients are refused (SQLSTATE 25006)."""
         self._create_schema()
-        self.last_seq = int(self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _changes").fetchone()[0])
+        self.last_seq = self._max_seq()
 
     # -- schema -----------------------------------------------------------------------------------------------
     def _create_schema(self) -> None:
@@ -218,6 +219,21 @@ class Database:
 
     def close(self) -> None:
         self._conn.close()
+
+    def _max_seq(self) -> int:
+        return int(self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _changes").fetchone()[0])
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT; on any error, roll back and take back the sequence numbers it used."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            self.last_seq = self._max_seq()
+            raise
 
     # -- listeners ----------------------------------------------------------------------------------------------
     def listen(self, listener: ChangeListener) -> None:
@@ -435,8 +451,7 @@ class Database:
         marks = ", ".join("?" * len(names))
         out: list[dict[str, Any]] = []
         changes: list[Change] = []
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for row in prepared:
                 old = None
                 if on_conflict is not None:
@@ -461,11 +476,6 @@ class Database:
                 out.append(record)
                 if log:
                     changes.append(self._log(table, "UPDATE" if old is not None else "INSERT", record, old))
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            self.last_seq = int(self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _changes").fetchone()[0])
-            raise
         self._notify(changes)
         return out
 
@@ -495,8 +505,7 @@ class Database:
             coerced["updated_at"] = now_iso()
         out: list[dict[str, Any]] = []
         changes: list[Change] = []
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             old_rows, _ = self.select(table.name, filters=filters, predicate=predicate)
             for old in old_rows:
                 new_plain = {k: coerce(table.by_name[k], v) for k, v in old.items()}
@@ -516,11 +525,6 @@ class Database:
                 out.append(record)
                 if log:
                     changes.append(self._log(table, "UPDATE", record, old))
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            self.last_seq = int(self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _changes").fetchone()[0])
-            raise
         self._notify(changes)
         return out
 
@@ -536,8 +540,7 @@ class Database:
         self._check_writable(internal)
         table = self.table(table_name)
         changes: list[Change] = []
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             old_rows, _ = self.select(table.name, filters=filters, predicate=predicate)
             key = table.primary_key
             for old in old_rows:
@@ -547,11 +550,6 @@ class Database:
                 )
                 if log:
                     changes.append(self._log(table, "DELETE", None, old))
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            self.last_seq = int(self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _changes").fetchone()[0])
-            raise
         self._notify(changes)
         return old_rows
 
@@ -604,8 +602,7 @@ class Database:
             return  # already applied: shipping is at-least-once, applying is idempotent
         table = self.table(change.table)
         names = [c.name for c in table.columns]
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             source = change.record if change.record is not None else change.old_record
             assert source is not None
             key = table.primary_key
@@ -623,11 +620,6 @@ class Database:
             applied = self._log(
                 table, change.type, change.record, change.old_record, seq=change.seq, ts=change.commit_timestamp
             )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            self.last_seq = int(self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _changes").fetchone()[0])
-            raise
         self._notify([applied])
 
 
