@@ -49,13 +49,24 @@ class Reply:
     """What one call returned. `error` is None on success; `body` is parsed JSON, raw bytes, or None."""
 
     status: int
-    body: Any
+    raw_body: Any
+    """What came: parsed JSON, raw bytes, or None; with `json_pending`, bytes still to parse (see `body`)."""
     elapsed_ms: float
     origin_region: str = ""
     error: RequestFailed | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     duplicate: bool = False
     """True when an insert was answered 409 23505 and the caller said that means already delivered."""
+    json_pending: bool = False
+
+    @property
+    def body(self) -> Any:
+        """The body, JSON parsed on first use: a load loop that only checks `ok` never pays for parsing (a 50-row
+        history read spent 30 % of the generator's CPU in json.loads)."""
+        if self.json_pending:
+            self.raw_body = _json_or_none(self.raw_body)
+            self.json_pending = False
+        return self.raw_body
 
     @property
     def ok(self) -> bool:
@@ -179,10 +190,10 @@ class Transport:
         if error is not None:
             pass
         elif 200 <= status < 300:
-            parsed = raw if binary else _json_or_none(raw)
+            parsed = raw
         else:
             code, message = error_fields(raw)
-            parsed = _json_or_none(raw)
+            parsed = raw
             if (status, code) in ok_errors:
                 duplicate = True
             else:
@@ -200,7 +211,8 @@ class Transport:
                 start_time=start_time,
                 context=ctx,
             )
-        return Reply(status, parsed, elapsed_ms, region, error, resp_headers, duplicate)
+        pending = parsed is not None and not (binary and error is None and 200 <= status < 300)
+        return Reply(status, parsed, elapsed_ms, region, error, resp_headers, duplicate, json_pending=pending)
 
     def _send(
         self, label: str, method: str, path: str, headers: dict[str, str], body: bytes | str | None
