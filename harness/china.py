@@ -20,24 +20,20 @@ import hashlib
 import json
 import os
 import secrets
-import selectors
-import subprocess
-import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from harness.errors import ConfigError, NetworkShapingError
-from harness.loadgen.processes import _die_with_parent
 from harness.network import kernel
 from harness.network.profiles import Bandwidth, load_stack
 from harness.network.profiles import Profile as NetProfile
 from harness.network.render import nftables_script, not_rendered, render_all, toxiproxy_toxics
 from harness.network.toxiproxy_client import ToxiproxyClient
 from harness.profile import Profile
+from harness.refstack.stack import PieceProcess
 
 DIRECT_NETWORK = "baseline-lan"
 """Groups on this network talk to the target directly: loopback already is a LAN."""
@@ -47,11 +43,6 @@ TOXIPROXY_URL_VAR = "TOXIPROXY_URL"
 """When set, a real (or already running) Toxiproxy is used instead of starting the embedded one."""
 TOXIPROXY_LISTEN_HOST_VAR = "HARNESS_TOXIPROXY_LISTEN_HOST"
 """Where a real Toxiproxy opens the proxies' listeners (default: the host of TOXIPROXY_URL)."""
-TOXIPROXY_START_TIMEOUT_S = 20.0
-"""How long the embedded Toxiproxy may take to print its API address."""
-TOXIPROXY_STOP_TIMEOUT_S = 5.0
-READY_TEXT = "toxiproxy API listening on "
-"""The line `harness toxiproxy serve` prints once it listens."""
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -168,61 +159,6 @@ def describe(paths: Mapping[str, GroupPath], toxiproxy_url: str) -> dict[str, An
 # ---- Toxiproxy ----
 
 
-class ToxiproxyProcess:
-    """`python -m harness toxiproxy serve --host H --port 0` in its own process; `url` once it listens."""
-
-    def __init__(self, host: str, log_path: Path) -> None:
-        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.log_path = log_path
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", "toxiproxy", "serve", "--host", host, "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-        try:
-            self.url = self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self) -> str:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + TOXIPROXY_START_TIMEOUT_S
-        buffer = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stdout, selectors.EVENT_READ)
-            while time.monotonic() < deadline:
-                if not selector.select(timeout=0.2):
-                    if self.proc.poll() is not None:
-                        break
-                    continue
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                buffer += chunk
-                for line in buffer.decode(errors="replace").splitlines():
-                    if line.startswith(READY_TEXT):
-                        return line[len(READY_TEXT) :].strip()
-        raise NetworkShapingError(
-            f"the embedded Toxiproxy did not start within {TOXIPROXY_START_TIMEOUT_S:.0f} s; see {self.log_path}"
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(TOXIPROXY_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._log.close()
-
-
 def toxiproxy_url(stack: contextlib.ExitStack, host: str, out_dir: Path, log: TextIO) -> tuple[str, str]:
     """(API URL, listen host): TOXIPROXY_URL when set, else an embedded Toxiproxy started on `host` (stopped by
     `stack`)."""
@@ -233,10 +169,11 @@ def toxiproxy_url(stack: contextlib.ExitStack, host: str, out_dir: Path, log: Te
             listen = host  # --kernel: the namespace reaches only its host-side address
         print(f"harness: using Toxiproxy at {external} ({TOXIPROXY_URL_VAR}); listeners on {listen}", file=log)
         return external, listen
-    process = ToxiproxyProcess(host, out_dir / "toxiproxy.log")
+    process = PieceProcess("toxiproxy", ["toxiproxy", "--host", host], out_dir / "toxiproxy.log")
     stack.callback(process.stop)
-    print(f"harness: embedded Toxiproxy at {process.url}", file=log)
-    return process.url, host
+    url = f"http://{host}:{process.port}"
+    print(f"harness: embedded Toxiproxy at {url}", file=log)
+    return url, host
 
 
 def _delete_proxies(client: ToxiproxyClient, names: list[str], log: TextIO) -> None:

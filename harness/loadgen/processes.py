@@ -11,7 +11,6 @@ children in order; each also gets SIGTERM from the kernel if the orchestrator di
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -23,21 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from harness.refstack.stack import die_with_parent
+
 MASTER_STOP_GRACE_S = 20.0
 """How long the master may take after SIGTERM (final worker reports, result.json) before it is killed."""
 WORKER_STOP_GRACE_S = 5.0
 """How long workers may take to exit after the master has gone, before SIGTERM and then SIGKILL."""
 EXPECT_WORKERS_MAX_WAIT_S = 60
 """The master gives up (and the run is invalid) when the workers have not all connected by then."""
-
-
-def _die_with_parent() -> None:
-    """In the child: the kernel sends SIGTERM when the orchestrator exits (no-op outside Linux)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -89,7 +81,7 @@ class Child:
             stderr=subprocess.STDOUT,
             env=dict(env),
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
 
     @property

@@ -51,10 +51,17 @@ def _edge_factory(args: argparse.Namespace) -> Callable[[], web.Application]:
     return lambda: build_app(origins=origins, health_interval_s=args.health_interval_s)
 
 
+def _toxiproxy_factory(args: argparse.Namespace) -> Callable[[], web.Application]:
+    from harness.network.toxiproxy.api import build_app
+
+    return lambda: build_app(host_for_listeners=args.host)
+
+
 FACTORIES: dict[str, Callable[[argparse.Namespace], Callable[[], web.Application]]] = {
     "region": _region_factory,
     "livekit": _livekit_factory,
     "edge": _edge_factory,
+    "toxiproxy": _toxiproxy_factory,
 }
 
 

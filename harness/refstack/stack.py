@@ -114,11 +114,14 @@ class Endpoints:
         return out
 
 
-def _die_with_parent() -> None:
-    """In the child: ask Linux to send SIGTERM when the parent exits (no-op elsewhere)."""
+def die_with_parent() -> None:
+    """In a child (preexec_fn): Linux sends it SIGTERM when the parent exits (no-op elsewhere). Every process the
+    harness starts uses this, so a killed run never leaves servers or workers behind."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
 
 
 class PieceProcess:
@@ -133,7 +136,8 @@ class PieceProcess:
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
+            start_new_session=True,  # a terminal's Ctrl-C reaches the parent only, which stops pieces in order
         )
         self.port = self._wait_ready()
 
