@@ -1,6 +1,6 @@
 """Benchmark one region server process: authorized history reads and message inserts, driven by `wrk`.
 
-    wrk (bench/wrk/region_read.lua, region_insert.lua) ──HTTP keep-alive──► python -m harness.refstack.region
+    wrk (bench/wrk/region_read.lua, region_insert.lua) ──HTTP keep-alive──► python -m harness.refstack.launch region
 
 Reads:   GET /rest/v1/messages?conversation_id=eq.X&order=created_at.desc&limit=50 with a user token (RLS applies).
 Inserts: POST /rest/v1/messages, one new message per request (unique client_msg_id), Prefer: return=minimal.
@@ -15,53 +15,28 @@ Bounded: --seconds per phase (default 10) plus a few seconds of setup; the serve
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 
 from harness.refstack import keys
-from harness.refstack.launch import READY_PREFIX
+from harness.refstack.stack import PieceProcess
 
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
 SEED_MESSAGES = 200
 STARTUP_TIMEOUT_S = 20.0
 
 
-def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str]:
-    command = [sys.executable, "-m", "harness.refstack.region", "--port", "0", "--data-dir", data_dir]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("listening on "):
-            return proc, line.split("listening on ", 1)[1].strip()
-        if not line and proc.poll() is not None:
-            break
-    proc.terminate()
-    raise SystemExit(f"region server did not start within {STARTUP_TIMEOUT_S} s: {' '.join(command)}")
-
-
-def start_edge(origin_url: str) -> tuple[subprocess.Popen[str], str]:
-    """The edge in front of the region server, as the reference stack runs it (its own process)."""
-    command = [sys.executable, "-m", "harness.refstack.launch", "edge", "--port", "0",
-               "--origin", f"ap-southeast-1={origin_url}", "--origin", f"ap-northeast-1={origin_url}"]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith(READY_PREFIX):
-        proc.terminate()
-        raise SystemExit(f"edge did not start: {' '.join(command)}")
-    return proc, f"http://127.0.0.1:{json.loads(line[len(READY_PREFIX) :])['port']}"
+def start_piece(piece: str, argv: list[str], log_dir: Path) -> tuple[PieceProcess, str]:
+    """One piece in its own process, exactly as the reference stack starts it; (process, base URL)."""
+    process = PieceProcess(piece, [*argv, "--port", "0"], log_dir / f"{piece}.log")
+    return process, f"http://127.0.0.1:{process.port}"
 
 
 def seed(url: str) -> dict[str, str]:
@@ -139,7 +114,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     with tempfile.TemporaryDirectory(prefix="bench-region-") as data_dir:
-        proc, url = start_server(data_dir)
+        proc, url = start_piece("region", ["region", "--data-dir", data_dir], Path(data_dir))
         try:
             env = seed(url)
             print(f"region server {url}, {args.connections} connections, {args.threads} threads, {args.seconds} s each")
@@ -148,7 +123,8 @@ def main() -> None:
             for name, script in phases:
                 direct[name] = summarize(name, run_wrk(url, script, env, args.seconds, args.connections, args.threads))
             if args.via_edge:
-                edge, edge_url = start_edge(url)
+                origins = ["--origin", f"ap-southeast-1={url}", "--origin", f"ap-northeast-1={url}"]
+                edge, edge_url = start_piece("edge", ["edge", *origins], Path(data_dir))
                 try:
                     print(f"through the edge {edge_url}")
                     for name, script in phases:
@@ -157,14 +133,9 @@ def main() -> None:
                         rate = summarize(f"edge {name}", output)
                         print(f"  edge keeps {rate / direct[name]:.0%} of direct {name} throughput (goal >= 70 %)")
                 finally:
-                    edge.terminate()
-                    edge.wait(10)
+                    edge.stop()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.stop()
 
 
 if __name__ == "__main__":

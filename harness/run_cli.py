@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 from harness.run import RunOptions, run
 
 PROFILE_COMMANDS = {
@@ -138,25 +136,3 @@ def options_from(args: argparse.Namespace) -> RunOptions:
 
 def _run(args: argparse.Namespace) -> int:
     return run(options_from(args)).exit_code
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """These commands alone (`python -m harness.run_cli smoke`), until `harness.cli` lists this module."""
-    parser = argparse.ArgumentParser(prog="harness")
-    register(parser.add_subparsers(title="commands", metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except HarnessError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("harness: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -86,7 +86,7 @@ def test_progress_lines_are_plain_lines_with_every_figure() -> None:
 def test_smoke_passes_end_to_end_on_a_fresh_reference_stack(tmp_path: Path) -> None:
     # The fallback light load keeps this test independent of locustfiles/ (tested by their own suite).
     done = subprocess.run(
-        [sys.executable, "-m", "harness.run_cli", "smoke", "--duration", "8s", "--reports-dir", str(tmp_path),
+        [sys.executable, "-m", "harness", "smoke", "--duration", "8s", "--reports-dir", str(tmp_path),
          "--run-id", "smoke", "--locustfile", str(FALLBACK_LOCUSTFILE)],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

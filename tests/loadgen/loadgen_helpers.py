@@ -23,7 +23,7 @@ def write_profile(path: Path, *, duration_s: float = 3, users: int = 4, extra: s
 
 
 def harness_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "harness.run_cli", *args]
+    return [sys.executable, "-m", "harness", *args]
 
 
 def run_harness(
