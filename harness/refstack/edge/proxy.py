@@ -115,6 +115,15 @@ def error_response(status: int, reason: str, headers: Mapping[str, str]) -> web.
     )
 
 
+def origin_unreachable(exc: BaseException, headers: Mapping[str, str]) -> web.Response:
+    """CloudFront's answer when the origin could not be reached: 504 on a timeout, 502 otherwise."""
+    if isinstance(exc, TimeoutError):
+        return error_response(
+            504, "CloudFront attempted to establish a connection with the origin, but timed out.", headers
+        )
+    return error_response(502, "CloudFront wasn't able to connect to the origin.", headers)
+
+
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
     async for chunk in request.content.iter_chunked(CHUNK_BYTES):
         yield chunk
@@ -137,12 +146,8 @@ async def proxy_http(
     url = URL(origin_url.rstrip("/") + request.raw_path, encoded=True)
     try:
         upstream = await session.request(request.method, url, headers=headers, data=data, allow_redirects=False)
-    except TimeoutError:
-        return error_response(
-            504, "CloudFront attempted to establish a connection with the origin, but timed out.", added
-        )
-    except (aiohttp.ClientError, OSError):
-        return error_response(502, "CloudFront wasn't able to connect to the origin.", added)
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return origin_unreachable(exc, added)
     try:
         out_headers = response_headers(upstream.headers, added)
         length = upstream.content_length
@@ -220,12 +225,8 @@ async def proxy_websocket(
             text=exc.message,
             headers=response_headers(CIMultiDictProxy(origin_headers), added),
         )
-    except TimeoutError:
-        return error_response(
-            504, "CloudFront attempted to establish a connection with the origin, but timed out.", added
-        )
-    except (aiohttp.ClientError, OSError):
-        return error_response(502, "CloudFront wasn't able to connect to the origin.", added)
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return origin_unreachable(exc, added)
     try:
         # aiohttp has no public accessor for the handshake response; its headers carry x-origin-region.
         handshake = upstream._response.headers
