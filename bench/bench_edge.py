@@ -33,7 +33,7 @@ import websocket
 from aiohttp import web
 
 from harness.refstack.edge.server import build_app
-from harness.refstack.serving import serve_forever
+from harness.procs.serving import serve_forever
 
 REGION = "ap-southeast-1"
 POST_BODY = b'{"conversation_id":42,"body":"' + b"x" * 990 + b'"}'

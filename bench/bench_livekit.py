@@ -21,9 +21,9 @@ from livekit import api
 from livekit.protocol import models as proto_models
 from livekit.protocol import rtc as proto_rtc
 
-from harness.refstack import keys
+from harness.model import keys
 from harness.refstack.livekit.server import build_app
-from harness.refstack.serving import serve_forever
+from harness.procs.serving import serve_forever
 
 
 def _serve(conn: Connection) -> None:

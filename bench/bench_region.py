@@ -1,6 +1,6 @@
 """Benchmark one region server process: authorized history reads and message inserts, driven by `wrk`.
 
-    wrk (bench/wrk/region_read.lua, region_insert.lua) ──HTTP keep-alive──► python -m harness.refstack.launch region
+    wrk (bench/wrk/region_read.lua, region_insert.lua) ──HTTP keep-alive──► python -m harness.procs.launch region
 
 Reads:   GET /rest/v1/messages?conversation_id=eq.X&order=created_at.desc&limit=50 with a user token (RLS applies).
 Inserts: POST /rest/v1/messages, one new message per request (unique client_msg_id), Prefer: return=minimal.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from harness.refstack import keys
+from harness.model import keys
 from harness.refstack.stack import PieceProcess
 
 WRK_DIR = Path(__file__).resolve().parent / "wrk"

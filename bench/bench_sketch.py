@@ -10,8 +10,8 @@ import time
 
 from ddsketch import DDSketch
 
-from harness.result import ResultBuilder
-from harness.sketch import Sketch
+from harness.model.result import ResultBuilder
+from harness.model.sketch import Sketch
 
 N = 300_000
 """Samples per measurement."""

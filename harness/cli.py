@@ -16,12 +16,12 @@ from harness.errors import HarnessError
 
 # Command groups, in the order `--help` lists them. Adding a group is one line here.
 _COMMAND_MODULES = [
-    "harness.run_cli",
-    "harness.refstack.cli",
+    "harness.run.cli",
+    "harness.run.target_cli",
     "harness.network.toxiproxy.cli",
     "harness.network.cli",
     "harness.report.cli",
-    "harness.users_cli",
+    "harness.run.users_cli",
 ]
 
 

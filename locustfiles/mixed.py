@@ -18,7 +18,7 @@ from messaging import MessagingUser
 from web import WebUser
 
 from harness.loadgen.plugin import ProfileShape  # noqa: F401  (the harness applies profile weights itself)
-from harness.loadgen.settings import PROFILE
+from harness.loadgen.env import PROFILE
 from harness.scenarios.settings import ScenarioSettings
 
 if not os.environ.get(PROFILE):  # in a harness run the plugin applies the profile's [scenarios] instead

@@ -29,9 +29,9 @@ from locust import LoadTestShape, events
 from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from harness.loadgen.settings import PROGRESS_FILE, RESULT_FILE, Settings, read_profile
-from harness.profile import USER_CLASSES, Profile
-from harness.result import GroupInfo, ResultBuilder, RunInfo, SteadyState, dump_result
+from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, Settings, read_profile
+from harness.model.profile import USER_CLASSES, Profile
+from harness.model.result import GroupInfo, ResultBuilder, RunInfo, SteadyState, dump_result
 
 CPU_SAMPLE_INTERVAL_S = 1.0
 """How often each generator process samples its own CPU use (the validity gate judges saturation from these)."""

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 
 from harness.errors import TargetUnreachable
-from harness.refstack import keys
-from harness.refstack.launch import READY_PREFIX
+from harness.model import keys
+from harness.procs.launch import READY_PREFIX
 
 PRIMARY_REGION = "ap-southeast-1"
 REPLICA_REGION = "ap-northeast-1"
@@ -132,7 +132,7 @@ class PieceProcess:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.refstack.launch", *argv],
+            [sys.executable, "-m", "harness.procs.launch", *argv],
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,

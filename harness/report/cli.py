@@ -7,10 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from harness.gates import evaluate
-from harness.profile import load_profile, resolve_profile
+from harness.gates.verdict import evaluate
+from harness.model.profile import load_profile, resolve_profile
 from harness.report import render_text, write_reports
-from harness.result import load_result
+from harness.model.result import load_result
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from html import escape
 
-from harness.gates import Verdict, fmt
+from harness.gates.verdict import Verdict, fmt
 from harness.report.compare import Change
 from harness.report.series import GroupRow
 from harness.report.summary import STATUS_MARK, observed_text, threshold_text
-from harness.result import Result
+from harness.model.result import Result
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
-from harness.gates import Verdict
-from harness.result import Result
+from harness.gates.verdict import Verdict
+from harness.model.result import Result
 
 
 def render_junit(result: Result, verdict: Verdict) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.gates import DELIVERY_NAME
-from harness.result import Result, aggregate, groups_of, steady_windows
-from harness.sketch import Sketch
+from harness.gates.verdict import DELIVERY_NAME
+from harness.model.result import Result, aggregate, groups_of, steady_windows
+from harness.model.sketch import Sketch
 
 QUANTILES = (0.5, 0.95, 0.99)
 

@@ -14,9 +14,9 @@ import random
 from gevent import GreenletExit
 from locust import User
 
-from harness.assign import Assignment
+from harness.model.assign import Assignment
 from harness.clients.supabase import SupabaseSession
-from harness.config import TargetConfig
+from harness.model.target import TargetConfig
 from harness.scenarios.runstate import RunState, install, state_of
 from harness.scenarios.viewer import viewer_headers
 

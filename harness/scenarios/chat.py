@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.clients.realtime import Channel, RealtimeClient, postgres_binding
 from harness.clients.supabase import SupabaseSession
-from harness.delivery import Envelope
+from harness.model.delivery import Envelope
 from harness.scenarios.delivery import DeliveryRecorder
 from harness.scenarios.viewer import viewer_headers
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harness.clients.events import Reporter, RequestFailed
-from harness.delivery import DELIVERY_NAME, DUPLICATE_KIND, LOST_KIND, DeliveryTracker, Envelope
+from harness.model.delivery import DELIVERY_NAME, DUPLICATE_KIND, LOST_KIND, DeliveryTracker, Envelope
 
 REQUEST_TYPE = "DELIVERY"
 REORDERED_NAME = "message.reordered"

@@ -1,6 +1,6 @@
 """Provision and remove test users from a Locust process by running `harness users` as a child process.
 
-`harness.users` speaks httpx, and httpx (through httpcore) imports trio when it is installed, which fails in a
+`harness.run.users` speaks httpx, and httpx (through httpcore) imports trio when it is installed, which fails in a
 gevent-patched process (`select.epoll` is gone). A child process keeps the Locust worker free of both, and it
 reuses the CLI's target resolution, safety check and error messages unchanged.
 
@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from harness.errors import ConfigError, HarnessError
-from harness.users import Credentials
+from harness.run.users import Credentials
 
 PROVISION_PREFIX = "loadtest"
 TIMEOUT_BASE_S = 60.0

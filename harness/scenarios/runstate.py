@@ -3,7 +3,7 @@
     events.init ──► install(environment)
     test_start  ──► RunState.start: target ─► credentials (HARNESS_CREDENTIALS, or provision now) ─► tracker
                     ─► delivery expiry greenlet (every EXPIRE_INTERVAL_S)
-    user.on_start ─► slots.acquire ─► harness.assign ─► (user, conversations, group, viewer country)
+    user.on_start ─► slots.acquire ─► harness.model.assign ─► (user, conversations, group, viewer country)
     test_stop   ──► stop the expiry greenlet;   quitting ──► remove users provisioned at test start
 
 A setup problem (no target, no service key to provision, a bad credentials file) is logged once with its fix,
@@ -29,14 +29,14 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness.assign import Assignment, SlotPool, assignment_for
-from harness.config import TargetConfig, load_target
-from harness.delivery import DeliveryTracker
+from harness.model.assign import Assignment, SlotPool, assignment_for
+from harness.model.target import TargetConfig, load_target
+from harness.model.delivery import DeliveryTracker
 from harness.errors import ConfigError, HarnessError
 from harness.scenarios.delivery import DeliveryRecorder
 from harness.scenarios.provisioning import provision_users, remove_users
 from harness.scenarios.settings import ScenarioSettings
-from harness.users import Credentials
+from harness.run.users import Credentials
 
 log = logging.getLogger(__name__)
 

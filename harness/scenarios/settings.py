@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.profile import USER_CLASSES
+from harness.model.profile import USER_CLASSES
 from harness.scenarios.sizes import DEFAULT_FILE_SIZES, SizeDistribution, parse_sizes
 
 CREDENTIALS = "HARNESS_CREDENTIALS"

@@ -23,7 +23,7 @@ import pytest  # noqa: E402
 
 from harness.clients.events import ListEvent  # noqa: E402
 from harness.clients.supabase import SupabaseSession  # noqa: E402
-from harness.refstack import keys  # noqa: E402
+from harness.model import keys  # noqa: E402
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts  # noqa: E402
 
 PASSWORD = "correct-horse-battery"

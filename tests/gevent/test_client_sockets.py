@@ -21,7 +21,7 @@ from harness.clients.sockets import close_websocket
 SERVER = r"""
 import asyncio
 from aiohttp import web
-from harness.refstack import serving
+from harness.procs import serving
 
 async def silent(request):  # accepts, then never reads: a close frame is never answered
     ws = web.WebSocketResponse(autoclose=False)

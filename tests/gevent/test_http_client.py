@@ -21,7 +21,7 @@ SERVER = r"""
 import sys
 import brotli
 from aiohttp import web
-from harness.refstack import serving
+from harness.procs import serving
 
 def reply(status, body=b"", encoding=None):
     async def handler(request):

@@ -12,7 +12,7 @@ import pytest
 from harness.clients.events import ListEvent
 from harness.clients.realtime import RealtimeClient, postgres_binding
 from harness.clients.supabase import SupabaseSession
-from harness.refstack import keys
+from harness.model import keys
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 
 SignedIn = Callable[..., SupabaseSession]

@@ -8,7 +8,7 @@ import pytest
 
 from harness.clients.events import ListEvent, Reporter
 from harness.clients.http import Reply
-from harness.delivery import DeliveryTracker, Envelope
+from harness.model.delivery import DeliveryTracker, Envelope
 from harness.errors import ConfigError
 from harness.scenarios.delivery import DeliveryRecorder
 from harness.scenarios.meeting import RenamedEvent

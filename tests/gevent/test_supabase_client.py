@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from harness.clients.events import ListEvent, RequestFailed
 from harness.clients.supabase import SupabaseSession
-from harness.refstack import keys
+from harness.model import keys
 from harness.refstack.stack import PRIMARY_REGION, ReferenceStack
 
 SignedIn = Callable[..., SupabaseSession]

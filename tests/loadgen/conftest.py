@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.loadgen.target import from_reference
+from harness.run.target import from_reference
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 
 

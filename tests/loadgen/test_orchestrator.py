@@ -13,10 +13,10 @@ import psutil
 import pytest
 from loadgen_helpers import REST_READ, harness_argv, run_harness, write_profile
 
-from harness.loadgen.processes import free_port
-from harness.refstack import keys
-from harness.result import aggregate, load_result
-from harness.sketch import Sketch
+from harness.loadgen.cluster import free_port
+from harness.model import keys
+from harness.model.result import aggregate, load_result
+from harness.model.sketch import Sketch
 
 NO_RPS_GATE = "[gates]\nmin_rps = false\n"
 

@@ -20,7 +20,7 @@ if importlib.util.find_spec("harness.network.toxiproxy.api") is None:
     pytest.skip("embedded toxiproxy not yet available", allow_module_level=True)
 
 from harness.network.toxiproxy.api import build_app
-from harness.refstack.serving import background
+from harness.procs.serving import background
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import time
 import httpx
 import websocket
 
-from harness.refstack import keys
+from harness.model import keys
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from report_synth import synthetic
 
-from harness.result import Result, dump_result
+from harness.model.result import Result, dump_result
 
 
 @pytest.fixture

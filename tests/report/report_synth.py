@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.profile import GatesConfig, LatencyGate, RouteShareGate
-from harness.result import GroupInfo, Result, ResultBuilder, RunInfo, SmokeCheck, SteadyState
+from harness.model.profile import GatesConfig, LatencyGate, RouteShareGate
+from harness.model.result import GroupInfo, Result, ResultBuilder, RunInfo, SmokeCheck, SteadyState
 
 T0 = 1_700_000_000.0
 

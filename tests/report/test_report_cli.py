@@ -8,7 +8,7 @@ import pytest
 from report_synth import synthetic
 
 from harness.cli import main
-from harness.result import dump_result
+from harness.model.result import dump_result
 
 LENIENT_PROFILE = """
 [load]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from report_synth import synthetic
 
-from harness.gates import evaluate
+from harness.gates.verdict import evaluate
 from harness.report import write_reports
-from harness.result import Result, load_result
+from harness.model.result import Result, load_result
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -97,7 +97,7 @@ def test_compare_shows_regressions_against_a_base(tmp_path: Path, result: Result
 
 
 def test_an_empty_invalid_run_still_gets_every_report(tmp_path: Path):
-    from harness.result import ResultBuilder, RunInfo
+    from harness.model.result import ResultBuilder, RunInfo
 
     run = RunInfo(run_id="e", profile="smoke", started_s=0, ended_s=0, target="x", workers_expected=1, workers_seen=0)
     paths = write_reports(ResultBuilder(5.0).build(run), tmp_path)

@@ -2,7 +2,7 @@
 
 Layers, as in Shopify/toxiproxy: `api` (HTTP) → `proxy_collection` → `proxy` (listener, dial) → `connection`
 (two sockets) → `link` (one direction, a chain of toxics) → `toxics/` (one module per toxic, one registry).
-Run it with `harness toxiproxy serve`, or in-process with `harness.refstack.serving.background(build_app)`.
+Run it with `harness toxiproxy serve`, or in-process with `harness.procs.serving.background(build_app)`.
 """
 
 from __future__ import annotations

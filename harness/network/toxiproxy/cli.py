@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness.network.toxiproxy.api import build_app
-from harness.refstack import serving
+from harness.procs import serving
 
 DEFAULT_PORT = 8474
 """Toxiproxy's API port, which its clients (toxiproxy-python included) assume."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from harness.refstack import keys
+from harness.model import keys
 from harness.refstack.livekit import rtc, twirp
 from harness.refstack.livekit.auth import AuthError, Grants, authenticate
 from harness.refstack.livekit.rooms import RoomRegistry

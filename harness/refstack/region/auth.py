@@ -28,8 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.refstack import keys
-from harness.refstack.keys import Claims, TokenError
+from harness.model import keys
+from harness.model.keys import Claims, TokenError
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.db import Database, DbError, Filter
 from harness.refstack.region.state import CONFIG, DB, api_key, bearer_token

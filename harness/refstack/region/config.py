@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness.refstack import keys
+from harness.model import keys
 
 Region = Literal["ap-southeast-1", "ap-northeast-1"]
 REGIONS: tuple[str, ...] = ("ap-southeast-1", "ap-northeast-1")

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from livekit import api as livekit_api
 
-from harness.refstack.keys import TokenError
+from harness.model.keys import TokenError
 from harness.refstack.region.auth import verify_token
 from harness.refstack.region.state import CONFIG, DB, MEMBERSHIP, bearer_token
 

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from harness.refstack import keys
+from harness.model import keys
 from harness.refstack.region import storage
 from harness.refstack.region.db import Change
 from harness.refstack.region.state import CONFIG, DB, bearer_token

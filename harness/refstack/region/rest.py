@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from harness.refstack.keys import Claims, TokenError
+from harness.model.keys import Claims, TokenError
 from harness.refstack.region import rls
 from harness.refstack.region.auth import gateway_key_error, verify_token
 from harness.refstack.region.db import Database, DbError, Filter, Order, Predicate, coerce

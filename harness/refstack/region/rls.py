@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from harness.refstack.keys import Claims
+from harness.model.keys import Claims
 from harness.refstack.region.db import Predicate
 from harness.refstack.region.membership import Membership
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from harness.network.toxiproxy import build_app
-from harness.refstack import serving
+from harness.procs import serving
 
 
 @contextlib.contextmanager

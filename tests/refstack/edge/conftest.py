@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from harness.refstack.edge.server import build_app
-from harness.refstack.serving import BackgroundServer
+from harness.procs.serving import BackgroundServer
 
 SINGAPORE = "ap-southeast-1"
 JAPAN = "ap-northeast-1"

@@ -15,7 +15,7 @@ import websocket
 
 from harness.errors import ConfigError
 from harness.refstack.edge.server import build_app
-from harness.refstack.serving import background
+from harness.procs.serving import background
 
 SINGAPORE = "ap-southeast-1"
 JAPAN = "ap-northeast-1"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness.refstack.livekit.server import build_app
-from harness.refstack.serving import BackgroundServer, background
+from harness.procs.serving import BackgroundServer, background
 
 
 @pytest.fixture

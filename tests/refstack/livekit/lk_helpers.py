@@ -13,8 +13,8 @@ from livekit import api
 from livekit.protocol import models as proto_models
 from livekit.protocol import rtc as proto_rtc
 
-from harness.refstack import keys
-from harness.refstack.serving import BackgroundServer
+from harness.model import keys
+from harness.procs.serving import BackgroundServer
 
 KEY = keys.LIVEKIT_API_KEY
 SECRET = keys.LIVEKIT_API_SECRET

@@ -25,7 +25,7 @@ from lk_helpers import (
     room_api,
 )
 
-from harness.refstack.serving import BackgroundServer
+from harness.procs.serving import BackgroundServer
 
 JOINED = proto_models.ParticipantInfo.JOINED
 DISCONNECTED = proto_models.ParticipantInfo.DISCONNECTED
@@ -140,7 +140,7 @@ def test_join_timeout_removes_a_participant_that_never_becomes_active(fast_timeo
 
 def test_server_shutdown_closes_participants_normally() -> None:
     from harness.refstack.livekit.server import build_app
-    from harness.refstack.serving import background
+    from harness.procs.serving import background
 
     with background(build_app) as srv:
         ws = connect(srv, join_token())

@@ -8,7 +8,7 @@ import pytest
 from livekit import api
 from lk_helpers import connect, join_token, poll, raw_token, recv_close_code, recv_kind, recv_signal, room_api
 
-from harness.refstack.serving import BackgroundServer
+from harness.procs.serving import BackgroundServer
 
 
 def test_health(server: BackgroundServer) -> None:

@@ -17,10 +17,10 @@ import httpx
 import jwt
 import pytest
 
-from harness.refstack import keys
+from harness.model import keys
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from harness.refstack.serving import BackgroundServer, background
+from harness.procs.serving import BackgroundServer, background
 
 PASSWORD = "correct-horse-battery"
 _emails = itertools.count(1)

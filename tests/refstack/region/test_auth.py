@@ -10,8 +10,8 @@ import jwt
 import pytest
 from supabase_auth.errors import AuthApiError
 
-from harness.refstack import keys
-from harness.refstack.serving import BackgroundServer
+from harness.model import keys
+from harness.procs.serving import BackgroundServer
 from supabase import AsyncClientOptions, acreate_client
 from tests.refstack.region.conftest import PASSWORD, MakeUser
 

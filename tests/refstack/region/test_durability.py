@@ -9,7 +9,7 @@ from aiohttp import web
 
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from harness.refstack.serving import background
+from harness.procs.serving import background
 from tests.refstack.region.conftest import create_conversation, create_user, user_headers
 
 

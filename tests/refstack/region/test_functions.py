@@ -8,8 +8,8 @@ import httpx
 import jwt
 import pytest
 
-from harness.refstack import keys
-from harness.refstack.serving import BackgroundServer
+from harness.model import keys
+from harness.procs.serving import BackgroundServer
 from supabase import AsyncClientOptions, acreate_client
 from tests.refstack.region.conftest import PASSWORD, MakeConversation, MakeUser, user_headers
 

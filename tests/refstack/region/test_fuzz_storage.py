@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.refstack import keys
+from harness.model import keys
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from harness.refstack.serving import BackgroundServer, background
+from harness.procs.serving import BackgroundServer, background
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
-from harness.refstack import keys
-from harness.refstack.serving import BackgroundServer
+from harness.model import keys
+from harness.procs.serving import BackgroundServer
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from tests.refstack.region.conftest import PASSWORD, MakeConversation, MakeUser, user_id_of
 

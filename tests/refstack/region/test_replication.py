@@ -11,10 +11,10 @@ import httpx
 import pytest
 import websocket
 
-from harness.refstack import keys
+from harness.model import keys
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from harness.refstack.serving import BackgroundServer, background
+from harness.procs.serving import BackgroundServer, background
 
 SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 LAG_MS = 300.0

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from postgrest.exceptions import APIError
 
-from harness.refstack import keys
-from harness.refstack.serving import BackgroundServer
+from harness.model import keys
+from harness.procs.serving import BackgroundServer
 from supabase import AsyncClientOptions, acreate_client
 from tests.refstack.region.conftest import PASSWORD, MakeConversation, MakeUser, user_headers
 
@@ -229,7 +229,7 @@ def test_error_shapes(
 def test_read_only_replica_refuses_writes_with_405(tmp_path: Any, make_user: MakeUser) -> None:
     from harness.refstack.region.app import build_app
     from harness.refstack.region.config import RegionConfig
-    from harness.refstack.serving import background
+    from harness.procs.serving import background
 
     with background(lambda: build_app(RegionConfig(data_dir=tmp_path / "r", role="replica"))) as replica:
         headers = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.refstack import keys
+from harness.model import keys
 from harness.refstack.region.schema import PUBLIC_TABLES, TABLES
-from harness.refstack.serving import BackgroundServer
+from harness.procs.serving import BackgroundServer
 from tests.refstack.region.conftest import MakeConversation, MakeUser, anon_headers, user_headers
 
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from storage3.exceptions import StorageApiError
 
-from harness.refstack import keys
-from harness.refstack.serving import BackgroundServer
+from harness.model import keys
+from harness.procs.serving import BackgroundServer
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from tests.refstack.region.conftest import PASSWORD, MakeConversation, MakeUser
 

@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.refstack.keys import Claims
+from harness.model.keys import Claims
 from harness.refstack.region.realtime import filters, frames
 from harness.refstack.region.schema import PUBLIC_TABLES, TABLES
 

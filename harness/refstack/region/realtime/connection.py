@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from harness.refstack.keys import Claims
+from harness.model.keys import Claims
 from harness.refstack.region.realtime import frames, tokens
 from harness.refstack.region.realtime.channel import Channel, JoinConfig, JoinPayloadError
 from harness.refstack.region.realtime.hub import Hub

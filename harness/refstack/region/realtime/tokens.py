@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from harness.refstack.keys import Claims, TokenError, verify
+from harness.model.keys import Claims, TokenError, verify
 
 HANDSHAKE_ERRORS = {
     "missing": "API key is missing",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.refstack.keys import Claims
+from harness.model.keys import Claims
 from harness.refstack.region.membership import Membership
 
 Operation = Literal["read", "list", "upload", "update", "delete"]

@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.refstack import keys
-from harness.refstack.keys import Claims
+from harness.model import keys
+from harness.model.keys import Claims
 from harness.refstack.region.db import Database, DbError, Filter
 from harness.refstack.region.state import CONFIG, DB, bearer_token
 from harness.refstack.region.storage import errors

@@ -15,8 +15,8 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from harness.refstack import keys
-from harness.refstack.keys import Claims
+from harness.model import keys
+from harness.model.keys import Claims
 from harness.refstack.region.state import CONFIG, MEMBERSHIP
 from harness.refstack.region.storage import errors
 from harness.refstack.region.storage.access import BucketInfo, can_access

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from harness.refstack.keys import Claims
+from harness.model.keys import Claims
 from harness.refstack.region.db import Filter, now_iso
 from harness.refstack.region.state import CONFIG, MEMBERSHIP
 from harness.refstack.region.storage import errors

@@ -1,0 +1,74 @@
+"""The `HARNESS_*` environment variables through which the orchestrator tells Locust processes about the run.
+
+Environment rather than command-line options: Locust's parser rejects unknown options unless the locustfile adds
+them, and the same variables work for a master and workers started by hand or by Kubernetes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.model.profile import Profile, load_profile
+
+PROFILE = "HARNESS_PROFILE"
+"""Path of the run's profile: a profiles/*.toml file or the orchestrator's effective profile.json."""
+RUN_ID = "HARNESS_RUN_ID"
+OUT_DIR = "HARNESS_OUT_DIR"
+"""Folder the master writes result.json and progress.json into (reports/<run-id>/)."""
+WORKERS_EXPECTED = "HARNESS_WORKERS_EXPECTED"
+TARGET_LABEL = "HARNESS_TARGET_LABEL"
+"""What reports show as the target (a URL without credentials)."""
+WORKER_NAME = "HARNESS_WORKER_NAME"
+"""Name a worker reports under (default: Locust's client id)."""
+HOST = "HARNESS_HOST"
+"""A worker group's base URL (China runs: the group's Toxiproxy listener). The master then runs without --host,
+because Locust's master overwrites every worker's host with its own; the plugin sets the user classes' host."""
+SAMPLE_LOG = "HARNESS_SAMPLE_LOG"
+"""Test mode: "1" makes each worker also write every sample to samples-<worker>.jsonl in the output folder."""
+
+RESULT_FILE = "result.json"
+PROGRESS_FILE = "progress.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile_path: Path
+    run_id: str
+    out_dir: Path
+    workers_expected: int
+    target_label: str
+    worker_name: str | None
+    sample_log: bool
+    host: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings | None:
+        """The run's settings, or None for a plain `locust -f` run without the harness."""
+        env = os.environ if environ is None else environ
+        profile = env.get(PROFILE)
+        if not profile:
+            return None
+        return cls(
+            profile_path=Path(profile),
+            run_id=env.get(RUN_ID) or "adhoc",
+            out_dir=Path(env.get(OUT_DIR) or "."),
+            workers_expected=int(env.get(WORKERS_EXPECTED) or 1),
+            target_label=env.get(TARGET_LABEL) or "",
+            worker_name=env.get(WORKER_NAME) or None,
+            sample_log=env.get(SAMPLE_LOG) == "1",
+            host=env.get(HOST) or None,
+        )
+
+
+def read_profile(path: Path) -> Profile:
+    """A profiles/*.toml file, or the effective profile.json the orchestrator writes (overrides applied)."""
+    if path.suffix == ".json":
+        try:
+            return Profile.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read the effective profile: {exc}") from None
+    return load_profile(path)

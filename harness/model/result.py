@@ -1,0 +1,436 @@
+"""The run result: what every worker measured, merged, plus the run's metadata (schema in docs/result-schema.md).
+
+    worker process                         master process                       anywhere later
+    ResultBuilder.record() per request     ResultBuilder.merge(payload)         load_result(result.json)
+    to_payload(reset=True) every report ──► build(run, gates) ──► dump_result ──► gates.evaluate / harness report
+          (Locust report_to_master)          (worker_report hook)
+
+Times are Unix seconds. Samples are kept per time window (`window_s`, aligned to multiples of it in Unix time, so
+workers need no shared clock origin) and per (request name, request type, user group); the steady-state figures
+merge the windows inside the plateau. Latency sketches hold successful samples only; failures are counted by kind.
+Origin regions are tallied per stat, and per user class within it (`origins_by_class`, schema 1.1).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
+
+from harness.errors import ConfigError
+from harness.model.profile import GatesConfig
+from harness.model.sketch import Sketch
+
+SCHEMA_VERSION: Literal[1] = 1
+"""Bumped on any change that an older reader would misread; `load_result` refuses other versions."""
+SCHEMA_MINOR = 1
+"""Bumped when fields are added (1.1: `origins_by_class`); files of any earlier minor read with the defaults."""
+
+PAYLOAD_VERSION = 2
+"""Version of the worker → master payload (2 adds a stats column: origins by user class); `merge` reads 1 and 2."""
+_PAYLOAD_VERSIONS = (1, 2)
+
+DEFAULT_FAILURE_KIND = "error"
+"""Failure kind recorded when the caller gives none."""
+
+
+def _sketch_in(v: Any) -> Sketch:
+    return v if isinstance(v, Sketch) else Sketch.from_dict(v)
+
+
+SketchField = Annotated[Sketch, PlainValidator(_sketch_in), PlainSerializer(lambda s: s.to_dict())]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+class SmokeCheck(_Model):
+    name: str
+    passed: bool
+    message: str = ""
+
+
+class CpuSample(_Model):
+    t_s: float
+    worker: str
+    cpu_pct: float
+
+
+class UsersSample(_Model):
+    t_s: float
+    users: int
+
+
+class GroupInfo(_Model):
+    network: str
+    country: str | None = None
+
+
+class SteadyState(_Model):
+    """The plateau in Unix seconds."""
+
+    start_s: float
+    end_s: float
+
+    @classmethod
+    def from_plateau(cls, started_s: float, plateau_s: tuple[float, float]) -> SteadyState:
+        """From `Profile.plateau_s()` (seconds from the run start) and the run's Unix start time."""
+        return cls(start_s=started_s + plateau_s[0], end_s=started_s + plateau_s[1])
+
+
+class RunInfo(_Model):
+    run_id: str
+    profile: str
+    started_s: float
+    ended_s: float
+    target: str
+    workers_expected: int
+    workers_seen: int
+    partial: bool = False
+    """The run stopped early (interrupted, aborted): its figures do not cover the planned shape."""
+    target_reachable: bool = True
+    steady_state: SteadyState | None = None
+    groups: dict[str, GroupInfo] = Field(default_factory=dict)
+    network_profiles: dict[str, str] = Field(default_factory=dict)
+    """Network profile name → its content hash or version, recorded for the report."""
+    smoke_checks: list[SmokeCheck] = Field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.ended_s - self.started_s)
+
+
+class Stat(_Model):
+    """Counts for one (request name, request type, group) in one window."""
+
+    name: str
+    request_type: str
+    group: str
+    count: int
+    """Every request, successful or failed."""
+    failures: dict[str, int] = Field(default_factory=dict)
+    """Failed requests by kind (e.g. `error`, `timeout`, `lost`, `duplicate`)."""
+    bytes: int = 0
+    sketch: SketchField = Field(default_factory=Sketch)
+    """Latency of successful requests, ms."""
+    origins: dict[str, int] = Field(default_factory=dict)
+    """Responses by origin region (from the origin-region header)."""
+    origins_by_class: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """Responses by user class, then origin region (schema 1.1; empty in older files and for unlabelled requests)."""
+
+
+class Window(_Model):
+    start_s: float
+    stats: list[Stat]
+
+
+class Result(_Model):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_minor: int = SCHEMA_MINOR
+    """Fields added within the major version; a file without it is 1.0."""
+    run: RunInfo
+    window_s: float
+    windows: list[Window] = Field(default_factory=list)
+    users: list[UsersSample] = Field(default_factory=list)
+    cpu: list[CpuSample] = Field(default_factory=list)
+    gates: GatesConfig | None = None
+    """The profile's gates at run time, so `harness gate result.json` needs nothing else."""
+
+
+# ---- reading and writing ----
+
+
+def load_result(path: str | Path) -> Result:
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read result: {exc.strerror or exc}") from None
+    return parse_result(text, where)
+
+
+def parse_result(text: str, where: str = "result.json") -> Result:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not valid JSON: {exc}") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        raise ConfigError(
+            f"{where}: schema_version: {version!r} is not supported (this harness reads {SCHEMA_VERSION})"
+        )
+    data.setdefault("schema_minor", 0)  # written before minor versions existed: 1.0
+    try:
+        return Result.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        minor = data.get("schema_minor")
+        newer = (
+            f"; written by schema {SCHEMA_VERSION}.{minor}, this harness reads up to {SCHEMA_VERSION}.{SCHEMA_MINOR}"
+            if isinstance(minor, int) and minor > SCHEMA_MINOR
+            else ""
+        )
+        raise ConfigError(f"{where}: {loc}: {first['msg']} ({exc.error_count()} problem(s){newer})") from None
+
+
+def dump_result(result: Result, path: str | Path) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(result.model_dump_json(indent=None) + "\n", encoding="utf-8")
+    return out
+
+
+# ---- the accumulator (workers and master) ----
+
+
+class _Acc:
+    __slots__ = ("by_class", "bytes", "count", "failures", "origins", "sketch")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.bytes = 0
+        self.failures: dict[str, int] = {}
+        self.origins: dict[str, int] = {}
+        self.by_class: dict[str, dict[str, int]] = {}
+        self.sketch = Sketch()
+
+    def merge(
+        self,
+        count: int,
+        failures: dict[str, int],
+        nbytes: int,
+        sketch: Sketch,
+        origins: dict[str, int],
+        by_class: dict[str, dict[str, int]],
+    ) -> None:
+        self.count += count
+        self.bytes += nbytes
+        _add_counts(self.failures, failures)
+        _add_counts(self.origins, origins)
+        for user_class, regions in by_class.items():
+            _add_counts(self.by_class.setdefault(user_class, {}), regions)
+        self.sketch.merge(sketch)
+
+
+def _add_counts(into: dict[str, int], counts: dict[str, int]) -> None:
+    for k, v in counts.items():
+        into[k] = into.get(k, 0) + v
+
+
+_Key = tuple[int, str, str, str]  # (window index, name, request type, group)
+
+
+class ResultBuilder:
+    """Accumulates samples on a worker or the master; `to_payload`/`merge` carry them worker → master."""
+
+    def __init__(self, window_s: float = 5.0, worker: str = "local") -> None:
+        if not window_s > 0:
+            raise ValueError(f"window_s must be > 0, got {window_s!r}")
+        self.window_s = float(window_s)
+        self.worker = worker
+        self.workers_seen: set[str] = set()
+        self._stats: dict[_Key, _Acc] = {}
+        self._users: list[UsersSample] = []
+        self._cpu: list[CpuSample] = []
+
+    def record(
+        self,
+        name: str,
+        request_type: str,
+        group: str,
+        response_time_ms: float,
+        ok: bool,
+        t_s: float,
+        origin_region: str | None = None,
+        failure_kind: str | None = None,
+        bytes: int = 0,
+        user_class: str | None = None,
+    ) -> None:
+        """One request (called per request: keep it cheap). `t_s` is Unix time in seconds. With both an
+        `origin_region` and a `user_class`, the region is also tallied for that class."""
+        key = (int(t_s // self.window_s), name, request_type, group)
+        acc = self._stats.get(key)
+        if acc is None:
+            acc = self._stats[key] = _Acc()
+        acc.count += 1
+        acc.bytes += bytes
+        if ok:
+            acc.sketch.add(response_time_ms)
+        else:
+            kind = failure_kind or DEFAULT_FAILURE_KIND
+            acc.failures[kind] = acc.failures.get(kind, 0) + 1
+        if origin_region is not None:
+            acc.origins[origin_region] = acc.origins.get(origin_region, 0) + 1
+            if user_class:
+                regions = acc.by_class.get(user_class)
+                if regions is None:
+                    regions = acc.by_class[user_class] = {}
+                regions[origin_region] = regions.get(origin_region, 0) + 1
+
+    def record_users(self, t_s: float, users: int) -> None:
+        self._users.append(UsersSample(t_s=t_s, users=users))
+
+    def record_cpu(self, t_s: float, cpu_pct: float, worker: str | None = None) -> None:
+        self._cpu.append(CpuSample(t_s=t_s, worker=worker or self.worker, cpu_pct=cpu_pct))
+
+    @property
+    def request_count(self) -> int:
+        return sum(a.count for a in self._stats.values())
+
+    def to_payload(self, reset: bool = False) -> dict[str, Any]:
+        """JSON-able (and msgpack-able) dict a worker ships; `reset=True` empties the builder (incremental reports)."""
+        payload = {
+            "v": PAYLOAD_VERSION,
+            "worker": self.worker,
+            "window_s": self.window_s,
+            "stats": [
+                [k[0], k[1], k[2], k[3], a.count, a.failures, a.bytes, a.sketch.to_dict(), a.origins, a.by_class]
+                for k, a in self._stats.items()
+            ],
+            "cpu": [[c.t_s, c.worker, c.cpu_pct] for c in self._cpu],
+            "users": [[u.t_s, u.users] for u in self._users],
+        }
+        if reset:
+            self._stats = {}
+            self._cpu = []
+            self._users = []
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> ResultBuilder:
+        builder = cls(window_s=float(payload["window_s"]), worker=str(payload.get("worker", "local")))
+        builder.merge(payload)
+        return builder
+
+    def merge(self, payload: dict[str, Any] | ResultBuilder) -> None:
+        """Adds a worker's payload (or another builder) into this one."""
+        if isinstance(payload, ResultBuilder):
+            payload = payload.to_payload()
+        if payload.get("v") not in _PAYLOAD_VERSIONS:
+            raise ValueError(f"worker payload version {payload.get('v')!r} is not one of {_PAYLOAD_VERSIONS}")
+        if float(payload["window_s"]) != self.window_s:
+            raise ValueError(f"worker window_s {payload['window_s']} differs from the master's {self.window_s}")
+        self.workers_seen.add(str(payload.get("worker")))
+        for row in payload["stats"]:
+            win, name, rtype, group, count, failures, nbytes, sketch, origins = row[:9]
+            by_class = row[9] if len(row) > 9 else {}  # version 1 rows have no per-class column
+            key = (int(win), name, rtype, group)
+            acc = self._stats.get(key)
+            if acc is None:
+                acc = self._stats[key] = _Acc()
+            acc.merge(count, failures, nbytes, Sketch.from_dict(sketch), origins, by_class)
+        self._cpu.extend(CpuSample(t_s=t, worker=w, cpu_pct=c) for t, w, c in payload.get("cpu", []))
+        self._users.extend(UsersSample(t_s=t, users=u) for t, u in payload.get("users", []))
+
+    def build(self, run: RunInfo, gates: GatesConfig | None = None) -> Result:
+        by_window: dict[int, list[Stat]] = {}
+        for (win, name, rtype, group), a in sorted(self._stats.items()):
+            by_window.setdefault(win, []).append(
+                Stat(
+                    name=name,
+                    request_type=rtype,
+                    group=group,
+                    count=a.count,
+                    failures=dict(a.failures),
+                    bytes=a.bytes,
+                    sketch=a.sketch.copy(),
+                    origins=dict(a.origins),
+                    origins_by_class={c: dict(r) for c, r in a.by_class.items()},
+                )
+            )
+        windows = [Window(start_s=win * self.window_s, stats=stats) for win, stats in sorted(by_window.items())]
+        return Result(
+            run=run,
+            window_s=self.window_s,
+            windows=windows,
+            users=sorted(self._users, key=lambda u: u.t_s),
+            cpu=sorted(self._cpu, key=lambda c: (c.worker, c.t_s)),
+            gates=gates,
+        )
+
+
+# ---- aggregation (pure; used by gates and reports) ----
+
+
+@dataclass
+class Aggregate:
+    """Merged figures over a selection of windows and stats."""
+
+    count: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    sketch: Sketch = field(default_factory=Sketch)
+    origins: dict[str, int] = field(default_factory=dict)
+    origins_by_class: dict[str, dict[str, int]] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    @property
+    def failure_count(self) -> int:
+        return sum(self.failures.values())
+
+    @property
+    def error_pct(self) -> float | None:
+        return 100.0 * self.failure_count / self.count if self.count else None
+
+    @property
+    def rps(self) -> float | None:
+        return self.count / self.duration_s if self.duration_s > 0 else None
+
+    def add(self, stat: Stat) -> None:
+        self.count += stat.count
+        self.bytes += stat.bytes
+        _add_counts(self.failures, stat.failures)
+        _add_counts(self.origins, stat.origins)
+        for user_class, regions in stat.origins_by_class.items():
+            _add_counts(self.origins_by_class.setdefault(user_class, {}), regions)
+        self.sketch.merge(stat.sketch)
+
+
+def steady_windows(result: Result) -> tuple[list[Window], float]:
+    """Windows lying wholly inside the plateau, and the plateau time they cover (empty windows count as 0 rps)."""
+    ss = result.run.steady_state
+    w = result.window_s
+    if ss is None:
+        return list(result.windows), result.run.duration_s
+    first = math.ceil(ss.start_s / w - 1e-9)
+    last = math.floor(ss.end_s / w + 1e-9)  # exclusive
+    inside = [win for win in result.windows if first <= round(win.start_s / w) < last]
+    return inside, max(0, last - first) * w
+
+
+def aggregate(
+    windows: Iterable[Window],
+    duration_s: float = 0.0,
+    *,
+    names: set[str] | None = None,
+    exclude_names: Iterable[str] = (),
+    group: str | None = None,
+) -> Aggregate:
+    """Merges the stats of `windows` matching the request names / group filters."""
+    excluded = set(exclude_names)
+    agg = Aggregate(duration_s=duration_s)
+    for win in windows:
+        for stat in win.stats:
+            if names is not None and stat.name not in names:
+                continue
+            if stat.name in excluded or (group is not None and stat.group != group):
+                continue
+            agg.add(stat)
+    return agg
+
+
+def groups_of(result: Result) -> list[str]:
+    """Groups seen in the data or declared in the run, in a stable order."""
+    seen = {s.group for w in result.windows for s in w.stats}
+    return sorted(seen | set(result.run.groups))
+
+
+def names_of(result: Result) -> list[str]:
+    return sorted({s.name for w in result.windows for s in w.stats})

@@ -1,0 +1,133 @@
+"""A run's target as the orchestrator uses it: a `harness.model.target.TargetConfig` (which reads, validates and hides
+the values) plus what the run adds: whether it is the reference stack it started, the environment handed to Locust
+processes, the safety rule over every URL, and a preflight request.
+
+    no --host / --env-file, profile target "reference"  →  the embedded reference stack (started by the run)
+    --host URL and/or --env-file production.env          →  harness.model.target.load_target (file wins over environment,
+    or profile target "env"                                  --host wins over both; loopback gets the demo keys)
+
+Reading env files, key validation and the allow-list live in `harness.model.target` only; nothing here parses them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from harness.model.target import TargetConfig, load_target, target_from_mapping
+from harness.errors import ConfigError, TargetUnreachable
+from harness.model import keys
+from harness.refstack.stack import Endpoints
+
+PREFLIGHT_TIMEOUT_S = 5.0
+"""How long the target may take to answer the preflight request."""
+URL_VARS = ("SUPABASE_URL", "SUPABASE_URL_JAPAN", "LIVEKIT_URL")
+"""Every URL load may go to; each host must pass the safety rule."""
+
+
+@dataclass
+class Target:
+    url: str
+    """SUPABASE_URL: the edge (CloudFront) in front of the regions."""
+    env: dict[str, str] = field(default_factory=dict)
+    """production.env names and values for the Locust processes; holds secrets, so never printed."""
+    reference: bool = False
+    """The embedded reference stack started by this run (China routing can be steered by header)."""
+    config: TargetConfig | None = None
+    """The validated target (None only for the ad-hoc targets older callers build from a URL)."""
+
+    @property
+    def label(self) -> str:
+        """The URL without credentials or query, for reports."""
+        parts = urlsplit(self.url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}".rstrip("/")
+
+    @property
+    def web_url(self) -> str:
+        """Where the web shell is served: https://DOMAIN_NAME, else SUPABASE_URL (the reference edge serves both)."""
+        domain = self.env.get("DOMAIN_NAME")
+        return f"https://{domain}" if domain else self.url
+
+    @property
+    def livekit_url(self) -> str | None:
+        return self.env.get("LIVEKIT_URL") or None
+
+
+def child_env(config: TargetConfig) -> dict[str, str]:
+    """The target as production.env names, secrets revealed: only ever passed to child processes' environments."""
+    values = {
+        "SUPABASE_URL": config.supabase_url,
+        "SUPABASE_ANON_KEY": config.anon_key.reveal(),
+        "SUPABASE_SERVICE_ROLE_KEY": config.service_role_key.reveal() if config.service_role_key else None,
+        "SUPABASE_URL_JAPAN": config.supabase_url_japan,
+        "SUPABASE_ANON_KEY_JAPAN": config.anon_key_japan.reveal() if config.anon_key_japan else None,
+        "LIVEKIT_URL": config.livekit_url,
+        "LIVEKIT_API_KEY": config.livekit_api_key,
+        "LIVEKIT_API_SECRET": config.livekit_api_secret.reveal() if config.livekit_api_secret else None,
+        "DOMAIN_NAME": config.domain_name,
+    }
+    return {k: v for k, v in values.items() if v}
+
+
+def from_config(config: TargetConfig, *, reference: bool = False) -> Target:
+    return Target(url=config.supabase_url, env=child_env(config), reference=reference, config=config)
+
+
+def reference_config(endpoints: Endpoints) -> TargetConfig:
+    """The reference stack's target: the edge as SUPABASE_URL, Japan, LiveKit, and the public demo keys."""
+    config = TargetConfig.for_reference_stack(
+        endpoints.edge_url, japan_url=endpoints.describe().get("SUPABASE_URL_JAPAN")
+    )
+    return dataclasses.replace(config, livekit_url=endpoints.describe().get("LIVEKIT_URL"))
+
+
+def from_reference(endpoints: Endpoints) -> Target:
+    return from_config(reference_config(endpoints), reference=True)
+
+
+def resolve(host: str | None, env_file: Path | None) -> Target:
+    """The deployment named by --host, --env-file and the environment (harness.model.target's precedence and checks)."""
+    return from_config(load_target(env_file, supabase_url=host.rstrip("/") if host else None))
+
+
+def check_allowed(target: Target, confirm_remote: bool) -> None:
+    """ConfigError unless every URL's host is loopback, in HARNESS_ALLOW_HOSTS, or the user confirmed."""
+    if confirm_remote:
+        return
+    config = target.config or _adhoc_config(target.url)
+    for var in URL_VARS:
+        url = target.url if var == "SUPABASE_URL" else target.env.get(var)
+        host = urlsplit(url).hostname if url else None
+        if not host:
+            continue
+        try:
+            dataclasses.replace(config, supabase_url=str(url)).check_allowed()
+        except ConfigError:
+            raise ConfigError(
+                f"{var}: {host} is not a loopback address; load goes elsewhere only when HARNESS_ALLOW_HOSTS lists "
+                f"it (e.g. HARNESS_ALLOW_HOSTS={host}) or with --confirm-remote"
+            ) from None
+
+
+def _adhoc_config(url: str) -> TargetConfig:
+    """A config for a bare URL, only to apply the allow-list from the environment (the key is the public demo one)."""
+    allow = os.environ.get("HARNESS_ALLOW_HOSTS", "")
+    return target_from_mapping({"SUPABASE_URL": url, "SUPABASE_ANON_KEY": keys.ANON_KEY, "HARNESS_ALLOW_HOSTS": allow})
+
+
+def preflight(target: Target) -> None:
+    """TargetUnreachable unless the target answers HTTP at all (any status: a 404 still proves it is up)."""
+    headers = {"apikey": target.env.get("SUPABASE_ANON_KEY", "")}
+    try:
+        with httpx.Client(timeout=PREFLIGHT_TIMEOUT_S) as http:
+            http.get(f"{target.url}/auth/v1/health", headers=headers)
+    except httpx.HTTPError as exc:
+        raise TargetUnreachable(
+            f"target {target.label} does not answer ({type(exc).__name__}: {exc}); check --host / SUPABASE_URL"
+        ) from None

@@ -1,0 +1,140 @@
+"""`harness target up`: run the embedded reference stack (or one region server) in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.model import keys
+from harness.refstack.region.config import REGIONS
+from harness.refstack.stack import PIECES, ReferenceStack, StackConfig, StackPorts
+
+_LOCAL_KEYS_NOTE = "local demo keys: they protect nothing; never use them for a real project"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    target = subparsers.add_parser("target", help="run the embedded reference stack (the default target)")
+    target_sub = target.add_subparsers(title="target commands", metavar="ACTION")
+    target.set_defaults(func=lambda _args: _usage(target))
+    up = target_sub.add_parser(
+        "up",
+        help="start the reference stack in the foreground until Ctrl-C",
+        description=(
+            "Start the embedded reference stack on loopback: edge (CloudFront stand-in), Singapore primary, Japan "
+            "replica and the LiveKit stand-in, each its own process. Prints every endpoint and the local demo keys; "
+            "Ctrl-C or SIGTERM stops all of it. With --region, run just one region server (as a primary)."
+        ),
+    )
+    up.add_argument("--region", choices=REGIONS, help="run only this region's server, as a primary")
+    up.add_argument(
+        "--only",
+        action="append",
+        choices=PIECES,
+        metavar="PIECE",
+        help=f"start only this piece of the stack (repeatable; one of {', '.join(PIECES)})",
+    )
+    up.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    up.add_argument("--port", type=int, help="port for --region (default: 54321 Singapore, 54322 Japan; 0 = any)")
+    defaults = StackPorts()
+    for piece in PIECES:
+        up.add_argument(
+            f"--{piece}-port",
+            type=int,
+            default=getattr(defaults, piece),
+            help=f"port of the {piece} (default: %(default)s; 0 = any)",
+        )
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep SQLite files and objects here (default: a temporary directory removed on exit)",
+    )
+    up.set_defaults(func=run_up)
+    check = target_sub.add_parser(
+        "check",
+        help="start the reference stack on free ports, probe every piece, stop; exit 0 if all answered",
+        description="Start the reference stack on ports the OS picks, probe each piece, print the results, stop.",
+    )
+    check.add_argument("--only", action="append", choices=PIECES, metavar="PIECE", help="probe only this piece")
+    check.set_defaults(func=run_check)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _check_port(name: str, port: int | None) -> None:
+    if port is not None and not 0 <= port <= 65535:
+        raise ConfigError(f"--{name}: {port} is not a TCP port (0-65535; 0 lets the OS choose)")
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def _print_keys() -> None:
+    print(f"  anon key:          {keys.ANON_KEY}")
+    print(f"  service-role key:  {keys.SERVICE_ROLE_KEY}")
+    print(f"  LiveKit key/secret: {keys.LIVEKIT_API_KEY} / {keys.LIVEKIT_API_SECRET}")
+    print(f"  ({_LOCAL_KEYS_NOTE})")
+
+
+def run_up(args: argparse.Namespace) -> int:
+    _check_port("port", args.port)
+    for piece in PIECES:
+        _check_port(f"{piece}-port", getattr(args, f"{piece}_port"))
+    if args.region:
+        return _run_region(args)
+    ports = StackPorts(**{piece: getattr(args, f"{piece}_port") for piece in PIECES})
+    config = StackConfig(host=args.host, ports=ports, data_dir=args.data_dir, pieces=tuple(args.only or PIECES))
+    with ReferenceStack(config) as stack:
+        print("reference stack up:")
+        for piece, port in stack.endpoints.ports.items():
+            scheme = "ws" if piece == "livekit" else "http"
+            print(f"  {piece:<8} {scheme}://{args.host}:{port}   (log: {stack.processes[piece].log_path})")
+        _print_keys()
+        print("Ctrl-C stops it.", flush=True)
+        _wait_for_signal()
+        print("stopping...", file=sys.stderr)
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from harness.run.target_check import probe_stack
+
+    config = StackConfig(ports=StackPorts.any(), pieces=tuple(args.only or PIECES))
+    print(f"starting the reference stack ({', '.join(config.pieces)}) on free loopback ports...", flush=True)
+    with ReferenceStack(config) as stack:
+        probes = probe_stack(stack.endpoints)
+    for probe in probes:
+        mark = "ok  " if probe.ok else "FAIL"
+        print(f"  {mark} {probe.name:<32} {probe.elapsed_ms:7.1f} ms  {probe.detail}")
+    failed = [p for p in probes if not p.ok]
+    print(f"{len(probes) - len(failed)} of {len(probes)} probes answered")
+    return 2 if failed or not probes else 0
+
+
+def _run_region(args: argparse.Namespace) -> int:
+    from harness.procs import serving
+    from harness.refstack.region.app import build_app
+    from harness.refstack.region.config import RegionConfig
+
+    port = args.port if args.port is not None else (54321 if args.region == "ap-southeast-1" else 54322)
+    config = RegionConfig(region=args.region, data_dir=args.data_dir)
+
+    def ready(bound: int) -> None:
+        print(f"region server {args.region} (primary) up: http://{args.host}:{bound}")
+        print(f"  data dir: {args.data_dir or 'memory only (nothing survives a restart; pass --data-dir)'}")
+        _print_keys()
+        print("Ctrl-C stops it.", flush=True)
+
+    serving.serve_forever(lambda: build_app(config), args.host, port, on_ready=ready)
+    print("stopped", file=sys.stderr)
+    return 0

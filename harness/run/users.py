@@ -1,0 +1,453 @@
+"""Test users for a run: create them (admin API), their profiles, conversations and memberships; write a
+credentials file; remove them all again.
+
+    provision(target, count, group_size, prefix=, run_id=)
+      1. POST /auth/v1/admin/users ×count   (bounded thread pool; email_confirm: true; tagged in user_metadata)
+      2. profiles: the sign-up trigger makes them; any missing are inserted (a project without the trigger)
+      3. POST /rest/v1/conversations, /rest/v1/conversation_members   (JSON arrays, ids chosen here)
+      → Credentials (users with passwords, conversations with members, target URL; never the service key)
+    cleanup(target, credentials | prefix)
+      messages → members → conversations → profiles → users (admin DELETE)
+
+Everything is tagged so a prefix alone finds it again: emails are `<prefix>.<run_id>.<n>@<domain>`, conversation
+titles `<prefix>.<run_id>.<kind>.<block>.<i>`. The layout (blocks, ring pairs, one group per block) is
+`harness.model.assign.Layout`, so the Locust side can map workers to users without reading anything but this file.
+
+Writes use the service_role key, which bypasses row-level security; it is sent in headers only, never logged,
+and not written to the credentials file (mode 0600 from creation: it holds passwords).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.model.assign import ConversationKind, Layout, block_conversations
+from harness.model.target import TargetConfig
+from harness.errors import ConfigError, HarnessError, TargetUnreachable
+
+FORMAT = "harness-credentials/1"
+CONCURRENCY = 16
+"""Parallel admin calls while creating or deleting users (GoTrue hashes each password: a few ms of server CPU)."""
+BATCH_ROWS = 500
+"""Rows per PostgREST insert (one JSON array)."""
+FILTER_IDS = 100
+"""Ids per `in.(…)` filter: keeps URLs well under common 8 KB limits (a UUID is 36 characters)."""
+PAGE_USERS = 1000
+"""Users per admin list page when cleaning up by prefix."""
+DEFAULT_EMAIL_DOMAIN = "example.com"
+
+_TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+Progress = Callable[[str, int, int], None]
+"""progress(phase, done, total): called as work completes (phases: users, profiles, conversations, members, …)."""
+
+
+class ProvisionError(HarnessError):
+    """The target refused to create or delete test users or their data (message: operation, status, server text)."""
+
+
+@dataclass(frozen=True)
+class User:
+    index: int
+    id: str
+    email: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    kind: ConversationKind
+    members: tuple[str, ...]
+    """User ids."""
+    block: int
+    title: str = ""
+
+
+@dataclass
+class Credentials:
+    """What a run needs to sign its users in: users, conversations, target URL. Saved with mode 0600."""
+
+    run_id: str
+    prefix: str
+    target_url: str
+    group_size: int
+    users: list[User]
+    conversations: list[Conversation]
+    _by_user: dict[str, list[Conversation]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(len(self.users), self.group_size)
+
+    def conversations_of(self, user_id: str) -> list[Conversation]:
+        if self._by_user is None:
+            self._by_user = {}
+            for conversation in self.conversations:
+                for member in conversation.members:
+                    self._by_user.setdefault(member, []).append(conversation)
+        return self._by_user.get(user_id, [])
+
+    def membership(self) -> dict[str, tuple[str, ...]]:
+        """conversation id → member user ids (what `delivery.DeliveryTracker` takes)."""
+        return {c.id: c.members for c in self.conversations}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "run_id": self.run_id,
+            "prefix": self.prefix,
+            "target_url": self.target_url,
+            "group_size": self.group_size,
+            "users": [{"id": u.id, "email": u.email, "password": u.password} for u in self.users],
+            "conversations": [
+                {"id": c.id, "kind": c.kind, "members": list(c.members), "block": c.block, "title": c.title}
+                for c in self.conversations
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "credentials") -> Credentials:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ConfigError(f'{where}: not a harness credentials file (expected "format": "{FORMAT}")')
+        try:
+            users = [User(i, str(u["id"]), str(u["email"]), str(u["password"])) for i, u in enumerate(data["users"])]
+            conversations = [
+                Conversation(str(c["id"]), c["kind"], tuple(str(m) for m in c["members"]), int(c["block"]), c["title"])
+                for c in data["conversations"]
+            ]
+            return cls(
+                str(data["run_id"]), str(data["prefix"]), str(data["target_url"]), int(data["group_size"]),
+                users, conversations,
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: malformed credentials file ({type(exc).__name__}: {exc})") from None
+
+    def save(self, path: Path) -> None:
+        """Write atomically; the file is created 0600 (never world-readable, even for an instant)."""
+        write_private(path, json.dumps(self.to_json(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Credentials:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read credentials file: {exc.strerror or exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: credentials file is not JSON ({exc})") from None
+        return cls.from_json(data, str(path))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` via a 0600 temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def new_run_id() -> str:
+    """A short, sortable run id: UTC time plus randomness (`20240601t120000-3fa2`)."""
+    return time.strftime("%Y%m%dt%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def check_tag(name: str, value: str) -> str:
+    if not _TAG.match(value):
+        raise ConfigError(
+            f"{name}: {value!r} is not a valid tag; use 1-40 lowercase letters, digits and '-', starting with a "
+            "letter or digit (e.g. loadtest)"
+        )
+    return value
+
+
+# ---- HTTP plumbing ------------------------------------------------------------------------------------------------
+
+
+class _Admin:
+    """The service-role HTTP calls provisioning and cleanup make; errors become ProvisionError / TargetUnreachable."""
+
+    def __init__(self, target: TargetConfig, purpose: str) -> None:
+        key = target.require_service_key(purpose).reveal()
+        self.target = target
+        self.client = httpx.Client(
+            base_url=target.supabase_url,
+            headers={"apikey": key, "Authorization": f"Bearer {key}"},
+            timeout=target.http_timeout_s,
+            limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY),
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def call(self, what: str, method: str, url: str, ok: Sequence[int], **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.client.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise TargetUnreachable(
+                f"{what}: {self.target.supabase_url} did not answer ({type(exc).__name__}: {exc})"
+            ) from None
+        if response.status_code not in ok:
+            raise _http_error(what, response)
+        return response
+
+    def rest(self, what: str, method: str, table: str, ok: Sequence[int], **kwargs: Any) -> httpx.Response:
+        return self.call(what, method, f"/rest/v1/{table}", ok, **kwargs)
+
+
+def _http_error(what: str, response: httpx.Response) -> HarnessError:
+    # GoTrue (both error shapes, PROTOCOLS.md §2.4), PostgREST (§3.3) and gateway bodies: "<code> <message>".
+    try:
+        body = response.json()
+        code = next((body[k] for k in ("error_code", "code") if isinstance(body.get(k), str)), "")
+        text = next((body[k] for k in ("msg", "message", "error_description", "error") if body.get(k)), "")
+        detail = f"{code} {text}".strip()
+    except (ValueError, AttributeError):
+        detail = response.text[:200]
+    message = f"{what}: HTTP {response.status_code} {detail}".rstrip()
+    if response.status_code in (401, 403):
+        return ConfigError(f"{message}; is SUPABASE_SERVICE_ROLE_KEY this project's service_role key?")
+    return ProvisionError(message)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _in(ids: Iterable[str]) -> str:
+    return "in.(" + ",".join(ids) + ")"
+
+
+def _parallel(jobs: Sequence[Any], run: Callable[[Any], Any], phase: str, progress: Progress | None) -> list[Any]:
+    """Run `run(job)` for each job on CONCURRENCY threads; results in job order; the first error is raised."""
+    results: list[Any] = [None] * len(jobs)
+    with ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="harness-users") as pool:
+        futures = {pool.submit(run, job): i for i, job in enumerate(jobs)}
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                results[futures[future]] = future.result()
+                if progress is not None:
+                    progress(phase, done, len(jobs))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return results
+
+
+# ---- provisioning -------------------------------------------------------------------------------------------------
+
+
+def provision(
+    target: TargetConfig,
+    count: int,
+    group_size: int,
+    *,
+    prefix: str,
+    run_id: str,
+    email_domain: str = DEFAULT_EMAIL_DOMAIN,
+    progress: Progress | None = None,
+) -> Credentials:
+    """Create `count` users in blocks of `group_size`, their profiles, conversations and memberships.
+
+    On any failure, whatever was created is removed (best effort) before the error is raised.
+    """
+    if count < 1:
+        raise ConfigError(f"count: {count} is not a number of users (e.g. 1000)")
+    if group_size < 2:
+        raise ConfigError(f"group size: {group_size} is too small; a conversation needs 2 or more members (e.g. 4)")
+    check_tag("prefix", prefix)
+    check_tag("run id", run_id)
+    admin = _Admin(target, "provisioning test users")
+    created: list[str] = []
+    conversations: list[Conversation] = []
+    try:
+        users = _create_users(admin, count, prefix, run_id, email_domain, created, progress)
+        _ensure_profiles(admin, users, progress)
+        conversations = _plan_conversations(users, group_size, prefix, run_id)
+        _insert_conversations(admin, conversations, progress)
+        return Credentials(run_id, prefix, target.supabase_url, group_size, users, conversations)
+    except BaseException:
+        # Best effort: the original error matters more; `harness users cleanup --prefix` can finish the job.
+        with contextlib.suppress(HarnessError):
+            _remove(admin, created, [c.id for c in conversations], None)
+        raise
+    finally:
+        admin.close()
+
+
+def _create_users(
+    admin: _Admin,
+    count: int,
+    prefix: str,
+    run_id: str,
+    domain: str,
+    created: list[str],
+    progress: Progress | None,
+) -> list[User]:
+    def create(index: int) -> User:
+        email = f"{prefix}.{run_id}.{index}@{domain}"
+        password = secrets.token_urlsafe(18)
+        body = {
+            "email": email,
+            "password": password,
+            "email_confirm": True,
+            "user_metadata": {"display_name": f"{prefix} {index}", "harness_prefix": prefix, "harness_run": run_id},
+        }
+        response = admin.call(f"create user {email}", "POST", "/auth/v1/admin/users", (200, 201), json=body)
+        user_id = str(response.json()["id"])
+        created.append(user_id)  # list.append is atomic: safe from the pool's threads
+        return User(index, user_id, email, password)
+
+    return _parallel(range(count), create, "users", progress)
+
+
+def _ensure_profiles(admin: _Admin, users: list[User], progress: Progress | None) -> None:
+    table = admin.target.names.profiles
+    missing: list[User] = []
+    for done, batch in enumerate(_chunks(users, FILTER_IDS), start=1):
+        response = admin.rest(
+            "read profiles", "GET", table, (200,), params={"select": "id", "id": _in(u.id for u in batch)}
+        )
+        have = {row["id"] for row in response.json()}
+        missing += [u for u in batch if u.id not in have]
+        if progress is not None:
+            progress("profiles", min(done * FILTER_IDS, len(users)), len(users))
+    for batch in _chunks(missing, BATCH_ROWS):
+        rows = [{"id": u.id, "display_name": u.email.split("@", 1)[0]} for u in batch]
+        admin.rest("create profiles", "POST", table, (201,), json=rows, headers={"Prefer": "return=minimal"})
+
+
+def _plan_conversations(users: list[User], group_size: int, prefix: str, run_id: str) -> list[Conversation]:
+    layout = Layout(len(users), group_size)
+    out: list[Conversation] = []
+    for b, block in enumerate(layout.blocks()):
+        for i, (kind, slots) in enumerate(block_conversations(len(block))):
+            members = tuple(users[block[s]].id for s in slots)
+            out.append(Conversation(str(uuid.uuid4()), kind, members, b, f"{prefix}.{run_id}.{kind}.{b}.{i}"))
+    return out
+
+
+def _insert_conversations(admin: _Admin, conversations: list[Conversation], progress: Progress | None) -> None:
+    names = admin.target.names
+    minimal = {"Prefer": "return=minimal"}
+    for done, batch in enumerate(_chunks(conversations, BATCH_ROWS), start=1):
+        rows = [
+            {"id": c.id, "title": c.title, "is_group": c.kind == "group", "created_by": c.members[0]} for c in batch
+        ]
+        admin.rest("create conversations", "POST", names.conversations, (201,), json=rows, headers=minimal)
+        if progress is not None:
+            progress("conversations", min(done * BATCH_ROWS, len(conversations)), len(conversations))
+    members = [
+        {"conversation_id": c.id, "user_id": m, "role": "owner" if i == 0 else "member"}
+        for c in conversations
+        for i, m in enumerate(c.members)
+    ]
+    for done, batch in enumerate(_chunks(members, BATCH_ROWS), start=1):
+        admin.rest("add members", "POST", names.members, (201,), json=list(batch), headers=minimal)
+        if progress is not None:
+            progress("members", min(done * BATCH_ROWS, len(members)), len(members))
+
+
+# ---- cleanup ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Removed:
+    users: int
+    conversations: int
+
+
+def cleanup(target: TargetConfig, what: Credentials | str, *, progress: Progress | None = None) -> Removed:
+    """Remove a run's messages, members, conversations, profiles and users: from a Credentials, or every run
+    tagged with a prefix (a string). Safe to repeat: what is already gone is skipped."""
+    admin = _Admin(target, "cleaning up test users")
+    try:
+        if isinstance(what, Credentials):
+            user_ids = [u.id for u in what.users]
+            conversation_ids = [c.id for c in what.conversations]
+        else:
+            check_tag("prefix", what)
+            user_ids = _users_with_prefix(admin, what)
+            conversation_ids = _conversations_with_prefix(admin, what)
+        _remove(admin, user_ids, conversation_ids, progress)
+        return Removed(len(user_ids), len(conversation_ids))
+    finally:
+        admin.close()
+
+
+def _users_with_prefix(admin: _Admin, prefix: str) -> list[str]:
+    ids: list[str] = []
+    for page in range(1, 100_000):
+        response = admin.call(
+            "list users", "GET", "/auth/v1/admin/users", (200,), params={"page": page, "per_page": PAGE_USERS}
+        )
+        users = response.json().get("users", [])
+        ids += [u["id"] for u in users if str(u.get("email", "")).startswith(f"{prefix}.")]
+        if len(users) < PAGE_USERS:
+            break
+    return ids
+
+
+def _conversations_with_prefix(admin: _Admin, prefix: str) -> list[str]:
+    response = admin.rest(
+        "list conversations", "GET", admin.target.names.conversations, (200,),
+        params={"select": "id", "title": f"like.{prefix}.*"},
+    )  # fmt: skip
+    return [row["id"] for row in response.json()]
+
+
+def _remove(admin: _Admin, user_ids: list[str], conversation_ids: list[str], progress: Progress | None) -> None:
+    names = admin.target.names
+    minimal = {"Prefer": "return=minimal"}
+    deleted = (200, 204)
+    # Conversations the users created during a run (not in the credentials) go too, with their messages.
+    known = set(conversation_ids)
+    for batch in _chunks(user_ids, FILTER_IDS):
+        response = admin.rest("list conversations", "GET", names.conversations, (200,),
+                              params={"select": "id", "created_by": _in(batch)})  # fmt: skip
+        extra = [row["id"] for row in response.json() if row["id"] not in known]
+        known.update(extra)
+        conversation_ids = [*conversation_ids, *extra]
+    for batch in _chunks(conversation_ids, FILTER_IDS):
+        admin.rest("delete messages", "DELETE", names.messages, deleted, params={"conversation_id": _in(batch)},
+                   headers=minimal)  # fmt: skip
+        admin.rest("delete members", "DELETE", names.members, deleted, params={"conversation_id": _in(batch)},
+                   headers=minimal)  # fmt: skip
+        admin.rest("delete conversations", "DELETE", names.conversations, deleted, params={"id": _in(batch)},
+                   headers=minimal)  # fmt: skip
+    if progress is not None and conversation_ids:
+        progress("conversations", len(conversation_ids), len(conversation_ids))
+    for batch in _chunks(user_ids, FILTER_IDS):
+        # Anything else the users left behind (messages or memberships elsewhere, e.g. made by a load test).
+        admin.rest("delete messages", "DELETE", names.messages, deleted, params={"sender_id": _in(batch)},
+                   headers=minimal)  # fmt: skip
+        admin.rest("delete members", "DELETE", names.members, deleted, params={"user_id": _in(batch)},
+                   headers=minimal)  # fmt: skip
+        admin.rest("delete profiles", "DELETE", names.profiles, deleted, params={"id": _in(batch)}, headers=minimal)
+
+    def delete_user(user_id: str) -> None:
+        admin.call("delete user", "DELETE", f"/auth/v1/admin/users/{user_id}", (200, 204, 404))
+
+    _parallel(user_ids, delete_user, "delete users", progress)
