@@ -32,8 +32,8 @@ from multiprocessing.connection import Connection
 import websocket
 from aiohttp import web
 
-from harness.refstack.edge.server import build_app
 from harness.procs.serving import serve_forever
+from harness.refstack.edge.server import build_app
 
 REGION = "ap-southeast-1"
 POST_BODY = b'{"conversation_id":42,"body":"' + b"x" * 990 + b'"}'

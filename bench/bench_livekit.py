@@ -22,8 +22,8 @@ from livekit.protocol import models as proto_models
 from livekit.protocol import rtc as proto_rtc
 
 from harness.model import keys
-from harness.refstack.livekit.server import build_app
 from harness.procs.serving import serve_forever
+from harness.refstack.livekit.server import build_app
 
 
 def _serve(conn: Connection) -> None:

@@ -28,14 +28,14 @@ from locust import FastHttpUser, constant, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 from locust.event import Events  # noqa: E402
 
-from harness.model.delivery import Envelope  # noqa: E402
 from harness.model import keys  # noqa: E402
+from harness.model.credentials import Credentials  # noqa: E402
+from harness.model.delivery import Envelope  # noqa: E402
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts  # noqa: E402
 from harness.scenarios import install  # noqa: E402
 from harness.scenarios.base import AccountUser  # noqa: E402
 from harness.scenarios.provisioning import provision_users, remove_users  # noqa: E402
 from harness.scenarios.settings import ScenarioSettings  # noqa: E402
-from harness.run.users import Credentials  # noqa: E402
 
 _seq = itertools.count(1)
 

@@ -5,6 +5,7 @@ and exit codes.
      ├── ConfigError             bad CLI value, env var or profile (names the file, field, value and valid form)
      ├── TargetUnreachable       the target (or the reference stack we started) does not answer
      ├── NetworkShapingError     Toxiproxy or kernel shaping failed, or needs root
+     ├── ProvisionError          the target refused to create or remove test users or their data
      └── InvalidRun              the run cannot be trusted (no traffic, missing workers, saturated generator)
 """
 
@@ -25,6 +26,10 @@ class TargetUnreachable(HarnessError):
 
 class NetworkShapingError(HarnessError):
     """Network conditions could not be applied or removed."""
+
+
+class ProvisionError(HarnessError):
+    """The target refused to create or delete test users or their data (message: operation, status, server text)."""
 
 
 class InvalidRun(HarnessError):

@@ -26,11 +26,10 @@ from locust.contrib.fasthttp import FastHttpSession
 
 from harness.clients import pool
 from harness.clients.events import Reporter, RequestFailed
+from harness.model.metrics import REGION_HEADER
 
 pool.install()  # keep-alive reuse past fd 1023 (see pool.py)
 
-REGION_HEADER = "x-origin-region"
-"""Response header naming the region that served a call (the reference stack and the app's edge set it)."""
 MESSAGE_MAX_CHARS = 200
 """Longest server message kept in a failure (Locust groups failures by text, so keep them short and stable)."""
 

@@ -35,8 +35,9 @@ from gevent.event import AsyncResult
 from gevent.socket import wait_read
 
 from harness.clients.events import Reporter, RequestEvent, RequestFailed
-from harness.clients.http import REGION_HEADER, error_fields, redact
+from harness.clients.http import error_fields, redact
 from harness.clients.sockets import close_websocket
+from harness.model.metrics import REGION_HEADER
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.model.metrics import DELIVERY_NAME, DUPLICATE_KIND, LOST_KIND, MEETING_JOIN_NAME, OBSERVATION_NAMES
 from harness.model.profile import GatesConfig
 from harness.model.result import Aggregate, Result, Window, aggregate, steady_windows
 from harness.model.sketch import RELATIVE_ACCURACY
@@ -25,15 +26,6 @@ Kind = Literal["validity", "smoke", "gate"]
 
 EXIT_CODES: dict[Status, int] = {"passed": 0, "failed": 1, "invalid": 2}
 
-DELIVERY_NAME = "message.delivery"
-"""Request name of end-to-end message delivery samples; losses and duplicates are its failures."""
-REORDERED_NAME = "message.reordered"
-"""A receipt that came after a later message of the same sender: a delivery observation, not a request."""
-OBSERVATION_NAMES = (REORDERED_NAME,)
-"""Never counted in the overall rps, error rate, percentiles or request count, whatever `totals_exclude` says."""
-MEETING_JOIN_NAME = "meeting.join"
-LOST_KIND = "lost"
-DUPLICATE_KIND = "duplicate"
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,

@@ -30,15 +30,14 @@ from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, Settings, read_profile
-from harness.model.profile import USER_CLASSES, Profile
+from harness.model.metrics import REGION_HEADER
+from harness.model.profile import ENVIRONMENT_ATTRIBUTE, USER_CLASSES, Profile
 from harness.model.result import GroupInfo, ResultBuilder, RunInfo, SteadyState, dump_result
 
 CPU_SAMPLE_INTERVAL_S = 1.0
 """How often each generator process samples its own CPU use (the validity gate judges saturation from these)."""
 PROGRESS_INTERVAL_S = 1.0
 """How often the master writes progress.json and samples the user count."""
-REGION_HEADER = "x-origin-region"
-"""Response header naming the origin region; read when a request's context carries no `origin_region`."""
 
 _payload_key = "harness"
 _plugin: HarnessPlugin | None = None
@@ -78,6 +77,7 @@ class HarnessPlugin:
         self.environment = environment
         self.settings = settings
         self.profile = read_profile(settings.profile_path)
+        setattr(environment, ENVIRONMENT_ATTRIBUTE, self.profile)
         runner = environment.runner
         self.is_master = isinstance(runner, MasterRunner)
         self.is_worker = isinstance(runner, WorkerRunner)

@@ -26,12 +26,8 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
-if TYPE_CHECKING:
-    from harness.run.users import Conversation, Credentials, User
-
-ConversationKind = Literal["pair", "group"]
+from harness.model.credentials import Conversation, ConversationKind, Credentials, User
 
 
 @dataclass(frozen=True)
@@ -120,7 +116,7 @@ class Assignment:
 
 def assignment_for(credentials: Credentials, worker_index: int, worker_count: int, number: int) -> Assignment | None:
     """`assign` over a credentials file's users; None once the worker has no users left."""
-    index = assign(credentials.layout, worker_index, worker_count, number)
+    index = assign(Layout(len(credentials.users), credentials.group_size), worker_index, worker_count, number)
     if index is None:
         return None
     user = credentials.users[index]

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.gates.verdict import DELIVERY_NAME, DUPLICATE_KIND, LOST_KIND
+from harness.model.metrics import DELIVERY_NAME, DUPLICATE_KIND, LOST_KIND
 
 __all__ = [
     "DELIVERY_NAME",

@@ -20,10 +20,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from harness.errors import ConfigError
+from harness.model.metrics import TOTALS_EXCLUDED
 
 USER_CLASSES = ("MessagingUser", "MeetingUser", "FileTransferUser", "WebUser")
 """Locust user classes a profile can weight (locustfiles/*.py)."""
 
+ENVIRONMENT_ATTRIBUTE = "harness_profile"
+"""The attribute of a Locust `Environment` holding the run's Profile (set by the harness plugin; scenarios read it,
+so neither imports the other)."""
 DEFAULT_PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 """Where `resolve_profile("load")` looks when `profiles/` is not in the working directory."""
 
@@ -231,7 +235,7 @@ class GatesConfig(_Strict):
     delta: list[DeltaGate] = Field(default_factory=list)
     steady_state_only: bool = True
     """Throughput and percentiles over the plateau only; errors, losses and route shares always over the whole run."""
-    totals_exclude: list[str] = Field(default_factory=lambda: ["message.delivery", "message.reordered"])
+    totals_exclude: list[str] = Field(default_factory=lambda: list(TOTALS_EXCLUDED))
     """Request names left out of the overall rps, p95/p99 and error rate (delivery has its own gates)."""
     validity: Validity = Field(default_factory=Validity)
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from harness.gates.verdict import Verdict, evaluate, totals_excluded
 from harness.model.profile import GatesConfig
+from harness.model.result import Result, dump_result
 from harness.report import charts
 from harness.report.compare import compare
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.series import group_rows, request_rows, series
 from harness.report.summary import render_summary, render_text
-from harness.model.result import Result, dump_result
 
 __all__ = ["render_text", "write_reports"]
 

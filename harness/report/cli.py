@@ -9,8 +9,8 @@ from pathlib import Path
 
 from harness.gates.verdict import evaluate
 from harness.model.profile import load_profile, resolve_profile
-from harness.report import render_text, write_reports
 from harness.model.result import load_result
+from harness.report import render_text, write_reports
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.report.series import GroupRow, group_rows, request_rows
 from harness.model.result import Result
 from harness.model.sketch import RELATIVE_ACCURACY
+from harness.report.series import GroupRow, group_rows, request_rows
 
 LATENCY_TOLERANCE_PCT = 10.0
 """A percentile more than this much higher than the base's (and beyond both error bounds) is a regression."""

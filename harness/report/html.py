@@ -5,10 +5,10 @@ from __future__ import annotations
 from html import escape
 
 from harness.gates.verdict import Verdict, fmt
+from harness.model.result import Result
 from harness.report.compare import Change
 from harness.report.series import GroupRow
 from harness.report.summary import STATUS_MARK, observed_text, threshold_text
-from harness.model.result import Result
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}

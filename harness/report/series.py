@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.gates.verdict import DELIVERY_NAME
+from harness.model.metrics import DELIVERY_NAME
 from harness.model.result import Result, aggregate, groups_of, steady_windows
 from harness.model.sketch import Sketch
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from harness.gates.verdict import GateResult, Verdict, fmt
+from harness.model.result import Result
 from harness.report.compare import Change
 from harness.report.series import GroupRow, group_rows, request_rows
-from harness.model.result import Result
 
 STATUS_MARK = {"passed": "✅ passed", "failed": "❌ failed", "invalid": "⚠️ invalid"}
 STATUS_WORD = {"passed": "PASS", "failed": "FAIL", "invalid": "INVALID"}

@@ -31,19 +31,20 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from harness.run import shaping as china
 from harness.errors import ConfigError, HarnessError, TargetUnreachable
 from harness.gates.verdict import Verdict, evaluate, fmt
 from harness.loadgen import env as hs
 from harness.loadgen.cluster import EXPECT_WORKERS_MAX_WAIT_S, ClusterConfig, LocustCluster, WorkerGroup
-from harness.run.target import Target, check_allowed, from_reference, preflight, resolve
-from harness.network import kernel
+from harness.model.credentials import Credentials
 from harness.model.profile import GatesConfig, Profile, load_profile, resolve_profile
+from harness.model.result import Result, ResultBuilder, RunInfo, load_result
+from harness.network import kernel
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.report import render_text, write_reports
-from harness.model.result import Result, ResultBuilder, RunInfo, load_result
+from harness.run import shaping as china
 from harness.run.smoke import CheckResult, run_checklist
-from harness.run.users import Credentials, cleanup, provision
+from harness.run.target import Target, check_allowed, from_reference, preflight, resolve
+from harness.run.users import cleanup, provision
 
 PROGRESS_INTERVAL_S = 2.0
 """How often the progress line is printed."""

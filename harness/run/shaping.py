@@ -27,12 +27,12 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from harness.errors import ConfigError, NetworkShapingError
+from harness.model.profile import Profile
 from harness.network import kernel
 from harness.network.profiles import Bandwidth, load_stack
 from harness.network.profiles import Profile as NetProfile
 from harness.network.render import nftables_script, not_rendered, render_all, toxiproxy_toxics
 from harness.network.toxiproxy_client import ToxiproxyClient
-from harness.model.profile import Profile
 from harness.refstack.stack import PieceProcess
 
 DIRECT_NETWORK = "baseline-lan"

@@ -28,8 +28,8 @@ import websocket
 from livekit.protocol import models as proto_models
 from livekit.protocol import rtc as proto_rtc
 
-from harness.run.target import Target, check_allowed
 from harness.model.result import SmokeCheck
+from harness.run.target import Target, check_allowed
 
 CHECK_TIMEOUT_S = 10.0
 """Longest any one network step of a check may take (HTTP call, websocket frame, realtime delivery)."""

@@ -3,7 +3,7 @@ the values) plus what the run adds: whether it is the reference stack it started
 processes, the safety rule over every URL, and a preflight request.
 
     no --host / --env-file, profile target "reference"  →  the embedded reference stack (started by the run)
-    --host URL and/or --env-file production.env          →  harness.model.target.load_target (file wins over environment,
+    --host URL and/or --env-file production.env          →  model.target.load_target (file wins over environment,
     or profile target "env"                                  --host wins over both; loopback gets the demo keys)
 
 Reading env files, key validation and the allow-list live in `harness.model.target` only; nothing here parses them.
@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.model.target import TargetConfig, load_target, target_from_mapping
 from harness.errors import ConfigError, TargetUnreachable
 from harness.model import keys
+from harness.model.target import TargetConfig, load_target, target_from_mapping
 from harness.refstack.stack import Endpoints
 
 PREFLIGHT_TIMEOUT_S = 5.0

@@ -11,9 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from harness.model.target import NO_TARGET_HELP, TargetConfig, load_target, target_configured
 from harness.errors import ConfigError
-from harness.run.users import Credentials, check_tag, cleanup, new_run_id, provision
+from harness.model.credentials import Credentials, check_tag, new_run_id
+from harness.model.target import NO_TARGET_HELP, TargetConfig, load_target, target_configured
+from harness.run.users import cleanup, provision
 
 DEFAULT_PREFIX = "harness"
 PROGRESS_INTERVAL_S = 1.0

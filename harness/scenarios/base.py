@@ -14,8 +14,8 @@ import random
 from gevent import GreenletExit
 from locust import User
 
-from harness.model.assign import Assignment
 from harness.clients.supabase import SupabaseSession
+from harness.model.assign import Assignment
 from harness.model.target import TargetConfig
 from harness.scenarios.runstate import RunState, install, state_of
 from harness.scenarios.viewer import viewer_headers

@@ -20,10 +20,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harness.clients.events import Reporter, RequestFailed
-from harness.model.delivery import DELIVERY_NAME, DUPLICATE_KIND, LOST_KIND, DeliveryTracker, Envelope
+from harness.model.delivery import DeliveryTracker, Envelope
+from harness.model.metrics import DELIVERY_NAME, DELIVERY_TYPE, DUPLICATE_KIND, LOST_KIND, REORDERED_NAME
 
-REQUEST_TYPE = "DELIVERY"
-REORDERED_NAME = "message.reordered"
+REQUEST_TYPE = DELIVERY_TYPE
 
 
 class DeliveryFailure(RequestFailed):

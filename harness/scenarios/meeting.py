@@ -23,13 +23,14 @@ import gevent
 from harness.clients.events import RequestEvent, RequestFailed
 from harness.clients.livekit import LiveKitClient
 from harness.clients.supabase import SupabaseSession
+from harness.model.metrics import MEETING_JOIN_NAME, MEETING_RTT_NAME, MEETING_TYPE
 
 if TYPE_CHECKING:
     from harness.scenarios.base import AccountUser
 
-MEETING = "MEETING"
-JOIN_NAME = "meeting.join"
-RTT_NAME = "meeting.rtt"
+MEETING = MEETING_TYPE
+JOIN_NAME = MEETING_JOIN_NAME
+RTT_NAME = MEETING_RTT_NAME
 RENAMES: Mapping[tuple[str, str], tuple[str, str]] = {
     ("LIVEKIT", "join"): (MEETING, JOIN_NAME),
     ("LIVEKIT", "ping"): (MEETING, RTT_NAME),

@@ -16,17 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.errors import ConfigError, HarnessError
-from harness.run.users import Credentials
+from harness.errors import ConfigError, ProvisionError
+from harness.model.credentials import Credentials
 
 PROVISION_PREFIX = "loadtest"
 TIMEOUT_BASE_S = 60.0
 TIMEOUT_PER_USER_S = 0.1
 """Bound on a child's run: base plus per user (the local stack creates ~100 users/s; real GoTrue is slower)."""
-
-
-class ProvisionFailed(HarnessError):
-    """`harness users` failed; the message is its own error line (it names the fix)."""
 
 
 def _run(args: list[str], timeout_s: float) -> None:
@@ -39,11 +35,11 @@ def _run(args: list[str], timeout_s: float) -> None:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise ProvisionFailed(f"`harness users {args[0]}` did not finish within {timeout_s:.0f} s") from None
+        raise ProvisionError(f"`harness users {args[0]}` did not finish within {timeout_s:.0f} s") from None
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         detail = lines[-1].removeprefix("harness: error: ") if lines else f"exit code {done.returncode}"
-        error = ConfigError if "SUPABASE_" in detail else ProvisionFailed
+        error = ConfigError if "SUPABASE_" in detail else ProvisionError
         raise error(f"provisioning test users: {detail}")
 
 

@@ -13,6 +13,7 @@ run no users.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -29,14 +30,15 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness.model.assign import Assignment, SlotPool, assignment_for
-from harness.model.target import TargetConfig, load_target
-from harness.model.delivery import DeliveryTracker
 from harness.errors import ConfigError, HarnessError
+from harness.model.assign import Assignment, SlotPool, assignment_for
+from harness.model.credentials import Credentials
+from harness.model.delivery import DeliveryTracker
+from harness.model.profile import ENVIRONMENT_ATTRIBUTE, Profile
+from harness.model.target import TargetConfig, load_target
 from harness.scenarios.delivery import DeliveryRecorder
 from harness.scenarios.provisioning import provision_users, remove_users
 from harness.scenarios.settings import ScenarioSettings
-from harness.run.users import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,6 @@ class RunState:
         """conversation id → recent (object path, uploader id)."""
         self._seq: dict[str, int] = {}
         self._expiry: gevent.Greenlet | None = None
-        self._groups = _groups()
         self.settings_error: str | None = None
         """A bad HARNESS_* value: reported at test start (init is too early to quit)."""
 
@@ -151,7 +152,7 @@ class RunState:
         if wanted is None:
             options = self.environment.parsed_options
             peak = int(getattr(options, "num_users", 0) or 0)
-            profile = _profile()
+            profile = _profile(self.environment)
             if profile is not None:
                 peak = max(peak, profile.load.peak_users)
             workers = int(os.environ.get("HARNESS_WORKERS_EXPECTED") or 1)
@@ -183,6 +184,11 @@ class RunState:
 
     # ---- per user ----
 
+    @functools.cached_property
+    def _groups(self) -> list[tuple[str, str | None]]:
+        """Read on the first user's start, after every init listener (the plugin's included) has run."""
+        return _groups(_profile(self.environment))
+
     def role(self, number: int) -> Role | None:
         """What Locust user `number` of this process plays; None once the provisioned users run out."""
         assert self.credentials is not None
@@ -193,7 +199,8 @@ class RunState:
 
     def viewer(self, number: int) -> tuple[str, str | None]:
         """(user group, viewer country to claim) of user `number`: groups by the profile's weights, in turn."""
-        group, country = self._groups[number % len(self._groups)] if self._groups else ("", None)
+        groups = self._groups
+        group, country = groups[number % len(groups)] if groups else ("", None)
         country = self.settings.viewer_country or country
         if self.target is None or not self.target.is_loopback():
             country = None  # a real CloudFront sets the header itself
@@ -220,16 +227,14 @@ def _class_host(environment: Environment) -> str | None:
     return next((c.host for c in environment.user_classes if getattr(c, "host", None)), None)
 
 
-def _profile() -> Any:
-    """The harness run's profile (None under plain Locust)."""
-    from harness.loadgen.plugin import current_profile
+def _profile(environment: Environment) -> Profile | None:
+    """The harness run's profile, which the harness plugin puts on the environment (None under plain Locust)."""
+    profile = getattr(environment, ENVIRONMENT_ATTRIBUTE, None)
+    return profile if isinstance(profile, Profile) else None
 
-    return current_profile()
 
-
-def _groups() -> list[tuple[str, str | None]]:
+def _groups(profile: Profile | None) -> list[tuple[str, str | None]]:
     """User groups by weight from the run's profile: [(name, country)], one entry per unit of weight."""
-    profile = _profile()
     if profile is None:
         return []
     only = os.environ.get(GROUP_VAR)

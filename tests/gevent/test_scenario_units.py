@@ -8,8 +8,8 @@ import pytest
 
 from harness.clients.events import ListEvent, Reporter
 from harness.clients.http import Reply
-from harness.model.delivery import DeliveryTracker, Envelope
 from harness.errors import ConfigError
+from harness.model.delivery import DeliveryTracker, Envelope
 from harness.scenarios.delivery import DeliveryRecorder
 from harness.scenarios.meeting import RenamedEvent
 from harness.scenarios.settings import ScenarioSettings

@@ -14,12 +14,12 @@ from harness.clients.http import Transport
 from harness.clients.realtime import RealtimeClient
 from harness.clients.supabase import SupabaseSession
 from harness.model import keys
+from harness.model.credentials import Credentials
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.scenarios.provisioning import provision_users, remove_users
 from harness.scenarios.settings import ScenarioSettings
 from harness.scenarios.viewer import viewer_headers
 from harness.scenarios.web import Expect, WebShell
-from harness.run.users import Credentials
 
 
 @pytest.fixture(scope="module")

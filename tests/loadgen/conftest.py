@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.run.target import from_reference
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
+from harness.run.target import from_reference
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.model.assign import Layout, SlotPool, assign, assignment_for, block_conversations, capacity, locate
-from harness.run.users import Conversation, Credentials, User
+from harness.model.credentials import Conversation, Credentials, User
 
 layouts = st.builds(Layout, st.integers(0, 300), st.integers(2, 9))
 worker_counts = st.integers(1, 7)

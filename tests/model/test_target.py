@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import ConfigError
+from harness.model import keys
 from harness.model.target import (
     Names,
     Secret,
@@ -15,8 +17,6 @@ from harness.model.target import (
     target_configured,
     target_from_mapping,
 )
-from harness.errors import ConfigError
-from harness.model import keys
 
 ANON = keys.ANON_KEY
 SERVICE = keys.SERVICE_ROLE_KEY

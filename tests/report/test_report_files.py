@@ -11,8 +11,8 @@ from pathlib import Path
 from report_synth import synthetic
 
 from harness.gates.verdict import evaluate
-from harness.report import write_reports
 from harness.model.result import Result, load_result
+from harness.report import write_reports
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -14,8 +14,14 @@ import pytest
 from harness.errors import ConfigError
 from harness.model.profile import load_profile, parse_profile, resolve_profile
 from harness.model.result import load_result
-from harness.run.orchestrator import FALLBACK_LOCUSTFILE, ProgressPrinter, RunOptions, choose_locustfile, effective_profile
 from harness.run.cli import parse_duration_s
+from harness.run.orchestrator import (
+    FALLBACK_LOCUSTFILE,
+    ProgressPrinter,
+    RunOptions,
+    choose_locustfile,
+    effective_profile,
+)
 from harness.run.smoke import CHECK_NAMES
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.model.target import load_target
 from harness.errors import ConfigError
-from harness.run.target import Target, check_allowed, from_config, resolve
 from harness.model import keys
+from harness.model.target import load_target
+from harness.run.target import Target, check_allowed, from_config, resolve
 
 
 def test_host_flag_beats_the_file_which_beats_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,12 +18,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.run import shaping as china
 from harness.errors import ConfigError
 from harness.gates.verdict import evaluate
-from harness.network import kernel
 from harness.model.profile import load_profile, parse_profile, resolve_profile
 from harness.model.result import aggregate, load_result
+from harness.network import kernel
+from harness.run import shaping as china
 from harness.run.orchestrator import users_needed
 
 NETWORK = "cn-telecom-offpeak-to-tokyo"

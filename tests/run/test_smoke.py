@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.run.target import Target, from_reference
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run.smoke import CHECK_NAMES, run_checklist
+from harness.run.target import Target, from_reference
 
 
 @pytest.fixture(scope="module")

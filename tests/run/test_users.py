@@ -13,13 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.run import users, users_cli
-from harness.model.target import Secret, TargetConfig
-from harness.model.delivery import Envelope
-from harness.errors import ConfigError, TargetUnreachable
+from harness.errors import ConfigError, ProvisionError, TargetUnreachable
 from harness.model import keys
+from harness.model.credentials import Credentials, write_private
+from harness.model.delivery import Envelope
+from harness.model.target import Secret, TargetConfig
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
-from harness.run.users import Credentials, ProvisionError, cleanup, provision, write_private
+from harness.run import users, users_cli
+from harness.run.users import cleanup, provision
 
 SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from harness.refstack.edge.server import build_app
 from harness.procs.serving import BackgroundServer
+from harness.refstack.edge.server import build_app
 
 SINGAPORE = "ap-southeast-1"
 JAPAN = "ap-northeast-1"

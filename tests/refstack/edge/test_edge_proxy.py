@@ -14,8 +14,8 @@ import pytest
 import websocket
 
 from harness.errors import ConfigError
-from harness.refstack.edge.server import build_app
 from harness.procs.serving import background
+from harness.refstack.edge.server import build_app
 
 SINGAPORE = "ap-southeast-1"
 JAPAN = "ap-northeast-1"

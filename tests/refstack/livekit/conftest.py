@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.refstack.livekit.server import build_app
 from harness.procs.serving import BackgroundServer, background
+from harness.refstack.livekit.server import build_app
 
 
 @pytest.fixture

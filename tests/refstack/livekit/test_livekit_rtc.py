@@ -139,8 +139,8 @@ def test_join_timeout_removes_a_participant_that_never_becomes_active(fast_timeo
 
 
 def test_server_shutdown_closes_participants_normally() -> None:
-    from harness.refstack.livekit.server import build_app
     from harness.procs.serving import background
+    from harness.refstack.livekit.server import build_app
 
     with background(build_app) as srv:
         ws = connect(srv, join_token())

@@ -18,9 +18,9 @@ import jwt
 import pytest
 
 from harness.model import keys
+from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from harness.procs.serving import BackgroundServer, background
 
 PASSWORD = "correct-horse-battery"
 _emails = itertools.count(1)

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 from aiohttp import web
 
+from harness.procs.serving import background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from harness.procs.serving import background
 from tests.refstack.region.conftest import create_conversation, create_user, user_headers
 
 

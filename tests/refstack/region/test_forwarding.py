@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from harness.model import keys
+from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.forwarding import FORWARDED_HEADER, is_forwarded_write
-from harness.procs.serving import BackgroundServer, background
 
 SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.model import keys
-from harness.refstack.region.app import build_app
 from harness.procs.serving import BackgroundServer, background
+from harness.refstack.region.app import build_app
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from harness.procs.serving import BackgroundServer, background
 from tests.refstack.region.conftest import create_conversation, create_user, user_headers
 
 TABLES = ["messages", "conversations", "conversation_members", "profiles", "nope"]

@@ -17,12 +17,12 @@ import pytest
 import websocket
 
 from harness.model import keys
+from harness.procs.serving import BackgroundServer
 from harness.refstack.region.db import Filter
 from harness.refstack.region.realtime import HUB, channel_count, disconnect_all, subscriber_count
 from harness.refstack.region.realtime.filters import FilterError, parse
 from harness.refstack.region.schema import TABLES
 from harness.refstack.region.state import DB
-from harness.procs.serving import BackgroundServer
 from tests.refstack.region.conftest import MakeConversation, MakeUser, user_headers
 
 Frame = dict[str, Any]

@@ -12,9 +12,9 @@ import pytest
 import websocket
 
 from harness.model import keys
+from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from harness.procs.serving import BackgroundServer, background
 
 SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 LAG_MS = 300.0

@@ -227,9 +227,9 @@ def test_error_shapes(
 
 
 def test_read_only_replica_refuses_writes_with_405(tmp_path: Any, make_user: MakeUser) -> None:
+    from harness.procs.serving import background
     from harness.refstack.region.app import build_app
     from harness.refstack.region.config import RegionConfig
-    from harness.procs.serving import background
 
     with background(lambda: build_app(RegionConfig(data_dir=tmp_path / "r", role="replica"))) as replica:
         headers = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from harness.model import keys
-from harness.refstack.region.schema import PUBLIC_TABLES, TABLES
 from harness.procs.serving import BackgroundServer
+from harness.refstack.region.schema import PUBLIC_TABLES, TABLES
 from tests.refstack.region.conftest import MakeConversation, MakeUser, anon_headers, user_headers
 
 

@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from harness.model import keys
+from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.db import Filter
 from harness.refstack.region.state import DB
 from harness.refstack.region.storage import BLOB_FETCHER, BLOBS
-from harness.procs.serving import BackgroundServer, background
 from tests.refstack.region.conftest import MakeConversation, MakeUser, anon_headers, user_headers
 
 SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
