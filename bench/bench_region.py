@@ -1,6 +1,6 @@
 """Benchmark one region server process: authorized history reads and message inserts, driven by `wrk`.
 
-    wrk (bench/wrk/region_read.lua, region_insert.lua) ──HTTP keep-alive──► python -m harness.procs.launch region
+    wrk (bench/wrk/region_read.lua, region_insert.lua) ──HTTP keep-alive──► a region server (PieceProcess)
 
 Reads:   GET /rest/v1/messages?conversation_id=eq.X&order=created_at.desc&limit=50 with a user token (RLS applies).
 Inserts: POST /rest/v1/messages, one new message per request (unique client_msg_id), Prefer: return=minimal.
@@ -22,20 +22,22 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from harness.model import keys
-from harness.refstack.stack import PieceProcess
+from harness.procs.piece import PieceProcess
+from harness.refstack.stack import EDGE_FACTORY, REGION_FACTORY
 
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
 SEED_MESSAGES = 200
 STARTUP_TIMEOUT_S = 20.0
 
 
-def start_piece(piece: str, argv: list[str], log_dir: Path) -> tuple[PieceProcess, str]:
+def start_piece(piece: str, factory: str, options: dict[str, Any], log_dir: Path) -> tuple[PieceProcess, str]:
     """One piece in its own process, exactly as the reference stack starts it; (process, base URL)."""
-    process = PieceProcess(piece, [*argv, "--port", "0"], log_dir / f"{piece}.log")
+    process = PieceProcess(piece, factory, log_dir / f"{piece}.log", options=options)
     return process, f"http://127.0.0.1:{process.port}"
 
 
@@ -114,7 +116,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     with tempfile.TemporaryDirectory(prefix="bench-region-") as data_dir:
-        proc, url = start_piece("region", ["region", "--data-dir", data_dir], Path(data_dir))
+        proc, url = start_piece("region", REGION_FACTORY, {"data_dir": data_dir}, Path(data_dir))
         try:
             env = seed(url)
             print(f"region server {url}, {args.connections} connections, {args.threads} threads, {args.seconds} s each")
@@ -123,8 +125,8 @@ def main() -> None:
             for name, script in phases:
                 direct[name] = summarize(name, run_wrk(url, script, env, args.seconds, args.connections, args.threads))
             if args.via_edge:
-                origins = ["--origin", f"ap-southeast-1={url}", "--origin", f"ap-northeast-1={url}"]
-                edge, edge_url = start_piece("edge", ["edge", *origins], Path(data_dir))
+                origins = {"ap-southeast-1": url, "ap-northeast-1": url}
+                edge, edge_url = start_piece("edge", EDGE_FACTORY, {"origins": origins}, Path(data_dir))
                 try:
                     print(f"through the edge {edge_url}")
                     for name, script in phases:

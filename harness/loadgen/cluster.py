@@ -10,19 +10,16 @@ children in order; each also gets SIGTERM from the kernel if the orchestrator di
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-from harness.refstack.stack import die_with_parent
+from harness.procs.child import Child
 
 MASTER_STOP_GRACE_S = 20.0
 """How long the master may take after SIGTERM (final worker reports, result.json) before it is killed."""
@@ -67,60 +64,6 @@ class ClusterConfig:
     """Worker groups; empty = `workers` identical workers."""
 
 
-class Child:
-    """One Locust process and its log file."""
-
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            start_new_session=True,
-            preexec_fn=die_with_parent if sys.platform == "linux" else None,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.running():
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(sig)
-
-    def wait(self, timeout_s: float) -> bool:
-        """True when the process has exited within `timeout_s`."""
-        try:
-            self.proc.wait(max(0.0, timeout_s))
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-    def kill_group(self) -> None:
-        """SIGKILL the child's whole session (Locust spawns nothing, but a locustfile might)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-
-    def close(self) -> None:
-        self._log.close()
-
-    def log_tail(self, chars: int = 2000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-
 class LocustCluster:
     """A master and `workers` local workers; `stop()` is safe to call any number of times, from any exit path."""
 
@@ -155,7 +98,7 @@ class LocustCluster:
             "--only-summary",
         ]  # fmt: skip
         try:
-            self.master = Child("master", master_argv, env, cfg.out_dir / "locust-master.log")
+            self.master = Child("master", master_argv, cfg.out_dir / "locust-master.log", env=env)
             groups = cfg.groups or (WorkerGroup("", cfg.workers),)
             for group in groups:
                 for i in range(1, group.workers + 1):
@@ -169,7 +112,7 @@ class LocustCluster:
                     ]  # fmt: skip
                     worker_env = {**env, **group.env, "HARNESS_WORKER_NAME": name}
                     log_path = cfg.out_dir / f"locust-worker-{name.removeprefix('worker-')}.log"
-                    self.workers.append(Child(name, worker_argv, worker_env, log_path))
+                    self.workers.append(Child(name, worker_argv, log_path, env=worker_env))
         except BaseException:
             self.stop()
             raise
@@ -184,9 +127,6 @@ class LocustCluster:
 
     def master_running(self) -> bool:
         return self.master is not None and self.master.running()
-
-    def wait_master(self, timeout_s: float) -> bool:
-        return self.master is None or self.master.wait(timeout_s)
 
     def stop(self, master_grace_s: float = MASTER_STOP_GRACE_S, worker_grace_s: float = WORKER_STOP_GRACE_S) -> None:
         """Graceful, then forceful: every child is gone when this returns."""

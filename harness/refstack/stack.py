@@ -6,34 +6,27 @@
     edge :54320 ──► Singapore primary :54321 ──(change log)──► Japan replica :54322
                 └─► Japan replica (CN viewers, or Singapore down)          LiveKit stand-in :7880
 
-Children get SIGTERM when the parent dies (PR_SET_PDEATHSIG), so a killed run never leaves servers behind.
+Each piece is a `procs.PieceProcess`: it gets SIGTERM when the parent dies, so a killed run never leaves servers
+behind.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import json
-import os
-import selectors
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from harness.errors import TargetUnreachable
 from harness.model import keys
-from harness.procs.launch import READY_PREFIX
+from harness.procs.piece import PieceProcess
 
 PRIMARY_REGION = "ap-southeast-1"
 REPLICA_REGION = "ap-northeast-1"
-START_TIMEOUT_S = 30.0
-"""How long a piece may take to listen before the stack gives up (imports dominate: ~1-2 s here)."""
-STOP_TIMEOUT_S = 10.0
+REGION_FACTORY = "harness.refstack.region.app:build_app_from_options"
+LIVEKIT_FACTORY = "harness.refstack.livekit.server:build_app"
+EDGE_FACTORY = "harness.refstack.edge.server:build_app"
 
 
 @dataclass
@@ -114,73 +107,6 @@ class Endpoints:
         return out
 
 
-def die_with_parent() -> None:
-    """In a child (preexec_fn): Linux sends it SIGTERM when the parent exits (no-op elsewhere). Every process the
-    harness starts uses this, so a killed run never leaves servers or workers behind."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
-
-
-class PieceProcess:
-    """One running piece: its process, its port, and its log file."""
-
-    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.procs.launch", *argv],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent if sys.platform == "linux" else None,
-            start_new_session=True,  # a terminal's Ctrl-C reaches the parent only, which stops pieces in order
-        )
-        self.port = self._wait_ready()
-
-    def _wait_ready(self) -> int:
-        assert self.proc.stdout is not None
-        selector = selectors.DefaultSelector()
-        selector.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        buffer = b""
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=0.2):
-                if self.proc.poll() is not None:
-                    break
-                continue
-            chunk = os.read(self.proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            buffer += chunk
-            for line in buffer.decode(errors="replace").splitlines():
-                if line.startswith(READY_PREFIX):
-                    selector.close()
-                    return int(json.loads(line[len(READY_PREFIX) :])["port"])
-        selector.close()
-        self.stop()
-        tail = self.log_path.read_text(errors="replace")[-2000:]
-        raise TargetUnreachable(
-            f"reference stack piece {self.name!r} did not start within {START_TIMEOUT_S:.0f} s; "
-            f"its log ({self.log_path}) ends with:\n{tail}"
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._log.close()
-
-
 class ReferenceStack:
     """The whole reference stack (or the pieces asked for), as a context manager."""
 
@@ -190,39 +116,35 @@ class ReferenceStack:
         self.processes: dict[str, PieceProcess] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
-    def _argv(self, piece: str, data_dir: Path) -> list[str]:
+    def _spec(self, piece: str, data_dir: Path) -> tuple[str, int, dict[str, Any]]:
+        """(factory, port, factory options) of one piece, for `PieceProcess`."""
         config, ports, endpoints = self.config, self.config.ports, self.endpoints
-        common = ["--host", config.host]
-        region = [*common, *self._livekit_arg(), "--access-token-ttl-s", str(config.access_token_ttl_s)]
+        region: dict[str, Any] = {"livekit_url": self._livekit_url(), "access_token_ttl_s": config.access_token_ttl_s}
         if piece == "primary":
-            return ["region", *region, "--port", str(ports.primary), "--region", PRIMARY_REGION,
-                    "--data-dir", str(data_dir / PRIMARY_REGION)]  # fmt: skip
+            region |= {"region": PRIMARY_REGION, "data_dir": str(data_dir / PRIMARY_REGION)}
+            return REGION_FACTORY, ports.primary, region
         if piece == "replica":
-            follow = ["--primary-url", endpoints.primary_url] if "primary" in endpoints.ports else []
-            if config.replica_forwards_writes:
-                follow.append("--forward-writes")
-            return ["region", *region, *follow, "--port", str(ports.replica), "--region", REPLICA_REGION,
-                    "--role", "replica", "--data-dir", str(data_dir / REPLICA_REGION),
-                    "--replication-lag-ms", str(config.replication_lag_ms)]  # fmt: skip
+            if "primary" in endpoints.ports:
+                region["primary_url"] = endpoints.primary_url
+            region |= {"region": REPLICA_REGION, "role": "replica", "data_dir": str(data_dir / REPLICA_REGION),
+                       "forward_writes": config.replica_forwards_writes,
+                       "replication_lag_ms": config.replication_lag_ms}  # fmt: skip
+            return REGION_FACTORY, ports.replica, region
         if piece == "livekit":
-            return ["livekit", *common, "--port", str(ports.livekit),
-                    "--join-timeout-s", str(config.livekit_join_timeout_s)]  # fmt: skip
+            return LIVEKIT_FACTORY, ports.livekit, {"join_timeout_s": config.livekit_join_timeout_s}
         if piece == "edge":
             # The edge needs an origin per region; with one region running, both names point at it.
             regions = [piece for piece in ("primary", "replica") if piece in endpoints.ports]
             if not regions:
                 raise TargetUnreachable("the edge needs a region server: start 'primary' or 'replica' with it")
-            primary_url = endpoints.url(regions[0])
-            replica_url = endpoints.url(regions[-1])
-            origins = ["--origin", f"{PRIMARY_REGION}={primary_url}", "--origin", f"{REPLICA_REGION}={replica_url}"]
-            return ["edge", *common, "--port", str(ports.edge), *origins,
-                    "--health-interval-s", str(config.health_interval_s)]  # fmt: skip
+            origins = {PRIMARY_REGION: endpoints.url(regions[0]), REPLICA_REGION: endpoints.url(regions[-1])}
+            return EDGE_FACTORY, ports.edge, {"origins": origins, "health_interval_s": config.health_interval_s}
         raise ValueError(f"unknown piece {piece!r}; valid: {', '.join(PIECES)}")
 
-    def _livekit_arg(self) -> list[str]:
+    def _livekit_url(self) -> str:
         if "livekit" in self.endpoints.ports:
-            return ["--livekit-url", self.endpoints.livekit_url]
-        return ["--livekit-url", f"ws://{self.config.host}:{self.config.ports.livekit}"]
+            return self.endpoints.livekit_url
+        return f"ws://{self.config.host}:{self.config.ports.livekit}"
 
     def start(self) -> ReferenceStack:
         data_dir = self.config.data_dir
@@ -236,7 +158,10 @@ class ReferenceStack:
         order = [p for p in ("livekit", "primary", "replica", "edge") if p in self.config.pieces]
         try:
             for piece in order:
-                process = PieceProcess(piece, self._argv(piece, data_dir), log_dir / f"{piece}.log")
+                factory, port, options = self._spec(piece, data_dir)
+                process = PieceProcess(
+                    piece, factory, log_dir / f"{piece}.log", options=options, host=self.config.host, port=port
+                )
                 self.processes[piece] = process
                 self.endpoints.ports[piece] = process.port
         except BaseException:

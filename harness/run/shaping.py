@@ -33,7 +33,7 @@ from harness.network.profiles import Bandwidth, load_stack
 from harness.network.profiles import Profile as NetProfile
 from harness.network.render import nftables_script, not_rendered, render_all, toxiproxy_toxics
 from harness.network.toxiproxy_client import ToxiproxyClient
-from harness.refstack.stack import PieceProcess
+from harness.procs.piece import PieceProcess
 
 DIRECT_NETWORK = "baseline-lan"
 """Groups on this network talk to the target directly: loopback already is a LAN."""
@@ -41,6 +41,7 @@ CHINA_COUNTRY = "CN"
 """`--network` / `--overlay` change the network of the groups claiming this country."""
 TOXIPROXY_URL_VAR = "TOXIPROXY_URL"
 """When set, a real (or already running) Toxiproxy is used instead of starting the embedded one."""
+TOXIPROXY_FACTORY = "harness.network.toxiproxy.api:build_app"
 TOXIPROXY_LISTEN_HOST_VAR = "HARNESS_TOXIPROXY_LISTEN_HOST"
 """Where a real Toxiproxy opens the proxies' listeners (default: the host of TOXIPROXY_URL)."""
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -169,7 +170,9 @@ def toxiproxy_url(stack: contextlib.ExitStack, host: str, out_dir: Path, log: Te
             listen = host  # --kernel: the namespace reaches only its host-side address
         print(f"harness: using Toxiproxy at {external} ({TOXIPROXY_URL_VAR}); listeners on {listen}", file=log)
         return external, listen
-    process = PieceProcess("toxiproxy", ["toxiproxy", "--host", host], out_dir / "toxiproxy.log")
+    process = PieceProcess(
+        "toxiproxy", TOXIPROXY_FACTORY, out_dir / "toxiproxy.log", options={"host_for_listeners": host}, host=host
+    )
     stack.callback(process.stop)
     url = f"http://{host}:{process.port}"
     print(f"harness: embedded Toxiproxy at {url}", file=log)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -93,3 +95,10 @@ def build_app(config: RegionConfig | None = None) -> web.Application:
 
     app.on_cleanup.append(close_db)
     return app
+
+
+def build_app_from_options(**options: Any) -> web.Application:
+    """`build_app` from JSON-able keyword arguments (how `procs.launch` starts a region in its own process)."""
+    if options.get("data_dir") is not None:
+        options["data_dir"] = Path(options["data_dir"])
+    return build_app(RegionConfig(**options))

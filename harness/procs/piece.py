@@ -1,0 +1,75 @@
+"""`PieceProcess`: one server piece in its own process, started through `launch` and ready when it says so.
+
+parent ──spawn──► python -m harness.procs.launch MODULE:FACTORY --port 0 --options {...}
+       ◄─stdout── HARNESS_READY {"piece": "edge", "port": 41234}      (stderr → <log_dir>/<name>.log)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import TargetUnreachable
+from harness.procs.child import Child
+from harness.procs.launch import READY_PREFIX
+
+START_TIMEOUT_S = 30.0
+"""How long a piece may take to listen before the harness gives up (imports dominate: ~1-2 s here)."""
+
+
+class PieceProcess:
+    """One running piece: its process, its port, and its log file."""
+
+    def __init__(
+        self,
+        name: str,
+        factory: str,
+        log_path: Path,
+        *,
+        options: Mapping[str, Any] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        argv = [sys.executable, "-m", "harness.procs.launch", factory, "--name", name, "--host", host,
+                "--port", str(port), "--options", json.dumps(dict(options or {}))]  # fmt: skip
+        self.child = Child(name, argv, log_path, pipe_stdout=True)
+        self.proc = self.child.proc
+        self.port = self._wait_ready()
+
+    def _wait_ready(self) -> int:
+        assert self.proc.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        buffer = b""
+        try:
+            while time.monotonic() < deadline:
+                if not selector.select(timeout=0.2):
+                    if self.proc.poll() is not None:
+                        break
+                    continue
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                buffer += chunk
+                for line in buffer.decode(errors="replace").splitlines():
+                    if line.startswith(READY_PREFIX):
+                        return int(json.loads(line[len(READY_PREFIX) :])["port"])
+        finally:
+            selector.close()
+        self.stop()
+        raise TargetUnreachable(
+            f"piece {self.name!r} did not start within {START_TIMEOUT_S:.0f} s; "
+            f"its log ({self.log_path}) ends with:\n{self.child.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        self.child.stop()
