@@ -18,7 +18,7 @@ from typing import Literal
 
 from harness.model.metrics import DELIVERY_NAME, DUPLICATE_KIND, LOST_KIND, MEETING_JOIN_NAME, OBSERVATION_NAMES
 from harness.model.profile import GatesConfig
-from harness.model.result import Aggregate, Result, Window, aggregate, steady_windows
+from harness.model.result import Aggregate, Result, Span, steady_windows
 from harness.model.sketch import RELATIVE_ACCURACY
 
 Status = Literal["passed", "failed", "invalid"]
@@ -82,19 +82,17 @@ def totals_excluded(cfg: GatesConfig) -> list[str]:
 def evaluate(result: Result, config: GatesConfig | None = None) -> Verdict:
     """Every validity check, smoke check and configured gate, and the overall verdict."""
     cfg = config or result.gates or GatesConfig()
-    steady, steady_duration_s = steady_windows(result)
-    if not cfg.steady_state_only:
-        steady, steady_duration_s = list(result.windows), result.run.duration_s
-    whole = list(result.windows)
+    whole = Span.of(result.windows, result.run.duration_s)
+    steady = whole if not cfg.steady_state_only else Span.of(*steady_windows(result))
     gates: list[GateResult] = []
-    gates += _validity(result, cfg, steady, steady_duration_s)
+    gates += _validity(result, cfg, steady)
     gates += [
         GateResult(
             f"smoke.{c.name}", "passed" if c.passed else "failed", None, None, None, c.message or "ok", kind="smoke"
         )
         for c in result.run.smoke_checks
     ]
-    gates += _slo_gates(cfg, steady, steady_duration_s, whole)
+    gates += _slo_gates(cfg, steady, whole)
     statuses = {g.status for g in gates}
     status: Status = "invalid" if "invalid" in statuses else "failed" if "failed" in statuses else "passed"
     return Verdict(status, gates)
@@ -103,7 +101,7 @@ def evaluate(result: Result, config: GatesConfig | None = None) -> Verdict:
 # ---- validity ----
 
 
-def _validity(result: Result, cfg: GatesConfig, steady: list[Window], steady_s: float) -> list[GateResult]:
+def _validity(result: Result, cfg: GatesConfig, steady: Span) -> list[GateResult]:
     run, v = result.run, cfg.validity
     out = [
         _check("valid.target", run.target_reachable, "target reachable", "target unreachable"),
@@ -123,8 +121,8 @@ def _validity(result: Result, cfg: GatesConfig, steady: list[Window], steady_s: 
         )
     )
     out.append(_cpu_check(result, v.max_cpu_pct, v.max_cpu_time_pct, v.require_cpu_samples))
-    n = aggregate(steady, exclude_names=totals_excluded(cfg)).count
-    if steady_s <= 0:
+    n = steady.select(exclude_names=totals_excluded(cfg)).count
+    if steady.duration_s <= 0:
         reason = "the steady-state window covers no complete time window"
         out.append(GateResult("valid.requests", "invalid", n, v.min_requests, None, reason, ">=", kind="validity"))
     else:
@@ -169,33 +167,33 @@ def worker_label(worker: str) -> str:
 # ---- SLO gates ----
 
 
-def _slo_gates(cfg: GatesConfig, steady: list[Window], steady_s: float, whole: list[Window]) -> list[GateResult]:
+def _slo_gates(cfg: GatesConfig, steady: Span, whole: Span) -> list[GateResult]:
     out: list[GateResult] = []
     excl = totals_excluded(cfg)
-    total_steady = aggregate(steady, steady_s, exclude_names=excl)
-    total_whole = aggregate(whole, exclude_names=excl)
+    total_steady = steady.select(exclude_names=excl)
+    total_whole = whole.select(exclude_names=excl)
     if cfg.min_rps is not None:
         out.append(_value_gate("rps", total_steady.rps, ">", cfg.min_rps, "rps", total_steady.count))
     out += _latency(cfg.p95_ms, cfg.p99_ms, cfg.max_error_pct, "", total_steady, total_whole)
     for group, g in sorted(cfg.groups.items()):
-        s = aggregate(steady, steady_s, exclude_names=excl, group=group)
-        w = aggregate(whole, exclude_names=excl, group=group)
+        s = steady.select(exclude_names=excl, group=group)
+        w = whole.select(exclude_names=excl, group=group)
         out += _latency(g.p95_ms, g.p99_ms, g.max_error_pct, f"group[{group}].", s, w)
     for name, g in sorted(cfg.requests.items()):
-        s = aggregate(steady, steady_s, names={name})
-        w = aggregate(whole, names={name})
+        s = steady.select(names={name})
+        w = whole.select(names={name})
         out += _latency(g.p95_ms, g.p99_ms, g.max_error_pct, f"request[{name}].", s, w)
     out += _delivery(cfg, steady, whole)
     if cfg.meeting_join_p95_ms is not None:
-        s = aggregate(steady, names={MEETING_JOIN_NAME})
+        s = steady.select(names={MEETING_JOIN_NAME})
         out.append(_percentile_gate(f"{MEETING_JOIN_NAME}.p95", s, 0.95, cfg.meeting_join_p95_ms))
     for rs in cfg.route_share:
         # `user_class` is optional on the gate; getattr keeps this working with a RouteShareGate that lacks it.
         user_class = rs.user_class
-        out.append(route_share(rs.group, rs.region, rs.min_pct, aggregate(whole, group=rs.group), user_class))
+        out.append(route_share(rs.group, rs.region, rs.min_pct, whole.select(group=rs.group), user_class))
     for d in cfg.delta:
-        a = aggregate(steady, exclude_names=excl, group=d.group)
-        b = aggregate(steady, exclude_names=excl, group=d.baseline)
+        a = steady.select(exclude_names=excl, group=d.group)
+        b = steady.select(exclude_names=excl, group=d.baseline)
         out.append(_delta(d.group, d.baseline, a, b, d.max_p95_delta_ms))
     return out
 
@@ -244,12 +242,12 @@ def _value_gate(name: str, observed: float | None, op: str, threshold: float, un
     return GateResult(name, "passed" if ok else "failed", observed, threshold, None, reason, op, unit)
 
 
-def _delivery(cfg: GatesConfig, steady: list[Window], whole: list[Window]) -> list[GateResult]:
+def _delivery(cfg: GatesConfig, steady: Span, whole: Span) -> list[GateResult]:
     out: list[GateResult] = []
     if cfg.delivery_p95_ms is not None:
-        s = aggregate(steady, names={DELIVERY_NAME})
+        s = steady.select(names={DELIVERY_NAME})
         out.append(_percentile_gate(f"{DELIVERY_NAME}.p95", s, 0.95, cfg.delivery_p95_ms))
-    w = aggregate(whole, names={DELIVERY_NAME})
+    w = whole.select(names={DELIVERY_NAME})
     lost, dup = w.failures.get(LOST_KIND, 0), w.failures.get(DUPLICATE_KIND, 0)
     if cfg.delivery_max_loss_pct is not None:
         expected = w.count - dup  # every message once: delivered, or lost, or failed otherwise

@@ -383,7 +383,8 @@ class Aggregate:
     def rps(self) -> float | None:
         return self.count / self.duration_s if self.duration_s > 0 else None
 
-    def add(self, stat: Stat) -> None:
+    def add(self, stat: Stat | Aggregate) -> None:
+        """Adds a stat, or another aggregate (sketches merge exactly, so the order of adding never matters)."""
         self.count += stat.count
         self.bytes += stat.bytes
         _add_counts(self.failures, stat.failures)
@@ -424,6 +425,40 @@ def aggregate(
                 continue
             agg.add(stat)
     return agg
+
+
+@dataclass
+class Span:
+    """One stretch of a run (the steady state, or the whole run), aggregated once per (group, request name).
+
+    Gates and reports ask many questions of the same stretch (overall, per group, per request, delivery, routes);
+    each is a merge of these few parts instead of another pass over every window and stat.
+    """
+
+    duration_s: float
+    parts: dict[tuple[str, str], Aggregate] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, windows: Iterable[Window], duration_s: float) -> Span:
+        span = cls(duration_s)
+        for win in windows:
+            for stat in win.stats:
+                span.parts.setdefault((stat.group, stat.name), Aggregate()).add(stat)
+        return span
+
+    def select(
+        self, *, names: set[str] | None = None, exclude_names: Iterable[str] = (), group: str | None = None
+    ) -> Aggregate:
+        """The merged figures of the parts matching the filters (`aggregate`'s filters), over this span's time."""
+        excluded = set(exclude_names)
+        agg = Aggregate(duration_s=self.duration_s)
+        for (part_group, name), part in self.parts.items():
+            if names is not None and name not in names:
+                continue
+            if name in excluded or (group is not None and part_group != group):
+                continue
+            agg.add(part)
+        return agg
 
 
 def groups_of(result: Result) -> list[str]:

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.run.orchestrator import RunOptions, run
+from harness.run.options import RunOptions
+from harness.run.orchestrator import run
 
 PROFILE_COMMANDS = {
     "smoke": "functional checklist (health, sign-in, realtime message, meeting join, files, web shell, RLS, China "

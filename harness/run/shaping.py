@@ -34,6 +34,7 @@ from harness.network.profiles import Profile as NetProfile
 from harness.network.render import nftables_script, not_rendered, render_all, toxiproxy_toxics
 from harness.network.toxiproxy_client import ToxiproxyClient
 from harness.procs.piece import PieceProcess
+from harness.run.progress import say
 
 DIRECT_NETWORK = "baseline-lan"
 """Groups on this network talk to the target directly: loopback already is a LAN."""
@@ -240,3 +241,15 @@ def open_paths(
         where = f" from namespace {ns.name} ({ns.ns_addr}; kernel loss {network.loss.percent.value:g} %)" if ns else ""
         print(f"harness: group {group}: {network.name} via Toxiproxy ({shaped}){where}", file=log)
     return paths, api_url
+
+
+NETWORK_FILE = "network.json"
+
+
+def write_network(out_dir: Path, paths: dict[str, GroupPath], api_url: str, log: TextIO) -> dict[str, str]:
+    """network.json (the applied profiles, sources, renderings); returns result.json's `network_profiles`."""
+    if not paths:
+        return {}
+    (out_dir / NETWORK_FILE).write_text(json.dumps(describe(paths, api_url), indent=2, default=str), "utf-8")
+    say(log, f"applied network conditions recorded in {out_dir / NETWORK_FILE}")
+    return {p.network.name: fingerprint(p.network) for p in paths.values()}

@@ -15,13 +15,8 @@ from harness.errors import ConfigError
 from harness.model.profile import load_profile, parse_profile, resolve_profile
 from harness.model.result import load_result
 from harness.run.cli import parse_duration_s
-from harness.run.orchestrator import (
-    FALLBACK_LOCUSTFILE,
-    ProgressPrinter,
-    RunOptions,
-    choose_locustfile,
-    effective_profile,
-)
+from harness.run.options import FALLBACK_LOCUSTFILE, RunOptions, choose_locustfile, effective_profile
+from harness.run.progress import ProgressPrinter
 from harness.run.smoke import CHECK_NAMES
 
 

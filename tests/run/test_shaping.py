@@ -24,7 +24,7 @@ from harness.model.profile import load_profile, parse_profile, resolve_profile
 from harness.model.result import aggregate, load_result
 from harness.network import kernel
 from harness.run import shaping as china
-from harness.run.orchestrator import users_needed
+from harness.run.accounts import users_needed
 
 NETWORK = "cn-telecom-offpeak-to-tokyo"
 """A mild China path: 68 ms each way, 3 % GE loss, 4 Mbps, 0.1 % stalls (so a short run rarely hits a stall)."""

@@ -1,0 +1,86 @@
+"""After the load: read the master's result.json (or an empty, partial one), add the smoke checks and network
+fingerprints, gate it and write the reports."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from harness.errors import ConfigError
+from harness.gates.verdict import Verdict, evaluate
+from harness.loadgen import env as hs
+from harness.model.profile import Profile
+from harness.model.result import Result, ResultBuilder, RunInfo, load_result
+from harness.report import render_text, write_reports
+from harness.run.smoke import CheckResult
+
+
+@dataclass
+class RunOutcome:
+    verdict: Verdict
+    result: Result
+    out_dir: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return self.verdict.exit_code
+
+
+def empty_result(run_id: str, profile: Profile, label: str, workers: int, reachable: bool) -> Result:
+    now = time.time()
+    run = RunInfo(
+        run_id=run_id,
+        profile=profile.name,
+        started_s=now,
+        ended_s=now,
+        target=label,
+        workers_expected=workers,
+        workers_seen=0,
+        partial=True,
+        target_reachable=reachable,
+    )
+    return ResultBuilder(window_s=profile.window_s).build(run, profile.gates)
+
+
+def collect(
+    out_dir: Path,
+    profile: Profile,
+    run_id: str,
+    target_label: str,
+    workers: int,
+    checks: list[CheckResult],
+    interrupted: bool,
+    log: TextIO,
+    network_profiles: dict[str, str] | None = None,
+) -> Result:
+    try:
+        result = load_result(out_dir / hs.RESULT_FILE)
+    except ConfigError as exc:
+        print(f"harness: no result from the Locust master ({exc}); see {out_dir}/locust-master.log", file=log)
+        result = empty_result(run_id, profile, target_label, workers, reachable=True)
+    smoke = [c.to_smoke_check() for c in checks]
+    update: dict[str, Any] = {"smoke_checks": smoke, "partial": result.run.partial or interrupted}
+    if network_profiles:
+        update["network_profiles"] = {**result.run.network_profiles, **network_profiles}
+    run = result.run.model_copy(update=update)
+    return result.model_copy(update={"run": run})
+
+
+def report(result: Result, out_dir: Path, log: TextIO) -> RunOutcome:
+    verdict = evaluate(result)
+    paths = write_reports(result, out_dir, verdict=verdict, step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None)
+    sys.stdout.write(render_text(verdict))
+    print(f"harness: reports in {out_dir}/", file=log)
+    return RunOutcome(verdict, result, out_dir, paths)
+
+
+def print_checks(checks: list[CheckResult], log: TextIO) -> None:
+    for c in checks:
+        print(
+            f"harness: check {'PASS' if c.passed else 'FAIL'}  {c.name}: {c.message} ({c.elapsed_ms:.0f} ms)", file=log
+        )

@@ -1,0 +1,100 @@
+"""What a run is asked to do: `RunOptions` from the CLI, the effective profile (overrides applied and re-validated)
+and the locustfile to run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.model.profile import GatesConfig, Profile
+from harness.run.progress import PROGRESS_INTERVAL_S
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+FALLBACK_LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadgen" / "fallback_locustfile.py"
+
+
+DEFAULT_LOCUSTFILE = Path("locustfiles") / "mixed.py"
+
+
+FALLBACK_GATES_OFF = ("delivery_p95_ms", "delivery_max_loss_pct", "delivery_max_duplicates", "meeting_join_p95_ms")
+"""Gates the fallback locustfile has no samples for (it does no realtime delivery or meeting joins)."""
+
+
+@dataclass
+class RunOptions:
+    profile: str
+    """A profile name (profiles/<name>.toml) or a path to a .toml file."""
+    workers: int | None = None
+    """Local Locust workers; None = the profile's `workers`, else one per CPU."""
+    duration_s: float | None = None
+    users: int | None = None
+    spawn_rate: float | None = None
+    host: str | None = None
+    env_file: Path | None = None
+    confirm_remote: bool = False
+    reports_dir: Path = Path("reports")
+    run_id: str | None = None
+    locustfile: Path | None = None
+    checks: bool = False
+    """Run the smoke checklist before the load."""
+    progress_interval_s: float = PROGRESS_INTERVAL_S
+    network: str | None = None
+    """Network profile (netem/<name>.toml) for the groups claiming country CN; None = the profile's own."""
+    overlays: tuple[str, ...] = ()
+    """Overlays stacked on those groups' network, in order."""
+    kernel: bool = False
+    """Run shaped groups' workers in a network namespace with kernel packet loss (root only)."""
+    keep_users: bool = False
+    """Leave the provisioned test users (and credentials.json) in place after the run."""
+
+
+def effective_profile(profile: Profile, options: RunOptions, where: str) -> Profile:
+    """The profile with --duration/--users/--spawn-rate applied and re-validated."""
+    overrides = {"duration_s": options.duration_s, "users": options.users, "spawn_rate": options.spawn_rate}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return profile
+    if profile.load.stages is not None:
+        flags = ", ".join(f"--{k.removesuffix('_s').replace('_', '-')}" for k in given)
+        raise ConfigError(f"{flags}: {where} uses [[load.stages]]; edit its stages (or copy it) to change the shape")
+    data = profile_data(profile)
+    data["load"].update(given)
+    try:
+        new = Profile.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"{where} with {given}: {exc}") from None
+    start_s, end_s = new.plateau_s()
+    if end_s - start_s < new.window_s:
+        raise ConfigError(
+            f"--duration: {new.load.total_duration_s:g} s leaves a plateau of {max(0.0, end_s - start_s):g} s, shorter "
+            f"than one window ({new.window_s:g} s); give at least {new.load.total_duration_s + new.window_s:g} s"
+        )
+    return new
+
+
+def profile_data(profile: Profile) -> dict[str, Any]:
+    """JSON-able data that validates back into the same profile (`workers = None` means "absent" in TOML)."""
+    data = profile.model_dump(mode="json")
+    if data.get("workers") is None:
+        data.pop("workers", None)
+    return data
+
+
+def choose_locustfile(explicit: Path | None) -> tuple[Path, bool]:
+    """(locustfile, is_fallback): --locustfile, else locustfiles/mixed.py, else the fallback light load."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"--locustfile: {explicit} does not exist (give a path to a .py locustfile)")
+        return explicit, explicit.resolve() == FALLBACK_LOCUSTFILE
+    for candidate in (DEFAULT_LOCUSTFILE, REPO_ROOT / DEFAULT_LOCUSTFILE):
+        if candidate.is_file():
+            return candidate, False
+    return FALLBACK_LOCUSTFILE, True
+
+
+def without_gates(gates: GatesConfig, names: tuple[str, ...]) -> GatesConfig:
+    return gates.model_copy(update=dict.fromkeys(names))
