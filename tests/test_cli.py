@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from harness import __version__
-from harness.cli import main
+from harness.cli import build_parser, main
 
 
 def test_version_prints_package_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,3 +58,36 @@ def test_every_command_has_a_working_help(capsys: pytest.CaptureFixture[str]) ->
             main([command, "--help"])
         assert exited.value.code == 0, command
         assert f"usage: harness {command}" in capsys.readouterr().out
+
+
+def _named_commands() -> list[tuple[str, list[str]]]:
+    """Every `harness …` command line quoted in the package's messages and the docs: (where, argv words)."""
+    root = Path(__file__).resolve().parents[1]
+    sources = [*root.joinpath("harness").rglob("*.py"), *root.joinpath("docs").glob("*.md"), root / "README.md"]
+    found: dict[tuple[str, ...], str] = {}
+    for path in sources:
+        for match in re.finditer(r"`harness ([a-z][^`]*)`", path.read_text(encoding="utf-8")):
+            words = [w for w in match.group(1).split() if not w.startswith(("<", "[", "…", "{")) and "|" not in w]
+            command = tuple(w for w in words if not w.startswith("-") or w in {"--help"})[:2]
+            flags = tuple(w.split("=")[0] for w in words if w.startswith("--"))
+            found.setdefault(command + flags, str(path.relative_to(root)))
+    return [(where, list(words)) for words, where in sorted(found.items())]
+
+
+@pytest.mark.parametrize(("where", "words"), _named_commands())
+def test_every_command_a_message_or_doc_names_exists(where: str, words: list[str]) -> None:
+    """A message telling the user to run `harness stack up` (which never existed) would fail here."""
+    parser = build_parser()
+    command = [w for w in words if not w.startswith("-")]
+    flags = [w for w in words if w.startswith("-")]
+    sub: argparse.ArgumentParser = parser
+    for word in command:
+        actions = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions:
+            break  # the rest are positional arguments (a profile, a file)
+        choices = actions[0].choices
+        assert word in choices, f"{where}: `harness {' '.join(words)}`: no command {word!r}"
+        sub = choices[word]
+    known = {s for a in sub._actions for s in a.option_strings}
+    for flag in flags:
+        assert flag in known, f"{where}: `harness {' '.join(words)}`: {flag} is not an option of that command"

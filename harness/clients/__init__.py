@@ -1,4 +1,4 @@
-"""gevent protocol clients for Locust workers and gevent scripts (STYLE.md guideline 1: thin user classes).
+"""gevent protocol clients for Locust workers and gevent scripts (the locustfiles stay thin).
 
     events.py    Reporter: fires Locust `request` events (or a ListEvent / callbacks / nothing); RequestFailed
     http.py      Transport over FastHttpSession: one timed call, one event, a Reply; Supabase error decoding

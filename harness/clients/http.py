@@ -7,7 +7,7 @@ means an empty body is never "decompressed" (a 304 that names `Content-Encoding:
 cannot be read or decoded is a failure value, never an exception. That keeps one transport for Locust and for
 scripts, at the cost of FastHttpSession's own overhead only.
 
-Error bodies of the Supabase services differ (PROTOCOLS.md §2.4, §3.3, §5.2, §6); `error_fields` reads all of
+Error bodies of the Supabase services differ (docs/protocols.md §2.4, §3.3, §5.2, §6); `error_fields` reads all of
 them, so a failure reads `REST insert messages: 409 23505 "duplicate key value violates unique constraint"`.
 """
 

@@ -1,4 +1,4 @@
-"""`LiveKitClient`: join tokens, Twirp RoomService over HTTP, and the `/rtc` signalling websocket (PROTOCOLS.md §7).
+"""`LiveKitClient`: join tokens, Twirp RoomService over HTTP, and the `/rtc` signalling websocket (docs/protocols.md §7).
 
     token: AccessToken(key, secret) when both are configured, else the app's `livekit-token` function
     Twirp: POST /twirp/livekit.RoomService/<Method>, protobuf in and out, a service token per call

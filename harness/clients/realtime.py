@@ -1,4 +1,4 @@
-"""`RealtimeClient`: Supabase Realtime (Phoenix channels, vsn 1.0.0, PROTOCOLS.md §4) over websocket-client.
+"""`RealtimeClient`: Supabase Realtime (Phoenix channels, vsn 1.0.0, docs/protocols.md §4) over websocket-client.
 
     user greenlet ── join / broadcast / track ──► ws.send ───────────────────────────────► server
                         ▲ waits on an AsyncResult                                            │

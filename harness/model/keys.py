@@ -90,7 +90,7 @@ def mint_access_token(
     secret: str = JWT_SECRET,
     now: float | None = None,
 ) -> tuple[str, int]:
-    """Mint a GoTrue-shaped access token (PROTOCOLS.md §2.3). Returns (token, expires_at)."""
+    """Mint a GoTrue-shaped access token (docs/protocols.md §2.3). Returns (token, expires_at)."""
     issued = int(now if now is not None else time.time())
     exp = issued + ttl_s
     claims = {

@@ -3,7 +3,7 @@
     production.env ──┐   (the file named with --env-file wins over the process environment for the names it sets)
     os.environ ──────┴─► load_target() ──► TargetConfig (secrets wrapped in `Secret`: never in repr, str or logs)
 
-Names are the deployment's own (DESIGN.md, configuration names): SUPABASE_URL, SUPABASE_ANON_KEY,
+Names are the deployment's own (docs/configuration.md): SUPABASE_URL, SUPABASE_ANON_KEY,
 SUPABASE_SERVICE_ROLE_KEY, SUPABASE_URL_JAPAN, SUPABASE_ANON_KEY_JAPAN, LIVEKIT_URL, LIVEKIT_API_KEY,
 LIVEKIT_API_SECRET, DOMAIN_NAME. Harness settings use the HARNESS_ prefix (table names, bucket, function name,
 region header, allowed hosts). `TargetConfig.for_reference_stack` builds the same object for the embedded stack.
@@ -128,13 +128,13 @@ class TargetConfig:
         return self.service_role_key
 
     def check_allowed(self, *, confirmed: bool = False) -> None:
-        """Refuse a non-loopback target unless allow-listed or explicitly confirmed (DESIGN.md, safety)."""
+        """Refuse a non-loopback target unless allow-listed or explicitly confirmed (docs/architecture.md, rules)."""
         host = self.host
         if confirmed or _is_loopback(host) or any(_host_matches(host, pattern) for pattern in self.allow_hosts):
             return
         raise ConfigError(
             f"SUPABASE_URL host {host!r} is not loopback and not in HARNESS_ALLOW_HOSTS; add it there "
-            f"(e.g. HARNESS_ALLOW_HOSTS={host}) or pass the command's confirmation flag"
+            f"(e.g. HARNESS_ALLOW_HOSTS={host}) or pass --confirm-remote"
         )
 
     @classmethod

@@ -1,7 +1,7 @@
-"""The one client the harness uses to drive a Toxiproxy 2.x server, embedded or real (API: PROTOCOLS.md §8).
+"""The one client the harness uses to drive a Toxiproxy 2.x server, embedded or real (API: docs/protocols.md §8).
 
 Why not toxiproxy-python: no timeouts, class-level shared host/port, misleading error types, no PATCH, and a
-`populate` that is not `/populate` (PROTOCOLS.md §8.3). This client uses httpx with a timeout on every call and
+`populate` that is not `/populate` (docs/protocols.md §8.3). This client uses httpx with a timeout on every call and
 turns every failure into `NetworkShapingError` carrying the server's own message.
 
     harness ──httpx──► Toxiproxy API (:8474) ──► proxy listen 127.0.0.1:N ──toxics──► upstream (the target)

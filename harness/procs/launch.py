@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness.procs.launch")
     parser.add_argument("factory", help="MODULE:FUNCTION returning an aiohttp Application")
     parser.add_argument("--name", help="the piece's name in the ready line (default: the factory)")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--options", default="{}", help="JSON object of keyword arguments for the factory")
     return parser
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(READY_PREFIX + json.dumps({"piece": name, "port": port}) + "\n")
         sys.stdout.flush()
 
-    serving.serve_forever(lambda: factory(**options), args.host, args.port, on_ready=ready)
+    serving.serve_forever(lambda: factory(**options), args.bind, args.port, on_ready=ready)
     return 0
 
 

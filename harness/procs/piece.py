@@ -38,7 +38,7 @@ class PieceProcess:
     ) -> None:
         self.name = name
         self.log_path = log_path
-        argv = [sys.executable, "-m", "harness.procs.launch", factory, "--name", name, "--host", host,
+        argv = [sys.executable, "-m", "harness.procs.launch", factory, "--name", name, "--bind", host,
                 "--port", str(port), "--options", json.dumps(dict(options or {}))]  # fmt: skip
         self.child = Child(name, argv, log_path, pipe_stdout=True)
         self.proc = self.child.proc

@@ -91,7 +91,7 @@ class Endpoints:
         return self.url("livekit", "ws")
 
     def describe(self) -> dict[str, str]:
-        """Endpoint names as the deployment's production.env spells them (DESIGN.md, configuration names)."""
+        """Endpoint names as the deployment's production.env spells them (docs/configuration.md)."""
         out: dict[str, str] = {}
         if "edge" in self.ports:
             out["SUPABASE_URL"] = self.edge_url

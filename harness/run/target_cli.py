@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="PIECE",
         help=f"start only this piece of the stack (repeatable; one of {', '.join(PIECES)})",
     )
-    up.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    up.add_argument("--bind", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     up.add_argument("--port", type=int, help="port for --region (default: 54321 Singapore, 54322 Japan; 0 = any)")
     defaults = StackPorts()
     for piece in PIECES:
@@ -93,12 +93,12 @@ def run_up(args: argparse.Namespace) -> int:
     if args.region:
         return _run_region(args)
     ports = StackPorts(**{piece: getattr(args, f"{piece}_port") for piece in PIECES})
-    config = StackConfig(host=args.host, ports=ports, data_dir=args.data_dir, pieces=tuple(args.only or PIECES))
+    config = StackConfig(host=args.bind, ports=ports, data_dir=args.data_dir, pieces=tuple(args.only or PIECES))
     with ReferenceStack(config) as stack:
         print("reference stack up:")
         for piece, port in stack.endpoints.ports.items():
             scheme = "ws" if piece == "livekit" else "http"
-            print(f"  {piece:<8} {scheme}://{args.host}:{port}   (log: {stack.processes[piece].log_path})")
+            print(f"  {piece:<8} {scheme}://{args.bind}:{port}   (log: {stack.processes[piece].log_path})")
         _print_keys()
         print("Ctrl-C stops it.", flush=True)
         _wait_for_signal()
@@ -130,11 +130,11 @@ def _run_region(args: argparse.Namespace) -> int:
     config = RegionConfig(region=args.region, data_dir=args.data_dir)
 
     def ready(bound: int) -> None:
-        print(f"region server {args.region} (primary) up: http://{args.host}:{bound}")
+        print(f"region server {args.region} (primary) up: http://{args.bind}:{bound}")
         print(f"  data dir: {args.data_dir or 'memory only (nothing survives a restart; pass --data-dir)'}")
         _print_keys()
         print("Ctrl-C stops it.", flush=True)
 
-    serving.serve_forever(lambda: build_app(config), args.host, port, on_ready=ready)
+    serving.serve_forever(lambda: build_app(config), args.bind, port, on_ready=ready)
     print("stopped", file=sys.stderr)
     return 0

@@ -1,4 +1,4 @@
-"""`harness users provision|cleanup`: test users for runs against a deployment (or a `harness stack up`).
+"""`harness users provision|cleanup`: test users for runs against a deployment (or a `harness target up`).
 
 A full `harness run` provisions against the embedded reference stack by itself; these commands are for preparing a
 real target ahead of time and for cleaning up after an interrupted run.
@@ -50,8 +50,9 @@ def _target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-file", type=Path, metavar="FILE", help="read SUPABASE_URL etc. from this file")
     parser.add_argument("--target-url", metavar="URL", help="Supabase URL (overrides SUPABASE_URL)")
     parser.add_argument(
-        "--confirm-target", action="store_true", help="allow a non-loopback target not listed in HARNESS_ALLOW_HOSTS"
+        "--confirm-remote", action="store_true", help="allow a non-loopback target not listed in HARNESS_ALLOW_HOSTS"
     )
+    parser.add_argument("--confirm-target", dest="confirm_remote", action="store_true", help=argparse.SUPPRESS)
 
 
 def _positive(text: str) -> int:
@@ -78,12 +79,12 @@ def _target(args: argparse.Namespace, fallback_url: str | None = None) -> Target
     if url is None and not target_configured(args.env_file):
         raise ConfigError(
             "no target: to provision against a deployment, "
-            f"{NO_TARGET_HELP}, or pass --target-url URL (a loopback URL, e.g. a `harness stack up` at "
+            f"{NO_TARGET_HELP}, or pass --target-url URL (a loopback URL, e.g. a `harness target up` at "
             "http://127.0.0.1:54321, uses the local demo keys). `harness run` provisions against the embedded "
             "reference stack by itself."
         )
     target = load_target(args.env_file, supabase_url=url)
-    target.check_allowed(confirmed=args.confirm_target)
+    target.check_allowed(confirmed=args.confirm_remote)
     return target
 
 

@@ -52,7 +52,7 @@ def provision_users(url: str, count: int, group_size: int) -> tuple[Credentials,
     path.unlink()  # `provision` creates it itself, 0600 from the start
     args = ["provision", "--count", str(count), "--group-size", str(group_size), "--prefix", PROVISION_PREFIX]
     try:
-        _run([*args, "--out", str(path), "--target-url", url, "--confirm-target"],
+        _run([*args, "--out", str(path), "--target-url", url, "--confirm-remote"],
              TIMEOUT_BASE_S + count * TIMEOUT_PER_USER_S)  # fmt: skip
         return Credentials.load(path), path
     except BaseException:
@@ -63,7 +63,7 @@ def provision_users(url: str, count: int, group_size: int) -> tuple[Credentials,
 def remove_users(url: str, path: Path, count: int) -> None:
     """Remove the users (and their messages, conversations) of a credentials file, then the file."""
     try:
-        _run(["cleanup", "--credentials", str(path), "--target-url", url, "--confirm-target"],
+        _run(["cleanup", "--credentials", str(path), "--target-url", url, "--confirm-remote"],
              TIMEOUT_BASE_S + count * TIMEOUT_PER_USER_S)  # fmt: skip
     finally:
         path.unlink(missing_ok=True)

@@ -186,7 +186,7 @@ def test_check_allowed() -> None:
         remote.check_allowed()
     assert str(info.value) == (
         "SUPABASE_URL host 'abcdefgh.supabase.co' is not loopback and not in HARNESS_ALLOW_HOSTS; add it there "
-        "(e.g. HARNESS_ALLOW_HOSTS=abcdefgh.supabase.co) or pass the command's confirmation flag"
+        "(e.g. HARNESS_ALLOW_HOSTS=abcdefgh.supabase.co) or pass --confirm-remote"
     )
     remote.check_allowed(confirmed=True)
     target_from_mapping({**BASE, "HARNESS_ALLOW_HOSTS": "*.supabase.co"}).check_allowed()

@@ -45,6 +45,8 @@ def test_target_up_stops_every_child_on_sigint(tmp_path: object) -> None:
             "harness",
             "target",
             "up",
+            "--bind",
+            "127.0.0.1",
             "--only",
             "primary",
             "--only",

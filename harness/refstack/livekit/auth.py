@@ -1,4 +1,4 @@
-"""LiveKit access tokens: find the bearer token on a request and verify it (PROTOCOLS.md §7.1).
+"""LiveKit access tokens: find the bearer token on a request and verify it (docs/protocols.md §7.1).
 
 Mirrors livekit-server's auth middleware: a bad token is rejected before any handler runs, with status 401 and a
 plain-text body; a request without a token passes with no grants, and each handler then answers

@@ -1,4 +1,4 @@
-"""The `/rtc` signalling websocket and `/rtc/validate` (PROTOCOLS.md §7.3), without WebRTC.
+"""The `/rtc` signalling websocket and `/rtc/validate` (docs/protocols.md §7.3), without WebRTC.
 
     client ──SignalRequest──► reader loop ── ping_req ─► pong_resp ─┐
                                    │        leave ──► RoomRegistry.leave

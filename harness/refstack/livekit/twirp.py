@@ -1,4 +1,4 @@
-"""Twirp RoomService at `POST /twirp/livekit.RoomService/<Method>` (PROTOCOLS.md §7.2).
+"""Twirp RoomService at `POST /twirp/livekit.RoomService/<Method>` (docs/protocols.md §7.2).
 
 Requests and responses are protobuf (`application/protobuf`) or protojson (`application/json`; responses use
 snake_case proto names with defaults emitted, as livekit-server's Twirp server). Errors are `TwirpError` values

@@ -1,4 +1,4 @@
-"""The region server: one process speaking the Supabase subset the WhatsApp Clone uses (PROTOCOLS.md §1–6).
+"""The region server: one process speaking the Supabase subset the WhatsApp Clone uses (docs/protocols.md §1–6).
 
     /auth/v1      auth.py       GoTrue: sign-up, password and refresh grants, /user, admin users
     /rest/v1      rest.py       PostgREST over the four app tables, with the app's row-level access (rls.py)

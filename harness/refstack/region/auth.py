@@ -1,4 +1,4 @@
-"""GoTrue at `/auth/v1` (PROTOCOLS.md §2): sign-up with autoconfirm, password and refresh grants, /user, logout,
+"""GoTrue at `/auth/v1` (docs/protocols.md §2): sign-up with autoconfirm, password and refresh grants, /user, logout,
 and the admin user API. Also the two checks every route module shares: Kong's key-auth and token verification.
 
 Password hashing is real but fast: scrypt with n=2**10, r=8, p=1 (about 1–2 ms and 1 MiB per hash here), because

@@ -1,4 +1,4 @@
-"""Edge Functions at `/functions/v1/<name>` (PROTOCOLS.md §6): the app's one function, `livekit-token`.
+"""Edge Functions at `/functions/v1/<name>` (docs/protocols.md §6): the app's one function, `livekit-token`.
 
     POST /functions/v1/livekit-token  {"room": "<conversation id>"}  with a user JWT
       → 200 {"token": <LiveKit AccessToken, §7.1>, "url": <LiveKit URL>}

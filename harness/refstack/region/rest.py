@@ -1,4 +1,4 @@
-"""PostgREST at `/rest/v1/<table>` (PROTOCOLS.md §3) over the four app tables, with the app's row-level access.
+"""PostgREST at `/rest/v1/<table>` (docs/protocols.md §3) over the four app tables, with the app's row-level access.
 
     request ─► Kong key-auth (apikey) ─► JWT (Authorization, else the apikey: Kong's rewrite) ─► role + sub
             ─► parse query (select, filters, order, limit, offset, columns, on_conflict) and Prefer

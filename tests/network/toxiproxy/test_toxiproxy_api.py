@@ -1,4 +1,4 @@
-"""Contract tests of the Toxiproxy 2.x HTTP API over raw HTTP (PROTOCOLS.md §8.1). They run against the server
+"""Contract tests of the Toxiproxy 2.x HTTP API over raw HTTP (docs/protocols.md §8.1). They run against the server
 `TOXIPROXY_URL` names, else the embedded one."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The official client, toxiproxy-python 0.1.1, against the server under test (PROTOCOLS.md §8.3)."""
+"""The official client, toxiproxy-python 0.1.1, against the server under test (docs/protocols.md §8.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Realtime over a raw websocket (websocket-client): the exact frames of PROTOCOLS.md §4, RLS on the fan-out,
+"""Realtime over a raw websocket (websocket-client): the exact frames of docs/protocols.md §4, RLS on the fan-out,
 filters, broadcast, presence, token refresh and expiry, idle and slow sockets, and the REST broadcast API."""
 
 from __future__ import annotations

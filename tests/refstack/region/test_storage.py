@@ -1,4 +1,4 @@
-"""Storage at /storage/v1 over raw HTTP: exact shapes, statuses and error bodies (PROTOCOLS.md §5)."""
+"""Storage at /storage/v1 over raw HTTP: exact shapes, statuses and error bodies (docs/protocols.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Supabase Storage at `/storage/v1` (PROTOCOLS.md §5): buckets, objects, signed URLs, as storage3 calls them.
+"""Supabase Storage at `/storage/v1` (docs/protocols.md §5): buckets, objects, signed URLs, as storage3 calls them.
 
     bucket              GET list · POST create                                  buckets.py
     bucket/<id>         GET · PUT · DELETE · POST …/empty                      buckets.py

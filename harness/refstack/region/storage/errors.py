@@ -1,4 +1,4 @@
-"""Storage API errors as values, rendered in one place (PROTOCOLS.md §5.2).
+"""Storage API errors as values, rendered in one place (docs/protocols.md §5.2).
 
 Body: `{"statusCode": "<internal status as a string>", "code", "error", "message"}`. The HTTP status is 400 for
 every internal status but 500 (Supabase Storage's quirk: the real code lives only in `statusCode`); an error
