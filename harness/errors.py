@@ -5,8 +5,10 @@ and exit codes.
      ├── ConfigError             bad CLI value, env var or profile (names the file, field, value and valid form)
      ├── TargetUnreachable       the target (or the reference stack we started) does not answer
      ├── NetworkShapingError     Toxiproxy or kernel shaping failed, or needs root
-     ├── ProvisionError          the target refused to create or remove test users or their data
-     └── InvalidRun              the run cannot be trusted (no traffic, missing workers, saturated generator)
+     └── ProvisionError          the target refused to create or remove test users or their data
+
+An invalid run (no traffic, missing workers, a saturated generator) is a verdict, not an exception: the gates
+return it and the run still writes its report (exit 2).
 """
 
 
@@ -30,7 +32,3 @@ class NetworkShapingError(HarnessError):
 
 class ProvisionError(HarnessError):
     """The target refused to create or delete test users or their data (message: operation, status, server text)."""
-
-
-class InvalidRun(HarnessError):
-    """The run's results cannot be trusted, so no verdict is given."""

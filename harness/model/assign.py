@@ -55,9 +55,6 @@ class Layout:
     def blocks(self) -> list[range]:
         return [self.block(b) for b in range(self.block_count)]
 
-    def block_of(self, user_index: int) -> int:
-        return user_index // self.group_size
-
 
 def block_conversations(size: int) -> list[tuple[ConversationKind, tuple[int, ...]]]:
     """Conversations of a block of `size` users, as (kind, slots): ring pairs, then the group (if size >= 3)."""

@@ -465,7 +465,3 @@ def groups_of(result: Result) -> list[str]:
     """Groups seen in the data or declared in the run, in a stable order."""
     seen = {s.group for w in result.windows for s in w.stats}
     return sorted(seen | set(result.run.groups))
-
-
-def names_of(result: Result) -> list[str]:
-    return sorted({s.name for w in result.windows for s in w.stats})
