@@ -13,13 +13,13 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.model.profile import Profile, load_profile
+from harness.scenarios.settings import WORKERS_EXPECTED
 
 PROFILE = "HARNESS_PROFILE"
 """Path of the run's profile: a profiles/*.toml file or the orchestrator's effective profile.json."""
 RUN_ID = "HARNESS_RUN_ID"
 OUT_DIR = "HARNESS_OUT_DIR"
 """Folder the master writes result.json and progress.json into (reports/<run-id>/)."""
-WORKERS_EXPECTED = "HARNESS_WORKERS_EXPECTED"
 TARGET_LABEL = "HARNESS_TARGET_LABEL"
 """What reports show as the target (a URL without credentials)."""
 WORKER_NAME = "HARNESS_WORKER_NAME"

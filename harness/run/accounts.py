@@ -10,12 +10,14 @@ import re
 from pathlib import Path
 from typing import TextIO
 
-from harness.errors import ConfigError, HarnessError
+from harness.errors import HarnessError
 from harness.model.credentials import Credentials
 from harness.model.profile import Profile
 from harness.run.progress import say
 from harness.run.target import Target
 from harness.run.users import cleanup, provision
+from harness.scenarios import settings as scenario_env
+from harness.scenarios.settings import ScenarioSettings, whole_number
 
 ACCOUNT_CLASSES = ("MessagingUser", "MeetingUser", "FileTransferUser")
 """User classes that play provisioned test users (WebUser needs none)."""
@@ -25,10 +27,7 @@ USERS_PREFIX = "loadtest"
 """Tag of every test user a run creates (`harness users cleanup --prefix loadtest` removes leftovers)."""
 
 
-GROUP_SIZE_VAR = "HARNESS_GROUP_SIZE"
-
-
-DEFAULT_GROUP_SIZE = 4
+DEFAULT_GROUP_SIZE = ScenarioSettings().group_size
 """Members per provisioned block of users (the scenarios' default; HARNESS_GROUP_SIZE changes both)."""
 
 
@@ -49,12 +48,9 @@ def users_needed(peak_users: int, workers: int, group_size: int) -> int:
 
 
 def configured_group_size() -> int:
-    text = os.environ.get(GROUP_SIZE_VAR, "").strip()
-    if not text:
-        return DEFAULT_GROUP_SIZE
-    if not text.isdigit() or int(text) < 2:
-        raise ConfigError(f"{GROUP_SIZE_VAR}: {text!r} is not a whole number >= 2 (e.g. 4)")
-    return int(text)
+    """HARNESS_GROUP_SIZE, read as the workers read it (scenarios.settings): both sides must cut users alike."""
+    text = os.environ.get(scenario_env.GROUP_SIZE, "").strip()
+    return whole_number(scenario_env.GROUP_SIZE, text, minimum=2, example="4") if text else DEFAULT_GROUP_SIZE
 
 
 def users_tag(run_id: str) -> str:

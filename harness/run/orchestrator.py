@@ -50,6 +50,7 @@ from harness.run.signals import StopRequest
 from harness.run.smoke import CheckResult, run_checklist
 from harness.run.target import Target, check_allowed, from_reference, preflight, resolve
 from harness.run.workers import group_workers, livekit_urls, locust_env, running_cluster
+from harness.scenarios import settings as scenario_env
 
 
 def resolve_target(options: RunOptions, profile: Profile, cleanup: contextlib.ExitStack, out_dir: Path) -> Target:
@@ -114,7 +115,7 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
         if not stop.requested and needs_accounts(profile, fallback):
             count = users_needed(profile.load.peak_users, workers, configured_group_size())
             credentials = provision_for_run(target, count, run_id, out_dir, options.keep_users, cleanup_stack, log)
-            env["HARNESS_CREDENTIALS"] = str(credentials.resolve())
+            env[scenario_env.CREDENTIALS] = str(credentials.resolve())
         paths: dict[str, china.GroupPath] = {}
         if not stop.requested and networks:
             urls = {"SUPABASE_URL": target.url, **livekit_urls(target)}

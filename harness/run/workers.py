@@ -14,6 +14,7 @@ from harness.model.profile import Profile
 from harness.run import shaping as china
 from harness.run.options import RunOptions, profile_data
 from harness.run.target import Target
+from harness.scenarios import settings as scenario_env
 
 
 def locust_env(
@@ -26,7 +27,7 @@ def locust_env(
         hs.OUT_DIR: str(out_dir),
         hs.WORKERS_EXPECTED: str(workers),
         hs.TARGET_LABEL: target.label,
-        "HARNESS_CONFIRM_REMOTE": "1" if options.confirm_remote else "",
+        scenario_env.CONFIRM_REMOTE: "1" if options.confirm_remote else "",
     }
 
 
@@ -52,7 +53,8 @@ def group_workers(
             hs.PROFILE: str(group_path),
             hs.HOST: urls["SUPABASE_URL"],
             **urls,
-            "HARNESS_VIEWER_COUNTRY": country or "",
+            scenario_env.VIEWER_COUNTRY: country or "",
+            scenario_env.GROUP: name,
         }
         wrap = tuple(shaped.namespace.exec_argv([])) if shaped and shaped.namespace else ()
         groups.append(WorkerGroup(name, count, env, wrap))

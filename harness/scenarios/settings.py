@@ -28,6 +28,9 @@ PROVISION_USERS = "HARNESS_PROVISION_USERS"
 GROUP_SIZE = "HARNESS_GROUP_SIZE"
 KEEP_USERS = "HARNESS_KEEP_USERS"
 ACCEPT_ENCODING = "HARNESS_ACCEPT_ENCODING"
+GROUP = "HARNESS_GROUP"
+WORKERS_EXPECTED = "HARNESS_WORKERS_EXPECTED"
+CONFIRM_REMOTE = "HARNESS_CONFIRM_REMOTE"
 
 DEFAULT_WEIGHTS: Mapping[str, int] = {"MessagingUser": 60, "MeetingUser": 5, "FileTransferUser": 10, "WebUser": 25}
 """mixed.py's weights when neither the profile's [scenarios] nor HARNESS_SCENARIO_WEIGHTS says otherwise."""
@@ -63,6 +66,12 @@ class ScenarioSettings:
     """HARNESS_KEEP_USERS=1 keeps users provisioned at test start (default: removed when Locust quits)."""
     accept_encoding: str = "gzip, deflate, br"
     """HARNESS_ACCEPT_ENCODING: what WebUser accepts; the edge must answer with the best of these."""
+    group: str | None = None
+    """HARNESS_GROUP: the profile group every user of this process belongs to (set on a worker group's processes)."""
+    workers_expected: int = 1
+    """HARNESS_WORKERS_EXPECTED: worker processes in the run; provisioning at test start splits users across them."""
+    confirm_remote: bool = False
+    """HARNESS_CONFIRM_REMOTE=1: the run was started with --confirm-remote (a non-loopback target is allowed)."""
 
     def __post_init__(self) -> None:
         if self.meeting_stay_s >= self.meeting_join_timeout_s:
@@ -104,6 +113,10 @@ class ScenarioSettings:
         kwargs["keep_users"] = get(KEEP_USERS) in ("1", "true", "yes")
         if (encoding := get(ACCEPT_ENCODING)) is not None:
             kwargs["accept_encoding"] = encoding
+        kwargs["group"] = get(GROUP)
+        if (workers := get(WORKERS_EXPECTED)) is not None:
+            kwargs["workers_expected"] = whole_number(WORKERS_EXPECTED, workers, minimum=1, example="4")
+        kwargs["confirm_remote"] = get(CONFIRM_REMOTE) == "1"
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
