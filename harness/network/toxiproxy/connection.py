@@ -13,15 +13,29 @@ import asyncio
 import socket
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 from harness.network.toxiproxy.link import Link
 from harness.network.toxiproxy.stream import Direction
 
-if TYPE_CHECKING:
-    from harness.network.toxiproxy.proxy import Proxy
-
 _LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+class LinkFactory(Protocol):
+    """Builds a connection's links (`toxic_collection.ToxicCollection`, which imports this module for `wire`)."""
+
+    def start_links(self, conn: Connection) -> list[Link]: ...
+    def forget_links(self, links: list[Link]) -> None: ...
+
+
+class Owner(Protocol):
+    """The proxy a connection belongs to (`proxy.Proxy`): declared here because the proxy imports this module."""
+
+    @property
+    def connections(self) -> set[Connection]: ...
+    @property
+    def toxics(self) -> LinkFactory: ...
+    def upstream_address(self) -> tuple[str, int]: ...
 
 
 class Side(asyncio.Protocol):
@@ -128,7 +142,7 @@ class Side(asyncio.Protocol):
 class Connection:
     """Accepted client + dialled upstream. Registered with its proxy from accept until both sockets are gone."""
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: Owner) -> None:
         self.proxy = proxy
         self.client = Side(self)
         self.upstream: Side | None = None

@@ -21,15 +21,12 @@ import asyncio
 import logging
 import random
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from harness.network.toxiproxy.stream import Channel, Chunk, Direction
-from harness.network.toxiproxy.toxics import NoopToxic, ToxicStub
+from harness.network.toxiproxy.toxics import NoopToxic, Toxic, ToxicStub
 from harness.network.toxiproxy.toxics.base import READ_BUFFER_BYTES
-
-if TYPE_CHECKING:
-    from harness.network.toxiproxy.connection import Side
-    from harness.network.toxiproxy.toxic_collection import ToxicWrapper
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +34,40 @@ _NOOP = NoopToxic()
 _WAKE = Chunk(b"", 0.0)  # an empty chunk that only makes the writer re-check whether it can go direct
 
 
+class Endpoint(Protocol):
+    """A socket as its links use it: `connection.Side`, declared here so that link does not import its caller."""
+
+    forward: Callable[[bytes], None]
+    """Where the socket's reads go; the link points it at itself, at the peer's `write`, or at nothing."""
+
+    @property
+    def lost(self) -> bool: ...
+    @property
+    def writing_paused(self) -> bool: ...
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def set_reading_paused(self, paused: bool) -> None: ...
+    def release_held(self) -> None: ...
+    async def drained(self) -> None: ...
+
+
+class ChainedToxic(Protocol):
+    """A toxic of a chain as links use it: `toxic_collection.ToxicWrapper`, declared here for the same reason."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def toxic(self) -> Toxic: ...
+    @property
+    def toxicity(self) -> float: ...
+    @property
+    def index(self) -> int: ...
+
+
 class Link:
     """Source → toxics → destination for one connection direction. Lives on the proxy's event loop."""
 
-    def __init__(self, direction: Direction, source: Side, dest: Side) -> None:
+    def __init__(self, direction: Direction, source: Endpoint, dest: Endpoint) -> None:
         self.direction = direction
         self.source = source
         self.dest = dest
@@ -54,7 +81,7 @@ class Link:
         self._writer: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
-    def start(self, chain: list[ToxicWrapper]) -> None:
+    def start(self, chain: list[ChainedToxic]) -> None:
         if chain:
             self._enter_pipeline()
             for wrapper in chain:
@@ -131,7 +158,7 @@ class Link:
                 return
 
     # -- toxics on a live link (the caller holds the toxic collection's lock) -------------------------------------
-    def add_toxic(self, wrapper: ToxicWrapper) -> None:
+    def add_toxic(self, wrapper: ChainedToxic) -> None:
         """Append a toxic after the last one; what is already past the old last toxic is not affected."""
         toxic = wrapper.toxic
         if self.done or self.stopped:  # keep stubs aligned with the chain; nothing flows any more
@@ -150,13 +177,13 @@ class Link:
         self.stubs.append(stub)
         self._spawn(stub, wrapper)
 
-    async def update_toxic(self, wrapper: ToxicWrapper) -> None:
+    async def update_toxic(self, wrapper: ChainedToxic) -> None:
         """Restart the toxic with new settings (and a new toxicity roll); its per-connection state is kept."""
         stub = self.stubs[wrapper.index]
         if await _interrupt(stub) and not self.stopped:
             self._spawn(stub, wrapper)
 
-    async def remove_toxic(self, wrapper: ToxicWrapper, index: int) -> None:
+    async def remove_toxic(self, wrapper: ChainedToxic, index: int) -> None:
         stub = self.stubs[index]
         alive = await _interrupt(stub) and not self.stopped
         if alive:
@@ -174,11 +201,11 @@ class Link:
             self.tail.put(_WAKE)  # let the writer drain and turn the link direct
         self.update_reading()
 
-    def _spawn(self, stub: ToxicStub, wrapper: ToxicWrapper) -> None:
+    def _spawn(self, stub: ToxicStub, wrapper: ChainedToxic) -> None:
         stub.task = asyncio.get_running_loop().create_task(_run(stub, wrapper))
 
 
-async def _run(stub: ToxicStub, wrapper: ToxicWrapper) -> None:
+async def _run(stub: ToxicStub, wrapper: ChainedToxic) -> None:
     # Toxicity is rolled once per (re)start on this link, not per chunk.
     toxic = wrapper.toxic if random.random() < wrapper.toxicity else _NOOP
     try:

@@ -4,6 +4,7 @@
     tokens.py      connect and channel tokens: role and exp required, Realtime's error texts
     filters.py     postgres_changes filters (`col=eq.value`, neq, lt, lte, gt, gte, in)
     channel.py     join config, bindings with ids, one joined channel
+    peer.py        what channels and the hub need of a socket (a Protocol that connection.py satisfies)
     presence.py    presence metas per topic
     hub.py         all connections and channels, indexes, change fan-out, broadcast, presence diffs
     connection.py  one socket: read loop, channel protocol, bounded outbox and writer

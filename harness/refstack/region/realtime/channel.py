@@ -10,14 +10,12 @@ import asyncio
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.model.keys import Claims
 from harness.refstack.region.realtime import filters, frames
+from harness.refstack.region.realtime.peer import Peer
 from harness.refstack.region.schema import PUBLIC_TABLES, TABLES
-
-if TYPE_CHECKING:
-    from harness.refstack.region.realtime.connection import Connection
 
 EVENTS = ("INSERT", "UPDATE", "DELETE", "*")
 
@@ -137,7 +135,7 @@ class JoinConfig:
 class Channel:
     """A joined topic on one connection. Compared by identity: it is a member of the hub's index sets."""
 
-    conn: Connection
+    conn: Peer
     topic: str
     join_ref: str | None
     config: JoinConfig

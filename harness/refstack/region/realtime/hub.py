@@ -18,18 +18,16 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.refstack.region import rls
 from harness.refstack.region.db import Change, pg_type_name
 from harness.refstack.region.membership import Membership
 from harness.refstack.region.realtime import frames
 from harness.refstack.region.realtime.channel import Channel
+from harness.refstack.region.realtime.peer import Peer
 from harness.refstack.region.realtime.presence import RawState, TopicPresence
 from harness.refstack.region.schema import PUBLIC_TABLES, TABLES
-
-if TYPE_CHECKING:
-    from harness.refstack.region.realtime.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +128,7 @@ class Hub:
     def __init__(self, membership: Membership, settings: RealtimeSettings | None = None) -> None:
         self.settings = settings or RealtimeSettings()
         self.membership = membership
-        self.connections: set[Connection] = set()
+        self.connections: set[Peer] = set()
         self.by_table: dict[str, _TableSubs] = {name: _TableSubs() for name in PUBLIC_TABLES}
         self.topics: defaultdict[tuple[bool, str], set[Channel]] = defaultdict(set)
         self.presence: defaultdict[tuple[bool, str], TopicPresence] = defaultdict(TopicPresence)
