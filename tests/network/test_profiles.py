@@ -51,7 +51,7 @@ def test_every_required_profile_exists_and_loads() -> None:
 @pytest.mark.parametrize(
     ("name", "one_way_ms", "jitter_ms", "loss_percent", "down_kbps", "up_kbps"),
     [
-        # NETWORK-CALIBRATION.md §6 "Proposed profiles"
+        # docs/network-calibration.md §6 "Proposed profiles"
         ("baseline-lan", 0.5, 0.1, 0, None, None),
         ("cn-premium-to-hk-edge", 20, 2, 0.5, 20000, 10000),
         ("cn-telecom-offpeak-to-tokyo", 68, 5, 3, 4000, 4000),

@@ -42,7 +42,7 @@ def test_rendering_matches_golden(case: str) -> None:
 
 
 def test_calibration_doc_example_netem_line() -> None:
-    # NETWORK-CALIBRATION.md §6 gives this exact line for the evening peak.
+    # docs/network-calibration.md §6 gives this exact line for the evening peak.
     lines = netem_commands(load_profile("cn-telecom-peak-to-tokyo"), down_dev="eth0", up_dev="ifb0")
     assert lines[0] == (
         "tc qdisc replace dev eth0 root netem delay 105ms 30ms distribution paretonormal "

@@ -4,8 +4,8 @@ Deploy this file and `routing.py` flat in one zip with an `edge_config.json` bes
 environment variables, so configuration ships in the package); see docs/edge.md.
 
 Why origin-request: CloudFront adds `CloudFront-Viewer-Country` after the viewer-request event, so only
-origin-facing functions see CloudFront's value (NETWORK-CALIBRATION.md §5). For websockets the origin is chosen
-once, at the upgrade.
+origin-facing functions see CloudFront's value (docs/network-calibration.md §5). For websockets the origin is
+chosen once, at the upgrade.
 
 Health: a Lambda@Edge function cannot probe origins per request. It routes on country (plus an optional static
 `health` map in the config, for a planned failover by redeploying). Unplanned failures are CloudFront's job: put

@@ -32,7 +32,8 @@ class RoutingPolicy:
     """The replica: preferred by `secondary_countries`, and everyone's failover target."""
 
     secondary_countries: frozenset[str] = frozenset({"CN"})
-    """Viewers behind the Great Firewall: Japan is the better path from mainland China (NETWORK-CALIBRATION.md)."""
+    """Viewers behind the Great Firewall: from mainland China, Japan is the better path (docs/network-calibration.md
+    §1: lower RTT than Singapore on all three carriers)."""
 
     hk_mo_to_secondary: bool = False
     """Send Hong Kong (HK) and Macau (MO) to the secondary too. Off by default: both are outside the Great
