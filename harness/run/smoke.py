@@ -2,13 +2,15 @@
 websocket-client; no gevent here). Each check becomes a `smoke.<name>` gate and a JUnit testcase.
 
     health ─► sign_in ─┬─► message_realtime   bob's realtime socket receives alice's message
-                       ├─► meeting_join       livekit-token function, then the LiveKit /rtc join
+                       ├─► meeting_join       the token function, then the LiveKit /rtc join
                        ├─► file_transfer      alice uploads to the conversation's folder, bob downloads it
                        └─► rls_stranger       a user outside the conversation reads nothing of it
     web_compression, web_cache_headers, web_security_headers     the web shell the CDN serves
     china_routing                                                CN viewers reach Japan (reference stack only)
 
 A check that needs an earlier one (a signed-in user, a conversation) fails with "not run: …" when that one failed.
+Supabase calls go through `harness.clients.supabase` (sync client, Realtime frames) with the target's names
+(tables, bucket, token function, region header); the web shell, `/health` and LiveKit `/rtc` are spoken here.
 """
 
 from __future__ import annotations
@@ -28,17 +30,18 @@ import websocket
 from livekit.protocol import models as proto_models
 from livekit.protocol import rtc as proto_rtc
 
+from harness.clients.supabase import api
+from harness.clients.supabase.sync import SupabaseClient
 from harness.model.result import SmokeCheck
+from harness.model.target import Names
 from harness.run.target import Target, check_allowed
 
 CHECK_TIMEOUT_S = 10.0
 """Longest any one network step of a check may take (HTTP call, websocket frame, realtime delivery)."""
 PASSWORD = "smoke-check-pass-1"
 FILE_BYTES = 64 * 1024
-BUCKET = "attachments"
 JAPAN = "ap-northeast-1"
 SINGAPORE = "ap-southeast-1"
-REGION_HEADER = "x-origin-region"
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
@@ -69,21 +72,19 @@ class _User:
 class _Context:
     target: Target
     http: httpx.Client
+    """For what is not Supabase: the web shell."""
+    supabase: SupabaseClient
+    """The anon key; users' calls add their access token."""
+    admin: SupabaseClient | None = None
+    """The service_role key, when the target has one (confirmed users, cleanup)."""
     users: dict[str, _User] = field(default_factory=dict)
     confirm_remote: bool = False
     conversation_id: str = ""
     message_id: str = ""
 
     @property
-    def anon_key(self) -> str:
-        return self.target.env.get("SUPABASE_ANON_KEY", "")
-
-    @property
-    def service_key(self) -> str:
-        return self.target.env.get("SUPABASE_SERVICE_ROLE_KEY", "")
-
-    def headers(self, token: str | None = None, **extra: str) -> dict[str, str]:
-        return {"apikey": self.anon_key, "Authorization": f"Bearer {token or self.anon_key}", **extra}
+    def names(self) -> Names:
+        return self.supabase.names
 
     def user(self, name: str) -> _User:
         user = self.users.get(name)
@@ -111,121 +112,81 @@ def _expect(response: httpx.Response, status: int, what: str) -> Any:
 
 
 def _health(ctx: _Context) -> str:
-    for path in ("/auth/v1/health", "/health"):  # a Supabase project, then the reference stack's edge
-        response = ctx.http.get(f"{ctx.target.url}{path}", headers=ctx.headers())
+    # A Supabase project answers the first; the reference stack's edge the second.
+    probes = ((api.AUTH_HEALTH, ctx.supabase.auth_health), ("/health", lambda: ctx.supabase.request("GET", "/health")))
+    for path, probe in probes:
+        response = probe()
         if response.status_code == 200:
-            region = response.headers.get(REGION_HEADER)
+            region = ctx.supabase.region(response)
             return f"{path} answered 200" + (f" from {region}" if region else "")
-    raise CheckFailed(f"neither /auth/v1/health nor /health answered 200 (last: {response.status_code})")
+    raise CheckFailed(f"neither {api.AUTH_HEALTH} nor /health answered 200 (last: {response.status_code})")
 
 
 def _sign_in(ctx: _Context) -> str:
     tag = uuid.uuid4().hex[:10]
     for name in ("alice", "bob", "stranger"):
         user = _User(email=f"smoke-{name}-{tag}@example.test")
-        body = {"email": user.email, "password": PASSWORD}
-        if ctx.service_key:  # create confirmed users, as a real project with email confirmation needs
-            service = {"apikey": ctx.service_key, "Authorization": f"Bearer {ctx.service_key}"}
-            created = ctx.http.post(
-                f"{ctx.target.url}/auth/v1/admin/users", headers=service, json={**body, "email_confirm": True}
-            )
-            user.id = _expect(created, 200, "admin create user")["id"]
+        if ctx.admin is not None:  # create confirmed users, as a real project with email confirmation needs
+            user.id = _expect(ctx.admin.admin_create_user(user.email, PASSWORD), 200, "admin create user")["id"]
         else:
-            _expect(ctx.http.post(f"{ctx.target.url}/auth/v1/signup", headers=ctx.headers(), json=body), 200, "sign-up")
-        session = _expect(
-            ctx.http.post(f"{ctx.target.url}/auth/v1/token?grant_type=password", headers=ctx.headers(), json=body),
-            200,
-            "password sign-in",
-        )
+            _expect(ctx.supabase.sign_up(user.email, PASSWORD), 200, "sign-up")
+        session = _expect(ctx.supabase.sign_in(user.email, PASSWORD), 200, "password sign-in")
         user.token, user.id = session["access_token"], session["user"]["id"]
         ctx.users[name] = user
     return "3 users signed in with a password"
 
 
-def _realtime_url(ctx: _Context) -> str:
-    base = ctx.target.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-    return f"{base}/realtime/v1/websocket?apikey={ctx.anon_key}&vsn=1.0.0"
-
-
 def _create_conversation(ctx: _Context, alice: _User, bob: _User) -> str:
-    rest = f"{ctx.target.url}/rest/v1"
-    prefer = ctx.headers(alice.token, Prefer="return=representation")
+    names = ctx.names
     rows = _expect(
-        ctx.http.post(f"{rest}/conversations", headers=prefer, json={"title": "smoke", "created_by": alice.id}),
+        ctx.supabase.insert(names.conversations, {"title": "smoke", "created_by": alice.id}, token=alice.token),
         201,
         "create conversation",
     )
     conversation_id = str(rows[0]["id"])
     for member in (alice, bob):
-        body = {"conversation_id": conversation_id, "user_id": member.id}
-        _expect(ctx.http.post(f"{rest}/conversation_members", headers=prefer, json=body), 201, "add member")
+        row = {"conversation_id": conversation_id, "user_id": member.id}
+        _expect(ctx.supabase.insert(names.members, row, token=alice.token), 201, "add member")
     return conversation_id
 
 
 def _message_realtime(ctx: _Context) -> str:
     alice, bob = ctx.user("alice"), ctx.user("bob")
     ctx.conversation_id = _create_conversation(ctx, alice, bob)
-    sock = websocket.create_connection(_realtime_url(ctx), timeout=CHECK_TIMEOUT_S)
-    try:
-        topic = f"realtime:smoke-{ctx.conversation_id}"
-        change = {"event": "INSERT", "schema": "public", "table": "messages"}
-        change["filter"] = f"conversation_id=eq.{ctx.conversation_id}"
-        join = {
-            "topic": topic,
-            "event": "phx_join",
-            "ref": "1",
-            "join_ref": "1",
-            "payload": {"config": {"postgres_changes": [change]}, "access_token": bob.token},
-        }
-        sock.send(json.dumps(join))
-        reply = _next_frame(sock, lambda f: f.get("event") == "phx_reply" and f.get("ref") == "1")
-        if reply["payload"].get("status") != "ok":
+    with ctx.supabase.realtime(CHECK_TIMEOUT_S) as sock:
+        config = api.join_config([api.message_inserts(ctx.conversation_id, ctx.names)])
+        reply = _found(sock.join(api.topic(f"smoke-{ctx.conversation_id}"), config, bob.token))
+        if api.reply_status(reply) != "ok":
             raise CheckFailed(f"realtime join refused: {_redact(json.dumps(reply['payload']))[:200]}")
         client_msg_id = f"smoke-{uuid.uuid4().hex[:12]}"
-        body = {"conversation_id": ctx.conversation_id, "sender_id": alice.id, "client_msg_id": client_msg_id}
+        row = {"conversation_id": ctx.conversation_id, "sender_id": alice.id, "client_msg_id": client_msg_id}
         sent_at = time.perf_counter()
         rows = _expect(
-            ctx.http.post(
-                f"{ctx.target.url}/rest/v1/messages",
-                headers=ctx.headers(alice.token, Prefer="return=representation"),
-                json={**body, "content": "smoke check"},
-            ),
+            ctx.supabase.insert(ctx.names.messages, {**row, "content": "smoke check"}, token=alice.token),
             201,
             "send message",
         )
         ctx.message_id = str(rows[0]["id"])
 
         def delivered(frame: dict[str, Any]) -> bool:
-            record = frame.get("payload", {}).get("data", {}).get("record", {})
-            return frame.get("event") == "postgres_changes" and record.get("client_msg_id") == client_msg_id
+            record = api.change_record(frame)
+            return record is not None and record.get("client_msg_id") == client_msg_id
 
-        _next_frame(sock, delivered)
+        _found(sock.next_frame(delivered))
         delivery_ms = (time.perf_counter() - sent_at) * 1000
-    finally:
-        sock.close()
     return f"bob received alice's message over realtime {delivery_ms:.0f} ms after the insert was sent"
 
 
-def _next_frame(sock: websocket.WebSocket, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    deadline = time.monotonic() + CHECK_TIMEOUT_S
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.1, deadline - time.monotonic()))
-        frame = json.loads(sock.recv())
-        if isinstance(frame, dict) and wanted(frame):
-            return frame
-    raise CheckFailed(f"no matching realtime frame within {CHECK_TIMEOUT_S:g} s")
+def _found(frame: dict[str, Any] | None) -> dict[str, Any]:
+    if frame is None:
+        raise CheckFailed(f"no matching realtime frame within {CHECK_TIMEOUT_S:g} s")
+    return frame
 
 
 def _meeting_join(ctx: _Context) -> str:
     alice = ctx.user("alice")
     room = ctx.conversation()
-    grant = _expect(
-        ctx.http.post(
-            f"{ctx.target.url}/functions/v1/livekit-token", headers=ctx.headers(alice.token), json={"room": room}
-        ),
-        200,
-        "livekit-token function",
-    )
+    grant = _expect(ctx.supabase.livekit_token(room, token=alice.token), 200, f"{ctx.names.livekit_function} function")
     livekit_url = str(grant["url"]).rstrip("/")
     # The function names the LiveKit server: it must pass the same safety rule as the target itself.
     check_allowed(Target(url=ctx.target.url, env={"LIVEKIT_URL": livekit_url}), ctx.confirm_remote)
@@ -256,10 +217,8 @@ def _file_transfer(ctx: _Context) -> str:
     alice, bob = ctx.user("alice"), ctx.user("bob")
     path = f"{ctx.conversation()}/smoke-{uuid.uuid4().hex[:8]}.bin"
     data = secrets.token_bytes(FILE_BYTES)
-    url = f"{ctx.target.url}/storage/v1/object/{BUCKET}/{path}"
-    files = {"file": (path.rsplit("/", 1)[1], data, "application/octet-stream")}
-    _expect(ctx.http.post(url, headers=ctx.headers(alice.token), files=files), 200, "upload")
-    download = ctx.http.get(url, headers=ctx.headers(bob.token))
+    _expect(ctx.supabase.upload(path, data, token=alice.token), 200, "upload")
+    download = ctx.supabase.download(path, token=bob.token)
     if download.status_code != 200:
         raise CheckFailed(f"download answered {download.status_code}: {_redact(download.text[:200])}")
     if download.content != data:
@@ -270,18 +229,14 @@ def _file_transfer(ctx: _Context) -> str:
 def _rls_stranger(ctx: _Context) -> str:
     stranger, alice = ctx.user("stranger"), ctx.user("alice")
     conversation_id = ctx.conversation()
-    rest = f"{ctx.target.url}/rest/v1"
-    params = {"select": "id", "conversation_id": f"eq.{conversation_id}"}
-    own = _expect(ctx.http.get(f"{rest}/messages", headers=ctx.headers(alice.token), params=params), 200, "read")
+    names, select = ctx.names, ctx.supabase.select
+    in_conversation = {"conversation_id": api.eq(conversation_id)}
+    own = _expect(select(names.messages, columns="id", filters=in_conversation, token=alice.token), 200, "read")
     if not own:
         raise CheckFailed("the conversation's own member reads no messages, so the probe would prove nothing")
-    seen = _expect(ctx.http.get(f"{rest}/messages", headers=ctx.headers(stranger.token), params=params), 200, "read")
+    seen = _expect(select(names.messages, columns="id", filters=in_conversation, token=stranger.token), 200, "read")
     convs = _expect(
-        ctx.http.get(
-            f"{rest}/conversations", headers=ctx.headers(stranger.token), params={"id": f"eq.{conversation_id}"}
-        ),
-        200,
-        "read",
+        select(names.conversations, filters={"id": api.eq(conversation_id)}, token=stranger.token), 200, "read"
     )
     if seen or convs:
         raise CheckFailed(f"a stranger read {len(seen)} message(s) and {len(convs)} conversation(s) of another user")
@@ -333,12 +288,10 @@ def _web_security_headers(ctx: _Context) -> str:
 def _china_routing(ctx: _Context) -> str:
     seen = {}
     for country, expected in (("CN", JAPAN), ("SG", SINGAPORE)):
-        response = ctx.http.get(
-            f"{ctx.target.url}/rest/v1/conversations",
-            params={"select": "id", "limit": "1"},
-            headers=ctx.headers(**{"CloudFront-Viewer-Country": country}),
+        response = ctx.supabase.select(
+            ctx.names.conversations, columns="id", limit=1, headers={api.VIEWER_COUNTRY: country}
         )
-        region = response.headers.get(REGION_HEADER)
+        region = ctx.supabase.region(response)
         if response.status_code != 200 or region != expected:
             raise CheckFailed(f"{country} viewers served by {region!r} (status {response.status_code}), not {expected}")
         seen[country] = region
@@ -365,8 +318,13 @@ def run_checklist(target: Target, *, china: bool | None = None, confirm_remote: 
     from a header) adds the China routing check; a real CloudFront sets that header itself."""
     with_china = target.reference if china is None else china
     results: list[CheckResult] = []
+    names = target.config.names if target.config is not None else Names()
+    anon_key = target.env.get("SUPABASE_ANON_KEY", "")
+    service_key = target.env.get("SUPABASE_SERVICE_ROLE_KEY", "")
     with httpx.Client(timeout=CHECK_TIMEOUT_S) as http:
-        ctx = _Context(target=target, http=http, confirm_remote=confirm_remote)
+        supabase = SupabaseClient(target.url, anon_key, names=names, http=http)
+        admin = supabase.with_key(service_key) if service_key else None
+        ctx = _Context(target=target, http=http, supabase=supabase, admin=admin, confirm_remote=confirm_remote)
         try:
             for name, check in _CHECKS:
                 if name == "china_routing" and not with_china:
@@ -393,15 +351,10 @@ def _cleanup(ctx: _Context) -> None:
     with contextlib.suppress(httpx.HTTPError, CheckFailed):
         if ctx.conversation_id:
             alice = ctx.user("alice")
-            ctx.http.delete(
-                f"{ctx.target.url}/rest/v1/conversations",
-                headers=ctx.headers(alice.token),
-                params={"id": f"eq.{ctx.conversation_id}"},
-            )
-    if not ctx.service_key:
+            ctx.supabase.delete(ctx.names.conversations, filters={"id": api.eq(ctx.conversation_id)}, token=alice.token)
+    if ctx.admin is None:
         return
-    service = {"apikey": ctx.service_key, "Authorization": f"Bearer {ctx.service_key}"}
     for user in ctx.users.values():
         if user.id:
             with contextlib.suppress(httpx.HTTPError):
-                ctx.http.delete(f"{ctx.target.url}/auth/v1/admin/users/{user.id}", headers=service)
+                ctx.admin.admin_delete_user(user.id)

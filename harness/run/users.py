@@ -2,12 +2,14 @@
 credentials file; remove them all again.
 
     provision(target, count, group_size, prefix=, run_id=)
-      1. POST /auth/v1/admin/users ×count   (bounded thread pool; email_confirm: true; tagged in user_metadata)
+      1. admin create-user ×count   (bounded thread pool; confirmed; tagged in user_metadata)
       2. profiles: the sign-up trigger makes them; any missing are inserted (a project without the trigger)
-      3. POST /rest/v1/conversations, /rest/v1/conversation_members   (JSON arrays, ids chosen here)
+      3. conversations, then members: batched REST inserts (JSON arrays, ids chosen here)
       → Credentials (users with passwords, conversations with members, target URL; never the service key)
     cleanup(target, credentials | prefix)
-      messages → members → conversations → profiles → users (admin DELETE)
+      messages → members → conversations → profiles → users (admin delete)
+
+Table names are the deployment's (`TargetConfig.names`); the protocol is `harness.clients.supabase` (sync client).
 
 Everything is tagged so a prefix alone finds it again: emails are `<prefix>.<run_id>.<n>@<domain>`, conversation
 titles `<prefix>.<run_id>.<kind>.<block>.<i>`. The layout (blocks, ring pairs, one group per block) is
@@ -22,13 +24,15 @@ from __future__ import annotations
 import contextlib
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from harness.clients.supabase import api
+from harness.clients.supabase.sync import SupabaseClient
 from harness.errors import ConfigError, HarnessError, ProvisionError, TargetUnreachable
 from harness.model.assign import Layout, block_conversations
 from harness.model.credentials import Conversation, Credentials, User, check_tag
@@ -53,24 +57,29 @@ Progress = Callable[[str, int, int], None]
 
 
 class _Admin:
-    """The service-role HTTP calls provisioning and cleanup make; errors become ProvisionError / TargetUnreachable."""
+    """The service-role calls provisioning and cleanup make; errors become ProvisionError / TargetUnreachable."""
 
     def __init__(self, target: TargetConfig, purpose: str) -> None:
         key = target.require_service_key(purpose).reveal()
         self.target = target
-        self.client = httpx.Client(
-            base_url=target.supabase_url,
-            headers={"apikey": key, "Authorization": f"Bearer {key}"},
-            timeout=target.http_timeout_s,
-            limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY),
+        self.names = target.names
+        self.client = SupabaseClient(
+            target.supabase_url,
+            key,
+            names=target.names,
+            timeout_s=target.http_timeout_s,
+            max_connections=CONCURRENCY,
         )
 
     def close(self) -> None:
         self.client.close()
 
-    def call(self, what: str, method: str, url: str, ok: Sequence[int], **kwargs: Any) -> httpx.Response:
+    def call(
+        self, what: str, ok: Sequence[int], send: Callable[..., httpx.Response], *args: Any, **kwargs: Any
+    ) -> httpx.Response:
+        """`send(*args, **kwargs)` (a SupabaseClient method); its response when the status is in `ok`."""
         try:
-            response = self.client.request(method, url, **kwargs)
+            response = send(*args, **kwargs)
         except httpx.HTTPError as exc:
             raise TargetUnreachable(
                 f"{what}: {self.target.supabase_url} did not answer ({type(exc).__name__}: {exc})"
@@ -79,12 +88,9 @@ class _Admin:
             raise _http_error(what, response)
         return response
 
-    def rest(self, what: str, method: str, table: str, ok: Sequence[int], **kwargs: Any) -> httpx.Response:
-        return self.call(what, method, f"/rest/v1/{table}", ok, **kwargs)
-
 
 def _http_error(what: str, response: httpx.Response) -> HarnessError:
-    # GoTrue (both error shapes, PROTOCOLS.md §2.4), PostgREST (§3.3) and gateway bodies: "<code> <message>".
+    # GoTrue (both error shapes, docs/protocols.md §2.4), PostgREST (§3.3) and gateway bodies: "<code> <message>".
     try:
         body = response.json()
         code = next((body[k] for k in ("error_code", "code") if isinstance(body.get(k), str)), "")
@@ -101,10 +107,6 @@ def _http_error(what: str, response: httpx.Response) -> HarnessError:
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _in(ids: Iterable[str]) -> str:
-    return "in.(" + ",".join(ids) + ")"
 
 
 def _parallel(jobs: Sequence[Any], run: Callable[[Any], Any], phase: str, progress: Progress | None) -> list[Any]:
@@ -177,13 +179,10 @@ def _create_users(
     def create(index: int) -> User:
         email = f"{prefix}.{run_id}.{index}@{domain}"
         password = secrets.token_urlsafe(18)
-        body = {
-            "email": email,
-            "password": password,
-            "email_confirm": True,
-            "user_metadata": {"display_name": f"{prefix} {index}", "harness_prefix": prefix, "harness_run": run_id},
-        }
-        response = admin.call(f"create user {email}", "POST", "/auth/v1/admin/users", (200, 201), json=body)
+        metadata = {"display_name": f"{prefix} {index}", "harness_prefix": prefix, "harness_run": run_id}
+        response = admin.call(
+            f"create user {email}", (200, 201), admin.client.admin_create_user, email, password, metadata
+        )
         user_id = str(response.json()["id"])
         created.append(user_id)  # list.append is atomic: safe from the pool's threads
         return User(index, user_id, email, password)
@@ -192,19 +191,18 @@ def _create_users(
 
 
 def _ensure_profiles(admin: _Admin, users: list[User], progress: Progress | None) -> None:
-    table = admin.target.names.profiles
+    table = admin.names.profiles
     missing: list[User] = []
     for done, batch in enumerate(_chunks(users, FILTER_IDS), start=1):
-        response = admin.rest(
-            "read profiles", "GET", table, (200,), params={"select": "id", "id": _in(u.id for u in batch)}
-        )
+        ids = {"id": api.in_(u.id for u in batch)}
+        response = admin.call("read profiles", (200,), admin.client.select, table, columns="id", filters=ids)
         have = {row["id"] for row in response.json()}
         missing += [u for u in batch if u.id not in have]
         if progress is not None:
             progress("profiles", min(done * FILTER_IDS, len(users)), len(users))
     for batch in _chunks(missing, BATCH_ROWS):
         rows = [{"id": u.id, "display_name": u.email.split("@", 1)[0]} for u in batch]
-        admin.rest("create profiles", "POST", table, (201,), json=rows, headers={"Prefer": "return=minimal"})
+        admin.call("create profiles", (201,), admin.client.insert, table, rows, returning=False)
 
 
 def _plan_conversations(users: list[User], group_size: int, prefix: str, run_id: str) -> list[Conversation]:
@@ -218,13 +216,12 @@ def _plan_conversations(users: list[User], group_size: int, prefix: str, run_id:
 
 
 def _insert_conversations(admin: _Admin, conversations: list[Conversation], progress: Progress | None) -> None:
-    names = admin.target.names
-    minimal = {"Prefer": "return=minimal"}
+    names, insert = admin.names, admin.client.insert
     for done, batch in enumerate(_chunks(conversations, BATCH_ROWS), start=1):
         rows = [
             {"id": c.id, "title": c.title, "is_group": c.kind == "group", "created_by": c.members[0]} for c in batch
         ]
-        admin.rest("create conversations", "POST", names.conversations, (201,), json=rows, headers=minimal)
+        admin.call("create conversations", (201,), insert, names.conversations, rows, returning=False)
         if progress is not None:
             progress("conversations", min(done * BATCH_ROWS, len(conversations)), len(conversations))
     members = [
@@ -233,7 +230,7 @@ def _insert_conversations(admin: _Admin, conversations: list[Conversation], prog
         for i, m in enumerate(c.members)
     ]
     for done, batch in enumerate(_chunks(members, BATCH_ROWS), start=1):
-        admin.rest("add members", "POST", names.members, (201,), json=list(batch), headers=minimal)
+        admin.call("add members", (201,), insert, names.members, batch, returning=False)
         if progress is not None:
             progress("members", min(done * BATCH_ROWS, len(members)), len(members))
 
@@ -268,9 +265,7 @@ def cleanup(target: TargetConfig, what: Credentials | str, *, progress: Progress
 def _users_with_prefix(admin: _Admin, prefix: str) -> list[str]:
     ids: list[str] = []
     for page in range(1, 100_000):
-        response = admin.call(
-            "list users", "GET", "/auth/v1/admin/users", (200,), params={"page": page, "per_page": PAGE_USERS}
-        )
+        response = admin.call("list users", (200,), admin.client.admin_list_users, page, PAGE_USERS)
         users = response.json().get("users", [])
         ids += [u["id"] for u in users if str(u.get("email", "")).startswith(f"{prefix}.")]
         if len(users) < PAGE_USERS:
@@ -279,43 +274,39 @@ def _users_with_prefix(admin: _Admin, prefix: str) -> list[str]:
 
 
 def _conversations_with_prefix(admin: _Admin, prefix: str) -> list[str]:
-    response = admin.rest(
-        "list conversations", "GET", admin.target.names.conversations, (200,),
-        params={"select": "id", "title": f"like.{prefix}.*"},
+    response = admin.call(
+        "list conversations", (200,), admin.client.select, admin.names.conversations, columns="id",
+        filters={"title": api.like(f"{prefix}.*")},
     )  # fmt: skip
     return [row["id"] for row in response.json()]
 
 
 def _remove(admin: _Admin, user_ids: list[str], conversation_ids: list[str], progress: Progress | None) -> None:
-    names = admin.target.names
-    minimal = {"Prefer": "return=minimal"}
+    names, select, delete = admin.names, admin.client.select, admin.client.delete
     deleted = (200, 204)
     # Conversations the users created during a run (not in the credentials) go too, with their messages.
     known = set(conversation_ids)
     for batch in _chunks(user_ids, FILTER_IDS):
-        response = admin.rest("list conversations", "GET", names.conversations, (200,),
-                              params={"select": "id", "created_by": _in(batch)})  # fmt: skip
+        response = admin.call("list conversations", (200,), select, names.conversations, columns="id",
+                              filters={"created_by": api.in_(batch)})  # fmt: skip
         extra = [row["id"] for row in response.json() if row["id"] not in known]
         known.update(extra)
         conversation_ids = [*conversation_ids, *extra]
     for batch in _chunks(conversation_ids, FILTER_IDS):
-        admin.rest("delete messages", "DELETE", names.messages, deleted, params={"conversation_id": _in(batch)},
-                   headers=minimal)  # fmt: skip
-        admin.rest("delete members", "DELETE", names.members, deleted, params={"conversation_id": _in(batch)},
-                   headers=minimal)  # fmt: skip
-        admin.rest("delete conversations", "DELETE", names.conversations, deleted, params={"id": _in(batch)},
-                   headers=minimal)  # fmt: skip
+        in_batch = api.in_(batch)
+        admin.call("delete messages", deleted, delete, names.messages, filters={"conversation_id": in_batch})
+        admin.call("delete members", deleted, delete, names.members, filters={"conversation_id": in_batch})
+        admin.call("delete conversations", deleted, delete, names.conversations, filters={"id": in_batch})
     if progress is not None and conversation_ids:
         progress("conversations", len(conversation_ids), len(conversation_ids))
     for batch in _chunks(user_ids, FILTER_IDS):
         # Anything else the users left behind (messages or memberships elsewhere, e.g. made by a load test).
-        admin.rest("delete messages", "DELETE", names.messages, deleted, params={"sender_id": _in(batch)},
-                   headers=minimal)  # fmt: skip
-        admin.rest("delete members", "DELETE", names.members, deleted, params={"user_id": _in(batch)},
-                   headers=minimal)  # fmt: skip
-        admin.rest("delete profiles", "DELETE", names.profiles, deleted, params={"id": _in(batch)}, headers=minimal)
+        in_batch = api.in_(batch)
+        admin.call("delete messages", deleted, delete, names.messages, filters={"sender_id": in_batch})
+        admin.call("delete members", deleted, delete, names.members, filters={"user_id": in_batch})
+        admin.call("delete profiles", deleted, delete, names.profiles, filters={"id": in_batch})
 
     def delete_user(user_id: str) -> None:
-        admin.call("delete user", "DELETE", f"/auth/v1/admin/users/{user_id}", (200, 204, 404))
+        admin.call("delete user", (200, 204, 404), admin.client.admin_delete_user, user_id)
 
     _parallel(user_ids, delete_user, "delete users", progress)

@@ -14,7 +14,7 @@ import random
 from gevent import GreenletExit
 from locust import User
 
-from harness.clients.supabase import SupabaseSession
+from harness.clients.supabase.session import SupabaseSession
 from harness.model.assign import Assignment
 from harness.model.target import TargetConfig
 from harness.scenarios.runstate import RunState, install, state_of
@@ -68,7 +68,7 @@ class AccountUser(User):
             user_class=type(self).__name__,
             group=self.user_group,
             headers=viewer_headers(self.country),
-            bucket=target.names.bucket,
+            names=target.names,
         )
         self.signed_in()
 

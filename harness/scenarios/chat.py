@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from harness.clients.realtime import Channel, RealtimeClient, postgres_binding
-from harness.clients.supabase import SupabaseSession
+from harness.clients.supabase.session import SupabaseSession
 from harness.model.delivery import Envelope
 from harness.scenarios.delivery import DeliveryRecorder
 from harness.scenarios.viewer import viewer_headers
@@ -38,7 +38,7 @@ class Chat:
         run_id: str,
         next_seq: Callable[[str], int],
         *,
-        table: str = "messages",
+        table: str | None = None,
         headers: dict[str, str] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -49,7 +49,8 @@ class Chat:
         self.run_id = run_id
         self.next_seq = next_seq
         """Per-sender sequence numbers kept by the process, so a user replayed after a stop never reuses one."""
-        self.table = table
+        self.table = table or session.names.messages
+        """HARNESS_TABLE_MESSAGES (the session's names unless given)."""
         self.rng = rng or random.Random()
         reporter = session.reporter
         self.realtime = RealtimeClient(

@@ -12,7 +12,7 @@ import random
 import uuid
 from typing import TYPE_CHECKING
 
-from harness.clients.supabase import SupabaseSession
+from harness.clients.supabase.session import SupabaseSession
 from harness.scenarios.runstate import RunState
 from harness.scenarios.sizes import MAX_BYTES, SizeDistribution
 

@@ -22,7 +22,7 @@ import gevent
 
 from harness.clients.events import RequestEvent, RequestFailed
 from harness.clients.livekit import LiveKitClient
-from harness.clients.supabase import SupabaseSession
+from harness.clients.supabase.session import SupabaseSession
 from harness.model.metrics import MEETING_JOIN_NAME, MEETING_RTT_NAME, MEETING_TYPE
 
 if TYPE_CHECKING:

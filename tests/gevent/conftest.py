@@ -22,7 +22,7 @@ import gevent  # noqa: E402
 import pytest  # noqa: E402
 
 from harness.clients.events import ListEvent  # noqa: E402
-from harness.clients.supabase import SupabaseSession  # noqa: E402
+from harness.clients.supabase.session import SupabaseSession  # noqa: E402
 from harness.model import keys  # noqa: E402
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts  # noqa: E402
 

@@ -7,7 +7,7 @@ from locust.stats import StatsError
 
 from harness.clients.events import CallbackEvent, ListEvent, Reporter, RequestFailed, render_failure
 from harness.clients.http import error_fields, redact
-from harness.clients.supabase import SupabaseSession
+from harness.clients.supabase.session import SupabaseSession
 from harness.model import keys
 from harness.refstack.stack import ReferenceStack
 

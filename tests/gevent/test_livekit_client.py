@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from harness.clients.events import ListEvent
 from harness.clients.livekit import LiveKitClient, http_url
-from harness.clients.supabase import SupabaseSession
+from harness.clients.supabase.session import SupabaseSession
 from harness.model import keys
 from harness.refstack.stack import ReferenceStack
 

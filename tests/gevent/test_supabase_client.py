@@ -7,8 +7,9 @@ import uuid
 from collections.abc import Callable
 
 from harness.clients.events import ListEvent, RequestFailed
-from harness.clients.supabase import SupabaseSession
+from harness.clients.supabase.session import SupabaseSession
 from harness.model import keys
+from harness.model.target import Names
 from harness.refstack.stack import PRIMARY_REGION, ReferenceStack
 
 SignedIn = Callable[..., SupabaseSession]
@@ -181,3 +182,17 @@ def test_unreachable_target_is_a_failure_not_an_exception(events: ListEvent) -> 
     assert reply.status == 0 and reply.error is not None
     assert str(reply.error).startswith("REST select messages:")
     assert events.names(failed=True) == ["REST select messages"]
+
+
+def test_the_configured_names_pick_the_token_function_and_bucket(
+    signed_in: SignedIn, events: ListEvent, conversation: Callable[..., str]
+) -> None:
+    # The reference stack serves only its own names: a refusal naming ours shows which path was asked for.
+    alice = signed_in(events, names=Names(bucket="chat-files", livekit_function="meeting-token"))
+    conversation_id = conversation(alice)
+    refused = alice.livekit_token(conversation_id)
+    assert refused.status == 404 and "'meeting-token' not found" in str(refused.error)
+    assert events.names()[-1] == "FUNC meeting-token"
+    upload = alice.upload(f"{conversation_id}/x.bin", b"x")
+    assert alice.bucket == "chat-files" and str(upload.error) == 'STORAGE upload: 400 NoSuchBucket "Bucket not found"'
+    assert alice.upload(f"{conversation_id}/x.bin", b"x", bucket="attachments").ok

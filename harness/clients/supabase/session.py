@@ -1,13 +1,14 @@
 """`SupabaseSession`: one user's gevent client for Supabase auth, REST, Storage and Edge Functions.
 
-    user class ──► SupabaseSession ──► Transport (FastHttpSession) ──► /auth/v1 /rest/v1 /storage/v1 /functions/v1
+    user class ──► SupabaseSession ──► Transport (FastHttpSession) ──► auth, rest, storage, functions (api.py paths)
                         │ keeps the user's tokens; refreshes < `refresh_margin_s` before expiry, or once on a 401
                         └─► token listeners (RealtimeClient pushes the new token to its channels)
 
 Every call fires one Locust `request` event (`AUTH`, `REST`, `STORAGE`, `FUNC`) with a name without ids
 (`REST select messages`, `STORAGE upload`) and returns a `Reply`; failures are values, never raised, so a user
-class decides what a failure means. Importing this module loads Locust, which monkey-patches the process with
-gevent: use it only in Locust workers, gevent scripts and `tests/gevent/`.
+class decides what a failure means. Paths, headers and bodies come from `api` (docs/protocols.md §2-§6); the
+bucket and the token function from `Names`. Importing this module loads Locust, which monkey-patches the process
+with gevent: use it only in Locust workers, gevent scripts and `tests/gevent/`.
 """
 
 from __future__ import annotations
@@ -16,23 +17,22 @@ import base64
 import json
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from harness.clients.events import Reporter, RequestEvent, RequestFailed
 from harness.clients.http import Reply, Transport
+from harness.clients.supabase import api
+from harness.clients.supabase.api import DUPLICATE, Filters
+from harness.model.target import Names
 
 REFRESH_MARGIN_S = 60.0
 """Refresh the access token when less than this is left before it expires (supabase-js uses a similar margin)."""
-DUPLICATE = frozenset({(409, "23505")})
-"""A retried insert that hits a unique key (e.g. `client_msg_id` per sender) was already delivered."""
 CLIENT_INFO = "harness-gevent/1"
 
-Filters = Mapping[str, str] | Sequence[tuple[str, str]]
-"""PostgREST filters as query pairs: {"conversation_id": "eq.<uuid>", "created_at": "gt.2024-01-01"}."""
 TokenListener = Callable[[str], None]
+
+__all__ = ["CLIENT_INFO", "DUPLICATE", "REFRESH_MARGIN_S", "Filters", "SupabaseSession", "TokenListener"]
 
 
 class SupabaseSession:
@@ -48,7 +48,8 @@ class SupabaseSession:
         user_class: str = "",
         group: str = "",
         headers: Mapping[str, str] | None = None,
-        bucket: str = "attachments",
+        names: Names | None = None,
+        bucket: str | None = None,
         refresh_margin_s: float = REFRESH_MARGIN_S,
         network_timeout_s: float = 60.0,
         connection_timeout_s: float = 60.0,
@@ -56,8 +57,10 @@ class SupabaseSession:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.anon_key = anon_key
-        self.bucket = bucket
-        """Storage bucket used when a call names none (the app's is `attachments`)."""
+        self.names = names or api.DEFAULT_NAMES
+        """The deployment's table, bucket and function names (HARNESS_TABLE_* ...)."""
+        self.bucket = bucket or self.names.bucket
+        """Storage bucket used when a call names none (HARNESS_STORAGE_BUCKET)."""
         self.refresh_margin_s = refresh_margin_s
         self.reporter = Reporter(
             environment=environment, request_event=request_event, user_class=user_class, group=group
@@ -85,29 +88,19 @@ class SupabaseSession:
 
     # -- auth ------------------------------------------------------------------------------------------------------
     def _auth_headers(self, bearer: str | None = None) -> dict[str, str]:
-        return {
-            "apikey": self.anon_key,
-            "Authorization": f"Bearer {bearer or self.anon_key}",
-            "Content-Type": "application/json;charset=UTF-8",
-            "X-Supabase-Api-Version": "2024-01-01",
-            "X-Client-Info": CLIENT_INFO,
-        }
+        return api.auth_headers(self.anon_key, bearer, CLIENT_INFO)
 
     def sign_in(self, email: str, password: str) -> Reply:
         """Password grant (`AUTH sign-in`); on success the session holds the user's tokens."""
-        body = json.dumps({"email": email, "password": password, "gotrue_meta_security": {"captcha_token": None}})
-        reply = self.transport.call(
-            "AUTH", "sign-in", "POST", "/auth/v1/token?grant_type=password", headers=self._auth_headers(), body=body
-        )
+        body = json.dumps(api.password_body(email, password))
+        reply = self.transport.call("AUTH", "sign-in", "POST", api.SIGN_IN, headers=self._auth_headers(), body=body)
         self._take_session(reply)
         return reply
 
     def sign_up(self, email: str, password: str, data: Mapping[str, Any] | None = None) -> Reply:
         """Email sign-up (`AUTH sign-up`); with autoconfirm the reply is a session and the user is signed in."""
-        body = json.dumps({"email": email, "password": password, "data": dict(data or {})})
-        reply = self.transport.call(
-            "AUTH", "sign-up", "POST", "/auth/v1/signup", headers=self._auth_headers(), body=body
-        )
+        body = json.dumps(api.sign_up_body(email, password, data))
+        reply = self.transport.call("AUTH", "sign-up", "POST", api.SIGN_UP, headers=self._auth_headers(), body=body)
         if reply.ok and isinstance(reply.body, dict) and "access_token" in reply.body:
             self._take_session(reply)
         return reply
@@ -116,12 +109,9 @@ class SupabaseSession:
         self, service_role_key: str, email: str, password: str, user_metadata: Mapping[str, Any] | None = None
     ) -> Reply:
         """Create a confirmed user with the service-role key (`AUTH admin create-user`): for seeding test users."""
-        headers = self._auth_headers(service_role_key)
-        headers["apikey"] = service_role_key
-        body = {"email": email, "password": password, "email_confirm": True, "user_metadata": dict(user_metadata or {})}
-        return self.transport.call(
-            "AUTH", "admin create-user", "POST", "/auth/v1/admin/users", headers=headers, body=json.dumps(body)
-        )
+        headers = api.auth_headers(service_role_key, client_info=CLIENT_INFO)
+        body = json.dumps(api.admin_user_body(email, password, user_metadata))
+        return self.transport.call("AUTH", "admin create-user", "POST", api.ADMIN_USERS, headers=headers, body=body)
 
     def refresh(self) -> Reply:
         """Refresh-token grant (`AUTH refresh`); refresh tokens rotate, so the new one replaces the old."""
@@ -129,14 +119,7 @@ class SupabaseSession:
             failure = RequestFailed("AUTH refresh", 0, "no_session", "sign in before refreshing")
             return Reply(0, None, 0.0, error=failure)
         body = json.dumps({"refresh_token": self.refresh_token})
-        reply = self.transport.call(
-            "AUTH",
-            "refresh",
-            "POST",
-            "/auth/v1/token?grant_type=refresh_token",
-            headers=self._auth_headers(),
-            body=body,
-        )
+        reply = self.transport.call("AUTH", "refresh", "POST", api.REFRESH, headers=self._auth_headers(), body=body)
         self._take_session(reply)
         return reply
 
@@ -199,7 +182,7 @@ class SupabaseSession:
     ) -> Reply:
         self.ensure_fresh()
         for attempt in range(2):
-            all_headers = {"apikey": self.anon_key, "Authorization": f"Bearer {self._bearer()}", **(headers or {})}
+            all_headers = {**api.key_headers(self.anon_key, self._bearer()), **(headers or {})}
             reply = self.transport.call(
                 request_type,
                 name,
@@ -220,20 +203,6 @@ class SupabaseSession:
         return reply
 
     # -- REST (PostgREST) ------------------------------------------------------------------------------------------
-    @staticmethod
-    def _rest_headers(prefer: str | None = None, single: bool = False) -> dict[str, str]:
-        headers = {"Accept-Profile": "public", "Content-Profile": "public", "Content-Type": "application/json"}
-        if prefer:
-            headers["Prefer"] = prefer
-        if single:
-            headers["Accept"] = "application/vnd.pgrst.object+json"
-        return headers
-
-    @staticmethod
-    def _query(params: Iterable[tuple[str, str]]) -> str:
-        pairs = list(params)
-        return "?" + urlencode(pairs, quote_via=quote) if pairs else ""
-
     def select(
         self,
         table: str,
@@ -247,16 +216,9 @@ class SupabaseSession:
         count: str | None = None,
     ) -> Reply:
         """`GET /rest/v1/<table>?select=…` (`REST select <table>`); `order` like "created_at.desc"."""
-        params = [("select", columns), *_pairs(filters)]
-        if order:
-            params.append(("order", order))
-        if limit is not None:
-            params.append(("limit", str(limit)))
-        if offset is not None:
-            params.append(("offset", str(offset)))
+        path = api.rest(table, api.select_params(columns, filters, order=order, limit=limit, offset=offset))
         prefer = f"count={count}" if count else None
-        path = f"/rest/v1/{table}{self._query(params)}"
-        return self._call("REST", f"select {table}", "GET", path, headers=self._rest_headers(prefer, single))
+        return self._call("REST", f"select {table}", "GET", path, headers=api.rest_headers(prefer, single))
 
     def insert(
         self,
@@ -270,42 +232,30 @@ class SupabaseSession:
     ) -> Reply:
         """`POST /rest/v1/<table>` (`REST insert <table>`). With `duplicate_ok`, 409 23505 counts as delivered
         (the reply is marked `duplicate`): how a retried message send with the same `client_msg_id` is judged."""
-        prefer = ["return=representation" if returning else "return=minimal"]
-        if upsert:
-            prefer.append("resolution=merge-duplicates")
-        params = [("on_conflict", on_conflict)] if on_conflict else []
-        if not isinstance(rows, Mapping):
-            columns = sorted({key for row in rows for key in row})
-            params.append(("columns", ",".join(f'"{c}"' for c in columns)))
-        path = f"/rest/v1/{table}{self._query(params)}"
+        path = api.rest(table, api.insert_params(rows, on_conflict))
         return self._call(
             "REST",
             f"insert {table}",
             "POST",
             path,
-            headers=self._rest_headers(",".join(prefer)),
+            headers=api.rest_headers(api.prefer(returning=returning, upsert=upsert)),
             body=json.dumps(rows if isinstance(rows, Mapping) else list(rows)),
             ok_errors=DUPLICATE if duplicate_ok else frozenset(),
         )
 
     def update(self, table: str, values: Mapping[str, Any], *, filters: Filters, returning: bool = True) -> Reply:
         """`PATCH /rest/v1/<table>?<filters>` (`REST update <table>`)."""
-        prefer = "return=representation" if returning else "return=minimal"
-        path = f"/rest/v1/{table}{self._query(_pairs(filters))}"
-        return self._call(
-            "REST", f"update {table}", "PATCH", path, headers=self._rest_headers(prefer), body=json.dumps(dict(values))
-        )
+        headers = api.rest_headers(api.prefer(returning=returning))
+        path = api.rest(table, api.pairs(filters))
+        return self._call("REST", f"update {table}", "PATCH", path, headers=headers, body=json.dumps(dict(values)))
 
     def delete(self, table: str, *, filters: Filters, returning: bool = False) -> Reply:
         """`DELETE /rest/v1/<table>?<filters>` (`REST delete <table>`)."""
-        prefer = "return=representation" if returning else "return=minimal"
-        path = f"/rest/v1/{table}{self._query(_pairs(filters))}"
-        return self._call("REST", f"delete {table}", "DELETE", path, headers=self._rest_headers(prefer))
+        headers = api.rest_headers(api.prefer(returning=returning))
+        path = api.rest(table, api.pairs(filters))
+        return self._call("REST", f"delete {table}", "DELETE", path, headers=headers)
 
     # -- Storage ---------------------------------------------------------------------------------------------------
-    def _object_path(self, path: str, bucket: str | None) -> str:
-        return f"{bucket or self.bucket}/{quote(path.lstrip('/'))}"
-
     def upload(
         self,
         path: str,
@@ -321,7 +271,7 @@ class SupabaseSession:
         bytes as the body. The app names objects `<conversation_id>/<file>`."""
         headers = {"x-upsert": "true" if upsert else "false"}
         if multipart:
-            body, headers["Content-Type"] = _multipart(path.rsplit("/", 1)[-1], data, content_type, cache_control_s)
+            body, headers["Content-Type"] = api.multipart(path.rsplit("/", 1)[-1], data, content_type, cache_control_s)
         else:
             body = data
             headers["Content-Type"] = content_type
@@ -330,7 +280,7 @@ class SupabaseSession:
             "STORAGE",
             "upload",
             "POST",
-            f"/storage/v1/object/{self._object_path(path, bucket)}",
+            api.storage_object(bucket or self.bucket, path),
             headers=headers,
             body=body,
             context={"bytes_sent": len(data)},
@@ -338,7 +288,7 @@ class SupabaseSession:
 
     def download(self, path: str, *, bucket: str | None = None) -> Reply:
         """`GET /storage/v1/object/<bucket>/<path>` (`STORAGE download`); `body` is the bytes."""
-        return self._download("download", f"/storage/v1/object/{self._object_path(path, bucket)}")
+        return self._download("download", api.storage_object(bucket or self.bucket, path))
 
     def _download(self, name: str, url: str) -> Reply:
         return self._call("STORAGE", name, "GET", url, binary=True)
@@ -350,26 +300,24 @@ class SupabaseSession:
             "STORAGE",
             "sign",
             "POST",
-            f"/storage/v1/object/sign/{self._object_path(path, bucket)}",
+            api.storage_sign(bucket or self.bucket, path),
             headers={"Content-Type": "application/json"},
             body=json.dumps({"expiresIn": str(expires_in_s)}),
         )
 
     def fetch_signed(self, signed_url: str) -> Reply:
         """GET a signed URL (`STORAGE fetch signed`): absolute, or relative to `/storage/v1` as `sign` returns it."""
-        url = signed_url if "://" in signed_url else "/storage/v1/" + signed_url.lstrip("/")
-        return self._download("fetch signed", url)
+        return self._download("fetch signed", api.signed_url(signed_url))
 
     def list(self, prefix: str = "", *, limit: int = 100, offset: int = 0, bucket: str | None = None) -> Reply:
         """`POST /storage/v1/object/list/<bucket>` (`STORAGE list`)."""
-        body = {"prefix": prefix, "limit": limit, "offset": offset, "sortBy": {"column": "name", "order": "asc"}}
         return self._call(
             "STORAGE",
             "list",
             "POST",
-            f"/storage/v1/object/list/{bucket or self.bucket}",
+            api.storage_list(bucket or self.bucket),
             headers={"Content-Type": "application/json"},
-            body=json.dumps(body),
+            body=json.dumps(api.list_body(prefix, limit, offset)),
         )
 
     def remove(self, paths: Sequence[str], *, bucket: str | None = None) -> Reply:
@@ -378,7 +326,7 @@ class SupabaseSession:
             "STORAGE",
             "delete",
             "DELETE",
-            f"/storage/v1/object/{bucket or self.bucket}",
+            api.storage_bucket(bucket or self.bucket),
             headers={"Content-Type": "application/json"},
             body=json.dumps({"prefixes": list(paths)}),
         )
@@ -390,36 +338,20 @@ class SupabaseSession:
             "FUNC",
             function,
             "POST",
-            f"/functions/v1/{function}",
+            api.function(function),
             headers={"Content-Type": "application/json"},
             body=json.dumps(dict(body or {})),
         )
 
     def livekit_token(self, room: str) -> Reply:
-        """The app's `livekit-token` function: `{"room": conversation_id}` → `{"token", "url"}`."""
-        return self.invoke("livekit-token", {"room": room})
+        """The app's token function (HARNESS_LIVEKIT_FUNCTION): `{"room": conversation_id}` → `{"token", "url"}`."""
+        return self.invoke(self.names.livekit_function, {"room": room})
 
     def close(self) -> None:
         self.transport.close()
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
-def _pairs(filters: Filters) -> list[tuple[str, str]]:
-    return list(filters.items()) if isinstance(filters, Mapping) else list(filters)
-
-
-def _multipart(filename: str, data: bytes, content_type: str, cache_control_s: int) -> tuple[bytes, str]:
-    """storage3's form: `cacheControl`, then `file` (PROTOCOLS.md §5.1). Returns (body, Content-Type)."""
-    boundary = uuid.uuid4().hex
-    safe_name = filename.replace('"', "%22").replace("\r", "").replace("\n", "")
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="cacheControl"\r\n\r\n{cache_control_s}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n"
-    ).encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
 def _jwt_claims(token: str) -> dict[str, Any]:
     """Read a JWT's claims without verifying it (the client only needs `exp` and `sub`; the server verifies)."""
     try:
