@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 
 EXPIRE_INTERVAL_S = 1.0
 """How often pending messages are checked against the delivery timeout."""
-GROUP_VAR = "HARNESS_GROUP"
-"""Set on a worker group's processes: every user there belongs to that profile group."""
 RECENT_FILES = 20
 """Uploaded paths remembered per conversation, for downloads by its members."""
 NO_TARGET = (
@@ -122,7 +120,7 @@ class RunState:
 
     def _setup(self) -> None:
         target = resolve_target(self.environment.host or _class_host(self.environment))
-        target.check_allowed(confirmed=os.environ.get("HARNESS_CONFIRM_REMOTE") == "1")
+        target.check_allowed(confirmed=self.settings.confirm_remote)
         if not self.needs_accounts:
             self.target = target
             return
@@ -132,7 +130,7 @@ class RunState:
             runner = self.environment.runner
             if isinstance(runner, WorkerRunner):
                 self.worker_index = max(runner.worker_index, 0)
-                self.worker_count = int(os.environ.get("HARNESS_WORKERS_EXPECTED") or 1)
+                self.worker_count = self.settings.workers_expected
         else:
             count = self._provision_count()
             log.info("harness scenarios: provisioning %d test users at %s", count, target.supabase_url)
@@ -155,7 +153,7 @@ class RunState:
             profile = _profile(self.environment)
             if profile is not None:
                 peak = max(peak, profile.load.peak_users)
-            workers = int(os.environ.get("HARNESS_WORKERS_EXPECTED") or 1)
+            workers = self.settings.workers_expected
             wanted = math.ceil(max(peak, 1) / workers)
         return (math.ceil(wanted / size) + 1) * size
 
@@ -187,7 +185,7 @@ class RunState:
     @functools.cached_property
     def _groups(self) -> list[tuple[str, str | None]]:
         """Read on the first user's start, after every init listener (the plugin's included) has run."""
-        return _groups(_profile(self.environment))
+        return _groups(_profile(self.environment), self.settings.group)
 
     def role(self, number: int) -> Role | None:
         """What Locust user `number` of this process plays; None once the provisioned users run out."""
@@ -233,11 +231,11 @@ def _profile(environment: Environment) -> Profile | None:
     return profile if isinstance(profile, Profile) else None
 
 
-def _groups(profile: Profile | None) -> list[tuple[str, str | None]]:
-    """User groups by weight from the run's profile: [(name, country)], one entry per unit of weight."""
+def _groups(profile: Profile | None, only: str | None) -> list[tuple[str, str | None]]:
+    """User groups by weight from the run's profile: [(name, country)], one entry per unit of weight; only `only`
+    when this process plays one group (HARNESS_GROUP)."""
     if profile is None:
         return []
-    only = os.environ.get(GROUP_VAR)
     if only and only in profile.groups:  # a worker group plays one user group (`harness china`)
         return [(only, profile.groups[only].country)]
     return [(name, g.country) for name, g in profile.groups.items() for _ in range(g.weight)]
