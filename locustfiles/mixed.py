@@ -17,13 +17,22 @@ from meetings import MeetingUser
 from messaging import MessagingUser
 from web import WebUser
 
-from harness.loadgen.plugin import ProfileShape  # noqa: F401  (the harness applies profile weights itself)
 from harness.loadgen.env import PROFILE
+from harness.loadgen.plugin import ProfileShape  # noqa: F401  (the harness applies profile weights itself)
 from harness.scenarios.settings import ScenarioSettings
 
+
+def _apply_env_weights() -> None:
+    """HARNESS_SCENARIO_WEIGHTS (or the default mix) as class weights; a class weighted 0 leaves the module.
+
+    A function, not a module-level loop: Locust runs every User class it finds in this module's namespace, and a
+    loop variable left there (the last class again) made Locust see WebUser twice and refuse to start."""
+    weights = ScenarioSettings.from_env().weights
+    for cls in (MessagingUser, MeetingUser, FileTransferUser, WebUser):
+        cls.weight = weights.get(cls.__name__, 0)
+        if cls.weight == 0:
+            del globals()[cls.__name__]
+
+
 if not os.environ.get(PROFILE):  # in a harness run the plugin applies the profile's [scenarios] instead
-    _weights = ScenarioSettings.from_env().weights
-    for _cls in (MessagingUser, MeetingUser, FileTransferUser, WebUser):
-        _cls.weight = _weights.get(_cls.__name__, 0)
-        if _cls.weight == 0:
-            del globals()[_cls.__name__]  # Locust runs every User class in this module's namespace
+    _apply_env_weights()

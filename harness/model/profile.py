@@ -8,6 +8,7 @@ the field, the bad value and the valid form:
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import math
 import re
@@ -28,8 +29,10 @@ USER_CLASSES = ("MessagingUser", "MeetingUser", "FileTransferUser", "WebUser")
 ENVIRONMENT_ATTRIBUTE = "harness_profile"
 """The attribute of a Locust `Environment` holding the run's Profile (set by the harness plugin; scenarios read it,
 so neither imports the other)."""
-DEFAULT_PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
-"""Where `resolve_profile("load")` looks when `profiles/` is not in the working directory."""
+with importlib.resources.as_file(importlib.resources.files("harness.profiles")) as _shipped:
+    DEFAULT_PROFILES_DIR = _shipped.resolve()
+    """Where `resolve_profile("load")` looks when `profiles/` is not in the working directory: the shipped profiles
+    (package data `harness.profiles`; the checkout's `profiles/` in an editable install)."""
 
 
 # ---- field types: each validator owns its message, so errors read "<value> is not <what> (e.g. <example>)" ----

@@ -13,6 +13,7 @@ faults and events concatenate. Loss and bandwidth caps apply downstream (towards
 
 from __future__ import annotations
 
+import importlib.resources
 import math
 import re
 import tomllib
@@ -22,8 +23,10 @@ from typing import Any, Literal
 
 from harness.errors import ConfigError
 
-NETEM_DIR = Path(__file__).resolve().parents[2] / "netem"
-"""Where `load_profile("name")` looks for `name.toml`."""
+with importlib.resources.as_file(importlib.resources.files("harness.netem")) as _shipped:
+    NETEM_DIR = _shipped.resolve()
+    """Where `load_profile("name")` looks for `name.toml`: the shipped profiles (package data `harness.netem`; the
+    checkout's `netem/` in an editable install)."""
 
 SOURCE_KEYS = frozenset(
     key.lower()
