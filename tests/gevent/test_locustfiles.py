@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from scenario_runs import Run, load_locustfile, quick, run_users
 
+from harness.model.credentials import Credentials
 from harness.model.delivery import DELIVERY_NAME
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.scenarios.provisioning import provision_users, remove_users
 from harness.scenarios.settings import ScenarioSettings
 from harness.scenarios.sizes import parse_sizes
-from harness.run.users import Credentials
 
 FAST = ScenarioSettings(
     delivery_timeout_s=5.0,
