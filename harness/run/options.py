@@ -3,21 +3,20 @@ and the locustfile to run."""
 
 from __future__ import annotations
 
+import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.loadgen.locustfiles import shipped_locustfile
 from harness.model.profile import GatesConfig, Profile
 from harness.run.progress import PROGRESS_INTERVAL_S
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-FALLBACK_LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadgen" / "fallback_locustfile.py"
-
-
+FALLBACK_LOCUSTFILE = Path(str(importlib.resources.files("harness.loadgen") / "fallback_locustfile.py")).resolve()
+"""A light load without accounts (health, sign-in, a REST read): `--locustfile` it to check a target's basics."""
 DEFAULT_LOCUSTFILE = Path("locustfiles") / "mixed.py"
+"""The user's own mix when run from a folder holding one (edited copies win over the shipped file)."""
 
 
 FALLBACK_GATES_OFF = ("delivery_p95_ms", "delivery_max_loss_pct", "delivery_max_duplicates", "meeting_join_p95_ms")
@@ -85,15 +84,14 @@ def profile_data(profile: Profile) -> dict[str, Any]:
 
 
 def choose_locustfile(explicit: Path | None) -> tuple[Path, bool]:
-    """(locustfile, is_fallback): --locustfile, else locustfiles/mixed.py, else the fallback light load."""
+    """(locustfile, is_fallback): --locustfile, else ./locustfiles/mixed.py, else the mix shipped with harness."""
     if explicit is not None:
         if not explicit.is_file():
             raise ConfigError(f"--locustfile: {explicit} does not exist (give a path to a .py locustfile)")
         return explicit, explicit.resolve() == FALLBACK_LOCUSTFILE
-    for candidate in (DEFAULT_LOCUSTFILE, REPO_ROOT / DEFAULT_LOCUSTFILE):
-        if candidate.is_file():
-            return candidate, False
-    return FALLBACK_LOCUSTFILE, True
+    if DEFAULT_LOCUSTFILE.is_file():
+        return DEFAULT_LOCUSTFILE, False
+    return shipped_locustfile(DEFAULT_LOCUSTFILE.name), False
 
 
 def without_gates(gates: GatesConfig, names: tuple[str, ...]) -> GatesConfig:

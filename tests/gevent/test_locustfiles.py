@@ -11,7 +11,7 @@ import pytest
 from scenario_runs import Run, load_locustfile, quick, run_users
 
 from harness.model.credentials import Credentials
-from harness.model.delivery import DELIVERY_NAME
+from harness.model.metrics import DELIVERY_NAME
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.scenarios.provisioning import provision_users, remove_users
 from harness.scenarios.settings import ScenarioSettings

@@ -64,8 +64,13 @@ def test_locustfile_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert choose_locustfile(explicit) == (explicit, False)
     with pytest.raises(ConfigError, match=r"--locustfile: .*nope\.py does not exist"):
         choose_locustfile(tmp_path / "nope.py")
-    chosen, fallback = choose_locustfile(None)
-    assert fallback == (chosen == FALLBACK_LOCUSTFILE)
+    shipped, fallback = choose_locustfile(None)  # no ./locustfiles here: the mix shipped in the package
+    assert (shipped.name, shipped.parent.name, fallback) == ("mixed.py", "locustfiles", False)
+    assert shipped.is_file() and "MessagingUser" in shipped.read_text(encoding="utf-8")
+    own = tmp_path / "locustfiles" / "mixed.py"
+    own.parent.mkdir()
+    own.write_text("")
+    assert choose_locustfile(None) == (Path("locustfiles") / "mixed.py", False)
     assert choose_locustfile(FALLBACK_LOCUSTFILE) == (FALLBACK_LOCUSTFILE, True)
 
 
