@@ -77,7 +77,6 @@ def _pattern(regex: str, what: str, example: str) -> Callable[[Any], Any]:
 
 
 _off = {"off_allowed": True}
-Ms = Annotated[float, BeforeValidator(_number("a number of milliseconds", "2000", low=0, low_inclusive=False))]
 OptMs = Annotated[float | None, BeforeValidator(_number("a number of milliseconds", "2000", low=0, **_off))]
 DeltaMs = Annotated[float, BeforeValidator(_number("a number of milliseconds", "500"))]
 Seconds = Annotated[float, BeforeValidator(_number("a number of seconds", "60", low=0, low_inclusive=False))]
@@ -143,7 +142,7 @@ class Load(_Strict):
         return max(s.users for s in self.as_stages())
 
 
-class SteadyState(_Strict):
+class SteadyStateConfig(_Strict):
     """Which part of the run throughput and percentile gates look at (the plateau)."""
 
     exclude_ramp: bool = True
@@ -256,7 +255,7 @@ class Profile(_Strict):
     window_s: Seconds = 5.0
     """Length of the result's time windows (sketches and counts are kept per window)."""
     load: Load
-    steady_state: SteadyState = Field(default_factory=SteadyState)
+    steady_state: SteadyStateConfig = Field(default_factory=SteadyStateConfig)
     scenarios: Scenarios
     groups: dict[str, Group] = Field(default_factory=lambda: {"baseline": Group(network="baseline-lan")})
     gates: GatesConfig = Field(default_factory=GatesConfig)
@@ -266,7 +265,7 @@ class Profile(_Strict):
         return _plateau_s(self.load, self.steady_state)
 
 
-def _plateau_s(load: Load, steady: SteadyState) -> tuple[float, float]:
+def _plateau_s(load: Load, steady: SteadyStateConfig) -> tuple[float, float]:
     stages = load.as_stages()
     start, end = 0.0, load.total_duration_s
     if steady.exclude_ramp:

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from harness.network import kernel
-from harness.network.profiles import Profile, Sourced, list_profiles, load_profile, load_stack
+from harness.network.profiles import NetworkProfile, Sourced, list_profiles, load_profile, load_stack
 from harness.network.render import render_all, toxiproxy_toxics
 from harness.network.toxiproxy_client import DEFAULT_URL, ToxiproxyClient
 
@@ -58,7 +58,7 @@ def _value(label: str, sourced: Sourced | None, unit: str) -> str:
     return f"  {label:22} {shown:14} ← {sourced.source}"
 
 
-def describe(profile: Profile) -> list[str]:
+def describe(profile: NetworkProfile) -> list[str]:
     """The profile as text, one value per line with its source."""
     lat, loss, bw = profile.latency, profile.loss, profile.bandwidth
     lines = [f"{profile.name}: {profile.description}", "latency (each direction):"]

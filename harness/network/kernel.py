@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from harness.errors import NetworkShapingError
-from harness.network.profiles import Profile
+from harness.network.profiles import NetworkProfile
 from harness.network.render import nftables_script, tbf_commands
 
 PREFIX = "harness-"
@@ -146,7 +146,7 @@ def create_namespace() -> Namespace:
     return ns
 
 
-def apply_profile(ns: Namespace, profile: Profile) -> None:
+def apply_profile(ns: Namespace, profile: NetworkProfile) -> None:
     """Install the profile's downstream loss (nftables, in the namespace) and rates (tbf on both veth ends)."""
     script = nftables_script(profile, ns.ns_ifname, NFT_TABLE)
     if script:
@@ -215,7 +215,7 @@ def cleanup_all() -> list[str]:
 
 
 @contextlib.contextmanager
-def shaped_namespace(profile: Profile | None = None) -> Iterator[Namespace]:
+def shaped_namespace(profile: NetworkProfile | None = None) -> Iterator[Namespace]:
     """A namespace shaped by `profile` (or unshaped), always destroyed on exit, exceptions and Ctrl-C included."""
     ns = create_namespace()
     try:

@@ -1,10 +1,10 @@
 """Network condition profiles (`netem/*.toml`): typed models, a loader that names every bad value, and stacking.
 
 A profile is data with its provenance: every value sits next to `<field>_source`, which starts with a source key
-from `docs/network-profiles.md` (the keys of NETWORK-CALIBRATION.md §7, or a §4 tool) or the word "assumption".
+from `docs/network-profiles.md` (the keys of docs/network-calibration.md §7, or a §4 tool) or the word "assumption".
 
     path profile ──┐
-    overlay … ─────┼─► stack() ─► Profile ─► render.py ─► Toxiproxy toxics │ tc netem lines │ nftables + tbf
+    overlay … ─────┼─► stack() ─► NetworkProfile ─► render.py ─► Toxiproxy toxics │ tc netem lines │ nftables + tbf
     overlay … ─────┘
 
 Stacking: latency and jitter add, losses compose as independent drops (≈ add), bandwidth takes the minimum,
@@ -31,7 +31,7 @@ with importlib.resources.as_file(importlib.resources.files("harness.netem")) as 
 SOURCE_KEYS = frozenset(
     key.lower()
     for key in (
-        # NETWORK-CALIBRATION.md §7
+        # docs/network-calibration.md §7
         "ZHU", "ZHU-N", "ZHU-R", "TOPVPS", "CLARA", "NIPPO", "JSD", "GP358", "IPLC", "CLOUDPING", "ALI", "TE2",
         "RAMBERT", "GFWR-ESNI", "FET", "QUIC-UPB", "QUIC-PO", "GFWATCH", "GFWR-443", "HENAN", "MARS", "SINA",
         "ECNS", "KS", "CFCN", "AWSCN", "PRICE", "HDRS", "LE-EX", "LE-RESTR", "CFF-EX", "Loadero",
@@ -144,7 +144,7 @@ class Event:
 
 
 @dataclass(frozen=True)
-class Profile:
+class NetworkProfile:
     name: str
     description: str = ""
     overlay: bool = False
@@ -358,8 +358,8 @@ def _parse_event(t: _Table) -> Event:
     return event
 
 
-def parse_profile(data: dict[str, Any], where: str, default_name: str) -> Profile:
-    """Build a Profile from parsed TOML; `where` prefixes every error message (normally the file path)."""
+def parse_profile(data: dict[str, Any], where: str, default_name: str) -> NetworkProfile:
+    """Build a NetworkProfile from parsed TOML; `where` prefixes every error message (normally the file path)."""
     top = _Table(where, "", data)
     name = top.text("name", default_name)
     description = top.text("description", "")
@@ -376,7 +376,7 @@ def parse_profile(data: dict[str, Any], where: str, default_name: str) -> Profil
         connection_t.done()
     events = tuple(_parse_event(e) for e in top.array_of_tables("events"))
     top.done()
-    return Profile(name, description, overlay, latency, loss, bandwidth, faults, nat, events, path=where)
+    return NetworkProfile(name, description, overlay, latency, loss, bandwidth, faults, nat, events, path=where)
 
 
 def _display_path(path: Path) -> str:
@@ -386,7 +386,7 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
-def load_profile(name_or_path: str | Path) -> Profile:
+def load_profile(name_or_path: str | Path) -> NetworkProfile:
     """Load `netem/<name>.toml`, or a TOML file by path. Raises ConfigError naming the file, field and value."""
     text = str(name_or_path)
     path = Path(text) if (text.endswith(".toml") or "/" in text) else NETEM_DIR / f"{text}.toml"
@@ -461,7 +461,7 @@ def _stack_loss(base: Loss, over: Loss, base_name: str, over_name: str) -> Loss:
     return Loss(base.model, _join(base.model_source, f"{over_name}: {over.model_source}"), percent, ge)
 
 
-def stack(path_profile: Profile, *overlays: Profile) -> Profile:
+def stack(path_profile: NetworkProfile, *overlays: NetworkProfile) -> NetworkProfile:
     """Apply overlays (in order) on a path profile: latency adds, loss composes, bandwidth takes the minimum,
     faults and events concatenate."""
     if path_profile.overlay:
@@ -494,7 +494,7 @@ def stack(path_profile: Profile, *overlays: Profile) -> Profile:
         nat = result.nat_idle_timeout
         if over.nat_idle_timeout is not None and (nat is None or over.nat_idle_timeout.value < nat.value):
             nat = Sourced(over.nat_idle_timeout.value, f"{over.name}: {over.nat_idle_timeout.source}")
-        result = Profile(
+        result = NetworkProfile(
             name=f"{result.name}+{over.name}",
             description=_join(result.description, over.description) if over.description else result.description,
             overlay=False,
@@ -520,6 +520,6 @@ def _path_profiles() -> list[str]:
     return names
 
 
-def load_stack(name: str, overlays: list[str] | tuple[str, ...] = ()) -> Profile:
+def load_stack(name: str, overlays: list[str] | tuple[str, ...] = ()) -> NetworkProfile:
     """`load_profile(name)` stacked with each overlay name, in order."""
     return stack(load_profile(name), *(load_profile(o) for o in overlays))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.network.profiles import Fault, Profile
+from harness.network.profiles import Fault, NetworkProfile
 
 KBPS_PER_KBYTE_S = 8
 """Toxiproxy's `bandwidth.rate` is KB/s with 1 KB = 1000 bytes, so 1 Mbps = 1000 kbps = 125 KB/s."""
@@ -47,7 +47,7 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def toxiproxy_toxics(profile: Profile) -> list[dict[str, Any]]:
+def toxiproxy_toxics(profile: NetworkProfile) -> list[dict[str, Any]]:
     """Toxic envelopes `{name,type,stream,toxicity,attributes}` in Toxiproxy's wire format, in apply order.
 
     Latency and jitter are whole milliseconds (Toxiproxy's unit), rounded half up; one-way in each direction.
@@ -86,7 +86,7 @@ def _fmt(value: float) -> str:
     return f"{round(value, 4):g}"
 
 
-def netem_arguments(profile: Profile, stream: str) -> str:
+def netem_arguments(profile: NetworkProfile, stream: str) -> str:
     """The netem option string for one direction (`delay … loss … rate …`); loss only downstream."""
     parts: list[str] = []
     lat = profile.latency
@@ -110,7 +110,7 @@ def netem_arguments(profile: Profile, stream: str) -> str:
     return " ".join(parts)
 
 
-def netem_commands(profile: Profile, down_dev: str = "$DOWN_DEV", up_dev: str = "$UP_DEV") -> list[str]:
+def netem_commands(profile: NetworkProfile, down_dev: str = "$DOWN_DEV", up_dev: str = "$UP_DEV") -> list[str]:
     """`tc qdisc replace … netem` lines: `down_dev` carries server → user traffic, `up_dev` user → server."""
     lines = []
     for stream, dev in (("downstream", down_dev), ("upstream", up_dev)):
@@ -127,7 +127,7 @@ def _permille(percent: float) -> int:
     return _round_half_up(percent * NFT_MODULUS / 100)
 
 
-def nftables_script(profile: Profile, ifname: str, table: str = "harness_shaping") -> str:
+def nftables_script(profile: NetworkProfile, ifname: str, table: str = "harness_shaping") -> str:
     """An `nft -f` script dropping downstream packets arriving on `ifname` (the user side's interface).
 
     Dropping on the *receiving* side's ingress makes the loss look like the network's: the sender's TCP stack sees
@@ -172,7 +172,7 @@ def tbf_burst_bytes(rate_kbps: float) -> int:
     return max(2 * PACKET_BYTES, _round_half_up(rate_kbps * 1000 / 8 / 100))
 
 
-def tbf_commands(profile: Profile, down_dev: str = "$DOWN_DEV", up_dev: str = "$UP_DEV") -> list[str]:
+def tbf_commands(profile: NetworkProfile, down_dev: str = "$DOWN_DEV", up_dev: str = "$UP_DEV") -> list[str]:
     """`tc qdisc replace … tbf` lines; `down_dev` is the egress towards the user, `up_dev` towards the server."""
     lines = []
     for rate, dev in ((profile.bandwidth.down_kbps, down_dev), (profile.bandwidth.up_kbps, up_dev)):
@@ -184,7 +184,7 @@ def tbf_commands(profile: Profile, down_dev: str = "$DOWN_DEV", up_dev: str = "$
     return lines
 
 
-def render_all(profile: Profile) -> dict[str, Any]:
+def render_all(profile: NetworkProfile) -> dict[str, Any]:
     """All three renderings with symbolic device names, for `harness net show` and golden tests."""
     return {
         "profile": profile.name,
@@ -196,7 +196,7 @@ def render_all(profile: Profile) -> dict[str, Any]:
     }
 
 
-def not_rendered(profile: Profile) -> list[str]:
+def not_rendered(profile: NetworkProfile) -> list[str]:
     """What the profile says that no rendering applies, so a reader never mistakes it for applied."""
     notes = []
     if profile.nat_idle_timeout is not None:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from harness.errors import NetworkShapingError
-from harness.network.profiles import Profile
+from harness.network.profiles import NetworkProfile
 from harness.network.render import toxiproxy_toxics
 
 DEFAULT_URL = "http://127.0.0.1:8474"
@@ -199,7 +199,7 @@ class ToxiproxyClient:
             self.remove_toxic(proxy, str(toxic["name"]))
 
     @contextlib.contextmanager
-    def applied(self, profile: Profile, proxies: Iterable[str]) -> Iterator[list[dict[str, Any]]]:
+    def applied(self, profile: NetworkProfile, proxies: Iterable[str]) -> Iterator[list[dict[str, Any]]]:
         """Apply the profile's rendered toxics to each proxy for the block; ALWAYS remove them afterwards, also
         when adding fails halfway. Yields the toxics applied (the same list on every proxy)."""
         toxics = toxiproxy_toxics(profile)

@@ -29,8 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from harness.errors import ConfigError, NetworkShapingError
 from harness.model.profile import Profile
 from harness.network import kernel
-from harness.network.profiles import Bandwidth, load_stack
-from harness.network.profiles import Profile as NetProfile
+from harness.network.profiles import Bandwidth, NetworkProfile, load_stack
 from harness.network.render import nftables_script, not_rendered, render_all, toxiproxy_toxics
 from harness.network.toxiproxy_client import ToxiproxyClient
 from harness.procs.piece import PieceProcess
@@ -53,7 +52,7 @@ class GroupPath:
     """How one shaped group reaches the target."""
 
     group: str
-    network: NetProfile
+    network: NetworkProfile
     urls: dict[str, str]
     """SUPABASE_URL and LIVEKIT_URL as the group's workers see them (Toxiproxy listeners)."""
     proxies: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -80,11 +79,11 @@ def with_network(profile: Profile, network: str | None) -> Profile:
     return profile.model_copy(update={"groups": groups})
 
 
-def shaped_networks(profile: Profile, overlays: tuple[str, ...] = ()) -> dict[str, NetProfile]:
+def shaped_networks(profile: Profile, overlays: tuple[str, ...] = ()) -> dict[str, NetworkProfile]:
     """group → its network profile (overlays stacked on CN groups), for every group not on the direct network."""
     if overlays and not any(g.country == CHINA_COUNTRY for g in profile.groups.values()):
         raise ConfigError(f"--overlay: profile {profile.name} has no group with country = {CHINA_COUNTRY!r}")
-    out: dict[str, NetProfile] = {}
+    out: dict[str, NetworkProfile] = {}
     for name, group in profile.groups.items():
         stacked = overlays if group.country == CHINA_COUNTRY else ()
         if group.network == DIRECT_NETWORK and not stacked:
@@ -125,13 +124,13 @@ def via(url: str, listen: str) -> str:
     return urlunsplit((parts.scheme, listen, parts.path, parts.query, parts.fragment)).rstrip("/")
 
 
-def kernel_part(network: NetProfile) -> NetProfile:
+def kernel_part(network: NetworkProfile) -> NetworkProfile:
     """What the kernel applies: the loss only. Rates stay per connection in Toxiproxy, as measured (ZHU: each
     connection under 1 Mbps); a tbf on the namespace would cap all the group's users together."""
     return dataclasses.replace(network, bandwidth=Bandwidth(), faults=(), events=())
 
 
-def fingerprint(network: NetProfile) -> str:
+def fingerprint(network: NetworkProfile) -> str:
     """A content hash of the applied values (result.json's `network_profiles`)."""
     text = json.dumps(dataclasses.asdict(network), sort_keys=True, default=str)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -194,7 +193,7 @@ def _delete_proxies(client: ToxiproxyClient, names: list[str], log: TextIO) -> N
 
 def open_paths(
     stack: contextlib.ExitStack,
-    networks: Mapping[str, NetProfile],
+    networks: Mapping[str, NetworkProfile],
     urls: Mapping[str, str],
     *,
     use_kernel: bool,

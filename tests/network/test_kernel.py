@@ -16,7 +16,7 @@ import pytest
 
 from harness.errors import NetworkShapingError
 from harness.network import kernel
-from harness.network.profiles import Bandwidth, Profile, list_profiles, load_profile, load_stack, parse_profile
+from harness.network.profiles import Bandwidth, NetworkProfile, list_profiles, load_profile, load_stack, parse_profile
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("nft") is None or shutil.which("ip") is None,
@@ -43,7 +43,7 @@ print(n)
 """
 
 
-def bernoulli(percent: float) -> Profile:
+def bernoulli(percent: float) -> NetworkProfile:
     data: dict[str, Any] = {
         "loss": {
             "model": "bernoulli",

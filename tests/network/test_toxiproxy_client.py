@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.errors import NetworkShapingError
-from harness.network.profiles import Profile, parse_profile
+from harness.network.profiles import NetworkProfile, parse_profile
 from harness.network.render import toxiproxy_toxics
 from harness.network.toxiproxy_client import ToxiproxyClient
 
@@ -70,7 +70,7 @@ def echo_upstream() -> Iterator[str]:
     listener.close()
 
 
-def latency_profile(one_way_ms: float) -> Profile:
+def latency_profile(one_way_ms: float) -> NetworkProfile:
     data: dict[str, Any] = {"latency": {"one_way_ms": one_way_ms, "one_way_ms_source": "assumption"}}
     return parse_profile(data, "test", "test-latency")
 
