@@ -32,7 +32,7 @@ from gevent.pool import Pool  # noqa: E402
 from locust.contrib.fasthttp import FastHttpSession  # noqa: E402
 
 from harness.clients.events import CallbackEvent, ListEvent  # noqa: E402
-from harness.clients.realtime import RealtimeClient  # noqa: E402
+from harness.clients.supabase.realtime import RealtimeClient  # noqa: E402
 from harness.clients.supabase.session import SupabaseSession  # noqa: E402
 from harness.model import keys  # noqa: E402
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts  # noqa: E402

@@ -138,11 +138,15 @@ class Transport:
         connection_timeout_s: float = 60.0,
         concurrency: int = 10,
         client_pool: Any = None,
+        region_header: str = REGION_HEADER,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.reporter = reporter
         self.headers = dict(headers or {})
         """Sent on every request (a call's own headers win), e.g. `CloudFront-Viewer-Country` on the local stack."""
+        self.region_header = region_header
+        """Response header naming the region that served a call (HARNESS_REGION_HEADER: the target's
+        `names.region_header`); its value is `Reply.origin_region` and every event's `context.origin_region`."""
         self.http = FastHttpSession(
             self.base_url,
             request_event=None,
@@ -183,7 +187,7 @@ class Transport:
             resp_headers = response.headers or {}
             raw, error = _read_body(response, resp_headers, label, status)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        region = str(resp_headers.get(REGION_HEADER, "") or "") if status else ""
+        region = str(resp_headers.get(self.region_header, "") or "") if status else ""
         parsed: Any = None
         duplicate = False
         if error is not None:

@@ -1,6 +1,6 @@
-"""`LiveKitClient`: join tokens, Twirp RoomService over HTTP, and the `/rtc` signalling websocket (docs/protocols.md §7).
+"""`LiveKitClient`: join tokens, Twirp RoomService over HTTP and the `/rtc` signalling websocket (docs/protocols.md §7).
 
-    token: AccessToken(key, secret) when both are configured, else the app's `livekit-token` function
+    token: AccessToken(key, secret) when both are configured, else the app's token function (session.names)
     Twirp: POST /twirp/livekit.RoomService/<Method>, protobuf in and out, a service token per call
     /rtc:  connect ──► SignalResponse.join (timed: `LIVEKIT join`) ──► ping_req ⇄ pong_resp (`LIVEKIT ping`) ──► leave
               └─ reader greenlet: answers websocket pings, resolves pongs, keeps the signal alive with ping_req
@@ -113,8 +113,9 @@ class LiveKitClient:
         return token.with_ttl(dt.timedelta(seconds=ttl_s)).to_jwt()
 
     def join_token(self, identity: str, room: str, session: Any = None) -> tuple[str, str] | RequestFailed:
-        """(token, url): minted when the key and secret are configured, else from the app's `livekit-token`
-        function through `session` (a signed-in SupabaseSession; the function checks membership)."""
+        """(token, url): minted when the key and secret are configured, else from the app's token function
+        (`session.names.livekit_function`, HARNESS_LIVEKIT_FUNCTION) through `session` (a signed-in SupabaseSession;
+        the function checks membership)."""
         if self.can_mint:
             return self.mint_token(identity, room), self.url
         if session is None:
@@ -124,7 +125,8 @@ class LiveKitClient:
             return reply.error
         body = reply.body if isinstance(reply.body, dict) else {}
         if not body.get("token"):
-            return RequestFailed("FUNC livekit-token", reply.status, "bad_body", 'the reply has no "token"')
+            label = f"FUNC {session.names.livekit_function}"
+            return RequestFailed(label, reply.status, "bad_body", 'the reply has no "token"')
         return str(body["token"]), str(body.get("url") or self.url)
 
     def _service_token(self, room: str = "") -> str:

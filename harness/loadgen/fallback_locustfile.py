@@ -2,7 +2,9 @@
 
 Each user signs up once (the reference stack confirms at once), then loops over the three calls. It produces no
 `message.delivery` or `meeting.join` samples, so the orchestrator turns those gates off when it runs this file
-(the smoke checklist still proves both flows work).
+(the smoke checklist still proves both flows work). Paths, headers and bodies come from
+`harness.clients.supabase.api` (pure: no httpx in this Locust process); the conversations table is
+HARNESS_TABLE_CONVERSATIONS.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ import uuid
 
 from locust import FastHttpUser, between, task
 
+from harness.clients.supabase import api
 from harness.loadgen.plugin import ProfileShape, current_profile  # noqa: F401  (wires the harness)
 
 PASSWORD = "fallback-load-pass-1"
 _user_numbers = itertools.count()
+
+
+def conversations_table() -> str:
+    """HARNESS_TABLE_CONVERSATIONS, else the reference stack's name."""
+    return os.environ.get("HARNESS_TABLE_CONVERSATIONS", "").strip() or api.DEFAULT_NAMES.conversations
 
 
 class FallbackUser(FastHttpUser):
@@ -32,11 +40,12 @@ class FallbackUser(FastHttpUser):
             self.user_group = cycle[next(_user_numbers) % len(cycle)]
             self.country = dict(groups)[self.user_group].country
         self.anon_key = os.environ.get("SUPABASE_ANON_KEY", "")
+        self.table = conversations_table()
         self.email = f"load-{uuid.uuid4().hex[:16]}@example.test"
         self.token = ""
         with self.client.post(
-            "/auth/v1/signup",
-            json={"email": self.email, "password": PASSWORD},
+            api.SIGN_UP,
+            json=api.sign_up_body(self.email, PASSWORD),
             headers=self._headers(),
             name="auth signup",
             catch_response=True,
@@ -50,20 +59,20 @@ class FallbackUser(FastHttpUser):
         return {"group": self.user_group, "user_class": type(self).__name__}
 
     def _headers(self, token: str | None = None) -> dict[str, str]:
-        headers = {"apikey": self.anon_key, "Authorization": f"Bearer {token or self.anon_key}"}
+        headers = api.key_headers(self.anon_key, token)
         if self.country:
-            headers["CloudFront-Viewer-Country"] = self.country
+            headers[api.VIEWER_COUNTRY] = self.country
         return headers
 
     @task(2)
     def health(self) -> None:
-        self.client.get("/auth/v1/settings", headers=self._headers(), name="auth settings")
+        self.client.get(api.AUTH_SETTINGS, headers=self._headers(), name="auth settings")
 
     @task(1)
     def sign_in(self) -> None:
         with self.client.post(
-            "/auth/v1/token?grant_type=password",
-            json={"email": self.email, "password": PASSWORD},
+            api.SIGN_IN,
+            json=api.password_body(self.email, PASSWORD),
             headers=self._headers(),
             name="auth sign-in",
             catch_response=True,
@@ -76,7 +85,7 @@ class FallbackUser(FastHttpUser):
     @task(4)
     def read_conversations(self) -> None:
         self.client.get(
-            "/rest/v1/conversations?select=id,title&limit=20",
+            api.rest(self.table, api.select_params("id,title", limit=20)),
             headers=self._headers(self.token),
-            name="REST select conversations",
+            name=f"REST select {self.table}",
         )

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from harness.clients.supabase import api
 from harness.errors import ConfigError, TargetUnreachable
 from harness.model import keys
 from harness.model.target import TargetConfig, load_target, target_from_mapping
@@ -123,10 +124,11 @@ def _adhoc_config(url: str) -> TargetConfig:
 
 def preflight(target: Target) -> None:
     """TargetUnreachable unless the target answers HTTP at all (any status: a 404 still proves it is up)."""
-    headers = {"apikey": target.env.get("SUPABASE_ANON_KEY", "")}
+    key = target.env.get("SUPABASE_ANON_KEY", "")
+    headers = api.key_headers(key) if key else {}
     try:
         with httpx.Client(timeout=PREFLIGHT_TIMEOUT_S) as http:
-            http.get(f"{target.url}/auth/v1/health", headers=headers)
+            http.get(target.url.rstrip("/") + api.AUTH_HEALTH, headers=headers)
     except httpx.HTTPError as exc:
         raise TargetUnreachable(
             f"target {target.label} does not answer ({type(exc).__name__}: {exc}); check --host / SUPABASE_URL"

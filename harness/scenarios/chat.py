@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harness.clients.realtime import Channel, RealtimeClient, postgres_binding
+from harness.clients.supabase.realtime import Channel, RealtimeClient, postgres_binding
 from harness.clients.supabase.session import SupabaseSession
 from harness.model.delivery import Envelope
 from harness.scenarios.delivery import DeliveryRecorder
@@ -61,6 +61,7 @@ class Chat:
             user_class=reporter.user_class,
             group=reporter.group,
             headers=headers,
+            region_header=session.names.region_header,
         )
         self.channels: dict[str, Channel] = {}
         self.subscribed = False

@@ -166,4 +166,5 @@ def web_shell_for(user: User, state: RunState, number: int) -> WebShell:
     group, country = state.viewer(number)
     url = f"https://{target.domain_name}" if target.domain_name else target.supabase_url
     reporter = Reporter(environment=user.environment, user_class=type(user).__name__, group=group)
-    return WebShell(Transport(url, reporter), state.settings.accept_encoding, viewer_headers(country))
+    transport = Transport(url, reporter, region_header=target.names.region_header)
+    return WebShell(transport, state.settings.accept_encoding, viewer_headers(country))

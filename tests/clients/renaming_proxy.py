@@ -8,8 +8,12 @@ The reference stack serves only its own names (tables `messages` ..., bucket `at
 
 REST tables, storage buckets and function names in paths, and the tables of Realtime join frames, are mapped
 custom → stack; a stack name used as is answers 404 (as that deployment would), so a client that ignored the
-configured names fails. Response region headers are renamed to the custom one. Everything else (auth, the web
-shell, /health) passes unchanged, bodies byte for byte.
+configured names fails. Response region headers (and the Realtime handshake's) are renamed to the custom one.
+Everything else (auth, the web shell, /health) passes unchanged, bodies byte for byte.
+
+In this process: `with RenamingProxy(upstream, names) as proxy: ... proxy.url`. A gevent-patched process cannot run
+asyncio, so tests/gevent/ runs it as a child instead: `PieceProcess(..., "renaming_proxy:build_app", options=
+{"upstream": ..., "names": {...}})` with this folder on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import aiohttp
@@ -43,7 +48,14 @@ class RenamingProxy:
         """`METHOD path` of every request, as the client sent it."""
         self.joined_tables: list[str] = []
         """Tables named in Realtime join frames, as the client sent them."""
-        self.server = BackgroundServer(self._app)
+        self._server: BackgroundServer | None = None
+
+    @property
+    def server(self) -> BackgroundServer:
+        """Made on first use, so a child process that only builds the app (`build_app`) makes no second loop."""
+        if self._server is None:
+            self._server = BackgroundServer(self._app)
+        return self._server
 
     @property
     def url(self) -> str:
@@ -137,6 +149,10 @@ class RenamingProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _WS_DROP}
         upstream = await request.app[SESSION].ws_connect(target.with_scheme("ws"), headers=headers)
         client = web.WebSocketResponse()
+        handshake = getattr(upstream, "_response", None)  # aiohttp keeps the 101 response here (no public accessor)
+        region = handshake.headers.get(STACK.region_header) if handshake is not None else None
+        if region:
+            client.headers[self.names.region_header] = region
         await client.prepare(request)
 
         async def pump(source: Any, sink: Any, rewrite: Any) -> None:
@@ -162,3 +178,8 @@ class RenamingProxy:
             with contextlib.suppress(Exception):
                 await client.close()
         return client
+
+
+def build_app(upstream: str, names: Mapping[str, str] | None = None) -> Awaitable[web.Application]:
+    """The proxy's application, for `python -m harness.procs.launch renaming_proxy:build_app` (a child process)."""
+    return RenamingProxy(upstream, Names(**dict(names or {})))._app()

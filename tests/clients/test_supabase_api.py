@@ -142,6 +142,26 @@ def test_heartbeat_and_leave_frames() -> None:
     assert json.loads(api.leave("realtime:x", "9", "1"))["event"] == "phx_leave"
 
 
+def test_broadcast_presence_and_token_frames() -> None:
+    assert json.loads(api.broadcast("realtime:t", "typing", {"user_id": "u1"}, None, "1")) == {
+        "topic": "realtime:t",
+        "event": "broadcast",
+        "payload": {"type": "broadcast", "event": "typing", "payload": {"user_id": "u1"}},
+        "ref": None,
+        "join_ref": "1",
+    }
+    assert json.loads(api.presence_track("realtime:t", {"online_at": 1}, "4", "1")) == {
+        "topic": "realtime:t",
+        "event": "presence",
+        "payload": {"event": "track", "payload": {"online_at": 1}},
+        "ref": "4",
+        "join_ref": "1",
+    }
+    frame = json.loads(api.access_token("realtime:t", "jwt2", "5", "1"))
+    assert (frame["event"], frame["payload"], frame["ref"]) == ("access_token", {"access_token": "jwt2"}, "5")
+    assert api.AUTH_SETTINGS == "/auth/v1/settings"
+
+
 def test_reading_server_frames() -> None:
     reply = {"topic": "realtime:x", "event": "phx_reply", "ref": "1", "payload": {"status": "ok", "response": {}}}
     assert api.is_reply(reply, "1") and not api.is_reply(reply, "2")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.clients.events import ListEvent
-from harness.clients.realtime import RealtimeClient, postgres_binding
+from harness.clients.supabase.realtime import RealtimeClient, postgres_binding
 from harness.clients.supabase.session import SupabaseSession
 from harness.model import keys
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts

@@ -11,7 +11,7 @@ from scenario_runs import load_locustfile, quick, run_users
 
 from harness.clients.events import ListEvent, Reporter
 from harness.clients.http import Transport
-from harness.clients.realtime import RealtimeClient
+from harness.clients.supabase.realtime import RealtimeClient
 from harness.clients.supabase.session import SupabaseSession
 from harness.model import keys
 from harness.model.credentials import Credentials

@@ -34,6 +34,8 @@ VSN = "1.0.0"
 """Phoenix serializer realtime-py speaks (JSON objects; §4.1)."""
 
 AUTH_HEALTH = f"{AUTH}/health"
+AUTH_SETTINGS = f"{AUTH}/settings"
+"""GoTrue's public settings (no user needed): what supabase-js reads first; a cheap auth round trip."""
 SIGN_UP = f"{AUTH}/signup"
 SIGN_IN = f"{AUTH}/token?grant_type=password"
 REFRESH = f"{AUTH}/token?grant_type=refresh_token"
@@ -303,6 +305,26 @@ def heartbeat(ref: str | None) -> str:
 
 def leave(topic: str, ref: str, join_ref: str | None) -> str:
     return frame(topic, "phx_leave", {}, ref, join_ref)
+
+
+def broadcast_payload(event: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What a broadcast carries, sent and received alike: `{"type": "broadcast", "event", "payload"}`."""
+    return {"type": "broadcast", "event": event, "payload": dict(payload)}
+
+
+def broadcast(topic: str, event: str, payload: Mapping[str, Any], ref: str | None, join_ref: str | None) -> str:
+    """A `broadcast` push; `ref` None when no ack is wanted (the server replies only with `broadcast.ack`)."""
+    return frame(topic, "broadcast", broadcast_payload(event, payload), ref, join_ref)
+
+
+def presence_track(topic: str, state: Mapping[str, Any], ref: str, join_ref: str | None) -> str:
+    """Track presence `state` on a channel (realtime-py leaves out `"type": "presence"`; §4.2)."""
+    return frame(topic, "presence", {"event": "track", "payload": dict(state)}, ref, join_ref)
+
+
+def access_token(topic: str, token: str, ref: str | None, join_ref: str | None) -> str:
+    """A refreshed user token for a joined channel (the server never replies; §4.2)."""
+    return frame(topic, "access_token", {"access_token": token}, ref, join_ref)
 
 
 def is_reply(message: Mapping[str, Any], ref: str) -> bool:

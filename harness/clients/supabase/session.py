@@ -7,8 +7,9 @@
 Every call fires one Locust `request` event (`AUTH`, `REST`, `STORAGE`, `FUNC`) with a name without ids
 (`REST select messages`, `STORAGE upload`) and returns a `Reply`; failures are values, never raised, so a user
 class decides what a failure means. Paths, headers and bodies come from `api` (docs/protocols.md §2-§6); the
-bucket and the token function from `Names`. Importing this module loads Locust, which monkey-patches the process
-with gevent: use it only in Locust workers, gevent scripts and `tests/gevent/`.
+bucket, the token function and the region header (read into each event's `origin_region`) from `Names`.
+Importing this module loads Locust, which monkey-patches the process with gevent: use it only in Locust workers,
+gevent scripts and `tests/gevent/`.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class SupabaseSession:
             network_timeout_s=network_timeout_s,
             connection_timeout_s=connection_timeout_s,
             client_pool=client_pool,
+            region_header=self.names.region_header,
         )
         self.access_token: str | None = None
         self.refresh_token: str | None = None

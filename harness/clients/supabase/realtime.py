@@ -8,12 +8,15 @@
         └─► callbacks: postgres_changes, broadcast, presence, system (they run in the reader: keep them short)
 
 One greenlet per socket and no per-socket buffers beyond websocket-client's own, so one process holds thousands of
-idle connections. realtime-py cannot run under gevent (it is asyncio); this client speaks the same frames.
+idle connections. realtime-py cannot run under gevent (it is asyncio); this client speaks the same frames, all
+built by `api` (URL, bindings, join config, heartbeat, broadcast, presence, token and leave frames).
+
 Events fired: `RT connect`, `RT join <kind>` (kind: postgres_changes, presence or broadcast), `RT broadcast`,
 `RT presence track`, `RT connection` (failure when the socket is lost), `RT reconnect` (time from loss to
 reconnected), `RT system` (failure when the server reports an error on a channel). Each carries
-`context.origin_region`: the `x-origin-region` of the handshake that opened the socket ("" when none said).
-`headers` go on every handshake (first connect and each reconnect).
+`context.origin_region`: the value of `region_header` (the target's HARNESS_REGION_HEADER, `x-origin-region` by
+default) on the handshake that opened the socket ("" when none said). `headers` go on every handshake (first
+connect and each reconnect). Importing this module loads Locust and gevent, as `session.py` does.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 import gevent
 import websocket
@@ -37,6 +39,8 @@ from gevent.socket import wait_read
 from harness.clients.events import Reporter, RequestEvent, RequestFailed
 from harness.clients.http import error_fields, redact
 from harness.clients.sockets import close_websocket
+from harness.clients.supabase import api
+from harness.clients.supabase.api import postgres_binding as postgres_binding  # callers bind channels with it
 from harness.model.metrics import REGION_HEADER
 
 log = logging.getLogger(__name__)
@@ -80,7 +84,7 @@ class Channel:
 
     @property
     def topic(self) -> str:
-        return f"realtime:{self.name}"
+        return api.topic(self.name)
 
     @property
     def kind(self) -> str:
@@ -108,25 +112,17 @@ class Channel:
         self.system_callbacks.append(callback)
         return self
 
+    def join_config(self) -> dict[str, Any]:
+        return api.join_config(
+            self.postgres_changes,
+            broadcast_ack=self.broadcast_ack,
+            broadcast_self=self.broadcast_self,
+            presence_key=self.presence_key,
+            private=self.private,
+        )
+
     def join_payload(self, access_token: str | None) -> dict[str, Any]:
-        config = {
-            "broadcast": {"ack": self.broadcast_ack, "self": self.broadcast_self},
-            "presence": {"key": self.presence_key or "", "enabled": self.presence_key is not None},
-            "private": self.private,
-            "postgres_changes": self.postgres_changes,
-        }
-        payload: dict[str, Any] = {"config": config}
-        if access_token:
-            payload["access_token"] = access_token
-        return payload
-
-
-def postgres_binding(table: str, event: str = "*", filter: str | None = None, schema: str = "public") -> dict[str, Any]:
-    """One postgres_changes binding, e.g. `postgres_binding("messages", "INSERT", "conversation_id=eq.<id>")`."""
-    binding = {"event": event, "schema": schema, "table": table}
-    if filter:
-        binding["filter"] = filter
-    return binding
+        return api.join_payload(self.join_config(), access_token)
 
 
 @dataclass
@@ -140,10 +136,7 @@ class _Pending:
 
 def websocket_url(base_url: str, apikey: str, params: Mapping[str, str] | None = None) -> str:
     """`ws(s)://<host>/realtime/v1/websocket?apikey=…&vsn=1.0.0`, as realtime-py builds it from the project URL."""
-    parts = urlsplit(base_url.rstrip("/"))
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    query = urlencode({"apikey": apikey, **(params or {}), "vsn": "1.0.0"})
-    return f"{scheme}://{parts.netloc}{parts.path}/realtime/v1/websocket?{query}"
+    return api.realtime_url(base_url, apikey, params)
 
 
 class RealtimeClient:
@@ -161,6 +154,7 @@ class RealtimeClient:
         user_class: str = "",
         group: str = "",
         headers: Mapping[str, str] | None = None,
+        region_header: str = REGION_HEADER,
         heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
         reply_timeout_s: float = REPLY_TIMEOUT_S,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
@@ -174,8 +168,10 @@ class RealtimeClient:
         )
         self.headers = dict(headers or {})
         """Sent on every websocket handshake, e.g. `CloudFront-Viewer-Country` on the local stack."""
+        self.region_header = region_header
+        """Handshake response header naming the region (HARNESS_REGION_HEADER: the target's `names.region_header`)."""
         self.origin_region = ""
-        """Region that answered the last handshake (`x-origin-region`), "" if none said; in every event's context."""
+        """Region that answered the last handshake (`region_header`), "" if none said; in every event's context."""
         self.access_token = access_token
         if session is not None:
             # A SupabaseSession: use its user token now, and push every refreshed one to the joined channels.
@@ -230,17 +226,21 @@ class RealtimeClient:
             )
         except (websocket.WebSocketException, OSError) as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            self.origin_region = _region(getattr(exc, "resp_headers", None))  # a refused handshake may name one
+            self.origin_region = self._region(getattr(exc, "resp_headers", None))  # a refused handshake may name one
             self._fire(name, elapsed_ms, _failure(f"RT {name}", exc))
             return False
         ws.settimeout(self.reply_timeout_s)  # bounds a read that stalls mid-frame
-        self.origin_region = _region(ws.getheaders())
+        self.origin_region = self._region(ws.getheaders())
         self._ws = ws
         self._heartbeat_ref = None
         self._next_heartbeat = time.monotonic()  # realtime-py heartbeats right after connecting
         if fire_success:
             self._fire(name, (time.perf_counter() - started) * 1000)
         return True
+
+    def _region(self, headers: Mapping[str, str] | None) -> str:
+        """The region header's value; websocket-client lower-cases the handshake's header names."""
+        return str((headers or {}).get(self.region_header.lower(), "") or "")
 
     def _fire(self, name: str, elapsed_ms: float, failure: RequestFailed | None = None) -> None:
         """Every event of this client: `RT <name>`, with the region of the socket it happened on."""
@@ -324,32 +324,39 @@ class RealtimeClient:
         ref = str(next(self._refs))
         channel.join_ref = ref
         channel.joined = False
-        return self._push(channel.topic, "phx_join", channel.join_payload(self.access_token), ref, on_reply)
+        return self._push(api.join(channel.topic, ref, channel.join_config(), self.access_token), ref, on_reply)
 
     def leave(self, channel: Channel) -> None:
         """Leave a channel and stop rejoining it."""
         channel.wanted = False
         if channel.joined:
-            self._send(channel.topic, "phx_leave", {}, str(next(self._refs)), channel.join_ref)
+            self._send(api.leave(channel.topic, str(next(self._refs)), channel.join_ref))
         channel.joined = False
         self.channels.pop(channel.topic, None)
 
     def broadcast(self, channel: Channel, event: str, payload: dict[str, Any]) -> RequestFailed | None:
         """Send a broadcast (`RT broadcast`); with `broadcast_ack` the time is send → server ack, else send only."""
-        message = {"type": "broadcast", "event": event, "payload": payload}
+        topic = channel.topic
         if channel.broadcast_ack:
-            return self._acked("broadcast", channel, "broadcast", message)
+            return self._acked(
+                "broadcast", channel, lambda ref, join_ref: api.broadcast(topic, event, payload, ref, join_ref)
+            )
         started = time.perf_counter()
-        sent = self._send(channel.topic, "broadcast", message, None, channel.join_ref)
+        sent = self._send(api.broadcast(topic, event, payload, None, channel.join_ref))
         failure = None if sent else RequestFailed("RT broadcast", 0, "not_connected", "the socket is not connected")
         self._fire("broadcast", (time.perf_counter() - started) * 1000, failure)
         return failure
 
     def track(self, channel: Channel, state: dict[str, Any]) -> RequestFailed | None:
         """Track presence state on a channel (`RT presence track`, send → reply)."""
-        return self._acked("presence track", channel, "presence", {"event": "track", "payload": state})
+        topic = channel.topic
+        return self._acked(
+            "presence track", channel, lambda ref, join_ref: api.presence_track(topic, state, ref, join_ref)
+        )
 
-    def _acked(self, name: str, channel: Channel, event: str, payload: dict[str, Any]) -> RequestFailed | None:
+    def _acked(self, name: str, channel: Channel, build: Callable[[str, str], str]) -> RequestFailed | None:
+        """Push a frame `build(ref, join_ref)` and wait for its reply (`RT <name>`, send → reply)."""
+
         def on_reply(pending: _Pending, status: str, response: dict[str, Any] | None) -> None:
             elapsed_ms = (time.perf_counter() - pending.started) * 1000
             failure = None
@@ -360,7 +367,8 @@ class RealtimeClient:
             self._fire(name, elapsed_ms, failure)
             pending.result.set(failure)
 
-        pending = self._push(channel.topic, event, payload, str(next(self._refs)), on_reply, channel.join_ref)
+        ref = str(next(self._refs))
+        pending = self._push(build(ref, channel.join_ref if channel.join_ref is not None else ref), ref, on_reply)
         if pending is None:
             failure = RequestFailed(f"RT {name}", 0, "not_connected", "the socket is not connected")
             self._fire(name, 0.0, failure)
@@ -372,14 +380,14 @@ class RealtimeClient:
         self.access_token = token
         for chan in list(self.channels.values()):
             if chan.joined:
-                self._send(chan.topic, "access_token", {"access_token": token}, str(next(self._refs)), chan.join_ref)
+                self._send(api.access_token(chan.topic, token, str(next(self._refs)), chan.join_ref))
 
     # -- frames ---------------------------------------------------------------------------------------------------
-    def _send(self, topic: str, event: str, payload: dict[str, Any], ref: str | None, join_ref: str | None) -> bool:
+    def _send(self, frame: str) -> bool:
+        """Send one encoded frame (from `api`); False when the socket is gone or the send failed."""
         ws = self._ws
         if ws is None:
             return False
-        frame = json.dumps({"topic": topic, "event": event, "payload": payload, "ref": ref, "join_ref": join_ref})
         try:
             ws.send(frame)
         except (websocket.WebSocketException, OSError):
@@ -387,17 +395,12 @@ class RealtimeClient:
         return True
 
     def _push(
-        self,
-        topic: str,
-        event: str,
-        payload: dict[str, Any],
-        ref: str,
-        on_reply: Callable[[_Pending, str, dict[str, Any] | None], None],
-        join_ref: str | None = None,
+        self, frame: str, ref: str, on_reply: Callable[[_Pending, str, dict[str, Any] | None], None]
     ) -> _Pending | None:
+        """Send a frame whose `ref` is `ref` and register what to do with its `phx_reply`."""
         pending = _Pending(time.perf_counter(), on_reply)
         self._pending[ref] = pending
-        if not self._send(topic, event, payload, ref, join_ref if join_ref is not None else ref):
+        if not self._send(frame):
             del self._pending[ref]
             return None
         return pending
@@ -477,7 +480,7 @@ class RealtimeClient:
             self._heartbeat_ref = str(next(self._refs))
             self._heartbeat_sent = time.perf_counter()
             self._next_heartbeat = now + self.heartbeat_interval_s
-            if not self._send("phoenix", "heartbeat", {}, self._heartbeat_ref, None):
+            if not self._send(api.heartbeat(self._heartbeat_ref)):
                 raise websocket.WebSocketConnectionClosedException("heartbeat could not be sent")
         self._expire_pending()
         wait_s = max(0.0, self._next_heartbeat - time.monotonic())
@@ -539,10 +542,6 @@ class RealtimeClient:
         )
         self._fire("connection", 0.0, failure)
         return False
-
-
-def _region(headers: Mapping[str, str] | None) -> str:
-    return str((headers or {}).get(REGION_HEADER, "") or "")
 
 
 def _safely(callback: Callable[..., None], *args: Any) -> None:
