@@ -30,9 +30,9 @@ from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, Settings, read_profile
-from harness.model.metrics import REGION_HEADER
 from harness.model.profile import ENVIRONMENT_ATTRIBUTE, USER_CLASSES, Profile
 from harness.model.result import GroupInfo, ResultBuilder, RunInfo, SteadyState, dump_result
+from harness.model.target import names_from_mapping
 
 CPU_SAMPLE_INTERVAL_S = 1.0
 """How often each generator process samples its own CPU use (the validity gate judges saturation from these)."""
@@ -59,12 +59,12 @@ def failure_kind(exception: BaseException | None, context: dict[str, Any]) -> st
     return "error"
 
 
-def _origin_from(response: Any) -> str | None:
+def _origin_from(response: Any, region_header: str) -> str | None:
     headers = getattr(response, "headers", None)
     if headers is None:
         return None
     try:
-        value = headers.get(REGION_HEADER)
+        value = headers.get(region_header)
     except Exception:  # header objects differ between Locust clients; a tally is optional
         return None
     return str(value) if value else None
@@ -77,6 +77,8 @@ class HarnessPlugin:
         self.environment = environment
         self.settings = settings
         self.profile = read_profile(settings.profile_path)
+        self.region_header = names_from_mapping(os.environ).region_header
+        """For plain Locust HTTP users, whose events carry no `origin_region` (the harness clients' do)."""
         setattr(environment, ENVIRONMENT_ATTRIBUTE, self.profile)
         runner = environment.runner
         self.is_master = isinstance(runner, MasterRunner)
@@ -135,7 +137,7 @@ class HarnessPlugin:
         **_: Any,
     ) -> None:
         ctx = context or {}
-        origin = ctx.get("origin_region") or _origin_from(response)
+        origin = ctx.get("origin_region") or _origin_from(response, self.region_header)
         group = ctx.get("group") or self.default_group
         ok = exception is None
         t_s = start_time or time.time()

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
+from harness.model.metrics import REGION_HEADER
 
 NO_TARGET_HELP = (
     "set SUPABASE_URL and SUPABASE_ANON_KEY (and SUPABASE_SERVICE_ROLE_KEY to provision test users) in the "
@@ -73,7 +74,7 @@ class Names:
     """HARNESS_STORAGE_BUCKET"""
     livekit_function: str = "livekit-token"
     """HARNESS_LIVEKIT_FUNCTION"""
-    region_header: str = "x-origin-region"
+    region_header: str = REGION_HEADER
     """HARNESS_REGION_HEADER: the response header naming the region that served a request."""
 
 
@@ -88,6 +89,13 @@ _NAME_VARS = {
 }
 
 DEFAULT_HTTP_TIMEOUT_S = 30.0
+
+
+def names_from_mapping(values: Mapping[str, str], source: str = "environment") -> Names:
+    """The HARNESS_TABLE_* / HARNESS_STORAGE_BUCKET / HARNESS_LIVEKIT_FUNCTION / HARNESS_REGION_HEADER names."""
+    where = f" ({source})" if source != "environment" else ""
+    given = {var: value.strip() for var in _NAME_VARS if (value := values.get(var, "").strip())}
+    return Names(**{_NAME_VARS[var]: _identifier(var, value, where) for var, value in given.items()})
 
 
 @dataclass(frozen=True)
@@ -245,9 +253,7 @@ def target_from_mapping(values: Mapping[str, str], source: str = "environment") 
             "(Supabase dashboard → Project Settings → API)"
         )
     japan = get("SUPABASE_URL_JAPAN")
-    names = Names(
-        **{attr: _identifier(var, get(var), where) for var, attr in _NAME_VARS.items() if get(var) is not None}
-    )
+    names = names_from_mapping(values, source)
     return TargetConfig(
         supabase_url=url,
         anon_key=_key("SUPABASE_ANON_KEY", anon, where),

@@ -13,6 +13,7 @@ from harness.model.target import (
     Secret,
     TargetConfig,
     load_target,
+    names_from_mapping,
     read_env_file,
     target_configured,
     target_from_mapping,
@@ -210,3 +211,11 @@ def test_reference_stack_target() -> None:
     target = TargetConfig.for_reference_stack("http://127.0.0.1:5000/")
     assert target.supabase_url == "http://127.0.0.1:5000"
     assert target.service_role_key is not None and target.source == "reference stack"
+
+
+def test_names_come_from_the_harness_variables_alone() -> None:
+    names = names_from_mapping({"HARNESS_REGION_HEADER": " x-served-from ", "HARNESS_TABLE_MESSAGES": "chat_messages"})
+    assert (names.region_header, names.messages, names.bucket) == ("x-served-from", "chat_messages", "attachments")
+    assert names_from_mapping({}) == Names()
+    with pytest.raises(ConfigError, match=r"HARNESS_STORAGE_BUCKET \(prod\.env\): "):
+        names_from_mapping({"HARNESS_STORAGE_BUCKET": "no spaces"}, "prod.env")
