@@ -1,0 +1,1 @@
+"""Verdicts: pure functions from a Result to passed / failed / invalid with reasons; no I/O."""
