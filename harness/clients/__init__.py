@@ -3,7 +3,7 @@
     events.py      Reporter: fires Locust `request` events (or a ListEvent / callbacks / nothing); RequestFailed
     http.py        Transport over FastHttpSession: one timed call, one event, a Reply; Supabase error decoding
     supabase/      the one place that knows Supabase's paths, headers, frames and the deployment's names:
-      api.py       pure builders (paths, headers, queries, bodies, Realtime frames) by `model.target.Names`
+      api.py       pure builders (paths, headers, queries, bodies, Realtime frames) by `model.target_config.Names`
       session.py   SupabaseSession: auth with refresh, PostgREST, Storage, Edge Functions over `http.Transport`
       realtime.py  RealtimeClient: Phoenix vsn 1.0.0 over websocket-client, one greenlet per socket, reconnects
       sync.py      SupabaseClient, RealtimeSocket: httpx and websocket-client for the orchestrator (no gevent)

@@ -32,7 +32,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRu
 from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, Settings, read_profile
 from harness.model.profile import ENVIRONMENT_ATTRIBUTE, USER_CLASSES, Profile
 from harness.model.result import GroupInfo, ResultBuilder, RunInfo, SteadyState, dump_result
-from harness.model.target import names_from_mapping
+from harness.model.target_config import names_from_mapping
 
 CPU_SAMPLE_INTERVAL_S = 1.0
 """How often each generator process samples its own CPU use (the validity gate judges saturation from these)."""

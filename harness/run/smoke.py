@@ -33,7 +33,7 @@ from livekit.protocol import rtc as proto_rtc
 from harness.clients.supabase import api
 from harness.clients.supabase.sync import SupabaseClient
 from harness.model.result import SmokeCheck
-from harness.model.target import Names
+from harness.model.target_config import Names
 from harness.run.target import Target, check_allowed
 
 CHECK_TIMEOUT_S = 10.0

@@ -1,12 +1,12 @@
-"""A run's target as the orchestrator uses it: a `harness.model.target.TargetConfig` (which reads, validates and hides
+"""A run's target as the orchestrator uses it: a `model.target_config.TargetConfig` (which reads, validates and hides
 the values) plus what the run adds: whether it is the reference stack it started, the environment handed to Locust
 processes, the safety rule over every URL, and a preflight request.
 
     no --host / --env-file, profile target "reference"  →  the embedded reference stack (started by the run)
-    --host URL and/or --env-file production.env          →  model.target.load_target (file wins over environment,
+    --host URL and/or --env-file production.env          →  model.target_config.load_target (file wins over environment,
     or profile target "env"                                  --host wins over both; loopback gets the demo keys)
 
-Reading env files, key validation and the allow-list live in `harness.model.target` only; nothing here parses them.
+Reading env files, key validation and the allow-list live in `model.target_config` only; nothing here parses them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import httpx
 from harness.clients.supabase import api
 from harness.errors import ConfigError, TargetUnreachable
 from harness.model import keys
-from harness.model.target import TargetConfig, load_target, target_from_mapping
+from harness.model.target_config import TargetConfig, load_target, target_from_mapping
 from harness.refstack.stack import Endpoints
 
 PREFLIGHT_TIMEOUT_S = 5.0
@@ -93,7 +93,7 @@ def from_reference(endpoints: Endpoints) -> Target:
 
 
 def resolve(host: str | None, env_file: Path | None) -> Target:
-    """The deployment named by --host, --env-file and the environment (harness.model.target's precedence and checks)."""
+    """The deployment named by --host, --env-file and the environment (model.target_config's precedence, checks)."""
     return from_config(load_target(env_file, supabase_url=host.rstrip("/") if host else None))
 
 

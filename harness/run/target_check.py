@@ -15,7 +15,7 @@ import httpx
 from harness.clients.supabase import api
 from harness.clients.supabase.sync import SupabaseClient
 from harness.model import keys
-from harness.model.target import Names
+from harness.model.target_config import Names
 from harness.refstack.stack import Endpoints
 
 PROBE_TIMEOUT_S = 5.0

@@ -36,7 +36,7 @@ from harness.clients.supabase.sync import SupabaseClient
 from harness.errors import ConfigError, HarnessError, ProvisionError, TargetUnreachable
 from harness.model.assign import Layout, block_conversations
 from harness.model.credentials import Conversation, Credentials, User, check_tag
-from harness.model.target import TargetConfig
+from harness.model.target_config import TargetConfig
 
 CONCURRENCY = 16
 """Parallel admin calls while creating or deleting users (GoTrue hashes each password: a few ms of server CPU)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.model.credentials import Credentials, check_tag, new_run_id
-from harness.model.target import NO_TARGET_HELP, TargetConfig, load_target, target_configured
+from harness.model.target_config import NO_TARGET_HELP, TargetConfig, load_target, target_configured
 from harness.run.users import cleanup, provision
 
 DEFAULT_PREFIX = "harness"

@@ -1,7 +1,7 @@
 """What the Locust user classes in `locustfiles/` do, kept out of the locustfiles (thin user classes, separate
 protocol clients: docs/architecture.md).
 
-    locustfiles/messaging.py ─► chat.Chat          realtime subscriptions, sends, history, typing ─► delivery.py
+    locustfiles/messaging.py ─► chat.Chat          subscriptions, sends, history, typing ─► delivery_recorder.py
     locustfiles/meetings.py  ─► meeting.Meeting    token, /rtc join, timed pings, leave
     locustfiles/files.py     ─► files.Files        uploads (sizes.py), downloads, signed URLs
     locustfiles/web.py       ─► web.WebShell       app shell and assets through the edge, header checks

@@ -16,7 +16,7 @@ from locust import User
 
 from harness.clients.supabase.session import SupabaseSession
 from harness.model.assign import Assignment
-from harness.model.target import TargetConfig
+from harness.model.target_config import TargetConfig
 from harness.scenarios.runstate import RunState, install, state_of
 from harness.scenarios.viewer import viewer_headers
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from harness.clients.supabase.realtime import Channel, RealtimeClient, postgres_binding
 from harness.clients.supabase.session import SupabaseSession
 from harness.model.delivery import Envelope
-from harness.scenarios.delivery import DeliveryRecorder
+from harness.scenarios.delivery_recorder import DeliveryRecorder
 from harness.scenarios.viewer import viewer_headers
 
 if TYPE_CHECKING:

@@ -35,8 +35,8 @@ from harness.model.assign import Assignment, SlotPool, assignment_for
 from harness.model.credentials import Credentials
 from harness.model.delivery import DeliveryTracker
 from harness.model.profile import ENVIRONMENT_ATTRIBUTE, Profile
-from harness.model.target import TargetConfig, load_target
-from harness.scenarios.delivery import DeliveryRecorder
+from harness.model.target_config import TargetConfig, load_target
+from harness.scenarios.delivery_recorder import DeliveryRecorder
 from harness.scenarios.provisioning import provision_users, remove_users
 from harness.scenarios.settings import ScenarioSettings
 

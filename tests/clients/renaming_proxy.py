@@ -29,7 +29,7 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from harness.model.target import Names
+from harness.model.target_config import Names
 from harness.procs.serving import BackgroundServer
 
 STACK = Names()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from harness.clients.supabase import api
-from harness.model.target import Names
+from harness.model.target_config import Names
 
 CUSTOM = Names(messages="chat_messages", bucket="chat-files", livekit_function="meeting-token", region_header="x-rg")
 

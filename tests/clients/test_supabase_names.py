@@ -16,7 +16,7 @@ from renaming_proxy import RenamingProxy
 from harness.clients.supabase import api
 from harness.clients.supabase.sync import SupabaseClient
 from harness.model import keys
-from harness.model.target import Names, TargetConfig
+from harness.model.target_config import Names, TargetConfig
 from harness.refstack.stack import Endpoints, ReferenceStack, StackConfig, StackPorts
 from harness.run.smoke import CHECK_NAMES, run_checklist
 from harness.run.target import from_config, reference_config

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from harness.clients.supabase.sync import SupabaseClient
-from harness.model.target import Names
+from harness.model.target_config import Names
 
 CUSTOM = Names(
     conversations="chats",

@@ -24,11 +24,11 @@ from harness.clients.supabase.realtime import RealtimeClient
 from harness.clients.supabase.session import SupabaseSession
 from harness.model import keys
 from harness.model.delivery import DeliveryTracker
-from harness.model.target import Names
+from harness.model.target_config import Names
 from harness.procs.piece import PieceProcess
 from harness.refstack.stack import PRIMARY_REGION, ReferenceStack
 from harness.scenarios.chat import Chat
-from harness.scenarios.delivery import DeliveryRecorder
+from harness.scenarios.delivery_recorder import DeliveryRecorder
 
 CUSTOM = Names(messages="chat_messages", region_header="X-Served-From")
 """Mixed case on purpose: websocket-client lower-cases the handshake's header names."""

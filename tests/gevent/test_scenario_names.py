@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from harness.clients.supabase.session import SupabaseSession
 from harness.model.delivery import DeliveryTracker
-from harness.model.target import Names
+from harness.model.target_config import Names
 from harness.scenarios.chat import Chat
-from harness.scenarios.delivery import DeliveryRecorder
+from harness.scenarios.delivery_recorder import DeliveryRecorder
 
 CUSTOM = Names(messages="chat_messages", bucket="chat-files", livekit_function="meeting-token")
 

@@ -10,7 +10,7 @@ from harness.clients.events import ListEvent, Reporter
 from harness.clients.http import Reply
 from harness.errors import ConfigError
 from harness.model.delivery import DeliveryTracker, Envelope
-from harness.scenarios.delivery import DeliveryRecorder
+from harness.scenarios.delivery_recorder import DeliveryRecorder
 from harness.scenarios.meeting import RenamedEvent
 from harness.scenarios.settings import ScenarioSettings
 from harness.scenarios.sizes import parse_sizes

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from harness.clients.events import ListEvent, RequestFailed
 from harness.clients.supabase.session import SupabaseSession
 from harness.model import keys
-from harness.model.target import Names
+from harness.model.target_config import Names
 from harness.refstack.stack import PRIMARY_REGION, ReferenceStack
 
 SignedIn = Callable[..., SupabaseSession]

@@ -13,7 +13,7 @@ import websocket
 
 from harness.model import keys
 from harness.model.delivery import DeliveryTracker, Envelope, Lost, Outcome
-from harness.model.target import TargetConfig
+from harness.model.target_config import TargetConfig
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run.users import cleanup, provision
 

@@ -17,7 +17,7 @@ from harness.errors import ConfigError, ProvisionError, TargetUnreachable
 from harness.model import keys
 from harness.model.credentials import Credentials, write_private
 from harness.model.delivery import Envelope
-from harness.model.target import Secret, TargetConfig
+from harness.model.target_config import Secret, TargetConfig
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import users, users_cli
 from harness.run.users import cleanup, provision

@@ -6,7 +6,7 @@
 
 The one module that spells the protocol (docs/protocols.md §1-§6), so the gevent and httpx clients cannot drift
 apart. Pure: no I/O, no gevent, no httpx; safe to import in any process. Table, bucket, function and header
-names are the deployment's (`harness.model.target.Names`, HARNESS_TABLE_* ...); the defaults are the reference
+names are the deployment's (`harness.model.target_config.Names`, HARNESS_TABLE_* ...); the defaults are the reference
 stack's.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from harness.model.target import Names
+from harness.model.target_config import Names
 
 DEFAULT_NAMES = Names()
 """The reference stack's (and the app's) table, bucket, function and header names."""

@@ -25,7 +25,7 @@ from harness.clients.events import Reporter, RequestEvent, RequestFailed
 from harness.clients.http import Reply, Transport
 from harness.clients.supabase import api
 from harness.clients.supabase.api import DUPLICATE, Filters
-from harness.model.target import Names
+from harness.model.target_config import Names
 
 REFRESH_MARGIN_S = 60.0
 """Refresh the access token when less than this is left before it expires (supabase-js uses a similar margin)."""

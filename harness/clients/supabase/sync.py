@@ -24,7 +24,7 @@ import websocket
 
 from harness.clients.supabase import api
 from harness.clients.supabase.api import Filters
-from harness.model.target import Names
+from harness.model.target_config import Names
 
 CLIENT_INFO = "harness/1"
 DEFAULT_TIMEOUT_S = 30.0

@@ -1,4 +1,4 @@
-"""The run's target on top of harness.model.target: precedence, demo keys, child environment, and the safety rule over
+"""The run's target on top of model.target_config: precedence, demo keys, child environment, and the safety rule over
 every URL (SUPABASE_URL, SUPABASE_URL_JAPAN, LIVEKIT_URL)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.model import keys
-from harness.model.target import load_target
+from harness.model.target_config import load_target
 from harness.run.target import Target, check_allowed, from_config, resolve
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.model import keys
-from harness.model.target import (
+from harness.model.target_config import (
     Names,
     Secret,
     TargetConfig,
