@@ -24,8 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from harness.clients.supabase import api
+from harness.clients.supabase.sync import SupabaseClient
 from harness.model import keys
 from harness.procs.piece import PieceProcess
 from harness.refstack.stack import EDGE_FACTORY, REGION_FACTORY
@@ -43,32 +43,31 @@ def start_piece(piece: str, factory: str, options: dict[str, Any], log_dir: Path
 
 def seed(url: str) -> dict[str, str]:
     """One user, one conversation they belong to, SEED_MESSAGES messages in it; returns the wrk environment."""
-    service = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
-    with httpx.Client(base_url=url, timeout=10) as http:
+    with SupabaseClient(url, keys.SERVICE_ROLE_KEY, timeout_s=10) as service:
         email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-        created = http.post("/auth/v1/admin/users", headers=service, json={"email": email, "password": "bench-pass"})
+        created = service.admin_create_user(email, "bench-pass")
         created.raise_for_status()
         user_id = created.json()["id"]
-        grant = {"email": email, "password": "bench-pass"}
-        session = http.post("/auth/v1/token?grant_type=password", headers={"apikey": keys.ANON_KEY}, json=grant)
+        anon = service.with_key(keys.ANON_KEY)
+        session = anon.sign_in(email, "bench-pass")
         session.raise_for_status()
         token = session.json()["access_token"]
-        user = {"apikey": keys.ANON_KEY, "Authorization": f"Bearer {token}", "Prefer": "return=representation"}
-        conv = http.post("/rest/v1/conversations", headers=user, json={"created_by": user_id}).json()[0]["id"]
+        conv = anon.insert("conversations", {"created_by": user_id}, token=token).json()[0]["id"]
         member = {"conversation_id": conv, "user_id": user_id, "role": "owner"}
-        http.post("/rest/v1/conversation_members", headers=user, json=member).raise_for_status()
+        anon.insert("conversation_members", member, token=token).raise_for_status()
         rows = [
             {"conversation_id": conv, "sender_id": user_id, "client_msg_id": f"seed-{i}", "content": f"message {i}"}
             for i in range(SEED_MESSAGES)
         ]
-        http.post("/rest/v1/messages", headers={**user, "Prefer": "return=minimal"}, json=rows).raise_for_status()
+        anon.insert("messages", rows, returning=False, token=token).raise_for_status()
+    history = api.select_params("*", {"conversation_id": api.eq(conv)}, order="created_at.desc", limit=50)
     return {
         "BENCH_APIKEY": keys.ANON_KEY,
         "BENCH_TOKEN": token,
         "BENCH_CONVERSATION": conv,
         "BENCH_SENDER": user_id,
         "BENCH_NONCE": uuid.uuid4().hex[:8],
-        "BENCH_PATH": f"/rest/v1/messages?conversation_id=eq.{conv}&order=created_at.desc&limit=50",
+        "BENCH_PATH": api.rest("messages", history),
     }
 
 
