@@ -21,16 +21,10 @@ from harness.scenarios.settings import ScenarioSettings, whole_number
 
 ACCOUNT_CLASSES = ("MessagingUser", "MeetingUser", "FileTransferUser")
 """User classes that play provisioned test users (WebUser needs none)."""
-
-
 USERS_PREFIX = "loadtest"
 """Tag of every test user a run creates (`harness users cleanup --prefix loadtest` removes leftovers)."""
-
-
 DEFAULT_GROUP_SIZE = ScenarioSettings().group_size
 """Members per provisioned block of users (the scenarios' default; HARNESS_GROUP_SIZE changes both)."""
-
-
 CREDENTIALS_FILE = "credentials.json"
 
 

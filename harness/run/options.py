@@ -17,8 +17,6 @@ FALLBACK_LOCUSTFILE = Path(str(importlib.resources.files("harness.loadgen") / "f
 """A light load without accounts (health, sign-in, a REST read): `--locustfile` it to check a target's basics."""
 DEFAULT_LOCUSTFILE = Path("locustfiles") / "mixed.py"
 """The user's own mix when run from a folder holding one (edited copies win over the shipped file)."""
-
-
 FALLBACK_GATES_OFF = ("delivery_p95_ms", "delivery_max_loss_pct", "delivery_max_duplicates", "meeting_join_p95_ms")
 """Gates the fallback locustfile has no samples for (it does no realtime delivery or meeting joins)."""
 

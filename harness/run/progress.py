@@ -17,8 +17,6 @@ from harness.run.signals import StopRequest
 
 PROGRESS_INTERVAL_S = 2.0
 """How often the progress line is printed."""
-
-
 OVERRUN_GRACE_S = 30.0
 """How long past its planned end (plus the worker wait) a run may go before it is stopped and marked partial."""
 

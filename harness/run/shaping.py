@@ -41,6 +41,8 @@ CHINA_COUNTRY = "CN"
 """`--network` / `--overlay` change the network of the groups claiming this country."""
 TOXIPROXY_URL_VAR = "TOXIPROXY_URL"
 """When set, a real (or already running) Toxiproxy is used instead of starting the embedded one."""
+NETWORK_FILE = "network.json"
+"""What a shaped run applied, per group: profiles, sources and renderings (in the run's report folder)."""
 TOXIPROXY_FACTORY = "harness.network.toxiproxy.api:build_app"
 TOXIPROXY_LISTEN_HOST_VAR = "HARNESS_TOXIPROXY_LISTEN_HOST"
 """Where a real Toxiproxy opens the proxies' listeners (default: the host of TOXIPROXY_URL)."""
@@ -240,9 +242,6 @@ def open_paths(
         where = f" from namespace {ns.name} ({ns.ns_addr}; kernel loss {network.loss.percent.value:g} %)" if ns else ""
         print(f"harness: group {group}: {network.name} via Toxiproxy ({shaped}){where}", file=log)
     return paths, api_url
-
-
-NETWORK_FILE = "network.json"
 
 
 def write_network(out_dir: Path, paths: dict[str, GroupPath], api_url: str, log: TextIO) -> dict[str, str]:
