@@ -130,10 +130,8 @@ class LocustCluster:
 
     def stop(self, master_grace_s: float = MASTER_STOP_GRACE_S, worker_grace_s: float = WORKER_STOP_GRACE_S) -> None:
         """Graceful, then forceful: every child is gone when this returns."""
-        if self.master is not None and self.master.running():
-            self.master.signal(signal.SIGTERM)
-            if not self.master.wait(master_grace_s):
-                self.master.kill_group()
+        if self.master is not None:
+            self.master.stop(master_grace_s)
         deadline = time.monotonic() + worker_grace_s
         for worker in self.workers:
             worker.wait(deadline - time.monotonic())

@@ -1,10 +1,11 @@
-"""Light load used until locustfiles/mixed.py exists: health, sign-in and a REST read over FastHttpUser.
+"""A light load, run with `--locustfile` to check a target's basics: health, sign-in and a REST read over
+FastHttpUser.
 
 Each user signs up once (the reference stack confirms at once), then loops over the three calls. It produces no
 `message.delivery` or `meeting.join` samples, so the orchestrator turns those gates off when it runs this file
 (the smoke checklist still proves both flows work). Paths, headers and bodies come from
-`harness.clients.supabase.api` (pure: no httpx in this Locust process); the conversations table is
-HARNESS_TABLE_CONVERSATIONS.
+`harness.clients.supabase.api` (pure: no httpx in this Locust process); the table names are the target's
+(HARNESS_TABLE_*).
 """
 
 from __future__ import annotations
@@ -17,14 +18,11 @@ from locust import FastHttpUser, between, task
 
 from harness.clients.supabase import api
 from harness.loadgen.plugin import ProfileShape, current_profile  # noqa: F401  (wires the harness)
+from harness.model.target_config import names_from_mapping
+from harness.scenarios.viewer import viewer_headers
 
 PASSWORD = "fallback-load-pass-1"
 _user_numbers = itertools.count()
-
-
-def conversations_table() -> str:
-    """HARNESS_TABLE_CONVERSATIONS, else the reference stack's name."""
-    return os.environ.get("HARNESS_TABLE_CONVERSATIONS", "").strip() or api.DEFAULT_NAMES.conversations
 
 
 class FallbackUser(FastHttpUser):
@@ -40,7 +38,7 @@ class FallbackUser(FastHttpUser):
             self.user_group = cycle[next(_user_numbers) % len(cycle)]
             self.country = dict(groups)[self.user_group].country
         self.anon_key = os.environ.get("SUPABASE_ANON_KEY", "")
-        self.table = conversations_table()
+        self.table = names_from_mapping(os.environ).conversations
         self.email = f"load-{uuid.uuid4().hex[:16]}@example.test"
         self.token = ""
         with self.client.post(
@@ -59,10 +57,7 @@ class FallbackUser(FastHttpUser):
         return {"group": self.user_group, "user_class": type(self).__name__}
 
     def _headers(self, token: str | None = None) -> dict[str, str]:
-        headers = api.key_headers(self.anon_key, token)
-        if self.country:
-            headers[api.VIEWER_COUNTRY] = self.country
-        return headers
+        return {**api.key_headers(self.anon_key, token), **viewer_headers(self.country)}
 
     @task(2)
     def health(self) -> None:

@@ -23,8 +23,8 @@ START_TIMEOUT_S = 30.0
 """How long a piece may take to listen before the harness gives up (imports dominate: ~1-2 s here)."""
 
 
-class PieceProcess:
-    """One running piece: its process, its port, and its log file."""
+class PieceProcess(Child):
+    """One running piece: a `Child` whose stdout carries the ready line, and the port it reported."""
 
     def __init__(
         self,
@@ -36,12 +36,9 @@ class PieceProcess:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self.name = name
-        self.log_path = log_path
         argv = [sys.executable, "-m", "harness.procs.launch", factory, "--name", name, "--bind", host,
                 "--port", str(port), "--options", json.dumps(dict(options or {}))]  # fmt: skip
-        self.child = Child(name, argv, log_path, pipe_stdout=True)
-        self.proc = self.child.proc
+        super().__init__(name, argv, log_path, pipe_stdout=True)
         self.port = self._wait_ready()
 
     def _wait_ready(self) -> int:
@@ -53,7 +50,7 @@ class PieceProcess:
         try:
             while time.monotonic() < deadline:
                 if not selector.select(timeout=0.2):
-                    if self.proc.poll() is not None:
+                    if not self.running():
                         break
                     continue
                 chunk = os.read(self.proc.stdout.fileno(), 4096)
@@ -68,8 +65,5 @@ class PieceProcess:
         self.stop()
         raise TargetUnreachable(
             f"piece {self.name!r} did not start within {START_TIMEOUT_S:.0f} s; "
-            f"its log ({self.log_path}) ends with:\n{self.child.log_tail()}"
+            f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
         )
-
-    def stop(self) -> None:
-        self.child.stop()

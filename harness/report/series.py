@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.model.metrics import DELIVERY_NAME
-from harness.model.result import Result, aggregate, groups_of, steady_windows
+from harness.model.result import Result, Span, aggregate, groups_of, steady_windows
 from harness.model.sketch import Sketch
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -57,9 +57,10 @@ def series(result: Result, exclude_names: list[str]) -> Series:
     for u in result.users:
         out.users_t_s.append(u.t_s - t0)
         out.users.append(u.users)
-    out.delivery = aggregate(result.windows, names={DELIVERY_NAME}).sketch
+    whole = Span.of(result.windows, result.run.duration_s)
+    out.delivery = whole.select(names={DELIVERY_NAME}).sketch
     for group in groups:
-        origins = aggregate(result.windows, group=group).origins
+        origins = whole.select(group=group).origins
         if origins:
             out.origins[group] = origins
     ss = result.run.steady_state
@@ -68,25 +69,29 @@ def series(result: Result, exclude_names: list[str]) -> Series:
     return out
 
 
-def _row(
-    label: str, result: Result, exclude: list[str], *, group: str | None = None, name: str | None = None
-) -> GroupRow:
-    windows, duration_s = steady_windows(result)
-    names = {name} if name is not None else None
-    excl = [] if name is not None else exclude
-    s = aggregate(windows, duration_s, names=names, exclude_names=excl, group=group)
-    whole = aggregate(result.windows, names=names, exclude_names=excl, group=group)
-    p50, p95, p99 = s.sketch.quantiles(list(QUANTILES))
-    info = result.run.groups.get(group or "")
-    return GroupRow(label, s.count, s.rps, p50, p95, p99, whole.error_pct, info.network if info else "")
+class _Rows:
+    """A result's steady state and whole run, each aggregated once; every table row is a selection of them."""
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        self.steady = Span.of(*steady_windows(result))
+        self.whole = Span.of(result.windows, result.run.duration_s)
+
+    def row(self, label: str, exclude: list[str], *, group: str | None = None, name: str | None = None) -> GroupRow:
+        names = {name} if name is not None else None
+        excl = [] if name is not None else exclude
+        s = self.steady.select(names=names, exclude_names=excl, group=group)
+        whole = self.whole.select(names=names, exclude_names=excl, group=group)
+        p50, p95, p99 = s.sketch.quantiles(list(QUANTILES))
+        info = self.result.run.groups.get(group or "")
+        return GroupRow(label, s.count, s.rps, p50, p95, p99, whole.error_pct, info.network if info else "")
 
 
 def group_rows(result: Result, exclude: list[str]) -> list[GroupRow]:
-    rows = [_row("all", result, exclude)]
-    rows += [_row(g, result, exclude, group=g) for g in groups_of(result)]
-    return rows
+    rows = _Rows(result)
+    return [rows.row("all", exclude), *(rows.row(g, exclude, group=g) for g in groups_of(result))]
 
 
 def request_rows(result: Result) -> list[GroupRow]:
-    names = sorted({s.name for w in result.windows for s in w.stats})
-    return [_row(n, result, [], name=n) for n in names]
+    rows = _Rows(result)
+    return [rows.row(n, [], name=n) for n in sorted({name for _group, name in rows.whole.parts})]

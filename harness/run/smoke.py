@@ -35,6 +35,7 @@ from harness.clients.supabase.sync import SupabaseClient
 from harness.model.result import SmokeCheck
 from harness.model.target_config import Names
 from harness.run.target import Target, check_allowed
+from harness.scenarios.viewer import viewer_headers
 
 CHECK_TIMEOUT_S = 10.0
 """Longest any one network step of a check may take (HTTP call, websocket frame, realtime delivery)."""
@@ -288,9 +289,7 @@ def _web_security_headers(ctx: _Context) -> str:
 def _china_routing(ctx: _Context) -> str:
     seen = {}
     for country, expected in (("CN", JAPAN), ("SG", SINGAPORE)):
-        response = ctx.supabase.select(
-            ctx.names.conversations, columns="id", limit=1, headers={api.VIEWER_COUNTRY: country}
-        )
+        response = ctx.supabase.select(ctx.names.conversations, columns="id", limit=1, headers=viewer_headers(country))
         region = ctx.supabase.region(response)
         if response.status_code != 200 or region != expected:
             raise CheckFailed(f"{country} viewers served by {region!r} (status {response.status_code}), not {expected}")

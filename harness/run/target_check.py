@@ -17,6 +17,7 @@ from harness.clients.supabase.sync import SupabaseClient
 from harness.model import keys
 from harness.model.target_config import Names
 from harness.refstack.stack import Endpoints
+from harness.scenarios.viewer import viewer_headers
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -110,7 +111,7 @@ def _replication(primary: SupabaseClient, replica: SupabaseClient) -> str:
 
 
 def _edge_route(edge: SupabaseClient, country: str, expected_region: str) -> str:
-    response = edge.http.get(f"{edge.base_url}/health", headers={api.VIEWER_COUNTRY: country})
+    response = edge.http.get(f"{edge.base_url}/health", headers=viewer_headers(country))
     region = edge.region(response)
     assert response.status_code == 200 and region == expected_region, (
         f"served by {region!r} (status {response.status_code}), expected {expected_region}"

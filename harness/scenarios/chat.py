@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harness.clients.supabase.realtime import Channel, RealtimeClient, postgres_binding
+from harness.clients.supabase import api
+from harness.clients.supabase.realtime import Channel, RealtimeClient
 from harness.clients.supabase.session import SupabaseSession
 from harness.model.delivery import Envelope
 from harness.scenarios.delivery_recorder import DeliveryRecorder
@@ -61,7 +62,6 @@ class Chat:
             user_class=reporter.user_class,
             group=reporter.group,
             headers=headers,
-            region_header=session.names.region_header,
         )
         self.channels: dict[str, Channel] = {}
         self.subscribed = False
@@ -75,7 +75,7 @@ class Chat:
         for conversation in self.conversations:
             channel = self.channels.get(conversation)
             if channel is None:
-                binding = postgres_binding(self.table, "INSERT", f"conversation_id=eq.{conversation}")
+                binding = api.postgres_binding(self.table, "INSERT", f"conversation_id={api.eq(conversation)}")
                 channel = self.realtime.channel(f"conversation:{conversation}", postgres_changes=[binding])
                 channel.on_postgres_change(self._on_insert, "INSERT")
                 self.channels[conversation] = channel

@@ -185,7 +185,7 @@ class RunState:
     @functools.cached_property
     def _groups(self) -> list[tuple[str, str | None]]:
         """Read on the first user's start, after every init listener (the plugin's included) has run."""
-        return _groups(_profile(self.environment), self.settings.group)
+        return weighted_groups(_profile(self.environment), self.settings.group)
 
     def role(self, number: int) -> Role | None:
         """What Locust user `number` of this process plays; None once the provisioned users run out."""
@@ -231,7 +231,7 @@ def _profile(environment: Environment) -> Profile | None:
     return profile if isinstance(profile, Profile) else None
 
 
-def _groups(profile: Profile | None, only: str | None) -> list[tuple[str, str | None]]:
+def weighted_groups(profile: Profile | None, only: str | None) -> list[tuple[str, str | None]]:
     """User groups by weight from the run's profile: [(name, country)], one entry per unit of weight; only `only`
     when this process plays one group (HARNESS_GROUP)."""
     if profile is None:

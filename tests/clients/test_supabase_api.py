@@ -47,8 +47,8 @@ def test_storage_and_function_paths_follow_the_names() -> None:
     assert api.storage_bucket("b") == "/storage/v1/object/b"
     assert api.signed_url("object/sign/b/x?token=t") == "/storage/v1/object/sign/b/x?token=t"
     assert api.signed_url("http://h/storage/v1/x") == "http://h/storage/v1/x"
-    assert api.livekit_token() == "/functions/v1/livekit-token"
-    assert api.livekit_token(CUSTOM) == "/functions/v1/meeting-token"
+    assert api.function(api.DEFAULT_NAMES.livekit_function) == "/functions/v1/livekit-token"
+    assert api.function(CUSTOM.livekit_function) == "/functions/v1/meeting-token"
 
 
 def test_realtime_url_carries_the_key_and_vsn() -> None:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from harness.clients.events import ListEvent
-from harness.clients.supabase.realtime import RealtimeClient, postgres_binding
+from harness.clients.supabase.api import postgres_binding
+from harness.clients.supabase.realtime import RealtimeClient
 from harness.clients.supabase.session import SupabaseSession
 from harness.model import keys
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts

@@ -91,11 +91,6 @@ def function(name: str) -> str:
     return f"{FUNCTIONS}/{name}"
 
 
-def livekit_token(names: Names = DEFAULT_NAMES) -> str:
-    """The app's token function (HARNESS_LIVEKIT_FUNCTION): `{"room": <conversation id>}` → `{"token", "url"}`."""
-    return function(names.livekit_function)
-
-
 def realtime_url(base_url: str, apikey: str, params: Mapping[str, str] | None = None) -> str:
     """`ws(s)://<host>/realtime/v1/websocket?apikey=…&vsn=1.0.0`, as realtime-py builds it from the project URL
     (§4.1). The key is in the URL: never log it."""
@@ -165,8 +160,6 @@ API_VERSION = "2024-01-01"
 CLIENT_INFO = "harness/1"
 DUPLICATE = frozenset({(409, "23505")})
 """(status, code) of a unique-key violation: a retried insert (same `client_msg_id`) was already delivered."""
-VIEWER_COUNTRY = "CloudFront-Viewer-Country"
-"""Set by CloudFront; the reference edge takes it from the request to pick the origin (China → Japan)."""
 
 
 def key_headers(apikey: str, bearer: str | None = None) -> dict[str, str]:

@@ -40,7 +40,6 @@ from harness.clients.events import Reporter, RequestEvent, RequestFailed
 from harness.clients.http import error_fields, redact
 from harness.clients.sockets import close_websocket
 from harness.clients.supabase import api
-from harness.clients.supabase.api import postgres_binding as postgres_binding  # callers bind channels with it
 from harness.model.metrics import REGION_HEADER
 
 log = logging.getLogger(__name__)
@@ -121,9 +120,6 @@ class Channel:
             private=self.private,
         )
 
-    def join_payload(self, access_token: str | None) -> dict[str, Any]:
-        return api.join_payload(self.join_config(), access_token)
-
 
 @dataclass
 class _Pending:
@@ -132,11 +128,6 @@ class _Pending:
     started: float
     on_reply: Callable[[_Pending, str, dict[str, Any] | None], None]
     result: AsyncResult = field(default_factory=AsyncResult)
-
-
-def websocket_url(base_url: str, apikey: str, params: Mapping[str, str] | None = None) -> str:
-    """`ws(s)://<host>/realtime/v1/websocket?apikey=…&vsn=1.0.0`, as realtime-py builds it from the project URL."""
-    return api.realtime_url(base_url, apikey, params)
 
 
 class RealtimeClient:
@@ -154,7 +145,7 @@ class RealtimeClient:
         user_class: str = "",
         group: str = "",
         headers: Mapping[str, str] | None = None,
-        region_header: str = REGION_HEADER,
+        region_header: str | None = None,
         heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
         reply_timeout_s: float = REPLY_TIMEOUT_S,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
@@ -162,14 +153,14 @@ class RealtimeClient:
         reconnect_max_s: float = RECONNECT_MAX_S,
         max_reconnect_attempts: int = MAX_RECONNECT_ATTEMPTS,
     ) -> None:
-        self.url = websocket_url(base_url, apikey)
+        self.url = api.realtime_url(base_url, apikey)
         self.reporter = Reporter(
             environment=environment, request_event=request_event, user_class=user_class, group=group
         )
         self.headers = dict(headers or {})
         """Sent on every websocket handshake, e.g. `CloudFront-Viewer-Country` on the local stack."""
-        self.region_header = region_header
-        """Handshake response header naming the region (HARNESS_REGION_HEADER: the target's `names.region_header`)."""
+        self.region_header = region_header or (session.names.region_header if session is not None else REGION_HEADER)
+        """Handshake response header naming the region: the session's (HARNESS_REGION_HEADER) unless given."""
         self.origin_region = ""
         """Region that answered the last handshake (`region_header`), "" if none said; in every event's context."""
         self.access_token = access_token

@@ -26,7 +26,6 @@ from harness.clients.supabase import api
 from harness.clients.supabase.api import Filters
 from harness.model.target_config import Names
 
-CLIENT_INFO = "harness/1"
 DEFAULT_TIMEOUT_S = 30.0
 
 
@@ -92,7 +91,7 @@ class SupabaseClient:
         return self.request("GET", api.AUTH_HEALTH)
 
     def _auth(self, path: str, body: Mapping[str, Any], token: str | None = None) -> httpx.Response:
-        headers = api.auth_headers(self._key, token, CLIENT_INFO)
+        headers = api.auth_headers(self._key, token)
         return self.http.post(self.base_url + path, headers=headers, content=json.dumps(body))
 
     def sign_up(self, email: str, password: str, data: Mapping[str, Any] | None = None) -> httpx.Response:
@@ -181,7 +180,7 @@ class SupabaseClient:
 
     def livekit_token(self, room: str, *, token: str) -> httpx.Response:
         """The app's token function (HARNESS_LIVEKIT_FUNCTION): 200 with `{"token", "url"}` for a member."""
-        return self.request("POST", api.livekit_token(self.names), token=token, json={"room": room})
+        return self.invoke(self.names.livekit_function, {"room": room}, token=token)
 
     # -- Realtime (§4) -----------------------------------------------------------------------------------------------
     def realtime(self, timeout_s: float) -> RealtimeSocket:
