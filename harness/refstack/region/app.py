@@ -1,11 +1,13 @@
 """The region server: one process speaking the Supabase subset the WhatsApp Clone uses (docs/protocols.md §1–6).
 
+    lifecycle.py                its PostgreSQL: started (or copied from the primary) before the routes serve
     /auth/v1      auth.py       GoTrue: sign-up, password and refresh grants, /user, admin users
-    /rest/v1      rest.py       PostgREST over the four app tables, with the app's row-level access (rls.py)
+    /rest/v1      rest/         PostgREST: each request one SQL statement as the caller's role (database.py)
     /realtime/v1  realtime.py   Phoenix channels vsn 1.0.0: postgres_changes, broadcast, presence
     /storage/v1   storage.py    buckets and objects, signed URLs
     /functions/v1 functions.py  the livekit-token edge function
-    /health                     region, role, uptime
+    /health                     region, role, uptime, replication
+    /_admin/postgres            where its PostgreSQL listens (service role; a replica's base backup asks it)
 
 Every response carries `x-origin-region`, so a load test can tell which region served it.
 """
@@ -20,11 +22,9 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.refstack.region import auth, forwarding, functions, realtime, replication, rest, storage
+from harness.refstack.region import auth, forwarding, functions, lifecycle, realtime, replication, rest, storage
 from harness.refstack.region.config import RegionConfig
-from harness.refstack.region.db import Database
-from harness.refstack.region.membership import Membership
-from harness.refstack.region.state import CONFIG, DB, MEMBERSHIP, STARTED_AT
+from harness.refstack.region.state import CONFIG, DB, STARTED_AT
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,10 @@ async def _health(request: web.Request) -> web.Response:
         "status": "ok",
         "region": config.region,
         "uptime_s": round(time.monotonic() - app[STARTED_AT], 3),
-        **replication.status(app),
+        "role": "replica" if await app[DB].in_recovery() else "primary",
     }
+    if replication.STATE in app:  # transition: replication.status becomes async and owns the role
+        body |= replication.status(app)
     return web.json_response(body)
 
 
@@ -74,31 +76,25 @@ def build_app(config: RegionConfig | None = None) -> web.Application:
     app = web.Application(
         middlewares=[_never_500_on_bad_input], client_max_size=config.storage_file_size_limit_bytes + 1024 * 1024
     )
-    db_path = None
-    if config.data_dir is not None:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        db_path = config.data_dir / f"{config.region}.sqlite3"
-    db = Database(db_path)
-    db.read_only = config.role == "replica"
     app[CONFIG] = config
-    app[DB] = db
-    app[MEMBERSHIP] = Membership(db)
     app[STARTED_AT] = time.monotonic()
     app.on_response_prepare.append(_stamp_region)
+    # The database first up and last down: every module's start-up hook finds app[DB] open, and its clean-up
+    # (stop background tasks in on_shutdown or on_cleanup) runs before the pools and the server stop.
+    app.on_startup.append(lifecycle.start)
     app.router.add_get("/health", _health)
+    app.router.add_get("/_admin/postgres", lifecycle.postgres_address)
     app.router.add_post("/_admin/realtime/disconnect", _drop_realtime_sockets)
-    for module in (auth, rest, realtime, storage, functions, replication, forwarding):
+    # Transition (the move to PostgreSQL): each module joins this tuple again once it speaks SQL.
+    for module in (auth, rest):
         module.setup(app)
-
-    async def close_db(_app: web.Application) -> None:
-        db.close()
-
-    app.on_cleanup.append(close_db)
+    app.on_cleanup.append(lifecycle.stop)
     return app
 
 
 def build_app_from_options(**options: Any) -> web.Application:
     """`build_app` from JSON-able keyword arguments (how `procs.launch` starts a region in its own process)."""
-    if options.get("data_dir") is not None:
-        options["data_dir"] = Path(options["data_dir"])
+    for name in ("data_dir", "migrations_dir"):
+        if options.get(name) is not None:
+            options[name] = Path(options[name])
     return build_app(RegionConfig(**options))

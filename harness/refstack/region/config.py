@@ -17,7 +17,20 @@ class RegionConfig:
     region: str = "ap-southeast-1"
     role: Literal["primary", "replica"] = "primary"
     data_dir: Path | None = None
-    """Where SQLite and stored objects live; None keeps everything in memory (tests only: nothing survives)."""
+    """Where the region's PostgreSQL cluster lives (`<data_dir>/postgres`); None: a temporary one, removed at stop."""
+    migrations_dir: Path | None = None
+    """A Supabase migrations folder applied at start (each file once); None: the app's own, shipped with the harness."""
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 0
+    """The cluster's TCP port; 0 picks a free one."""
+    primary_postgres: str | None = None
+    """A replica's source for its first base backup, as host:port; None: asked of the primary region (primary_url)."""
+    synchronous_replica: bool = False
+    """A primary waits for its replica to confirm each commit (synchronous_standby_names = '*'): RPO 0, slower writes."""
+    statement_timeout_ms: int = 8000
+    """Per request, as Supabase sets for the authenticated role."""
+    pool_size: int = 16
+    """Connections of the API pool (the admin pool has half)."""
     public_url: str | None = None
     """The URL clients use (for the token issuer); defaults to the bound address."""
     jwt_secret: str = keys.JWT_SECRET
@@ -32,7 +45,7 @@ class RegionConfig:
     forward_writes: bool = False
     """A replica passes client writes to its primary instead of refusing them (see forwarding.py)."""
     replication_lag_ms: float = 0.0
-    """Extra delay before a replica applies a change (on top of the network), to make RPO measurable."""
+    """A replica applies WAL this much later (recovery_min_apply_delay), to make RPO measurable in drills."""
     livekit_url: str = "ws://127.0.0.1:7880"
     livekit_api_key: str = keys.LIVEKIT_API_KEY
     livekit_api_secret: str = keys.LIVEKIT_API_SECRET

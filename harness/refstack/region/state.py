@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from harness.refstack.postgres.cluster import Cluster
 from harness.refstack.region.config import RegionConfig
-from harness.refstack.region.db import Database
-from harness.refstack.region.membership import Membership
+from harness.refstack.region.database import Database
 
 CONFIG = web.AppKey("config", RegionConfig)
+CLUSTER = web.AppKey("cluster", Cluster)
 DB = web.AppKey("db", Database)
-MEMBERSHIP = web.AppKey("membership", Membership)
+"""Set by lifecycle.start (on_startup, before every module's own start-up hooks run)."""
+MEMBERSHIP = web.AppKey("membership", object)
+"""Transition only (the move to PostgreSQL): removed once no module imports it."""
 STARTED_AT = web.AppKey("started_at", float)
 
 

@@ -1,0 +1,146 @@
+"""Bring a region's PostgreSQL up before the routes serve, and down after they stop.
+
+    primary:  Cluster.init (reused when the data dir has one) ─► start ─► bootstrap (Supabase's contract, once)
+              ─► the migrations folder (each file once) ─► Database pools
+    replica:  pg_basebackup -R from the primary (first start only; address from --primary-postgres, else asked
+              of the primary region's /_admin/postgres) ─► start as a hot standby ─► Database pools
+
+A failing migration stops start-up with its file, line and message (MigrationError, exit 2), and the cluster we
+started is stopped again: never a half-started stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from harness.errors import TargetUnreachable
+from harness.model import keys
+from harness.refstack.postgres import migrations
+from harness.refstack.postgres.cluster import Cluster
+from harness.refstack.region.config import RegionConfig
+from harness.refstack.region.database import Database
+from harness.refstack.region.state import CLUSTER, CONFIG, DB, bearer_token
+
+log = logging.getLogger(__name__)
+
+POSTGRES_DIR = "postgres"
+"""The cluster's directory under the region's --data-dir."""
+SCRATCH = web.AppKey("scratch_dir", Path)
+"""A region without --data-dir (tests) keeps its cluster in a temporary directory, removed at stop."""
+
+
+def replication_slot(region: str) -> str:
+    """The physical slot on the primary that keeps WAL for the replica of `region`."""
+    return "replica_" + region.replace("-", "_")
+
+
+def cluster_settings(config: RegionConfig) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    if config.role == "replica" and config.replication_lag_ms > 0:
+        settings["recovery_min_apply_delay"] = f"'{int(config.replication_lag_ms)}ms'"
+    if config.synchronous_replica:
+        settings["synchronous_standby_names"] = "'*'"
+    return settings
+
+
+async def primary_postgres_address(config: RegionConfig) -> tuple[str, int]:
+    """host and port of the primary's PostgreSQL: configured, or asked of the primary region."""
+    if config.primary_postgres:
+        host, _, port = config.primary_postgres.rpartition(":")
+        return host or "127.0.0.1", int(port)
+    if not config.primary_url:
+        raise TargetUnreachable(
+            f"region {config.region} is a replica without a primary: give --primary-url (or primary_postgres)"
+        )
+    url = config.primary_url.rstrip("/") + "/_admin/postgres"
+    headers = {"apikey": config.service_role_key, "Authorization": f"Bearer {config.service_role_key}"}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async with session.get(url, headers=headers) as response:
+                response.raise_for_status()
+                body = await response.json()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise TargetUnreachable(
+            f"replica {config.region} cannot copy its primary's database: {url} did not answer ({exc}); "
+            "start the primary first"
+        ) from None
+    return str(body["host"]), int(body["port"])
+
+
+async def start(app: web.Application) -> None:
+    config = app[CONFIG]
+    if config.data_dir is None:
+        scratch = Path(tempfile.mkdtemp(prefix=f"harness-{config.region}-"))
+        app[SCRATCH] = scratch
+        data_dir = scratch
+    else:
+        data_dir = config.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+    cluster = Cluster(data_dir / POSTGRES_DIR, port=config.postgres_port, host=config.postgres_host)
+    app[CLUSTER] = cluster
+    try:
+        if config.role == "replica" and not cluster.initialised:
+            host, port = await primary_postgres_address(config)
+            await asyncio.to_thread(cluster.base_backup, host, port, replication_slot(config.region))
+        else:
+            await asyncio.to_thread(cluster.init)
+        cluster.configure(cluster_settings(config))
+        await asyncio.to_thread(cluster.start)
+        if not await _in_recovery(cluster):
+            await _migrate(cluster, config)
+        app[DB] = await Database.open(
+            cluster.host, cluster.port, pool_size=config.pool_size, statement_timeout_ms=config.statement_timeout_ms
+        )
+    except BaseException:
+        await asyncio.to_thread(cluster.stop)
+        raise
+    log.info("region %s: PostgreSQL on %s:%d (%s)", config.region, cluster.host, cluster.port, cluster.data_dir)
+
+
+async def _in_recovery(cluster: Cluster) -> bool:
+    conn = await asyncpg.connect(cluster.dsn())
+    try:
+        return bool(await conn.fetchval("select pg_is_in_recovery()"))
+    finally:
+        await conn.close()
+
+
+async def _migrate(cluster: Cluster, config: RegionConfig) -> None:
+    conn = await asyncpg.connect(cluster.dsn())
+    try:
+        await migrations.bootstrap(conn)
+        applied = await migrations.apply(conn, config.migrations_dir or migrations.default_folder())
+        if applied:
+            log.info("region %s: applied migrations %s", config.region, ", ".join(applied))
+    finally:
+        await conn.close()
+
+
+async def stop(app: web.Application) -> None:
+    if DB in app:
+        await app[DB].close()
+    if CLUSTER in app:
+        await asyncio.to_thread(app[CLUSTER].stop)
+    if SCRATCH in app:
+        shutil.rmtree(app[SCRATCH], ignore_errors=True)
+
+
+
+async def postgres_address(request: web.Request) -> web.Response:
+    """`GET /_admin/postgres` (service role): where this region's PostgreSQL listens, for a replica's base backup."""
+    try:
+        claims = keys.verify(bearer_token(request) or "", request.app[CONFIG].jwt_secret)
+    except keys.TokenError:
+        claims = None
+    if claims is None or not claims.is_service:
+        return web.json_response({"message": "admin routes need the service-role key"}, status=403)
+    cluster = request.app[CLUSTER]
+    return web.json_response({"host": cluster.host, "port": cluster.port})
