@@ -1,6 +1,7 @@
 """Supabase's database contract and a migrations folder, applied the way `supabase db push` applies them.
 
-    bootstrap(conn)                supabase.sql, once per cluster (marked in supabase_migrations as "0_harness_…")
+    bootstrap(conn)                supabase.sql, then contract_*.sql (services' own objects), each file once
+                                   (recorded in supabase_migrations.schema_migrations as "0_harness_<file>")
     apply(conn, folder)            every `<version>_<name>.sql` not yet recorded, in filename order, one
                                    transaction each, recorded in supabase_migrations.schema_migrations
 
@@ -19,7 +20,8 @@ import asyncpg
 
 from harness.errors import ConfigError
 
-BOOTSTRAP_VERSION = "0_harness_supabase_contract"
+BOOTSTRAP_PREFIX = "0_harness_"
+"""Versions of the bootstrap files in schema_migrations: sorted before any real migration's timestamp."""
 _FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>.+)\.sql$")
 
 
@@ -85,22 +87,24 @@ async def _run(conn: asyncpg.Connection, version: str, name: str, sql: str, wher
         raise MigrationError(f"migration {at} failed: {exc.sqlstate} {exc}{detail}") from None
 
 
-async def bootstrap(conn: asyncpg.Connection) -> bool:
-    """Supabase's roles and schemas; False when the cluster already has them."""
-    if BOOTSTRAP_VERSION in await _applied(conn):
-        return False
-    sql = resources.files("harness.refstack.postgres").joinpath("supabase.sql").read_text()
-    try:
-        async with conn.transaction():
-            await conn.execute(sql)
-            await conn.execute(
-                "insert into supabase_migrations.schema_migrations (version, name) values ($1, 'harness bootstrap')",
-                BOOTSTRAP_VERSION,
-            )
-    except asyncpg.PostgresError as exc:
-        line = _line_of(sql, exc)
-        raise MigrationError(f"bootstrap supabase.sql:{line} failed: {exc.sqlstate} {exc}") from None
-    return True
+def contract_files() -> list[str]:
+    """supabase.sql first, then each service's own objects (`contract_<service>.sql`, e.g. Realtime's), by name."""
+    package = resources.files("harness.refstack.postgres")
+    extra = sorted(p.name for p in package.iterdir() if p.name.startswith("contract_") and p.name.endswith(".sql"))
+    return ["supabase.sql", *extra]
+
+
+async def bootstrap(conn: asyncpg.Connection) -> list[str]:
+    """Supabase's roles and schemas and each service's own objects, each file once; return the files applied now."""
+    package = resources.files("harness.refstack.postgres")
+    applied: list[str] = []
+    for name in contract_files():
+        version = f"{BOOTSTRAP_PREFIX}{name.removesuffix('.sql')}"
+        if version in await _applied(conn):
+            continue
+        await _run(conn, version, f"harness {name}", package.joinpath(name).read_text(), f"harness bootstrap {name}")
+        applied.append(name)
+    return applied
 
 
 async def apply(conn: asyncpg.Connection, folder: Path) -> list[str]:
