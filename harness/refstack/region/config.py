@@ -36,6 +36,8 @@ class RegionConfig:
     jwt_secret: str = keys.JWT_SECRET
     anon_key: str = keys.ANON_KEY
     service_role_key: str = keys.SERVICE_ROLE_KEY
+    bcrypt_cost: int = 10
+    """GoTrue's bcrypt cost (10: about 60 ms a hash, run off the event loop); tests use 4, bcrypt's minimum."""
     access_token_ttl_s: int = 3600
     """Lifetime of access tokens minted at sign-in and refresh (GoTrue's default is 3600)."""
     storage_file_size_limit_bytes: int = 50 * 1024 * 1024
