@@ -1,7 +1,7 @@
 """Shared fixtures for region-server tests: a running server on port 0, and users and conversations made through
 its own APIs (admin user API + password grant, PostgREST), exactly as a client would.
 
-    region              BackgroundServer serving build_app(RegionConfig(data_dir=tmp_path))
+    region              BackgroundServer serving build_app(RegionConfig(data_dir=tmp_path, bcrypt_cost=4))
     service_headers     headers of the service role (apikey + Authorization)
     make_user(email=None) -> (user_id, access_token, refresh_token)
     make_conversation(owner_token, member_ids) -> conversation id (the owner is always a member)
@@ -23,6 +23,8 @@ from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
 
 PASSWORD = "correct-horse-battery"
+TEST_BCRYPT_COST = 4
+"""bcrypt's minimum cost (about 1 ms a hash): tests sign in often; the stack's default is 10 (GoTrue's)."""
 _emails = itertools.count(1)
 
 MakeUser = Callable[..., tuple[str, str, str]]
@@ -50,7 +52,7 @@ def region_data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def region(region_data_dir: Path) -> Iterator[BackgroundServer]:
-    with background(lambda: build_app(RegionConfig(data_dir=region_data_dir))) as server:
+    with background(lambda: build_app(RegionConfig(data_dir=region_data_dir, bcrypt_cost=TEST_BCRYPT_COST))) as server:
         yield server
 
 
