@@ -20,15 +20,16 @@ MAX_BODY_BYTES = 1024 * 1024
 _CHUNK = 64 * 1024
 
 
-async def _read_bounded(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise _too_large()
+async def read_bounded(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it proves longer than `limit` (declared or streamed), unread beyond."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(_CHUNK):
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _too_large()
+        if size > limit:
+            return None
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -64,7 +65,9 @@ def _unstorable_text(value: Any) -> str | None:
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object ({} when empty); AuthError 400 bad_json or 413 otherwise."""
-    raw = await _read_bounded(request)
+    raw = await read_bounded(request, MAX_BODY_BYTES)
+    if raw is None:
+        raise _too_large()
     if not raw.strip():
         return {}
     try:
