@@ -4,7 +4,8 @@ Every server piece (a region, the edge, the LiveKit stand-in, the embedded Toxip
 `piece.PieceProcess`. `FACTORY` is called as `FACTORY(**options)` with the `--options` JSON object and returns
 the application, so this module knows none of the pieces. When the application listens, one line goes to
 stdout, `HARNESS_READY {"piece": ..., "port": ...}`: that is how the parent learns the port the OS picked for
-port 0; everything else goes to stderr.
+port 0; everything else goes to stderr. A piece that cannot start (a `HarnessError`, e.g. a failing migration) writes
+`HARNESS_FAILED {"piece": ..., "error": ...}` instead and exits 2.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
+from harness.errors import ConfigError, HarnessError
 from harness.procs import serving
 
 READY_PREFIX = "HARNESS_READY "
+FAILED_PREFIX = "HARNESS_FAILED "
+"""A piece that cannot start (e.g. a failing migration) says why on this line: the parent raises it as its own."""
 
 
 def load_factory(spec: str) -> Callable[..., web.Application]:
@@ -54,7 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(READY_PREFIX + json.dumps({"piece": name, "port": port}) + "\n")
         sys.stdout.flush()
 
-    serving.serve_forever(lambda: factory(**options), args.bind, args.port, on_ready=ready)
+    try:
+        serving.serve_forever(lambda: factory(**options), args.bind, args.port, on_ready=ready)
+    except HarnessError as exc:
+        failure = {"piece": name, "error": str(exc), "config_error": isinstance(exc, ConfigError)}
+        sys.stdout.write(FAILED_PREFIX + json.dumps(failure) + "\n")
+        sys.stdout.flush()
+        return exc.exit_code
     return 0
 
 

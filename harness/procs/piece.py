@@ -2,6 +2,7 @@
 
 parent ──spawn──► python -m harness.procs.launch MODULE:FACTORY --port 0 --options {...}
        ◄─stdout── HARNESS_READY {"piece": "edge", "port": 41234}      (stderr → <log_dir>/<name>.log)
+              or  HARNESS_FAILED {"piece": "primary", "error": "..."}  (raised here: ConfigError or TargetUnreachable)
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import TargetUnreachable
+from harness.errors import ConfigError, TargetUnreachable
 from harness.procs.child import Child
-from harness.procs.launch import READY_PREFIX
+from harness.procs.launch import FAILED_PREFIX, READY_PREFIX
 
 START_TIMEOUT_S = 30.0
 """How long a piece may take to listen before the harness gives up (imports dominate: ~1-2 s here)."""
@@ -60,6 +61,8 @@ class PieceProcess(Child):
                 for line in buffer.decode(errors="replace").splitlines():
                     if line.startswith(READY_PREFIX):
                         return int(json.loads(line[len(READY_PREFIX) :])["port"])
+                    if line.startswith(FAILED_PREFIX) and line.endswith("}"):
+                        self._raise_failure(json.loads(line[len(FAILED_PREFIX) :]))
         finally:
             selector.close()
         self.stop()
@@ -67,3 +70,9 @@ class PieceProcess(Child):
             f"piece {self.name!r} did not start within {START_TIMEOUT_S:.0f} s; "
             f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
         )
+
+    def _raise_failure(self, failure: dict[str, Any]) -> None:
+        """The piece said why it cannot start: stop it and raise that, a ConfigError when the input was wrong."""
+        self.stop()
+        error = ConfigError if failure.get("config_error") else TargetUnreachable
+        raise error(f"{self.name}: {failure.get('error')}")

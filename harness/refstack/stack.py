@@ -50,7 +50,17 @@ class StackConfig:
     host: str = "127.0.0.1"
     ports: StackPorts = field(default_factory=StackPorts)
     data_dir: Path | None = None
-    """Where each region keeps its SQLite file and objects; None = a temporary directory removed on stop."""
+    """Where each region keeps its PostgreSQL cluster (`<data_dir>/<region>/postgres`); None = a temporary directory
+    removed on stop."""
+    migrations_dir: Path | None = None
+    """Supabase migrations the Singapore primary applies at start (the replica copies its database); None = the
+    app's own (supabase/migrations/)."""
+    synchronous_replica: bool = False
+    """Singapore waits for Japan to confirm each commit (RPO 0, slower writes)."""
+    bcrypt_cost: int = 4
+    """Password hash cost in both regions. GoTrue uses bcrypt cost 10 (about 60 ms of CPU a sign-in); the stack uses
+    bcrypt's minimum, 4 (about 1 ms), so a sign-in storm at ramp-up measures the app, not the stand-in's hashing on
+    the load generator's own cores. A bare region server (`target up --region`) keeps GoTrue's 10."""
     pieces: tuple[str, ...] = PIECES
     log_dir: Path | None = None
     """Where each piece's stderr goes (`<piece>.log`); defaults to the data dir."""
@@ -119,9 +129,13 @@ class ReferenceStack:
     def _spec(self, piece: str, data_dir: Path) -> tuple[str, int, dict[str, Any]]:
         """(factory, port, factory options) of one piece, for `PieceProcess`."""
         config, ports, endpoints = self.config, self.config.ports, self.endpoints
-        region: dict[str, Any] = {"livekit_url": self._livekit_url(), "access_token_ttl_s": config.access_token_ttl_s}
+        region: dict[str, Any] = {"livekit_url": self._livekit_url(), "access_token_ttl_s": config.access_token_ttl_s,
+                                  "bcrypt_cost": config.bcrypt_cost}  # fmt: skip
         if piece == "primary":
-            region |= {"region": PRIMARY_REGION, "data_dir": str(data_dir / PRIMARY_REGION)}
+            region |= {"region": PRIMARY_REGION, "data_dir": str(data_dir / PRIMARY_REGION),
+                       "synchronous_replica": config.synchronous_replica}  # fmt: skip
+            if config.migrations_dir is not None:
+                region["migrations_dir"] = str(config.migrations_dir)
             return REGION_FACTORY, ports.primary, region
         if piece == "replica":
             if "primary" in endpoints.ports:

@@ -10,8 +10,10 @@ import re
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.refstack.postgres.migrations import check_folder
 from harness.run.options import RunOptions
 from harness.run.orchestrator import run
+from harness.run.target_cli import MIGRATIONS_HELP
 
 PROFILE_COMMANDS = {
     "smoke": "functional checklist (health, sign-in, realtime message, meeting join, files, web shell, RLS, China "
@@ -85,6 +87,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, checks_default: bool) ->
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR", help="default: reports")
     parser.add_argument("--run-id", metavar="ID", help="folder name under the reports dir (default: generated)")
     parser.add_argument("--locustfile", type=Path, metavar="FILE", help="default: locustfiles/mixed.py")
+    parser.add_argument("--migrations", type=Path, metavar="DIR", help=f"with the reference stack: {MIGRATIONS_HELP}")
     parser.add_argument(
         "--checks",
         action=argparse.BooleanOptionalAction,
@@ -132,6 +135,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         overlays=tuple(args.overlay),
         kernel=args.kernel,
         keep_users=args.keep_users,
+        migrations_dir=check_folder(args.migrations) if args.migrations else None,
     )
 
 

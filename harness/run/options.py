@@ -47,6 +47,8 @@ class RunOptions:
     """Run shaped groups' workers in a network namespace with kernel packet loss (root only)."""
     keep_users: bool = False
     """Leave the provisioned test users (and credentials.json) in place after the run."""
+    migrations_dir: Path | None = None
+    """Supabase migrations the reference stack applies (None: the app's own); ignored against a real target."""
 
 
 def effective_profile(profile: Profile, options: RunOptions, where: str) -> Profile:

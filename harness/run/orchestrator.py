@@ -55,8 +55,14 @@ from harness.scenarios import settings as scenario_env
 
 def resolve_target(options: RunOptions, profile: Profile, cleanup: contextlib.ExitStack, out_dir: Path) -> Target:
     if options.host or options.env_file or profile.target == "env":
+        if options.migrations_dir is not None:
+            raise ConfigError(
+                "--migrations applies to the reference stack only; apply your migrations to a real project with "
+                "`supabase db push`, or drop --host/--env-file to test them on the reference stack"
+            )
         return resolve(options.host, options.env_file)
-    stack = ReferenceStack(StackConfig(ports=StackPorts.any(), log_dir=out_dir / "stack"))
+    config = StackConfig(ports=StackPorts.any(), log_dir=out_dir / "stack", migrations_dir=options.migrations_dir)
+    stack = ReferenceStack(config)
     cleanup.callback(stack.stop)
     stack.start()
     return from_reference(stack.endpoints)

@@ -10,9 +10,15 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.model import keys
+from harness.refstack.postgres.migrations import check_folder
 from harness.refstack.region.config import REGIONS
 from harness.refstack.stack import PIECES, ReferenceStack, StackConfig, StackPorts
 
+MIGRATIONS_HELP = (
+    "a Supabase migrations folder (<version>_<name>.sql files) applied in filename order at start, as `supabase db "
+    "push` would, so smoke and load runs test your own tables and policies (default: the app's own, "
+    "supabase/migrations/); a failing file stops start-up with its line and PostgreSQL's message"
+)
 _LOCAL_KEYS_NOTE = "local demo keys: they protect nothing; never use them for a real project"
 
 
@@ -50,8 +56,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument(
         "--data-dir",
         type=Path,
-        help="keep SQLite files and objects here (default: a temporary directory removed on exit)",
+        help="keep each region's PostgreSQL cluster here, reused on the next start (default: a temporary directory "
+        "removed on exit)",
     )
+    up.add_argument("--migrations", type=Path, metavar="DIR", help=MIGRATIONS_HELP)
     up.set_defaults(func=run_up)
     check = target_sub.add_parser(
         "check",
@@ -93,7 +101,14 @@ def run_up(args: argparse.Namespace) -> int:
     if args.region:
         return _run_region(args)
     ports = StackPorts(**{piece: getattr(args, f"{piece}_port") for piece in PIECES})
-    config = StackConfig(host=args.bind, ports=ports, data_dir=args.data_dir, pieces=tuple(args.only or PIECES))
+    migrations_dir = check_folder(args.migrations) if args.migrations else None
+    config = StackConfig(
+        host=args.bind,
+        ports=ports,
+        data_dir=args.data_dir,
+        pieces=tuple(args.only or PIECES),
+        migrations_dir=migrations_dir,
+    )
     with ReferenceStack(config) as stack:
         print("reference stack up:")
         for piece, port in stack.endpoints.ports.items():
@@ -127,11 +142,12 @@ def _run_region(args: argparse.Namespace) -> int:
     from harness.refstack.region.config import RegionConfig
 
     port = args.port if args.port is not None else (54321 if args.region == "ap-southeast-1" else 54322)
-    config = RegionConfig(region=args.region, data_dir=args.data_dir)
+    migrations_dir = check_folder(args.migrations) if args.migrations else None
+    config = RegionConfig(region=args.region, data_dir=args.data_dir, migrations_dir=migrations_dir)
 
     def ready(bound: int) -> None:
         print(f"region server {args.region} (primary) up: http://{args.bind}:{bound}")
-        print(f"  data dir: {args.data_dir or 'memory only (nothing survives a restart; pass --data-dir)'}")
+        print(f"  data dir: {args.data_dir or 'temporary (nothing survives a restart; pass --data-dir)'}")
         _print_keys()
         print("Ctrl-C stops it.", flush=True)
 

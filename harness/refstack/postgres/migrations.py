@@ -56,6 +56,16 @@ def discover(folder: Path) -> list[Migration]:
     return found
 
 
+def check_folder(folder: Path) -> Path:
+    """`--migrations FOLDER` checked before anything starts: it exists and holds well-named migrations."""
+    if not discover(folder):
+        raise MigrationError(
+            f"--migrations {folder}: no <version>_<name>.sql files in it; give a Supabase migrations folder "
+            "(supabase/migrations of your project)"
+        )
+    return folder.resolve()
+
+
 async def _applied(conn: asyncpg.Connection) -> set[str]:
     exists = await conn.fetchval("select to_regclass('supabase_migrations.schema_migrations') is not null")
     if not exists:

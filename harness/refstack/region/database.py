@@ -39,9 +39,7 @@ class Database:
         self.statement_timeout = f"{int(statement_timeout_ms)}ms"
 
     @classmethod
-    async def open(
-        cls, host: str, port: int, *, pool_size: int = 16, statement_timeout_ms: int = 8000
-    ) -> Database:
+    async def open(cls, host: str, port: int, *, pool_size: int = 16, statement_timeout_ms: int = 8000) -> Database:
         common: dict[str, Any] = {"host": host, "port": port, "database": "postgres", "command_timeout": 60}
         api = await asyncpg.create_pool(
             user="authenticator",

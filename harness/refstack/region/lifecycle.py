@@ -63,10 +63,10 @@ async def primary_postgres_address(config: RegionConfig) -> tuple[str, int]:
     url = config.primary_url.rstrip("/") + "/_admin/postgres"
     headers = {"apikey": config.service_role_key, "Authorization": f"Bearer {config.service_role_key}"}
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            async with session.get(url, headers=headers) as response:
-                response.raise_for_status()
-                body = await response.json()
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url, headers=headers) as response:
+            response.raise_for_status()
+            body = await response.json()
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise TargetUnreachable(
             f"replica {config.region} cannot copy its primary's database: {url} did not answer ({exc}); "
@@ -131,7 +131,6 @@ async def stop(app: web.Application) -> None:
         await asyncio.to_thread(app[CLUSTER].stop)
     if SCRATCH in app:
         shutil.rmtree(app[SCRATCH], ignore_errors=True)
-
 
 
 async def postgres_address(request: web.Request) -> web.Response:
