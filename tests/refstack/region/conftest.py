@@ -5,14 +5,19 @@ its own APIs (admin user API + password grant, PostgREST), exactly as a client w
     service_headers     headers of the service role (apikey + Authorization)
     make_user(email=None) -> (user_id, access_token, refresh_token)
     make_conversation(owner_token, member_ids) -> conversation id (the owner is always a member)
+    region_sql(query, *args) -> rows of a query run on the region's PostgreSQL as its superuser (for asserting
+                                what the database holds, and for setting up rows without another API)
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 import jwt
 import pytest
@@ -29,6 +34,7 @@ _emails = itertools.count(1)
 
 MakeUser = Callable[..., tuple[str, str, str]]
 MakeConversation = Callable[[str, list[str]], str]
+RegionSql = Callable[..., list[asyncpg.Record]]
 
 
 def user_headers(token: str) -> dict[str, str]:
@@ -110,3 +116,27 @@ def make_user(region: BackgroundServer) -> MakeUser:
 @pytest.fixture
 def make_conversation(region: BackgroundServer) -> MakeConversation:
     return lambda owner_token, member_ids: create_conversation(region.url, owner_token, member_ids)
+
+
+def run_sql(base_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """`query` on the PostgreSQL of the region at `base_url` (asked of its /_admin/postgres), as supabase_admin."""
+    service = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+    where = httpx.get(f"{base_url}/_admin/postgres", headers=service, timeout=10)
+    assert where.status_code == 200, where.text
+    address = where.json()
+
+    async def fetch() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(
+            host=address["host"], port=address["port"], user="supabase_admin", database="postgres"
+        )
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+@pytest.fixture
+def region_sql(region: BackgroundServer) -> RegionSql:
+    return lambda query, *args: run_sql(region.url, query, *args)
