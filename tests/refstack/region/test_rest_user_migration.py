@@ -33,7 +33,9 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServe
     for source in (migrations.default_folder(), USER_MIGRATION):
         for sql in source.glob("*.sql"):
             shutil.copy(sql, folder / sql.name)
-    config = RegionConfig(data_dir=tmp_path_factory.mktemp("region"), migrations_dir=folder, statement_timeout_ms=500)
+    config = RegionConfig(
+        data_dir=tmp_path_factory.mktemp("region"), migrations_dir=folder, statement_timeout_ms=500, bcrypt_cost=4
+    )
     with background(lambda: build_app(config)) as server:
         yield server
 
