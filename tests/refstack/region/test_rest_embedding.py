@@ -32,12 +32,21 @@ def chats(region: BackgroundServer) -> dict[str, Any]:
     quiet = create_conversation(region.url, alice_token, [])
     for i, kind in enumerate(("text", "text", "image")):
         row = {"conversation_id": busy, "sender_id": alice, "client_msg_id": f"m{i}", "kind": kind, "content": f"c{i}"}
-        assert httpx.post(f"{region.url}/rest/v1/messages", headers=user_headers(alice_token), json=row).status_code == 201
+        assert (
+            httpx.post(f"{region.url}/rest/v1/messages", headers=user_headers(alice_token), json=row).status_code == 201
+        )
     titled = httpx.patch(
         f"{region.url}/rest/v1/conversations?id=eq.{busy}", headers=user_headers(alice_token), json={"title": "busy"}
     )
     assert titled.status_code == 204
-    return {"alice": alice, "alice_token": alice_token, "bob": bob, "bob_token": bob_token, "busy": busy, "quiet": quiet}
+    return {
+        "alice": alice,
+        "alice_token": alice_token,
+        "bob": bob,
+        "bob_token": bob_token,
+        "busy": busy,
+        "quiet": quiet,
+    }
 
 
 def _get(region: BackgroundServer, token: str, path: str) -> Any:

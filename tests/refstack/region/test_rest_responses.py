@@ -47,12 +47,18 @@ def test_singular_read_is_one_object(region: BackgroundServer, chat: dict[str, A
     assert (one.status_code, one.json()) == (200, {"client_msg_id": "m3"})
     assert one.headers["Content-Type"].startswith("application/vnd.pgrst.object+json")
     many = _rest(region, chat["token"], "GET", "messages", headers=SINGULAR)
-    assert (many.status_code, many.json()["code"], many.json()["details"]) == (406, "PGRST116", "The result contains 5 rows")
+    assert (many.status_code, many.json()["code"], many.json()["details"]) == (
+        406,
+        "PGRST116",
+        "The result contains 5 rows",
+    )
 
 
 def test_singular_write_of_several_rows_rolls_back(region: BackgroundServer, chat: dict[str, Any]) -> None:
     prefer = {**SINGULAR, "Prefer": "return=representation"}
-    patched = _rest(region, chat["token"], "PATCH", "messages?client_msg_id=in.(m0,m1)", json={"content": "x"}, headers=prefer)
+    patched = _rest(
+        region, chat["token"], "PATCH", "messages?client_msg_id=in.(m0,m1)", json={"content": "x"}, headers=prefer
+    )
     assert (patched.status_code, patched.json()["code"]) == (406, "PGRST116")
     deleted = _rest(region, chat["token"], "DELETE", "messages", headers=SINGULAR)
     assert deleted.status_code == 406
@@ -97,7 +103,9 @@ def test_counts_ranges_and_content_range(
     headers = {"Prefer": prefer} if prefer else {}
     if range_header:
         headers |= {"Range": range_header, "Range-Unit": "items"}
-    response = _rest(region, chat["token"], "GET", f"messages?select=client_msg_id&order=client_msg_id&{query}", headers=headers)
+    response = _rest(
+        region, chat["token"], "GET", f"messages?select=client_msg_id&order=client_msg_id&{query}", headers=headers
+    )
     assert (response.status_code, response.headers["Content-Range"]) == (status, content_range)
 
 
@@ -121,14 +129,21 @@ def test_return_headers_only_missing_default_and_columns(region: BackgroundServe
     assert (headers_only.status_code, headers_only.content) == (201, b"")
     assert headers_only.headers["Location"].startswith("/messages?id=eq.")
     rows = [{**base, "client_msg_id": "d1", "kind": "image"}, {**base, "client_msg_id": "d2"}]
+    columns = "columns=conversation_id,sender_id,client_msg_id,kind"
     defaulted = _rest(
-        region, chat["token"], "POST", "messages?columns=conversation_id,sender_id,client_msg_id,kind&select=client_msg_id,kind",
+        region, chat["token"], "POST", f"messages?{columns}&select=client_msg_id,kind",
         json=rows, headers={"Prefer": "return=representation,missing=default,count=exact"},
     )  # fmt: skip
     assert defaulted.status_code == 201, defaulted.text
     assert defaulted.json() == [{"client_msg_id": "d1", "kind": "image"}, {"client_msg_id": "d2", "kind": "text"}]
     assert defaulted.headers["Content-Range"] == "*/2"
-    without = _rest(region, chat["token"], "POST", "messages?columns=conversation_id,sender_id,client_msg_id,kind", json=[{**base, "client_msg_id": "d3"}])
+    without = _rest(
+        region,
+        chat["token"],
+        "POST",
+        "messages?columns=conversation_id,sender_id,client_msg_id,kind",
+        json=[{**base, "client_msg_id": "d3"}],
+    )
     assert (without.status_code, without.json()["code"]) == (400, "23502")  # kind: null is sent, not the default
 
 

@@ -163,9 +163,14 @@ def _count(region: BackgroundServer, path: str) -> int:
     return int(response.headers["Content-Range"].rsplit("/", 1)[1])
 
 
-def test_deleting_a_conversation_removes_its_messages_and_members(region: BackgroundServer, trio: dict[str, Any]) -> None:
+def test_deleting_a_conversation_removes_its_messages_and_members(
+    region: BackgroundServer, trio: dict[str, Any]
+) -> None:
     conv = trio["conv"]
-    assert (_count(region, f"messages?conversation_id=eq.{conv}"), _count(region, f"conversation_members?conversation_id=eq.{conv}")) == (1, 2)
+    assert (
+        _count(region, f"messages?conversation_id=eq.{conv}"),
+        _count(region, f"conversation_members?conversation_id=eq.{conv}"),
+    ) == (1, 2)
     assert _rest(region, trio["bob"], "DELETE", f"conversations?id=eq.{conv}").status_code == 204  # not the creator
     assert _count(region, f"conversations?id=eq.{conv}") == 1
     assert _rest(region, trio["alice"], "DELETE", f"conversations?id=eq.{conv}").status_code == 204
