@@ -207,3 +207,17 @@ def test_bad_jwt_is_401_pgrst301(region: BackgroundServer) -> None:
     )
     assert (response.status_code, response.json()["code"]) == (401, "PGRST301")
     assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_representation_of_a_write_embeds_and_renames(region: BackgroundServer, chat: dict[str, Any]) -> None:
+    row = {"conversation_id": chat["conv"], "sender_id": chat["user"], "client_msg_id": "e1", "content": "x"}
+    response = _rest(
+        region, chat["token"], "POST", "messages?select=ref:client_msg_id,conversations(id)", json=row,
+        headers={"Prefer": "return=representation"},
+    )  # fmt: skip
+    assert (response.status_code, response.json()) == (201, [{"ref": "e1", "conversations": {"id": chat["conv"]}}])
+    patched = _rest(
+        region, chat["token"], "PATCH", "messages?client_msg_id=eq.e1&select=content", json={"content": "y"},
+        headers={"Prefer": "return=representation", "Accept": "text/csv"},
+    )  # fmt: skip
+    assert (patched.status_code, patched.text) == (200, "content\ny")
