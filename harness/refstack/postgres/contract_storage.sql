@@ -1,0 +1,60 @@
+-- Storage's own database objects, on top of supabase.sql (applied once, at bootstrap, by supabase_admin).
+--
+-- Object bodies live in harness_internal.object_bodies, content-addressed by sha256; storage.objects.version
+-- names the body an object points at (storage-api keeps the S3 object version there; here the body is the
+-- version). Writing the body and the row in one transaction means a hot standby receives both together by
+-- streaming replication, and the foreign key means no row ever points at a missing body.
+--
+-- Who may read a body is decided by storage.objects' own row-level security: a body is visible exactly when an
+-- object row the caller may see points at it. So the same policies that decide object reads decide body reads.
+--
+-- A body nobody points at any more (after a delete, an overwrite with other content, a bucket being emptied) is
+-- removed by a trigger in the same transaction. An upload that reuses a body and a delete that would drop it
+-- serialise on an advisory lock per body (uploads take it shared, the trigger exclusive), so a concurrent upload
+-- never loses the body it just pointed at.
+
+grant usage on schema harness_internal to anon, authenticated, service_role;
+
+create index objects_version_idx on storage.objects (version);
+alter table storage.objects
+  add constraint objects_version_body_fkey foreign key (version) references harness_internal.object_bodies (sha256);
+
+alter table harness_internal.object_bodies enable row level security;
+grant select, insert on harness_internal.object_bodies to anon, authenticated, service_role;
+create policy object_bodies_read on harness_internal.object_bodies for select
+  using (exists (select 1 from storage.objects o where o.version = object_bodies.sha256));
+-- Inserting a body grants nothing by itself: it is unreadable until a row the caller may insert points at it,
+-- and the whole upload rolls back when storage.objects' policies refuse that row.
+create policy object_bodies_insert on harness_internal.object_bodies for insert with check (true);
+
+-- The advisory-lock key of one body: (class, hash of the sha256), in the two-int key space so it cannot collide
+-- with single-bigint advisory locks taken elsewhere.
+create function storage.harness_body_lock_class() returns int language sql immutable
+  as $$ select 1937011556 $$;  -- 'stor' as an int
+grant execute on function storage.harness_body_lock_class() to anon, authenticated, service_role;
+
+create function storage.harness_release_body() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  if old.version is null or (tg_op = 'UPDATE' and new.version is not distinct from old.version) then
+    return null;
+  end if;
+  -- Waits for an upload that is reusing this body to commit, so the check below sees its row.
+  perform pg_advisory_xact_lock(storage.harness_body_lock_class(), hashtext(old.version));
+  if not exists (select 1 from storage.objects o where o.version = old.version) then
+    delete from harness_internal.object_bodies b where b.sha256 = old.version;
+  end if;
+  return null;
+end
+$$;
+create trigger harness_release_body after delete or update of version on storage.objects
+  for each row execute function storage.harness_release_body();
+
+-- storage-api reads a bucket's settings as its superuser for uploads and downloads (users normally have no
+-- SELECT policy on storage.buckets); API requests run as the caller, so this is their way to the same row.
+create function storage.harness_bucket(bucket text) returns setof storage.buckets
+language sql stable security definer set search_path = '' as $$
+  select * from storage.buckets b where b.id = bucket
+$$;
+revoke all on function storage.harness_bucket(text) from public;
+grant execute on function storage.harness_bucket(text) to anon, authenticated, service_role;
