@@ -5,9 +5,13 @@
 -- version). Writing the body and the row in one transaction means a hot standby receives both together by
 -- streaming replication, and the foreign key means no row ever points at a missing body.
 --
--- Who may read a body is decided by storage.objects' own row-level security: a body is visible exactly when an
--- object row the caller may see points at it. So the same policies that decide object reads decide body reads.
---
+-- The API roles may read and insert bodies, but only ever reach one through an object row: downloads join
+-- storage.objects (filtered by its row-level security, as the caller) to the body it names, and an upload's body
+-- insert rolls back with its row when the policies refuse that row. harness_internal is not an API schema
+-- (PostgREST serves public only), so no request can name the table directly. (A policy on the bodies themselves,
+-- "visible when a visible object points at it", would run the project's storage policies over other objects
+-- sharing the content, and a policy that casts folder names, like the app's, could then fail on them.)
+
 -- A body nobody points at any more (after a delete, an overwrite with other content, a bucket being emptied) is
 -- removed by a trigger in the same transaction. An upload that reuses a body and a delete that would drop it
 -- serialise on an advisory lock per body (uploads take it shared, the trigger exclusive), so a concurrent upload
@@ -19,13 +23,7 @@ create index objects_version_idx on storage.objects (version);
 alter table storage.objects
   add constraint objects_version_body_fkey foreign key (version) references harness_internal.object_bodies (sha256);
 
-alter table harness_internal.object_bodies enable row level security;
 grant select, insert on harness_internal.object_bodies to anon, authenticated, service_role;
-create policy object_bodies_read on harness_internal.object_bodies for select
-  using (exists (select 1 from storage.objects o where o.version = object_bodies.sha256));
--- Inserting a body grants nothing by itself: it is unreadable until a row the caller may insert points at it,
--- and the whole upload rolls back when storage.objects' policies refuse that row.
-create policy object_bodies_insert on harness_internal.object_bodies for insert with check (true);
 
 -- The advisory-lock key of one body: (class, hash of the sha256), in the two-int key space so it cannot collide
 -- with single-bigint advisory locks taken elsewhere.
