@@ -2,7 +2,9 @@
 
 Body: `{"statusCode": "<internal status as a string>", "code", "error", "message"}`. The HTTP status is 400 for
 every internal status but 500 (Supabase Storage's quirk: the real code lives only in `statusCode`); an error
-may override that (`http_status`), which role checks do (403), as the real service's `enforceJwtRole` does.
+may override that (`http_status`), which bucket writes the policies refuse do (403), as the real service's role
+checks do. `from_postgres` turns a PostgreSQL error (row-level security, unique violation, read-only standby,
+bad data, busy database) into the Storage error storage-api would give.
 """
 
 from __future__ import annotations
@@ -62,13 +64,6 @@ def access_denied(message: str) -> StorageError:
 
 def rls_violation() -> StorageError:
     return access_denied("new row violates row-level security policy")
-
-
-def role_required(role: str) -> StorageError:
-    """A route reserved to a role (bucket administration): the real service answers HTTP 403 here."""
-    return StorageError(
-        403, "AccessDenied", f"Access denied: this route needs a {role} JWT", error="Unauthorized", http_status=403
-    )
 
 
 def bucket_access_denied(message: str) -> StorageError:
