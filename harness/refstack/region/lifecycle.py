@@ -116,6 +116,8 @@ async def _in_recovery(cluster: Cluster) -> bool:
 async def _migrate(cluster: Cluster, config: RegionConfig) -> None:
     conn = await asyncpg.connect(cluster.dsn())
     try:
+        # No replica exists yet on a first start: with synchronous_replica these commits would wait for one forever.
+        await conn.execute("set synchronous_commit = local")
         await migrations.bootstrap(conn)
         applied = await migrations.apply(conn, config.migrations_dir or migrations.default_folder())
         if applied:
