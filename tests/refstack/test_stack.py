@@ -8,11 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 import websocket
 
+from harness.errors import ConfigError
 from harness.model import keys
+from harness.refstack.postgres.migrations import default_folder
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 
 
@@ -24,10 +28,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_pieces_start_on_os_chosen_ports_and_stop_cleanly() -> None:
-    config = StackConfig(ports=StackPorts.any(), pieces=("primary", "replica"))
+def _postmaster_pids(data_dir: Path) -> list[int]:
+    return [int(f.read_text().split()[0]) for f in data_dir.glob("*/postgres/postmaster.pid")]
+
+
+def test_pieces_start_on_os_chosen_ports_and_stop_cleanly(tmp_path: Path) -> None:
+    config = StackConfig(ports=StackPorts.any(), pieces=("primary", "replica"), data_dir=tmp_path, bcrypt_cost=4)
     with ReferenceStack(config) as stack:
         pids = [p.proc.pid for p in stack.processes.values()]
+        postgres = _postmaster_pids(tmp_path)
+        assert len(postgres) == 2 and all(_alive(pid) for pid in postgres)  # one PostgreSQL per region
+        pids += postgres
         assert set(stack.endpoints.ports) == {"primary", "replica"}
         assert all(port > 0 for port in stack.endpoints.ports.values())
         primary = httpx.get(f"{stack.endpoints.primary_url}/health", timeout=5)
@@ -128,3 +139,28 @@ def test_china_viewers_realtime_websocket_is_served_by_japan_through_the_edge() 
             finally:
                 sock.close()
         assert regions == {"CN": "ap-northeast-1", "DE": "ap-southeast-1"}
+
+
+def test_a_failing_user_migration_stops_start_up_with_file_line_and_message(tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for shipped in default_folder().glob("*.sql"):
+        (folder / shipped.name).write_text(shipped.read_text())
+    broken = folder / "20990101000000_typo.sql"
+    broken.write_text("-- a typo on line 2\ncreate tabel public.notes (id int);\n")
+    config = StackConfig(ports=StackPorts.any(), pieces=("primary",), data_dir=tmp_path / "data", migrations_dir=folder)
+    with pytest.raises(ConfigError, match=rf"{broken}:2 failed: 42601 syntax error") as failure:
+        ReferenceStack(config).start()
+    assert "primary" in str(failure.value)
+    assert _postmaster_pids(tmp_path / "data") == [] or not any(_alive(p) for p in _postmaster_pids(tmp_path / "data"))
+
+
+def test_target_up_refuses_a_missing_migrations_folder(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "target", "up", "--migrations", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no such directory" in result.stderr and "Traceback" not in result.stderr

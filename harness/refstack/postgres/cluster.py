@@ -14,6 +14,7 @@ data, so there is no password to leak (docs/reference-stack.md says so; a real d
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -124,8 +125,7 @@ class Cluster:
 
     def _template(self) -> Path:
         """An initdb'ed directory, made once per PostgreSQL install and account and copied for every cluster."""
-        version = (self.bin.parent / "share").resolve()
-        key = f"{abs(hash((str(version), self.account.uid))) % 10**10}"
+        key = hashlib.sha256(f"{self.bin.resolve()}:{self.account.uid}".encode()).hexdigest()[:12]
         root = Path(os.environ.get(TEMPLATE_VARIABLE) or Path(tempfile.gettempdir()) / f"harness-pg-template-{key}")
         template = root / "data"
         if (template / "PG_VERSION").is_file():
