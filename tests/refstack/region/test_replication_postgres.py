@@ -73,14 +73,16 @@ def replica_config(primary: BackgroundServer, **overrides: Any) -> RegionConfig:
 @pytest.fixture
 def pair() -> Iterator[tuple[BackgroundServer, BackgroundServer]]:
     with background(lambda: build_app(RegionConfig())) as primary:
-        with background(lambda: build_app(replica_config(primary))) as replica:
+        config = replica_config(primary)
+        with background(lambda: build_app(config)) as replica:
             yield primary, replica
 
 
 @pytest.fixture
 def delayed_pair() -> Iterator[tuple[BackgroundServer, BackgroundServer]]:
     with background(lambda: build_app(RegionConfig())) as primary:
-        with background(lambda: build_app(replica_config(primary, replication_lag_ms=DELAY_MS))) as replica:
+        config = replica_config(primary, replication_lag_ms=DELAY_MS)
+        with background(lambda: build_app(config)) as replica:
             yield primary, replica
 
 
@@ -140,7 +142,8 @@ def test_admin_routes_need_the_service_role_key_and_a_well_formed_body(pair: Any
     primary, replica = pair
     anon = {"apikey": keys.ANON_KEY, "Authorization": f"Bearer {keys.ANON_KEY}"}
     assert httpx.post(f"{replica.url}/_admin/promote", headers=anon).status_code == 403
-    assert httpx.post(f"{primary.url}/_admin/demote", headers=anon, json={"primary_url": replica.url}).status_code == 403
+    demote = httpx.post(f"{primary.url}/_admin/demote", headers=anon, json={"primary_url": replica.url})
+    assert demote.status_code == 403
     for body in ({}, {"primary_url": "ftp://x"}, [1]):
         refused = httpx.post(f"{primary.url}/_admin/demote", headers=SERVICE, json=body)
         assert refused.status_code == 400 and "primary_url" in refused.json()["message"]
@@ -163,7 +166,8 @@ def _fail_over_with_divergence(primary: BackgroundServer, replica: BackgroundSer
 
 
 def _check_failback(primary: BackgroundServer, replica: BackgroundServer, method: str) -> None:
-    demoted = httpx.post(f"{primary.url}/_admin/demote", headers=SERVICE, json={"primary_url": replica.url}, timeout=120)
+    body = {"primary_url": replica.url}
+    demoted = httpx.post(f"{primary.url}/_admin/demote", headers=SERVICE, json=body, timeout=120)
     assert demoted.status_code == 200, demoted.text
     assert demoted.json() == {"role": "replica", "region": "ap-southeast-1", "primary_url": replica.url,
                               "method": method}  # fmt: skip
