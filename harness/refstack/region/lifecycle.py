@@ -90,6 +90,7 @@ async def start(app: web.Application) -> None:
         if config.role == "replica" and not cluster.initialised:
             host, port = await primary_postgres_address(config)
             await asyncio.to_thread(cluster.base_backup, host, port, replication_slot(config.region))
+            cluster.follow(host, port, replication_slot(config.region))  # named after its slot in pg_stat_replication
         else:
             await asyncio.to_thread(cluster.init)
         cluster.configure(cluster_settings(config))

@@ -20,6 +20,7 @@ from harness.procs.serving import BackgroundServer, background
 from harness.refstack.postgres.cluster import Cluster
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
+from harness.refstack.region.state import CLUSTER
 
 SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 DELAY_MS = 500.0
@@ -93,6 +94,7 @@ def test_the_primary_reports_its_streaming_replica_and_the_replica_its_wal_posit
     on_primary = wait_for(lambda: (s := status(primary))["replicas"] and s["replication_lag_bytes"] == 0 and s, 5)
     assert on_primary["role"] == "primary"
     [standby] = on_primary["replicas"]
+    assert standby["name"] == "replica_ap_northeast_1"
     assert standby["state"] == "streaming" and standby["sync_state"] == "async"
     assert standby["lag_bytes"] == 0 and standby["unsent_bytes"] == 0
     on_replica = wait_for(lambda: (s := status(replica))["replication_lag_bytes"] == 0 and s, 5)
@@ -215,3 +217,24 @@ def test_a_promoted_replica_restarted_on_its_data_dir_stays_primary(tmp_path: Pa
         with background(lambda: build_app(config)) as restarted:
             assert status(restarted)["role"] == "primary"
             assert "written after promotion" in titles(restarted)
+
+
+def test_health_answers_503_while_the_regions_postgres_is_down(pair: Any) -> None:
+    primary, replica = pair
+
+    async def stop_postgres() -> None:
+        await asyncio.to_thread(replica.app[CLUSTER].stop)
+
+    async def start_postgres() -> None:
+        await asyncio.to_thread(replica.app[CLUSTER].start)
+
+    replica.call(stop_postgres)
+    down = httpx.get(f"{replica.url}/health")
+    assert down.status_code == 503
+    assert down.json()["status"] == "unavailable" and down.json()["database_reachable"] is False
+    assert down.json()["role"] == "replica"  # the last role Postgres reported
+    replica.call(start_postgres)
+    up = wait_for(lambda: (r := httpx.get(f"{replica.url}/health")).status_code == 200 and r.json(), timeout_s=10)
+    assert up["role"] == "replica" and up["status"] == "ok"
+    insert_conversation(primary, "after the standby restarted")
+    wait_for(lambda: "after the standby restarted" in titles(replica), timeout_s=5)
