@@ -93,16 +93,15 @@ def test_forwarded_errors_keep_the_primarys_status_and_body(
 def test_without_a_reachable_primary_the_replica_refuses_writes_as_read_only() -> None:
     # A replica cannot start without its primary any more (its first start copies the primary's database), so the
     # primary goes away after the replica is up: the forward fails and the standby itself refuses the write.
-    primary = BackgroundServer(lambda: build_app(RegionConfig())).start()
-    try:
+    with background(lambda: build_app(RegionConfig())) as primary:
         config = RegionConfig(region="ap-northeast-1", role="replica", primary_url=primary.url, forward_writes=True)
-        with background(lambda: build_app(config)) as replica:
-            primary.stop()
-            refused = httpx.post(f"{replica.url}/rest/v1/conversations", headers=SERVICE, json={"title": "x"})
-            assert refused.status_code == 405
-            assert refused.json()["code"] == "25006"
+        replica = BackgroundServer(lambda: build_app(config)).start()
+    try:
+        refused = httpx.post(f"{replica.url}/rest/v1/conversations", headers=SERVICE, json={"title": "x"})
+        assert refused.status_code == 405
+        assert refused.json()["code"] == "25006"
     finally:
-        primary.stop()
+        replica.stop()
 
 
 def test_a_replica_without_its_primary_cannot_start_and_names_it() -> None:

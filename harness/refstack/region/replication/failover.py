@@ -10,7 +10,8 @@
 app[DB] keeps its identity across a demotion (the application is frozen once it serves, and every module holds
 `request.app[DB]`): its `api` and `admin` pools are replaced by pools on the restarted server, one attribute
 assignment each, while the gate holds new requests. Requests still running on the old pools after DRAIN_S see
-their connection closed (an error answer, never a wrong one).
+their connection closed (an error answer, never a wrong one); a module holding a connection of its own (a LISTEN,
+a decoding loop) hears "stopping" and "restarted" through hooks.on_role_change and takes a new one.
 """
 
 from __future__ import annotations
@@ -119,11 +120,10 @@ async def demote(app: web.Application, gate: Gate, primary_url: str, was_standby
     await _prepare_new_primary(host, port, slot)
     async with gate.closed():
         await hooks.notify(app, "stopping")
-        try:
-            await asyncio.wait_for(db.close(), 5)
-        except TimeoutError:
-            db.api.terminate()
-            db.admin.terminate()
+        # Terminated, not closed: a close would wait for connections other modules hold for good (LISTEN, WAL
+        # decoding) and never return; and terminated before the stop, so they do not reconnect to a dying server.
+        db.api.terminate()
+        db.admin.terminate()
         await asyncio.to_thread(cluster.stop)
         try:
             method = await asyncio.to_thread(_rejoin, cluster, host, port, slot, was_standby)
