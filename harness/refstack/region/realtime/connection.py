@@ -135,7 +135,7 @@ class Connection:
             self.enqueue(frames.error(topic, ref, "TopicNameRequired: You must provide a topic name"))
             return
         try:
-            config = JoinConfig.parse(msg.payload)
+            config = JoinConfig.parse(msg.payload, self.hub.catalog)
         except JoinPayloadError as exc:
             self.enqueue(frames.error(topic, ref, f"InvalidJoinPayload: {exc}"))
             return
