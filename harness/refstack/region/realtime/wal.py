@@ -40,12 +40,20 @@ MAX_IDLE_S = 0.016
 """Poll cadence when nothing came back: doubling from MIN_IDLE_S up to this (the idle delivery latency bound)."""
 RETRY_S = 0.5
 """Wait before making the slot again after an error."""
+ADVANCE_EVERY_S = 1.0
+ADVANCE_AFTER_BYTES = 1024 * 1024
+"""Once a second, a primary whose slot would re-read more WAL than this logs a running-transactions record."""
 LAG_WARN_S = 2.0
 """Decoded changes older than this mean the feed cannot keep up: warn (at most every LAG_WARN_EVERY_S)."""
 LAG_WARN_EVERY_S = 10.0
 STARTUP_TIMEOUT_S = 15.0
 """Start-up waits this long for the slot (a standby whose primary is away); after that it is made in the
 background and the region serves meanwhile."""
+_ADVANCE_SQL = (
+    "select pg_log_standby_snapshot() from pg_replication_slots"
+    " where slot_name = $1"
+    " and case when pg_is_in_recovery() then false else pg_current_wal_lsn() - restart_lsn > $2::bigint end"
+)
 
 
 class ChangeFeed:
@@ -60,6 +68,7 @@ class ChangeFeed:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._last_lag_warning = 0.0
+        self._last_advance = 0.0
 
     @property
     def db(self) -> Database:
@@ -125,6 +134,7 @@ class ChangeFeed:
                     self.changes_seen += len(changes)
                     await self.hub.publish(changes, functools.partial(visibility.visible, db.admin))
                     self._watch_lag(changes[-1].commit_time)
+            await self._advance(db)
             if len(rows) >= BATCH:
                 continue
             await asyncio.sleep(MIN_IDLE_S if rows else idle_s)
@@ -141,6 +151,17 @@ class ChangeFeed:
             if change is not None:
                 changes.append(change)
         return changes
+
+    async def _advance(self, db: Database) -> None:
+        """Let the slot's restart point move. A slot read from SQL restarts every poll at its restart_lsn, which
+        only moves past a running-transactions record (the background writer logs one every 15 s at best): in
+        between, each poll decodes again all the WAL since the last one, and gets slower the busier the region.
+        `pg_log_standby_snapshot()` logs one now. A standby cannot write WAL; its primary's records reach it."""
+        now = time.monotonic()
+        if now - self._last_advance < ADVANCE_EVERY_S:
+            return
+        self._last_advance = now
+        await db.admin.execute(_ADVANCE_SQL, self.slot, ADVANCE_AFTER_BYTES)
 
     def _unknown(self, relation: pgoutput.Relation) -> bool:
         known = self.hub.catalog.table(relation.schema, relation.name)
