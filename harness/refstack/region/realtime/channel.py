@@ -7,6 +7,7 @@ enabled}`, `private`, `postgres_changes` (a list of bindings). Booleans also acc
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from harness.refstack.region.realtime.catalog import Catalog
 from harness.refstack.region.realtime.peer import Peer
 
 EVENTS = ("INSERT", "UPDATE", "DELETE", "*")
+MAX_IDENTITIES = 4
+"""Identities a channel remembers (token refreshes far apart: only the last matter for changes in flight)."""
 
 
 class JoinPayloadError(ValueError):
@@ -162,11 +165,30 @@ class Channel:
     expiry_timer: asyncio.TimerHandle | None = None
     pg_prefix: str = field(init=False, repr=False)
     """`{"topic":…,"event":"postgres_changes","ref":null,"payload":{"ids":` — built once per channel."""
+    joined_at: dt.datetime = field(init=False, repr=False)
+    """Changes committed before the join are not the channel's (the join reply says it is subscribed from now)."""
+    identities: list[tuple[dt.datetime, str, Claims]] = field(init=False, repr=False)
+    """(since, token, claims), oldest first: who the channel was when. Changes reach the hub a few milliseconds
+    after their commit, so each is checked as the identity the channel had at the commit."""
 
     def __post_init__(self) -> None:
         topic = frames.dumps(self.topic)
         self.pg_prefix = f'{{"topic":{topic},"event":"postgres_changes","ref":null,"payload":{{"ids":'
         self.presence_enabled = self.config.presence_enabled
+        self.joined_at = dt.datetime.now(dt.UTC)
+        self.identities = [(self.joined_at, self.token, self.claims)]
+
+    def switch_identity(self, token: str, claims: Claims) -> None:
+        """A new access token (the `access_token` push): changes committed from now on are checked as it."""
+        self.token, self.claims = token, claims
+        self.identities = [*self.identities[-(MAX_IDENTITIES - 1) :], (dt.datetime.now(dt.UTC), token, claims)]
+
+    def identity_at(self, commit_time: dt.datetime) -> tuple[str, Claims] | None:
+        """(token, claims) the channel had when a change committed; None if it joined after the commit."""
+        for since, token, claims in reversed(self.identities):
+            if since <= commit_time:
+                return token, claims
+        return None
 
     @property
     def topic_key(self) -> tuple[bool, str]:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.model.keys import Claims
 from harness.refstack.region.database import API_ROLES
 from harness.refstack.region.realtime import frames
 from harness.refstack.region.realtime.catalog import Catalog
@@ -201,7 +202,9 @@ class Hub:
         table = (change.relation.schema, change.relation.name)
         found: dict[Channel, list[int]] = {}
         for channel in subs.candidates(row):
-            if channel not in found and (ids := channel.ids_for(table, change.type, row)):
+            if channel in found or channel.joined_at > change.commit_time:
+                continue  # seen already, or joined after the commit: subscribers get what commits once they are
+            if ids := channel.ids_for(table, change.type, row):
                 found[channel] = ids
         return found
 
@@ -228,15 +231,19 @@ class Hub:
     async def _visible_recipients(
         self, change: Change, recipients: dict[Channel, list[int]], check: VisibilityCheck
     ) -> dict[Channel, list[int]]:
-        by_token: dict[str, list[Channel]] = {}
+        by_token: dict[str, tuple[Claims, list[Channel]]] = {}
         for channel in recipients:
-            if channel.claims.role in API_ROLES:  # other roles are never API callers: they see nothing
-                by_token.setdefault(channel.token, []).append(channel)
+            identity = channel.identity_at(change.commit_time)
+            if identity is None:
+                continue  # joined after the commit
+            token, claims = identity
+            if claims.role in API_ROLES:  # other roles are never API callers: they see nothing
+                by_token.setdefault(token, (claims, []))[1].append(channel)
         if not by_token:
             return {}
         groups = list(by_token.values())
         try:
-            seen = await check(change, [claims_json(group[0].claims.raw) for group in groups])
+            seen = await check(change, [claims_json(claims.raw) for claims, _ in groups])
         except Exception as exc:  # the database went away (restart, promotion): say what was not delivered
             self.undelivered_changes += 1
             log.warning(
@@ -244,7 +251,7 @@ class Hub:
                 change.type, change.relation.schema, change.relation.name, len(recipients), exc,
             )  # fmt: skip
             return {}
-        return {channel: recipients[channel] for index in sorted(seen) for channel in groups[index]}
+        return {channel: recipients[channel] for index in sorted(seen) for channel in groups[index][1]}
 
     # -- broadcast ------------------------------------------------------------------------------------------------
     def broadcast(self, key: tuple[bool, str], payload: dict[str, Any], sender: Channel | None = None) -> int:
