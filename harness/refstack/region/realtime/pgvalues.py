@@ -19,6 +19,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from harness.refstack.region.realtime import frames
+
 BOOL, INT2, INT4, INT8, OID = 16, 21, 23, 20, 26
 FLOAT4, FLOAT8, NUMERIC = 700, 701, 1700
 JSON, JSONB = 114, 3802
@@ -46,6 +48,8 @@ def _json(text: str) -> Any:
         value = json.loads(text)
     except (ValueError, RecursionError):
         return text  # nested deeper than Python's parser goes: deliver the text rather than lose the change
+    if text.count("[") + text.count("{") > frames.MAX_DEPTH and frames.too_deep(value):
+        return text  # too deep to encode again inside an event: delivered as its JSON text
     if _SURROGATE_ESCAPE.search(text):
         # A `json` (not jsonb) column keeps escapes such as "\ud800" verbatim; a lone surrogate cannot be sent as
         # UTF-8 in a websocket frame, so such a value is delivered as its JSON text.
