@@ -106,6 +106,25 @@ def test_embedded_rows_obey_row_level_security(region: BackgroundServer, chats: 
     assert [(r["id"], len(r["messages"])) for r in rows] == [(chats["busy"], 3)]
 
 
+def test_null_filters_on_an_embed(region: BackgroundServer, chats: dict[str, Any]) -> None:
+    """`embed=not.is.null` keeps the parents that have one (like !inner), `embed=is.null` those that have none."""
+    token = chats["alice_token"]
+    present = "messages?select=client_msg_id,conversations(id)&conversations.title=eq.busy&conversations=not.is.null"
+    assert len(_get(region, token, present)) == 3
+    absent = "messages?select=client_msg_id,conversations(id)&conversations.title=eq.nope&conversations=not.is.null"
+    assert _get(region, token, absent) == []
+    empty = _get(region, token, "conversations?select=id,messages(id)&messages=is.null")
+    assert empty == [{"id": chats["quiet"], "messages": []}]
+    counted = httpx.get(
+        f"{region.url}/rest/v1/conversations?select=id,messages(id)&messages=not.is.null",
+        headers={**user_headers(token), "Prefer": "count=exact"},
+    )
+    assert (counted.json(), counted.headers["Content-Range"]) == (
+        [{"id": chats["busy"], "messages": [{"id": m["id"]} for m in counted.json()[0]["messages"]]}],
+        "0-0/1",
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "status", "code"),
     [
@@ -115,6 +134,7 @@ def test_embedded_rows_obey_row_level_security(region: BackgroundServer, chats: 
         ("messages?select=id&conversations.title=eq.x", 400, "PGRST108"),
         ("messages?select=id,conversations(nope)", 400, "42703"),
         ("messages?select=id,conversations(id", 400, "PGRST100"),
+        ("messages?select=id,conversations(id)&conversations=eq.1", 400, "PGRST120"),
     ],
 )
 def test_embedding_errors(region: BackgroundServer, chats: dict[str, Any], path: str, status: int, code: str) -> None:

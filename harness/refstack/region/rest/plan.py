@@ -27,6 +27,14 @@ RESERVED = frozenset({"select", "order", "limit", "offset", "columns", "on_confl
 _LEVEL_PARAMS = frozenset({"order", "limit", "offset"})
 
 
+@dataclass(frozen=True)
+class EmbedPresence:
+    """`embed=not.is.null` (or `is.null`) on the parent: keep the rows whose embed is there (or is not)."""
+
+    label: str
+    present: bool
+
+
 @dataclass
 class Node:
     name: str
@@ -34,7 +42,7 @@ class Node:
     alias: str
     columns: dict[str, Column]
     items: list[syntax.SelectItem] = field(default_factory=list)
-    where: list[Condition | Logic] = field(default_factory=list)
+    where: list[Condition | Logic | EmbedPresence] = field(default_factory=list)
     order: list[OrderTerm] = field(default_factory=list)
     limit: int | None = None
     offset: int | None = None
@@ -152,6 +160,9 @@ class Planner:
                     node.offset = syntax.non_negative("offset", raw)
             else:
                 node = self._level(root, parts[:-1])
+                if parts[-1] in node.embeds:
+                    node.where.append(_presence(parts[-1], raw))
+                    continue
                 condition = syntax.parse_condition(syntax.parse_field(parts[-1]), raw)
                 node.check_field(condition.field)
                 node.where.append(condition)
@@ -176,6 +187,19 @@ class Planner:
                 self._check_logic(node, item)
             else:
                 node.check_field(item.field)
+
+
+def _presence(label: str, raw: str) -> EmbedPresence:
+    condition = syntax.parse_condition(Field(label), raw)
+    if condition.op != "is" or condition.value.lower() not in ("null", "not_null") or condition.modifier:
+        raise ApiError(
+            400,
+            "PGRST120",
+            f"Bad operator on the '{label}' embedded resource",
+            details="Only is null or not is null filters are allowed on embedded resources",
+        )
+    present = (condition.value.lower() == "not_null") != condition.negate
+    return EmbedPresence(label, present)
 
 
 def _matches_hint(fk: ForeignKey, cardinality: str, hint: str) -> bool:

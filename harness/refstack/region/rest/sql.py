@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.refstack.region.rest import syntax
-from harness.refstack.region.rest.plan import Embed, Node
+from harness.refstack.region.rest.plan import Embed, EmbedPresence, Node
 from harness.refstack.region.rest.schema_cache import SCHEMA, Column
 from harness.refstack.region.rest.syntax import ColumnItem, Condition, EmbedItem, Field, Logic, StarItem
 
@@ -109,7 +109,13 @@ def logic_sql(node: Node, logic: Logic, params: Params) -> str:
     return f"NOT {sql}" if logic.negate else sql
 
 
-def where_item_sql(node: Node, item: Condition | Logic, params: Params) -> str:
+def where_item_sql(node: Node, item: Condition | Logic | EmbedPresence, params: Params) -> str:
+    if isinstance(item, EmbedPresence):
+        embed = node.embeds[item.label]
+        body = f"{_lateral_alias(embed)}.body"
+        if embed.to_one:
+            return f"{body} IS {'NOT ' if item.present else ''}NULL"
+        return f"coalesce(json_array_length({body}), 0) {'>' if item.present else '='} 0"
     return logic_sql(node, item, params) if isinstance(item, Logic) else condition_sql(node, item, params)
 
 
@@ -199,7 +205,8 @@ def rows_sql(node: Node, source: str, params: Params, *, filtered: bool = True) 
 def count_sql(node: Node, source: str, params: Params, *, what: str = "count(*)") -> str:
     """The root level's rows before limit and offset, counted (Prefer: count=exact) or, with what="1", listed for
     the planner's estimate (count=planned)."""
-    inner_joins = "".join(_join_sql(node, e, params) for e in node.embeds.values() if e.inner)
+    tested = {item.label for item in node.where if isinstance(item, EmbedPresence)}
+    inner_joins = "".join(_join_sql(node, e, params) for label, e in node.embeds.items() if e.inner or label in tested)
     return f"SELECT {what} FROM {source} AS {ident(node.alias)}{inner_joins}{where_sql(node, params)}"
 
 

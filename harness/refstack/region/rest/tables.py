@@ -18,7 +18,7 @@ from aiohttp import web
 from harness.refstack.region.rest import body, negotiation, sql, syntax
 from harness.refstack.region.rest.errors import ApiError, bad_body, bad_query, column_not_found, singular
 from harness.refstack.region.rest.negotiation import Output, Prefer
-from harness.refstack.region.rest.plan import Node, Planner
+from harness.refstack.region.rest.plan import EmbedPresence, Node, Planner
 from harness.refstack.region.rest.schema_cache import Column, SchemaCache, Table
 from harness.refstack.region.rest.session import Caller
 
@@ -34,6 +34,8 @@ async def handle(request: web.Request, caller: Caller, cache: SchemaCache, table
     planner.apply_params(node, request.query.items())
     if method in READ_METHODS:
         return await read(request, caller, node, source=sql.qualified(table.name), prefer=prefer, kind=kind)
+    if any(isinstance(item, EmbedPresence) for item in node.where):
+        raise bad_query(f'"embedded resource filter on {method}"', "filter a write by its own columns")
     if node.limit is not None or node.offset:
         raise bad_query(
             f'"limit/offset on {method}"', "this reference stack does not support limit or offset on writes"
