@@ -119,10 +119,8 @@ def test_null_filters_on_an_embed(region: BackgroundServer, chats: dict[str, Any
         f"{region.url}/rest/v1/conversations?select=id,messages(id)&messages=not.is.null",
         headers={**user_headers(token), "Prefer": "count=exact"},
     )
-    assert (counted.json(), counted.headers["Content-Range"]) == (
-        [{"id": chats["busy"], "messages": [{"id": m["id"]} for m in counted.json()[0]["messages"]]}],
-        "0-0/1",
-    )
+    assert [(r["id"], len(r["messages"])) for r in counted.json()] == [(chats["busy"], 3)]
+    assert counted.headers["Content-Range"] == "0-0/1"
 
 
 @pytest.mark.parametrize(
