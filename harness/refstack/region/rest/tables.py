@@ -242,8 +242,9 @@ def _write_response(
     status: int,
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
+    """201 (POST) or 204 without a body; with return=representation the rows, 201 for POST and 200 otherwise."""
     headers = dict(headers or {})
     headers["Content-Range"] = f"*/{count}" if prefer.count else "*/*"
     if prefer.returning != "representation":
         return web.Response(status=201 if request.method == "POST" else 204, headers=headers)
-    return respond(request, kind, text if text is not None else "[]", count, status if status != 201 else 201, headers)
+    return respond(request, kind, text if text is not None else "[]", count, status, headers)
