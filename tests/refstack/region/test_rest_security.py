@@ -200,3 +200,52 @@ def test_deleting_a_user_removes_their_profile_messages_and_memberships(
     conversation = _conversation(region, trio["conv"])  # on delete set null: the conversation stays, Bob keeps it
     assert conversation["created_by"] is None
     assert _rest(region, trio["bob"], "GET", "messages").json() == []
+
+
+# -- the schema cache across a promotion -----------------------------------------------------------------------------
+def _ddl(server: BackgroundServer, statement: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    address = httpx.get(f"{server.url}/_admin/postgres", headers=SERVICE, timeout=10).json()
+
+    async def run() -> None:
+        conn = await asyncpg.connect(
+            host=address["host"], port=address["port"], user="supabase_admin", database="postgres"
+        )
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def _eventually(call: Any, expected: int, timeout_s: float = 5.0) -> httpx.Response:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while (response := call()).status_code != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return response
+
+
+def test_a_replica_serves_its_primarys_schema_and_follows_ddl_once_promoted(
+    region: BackgroundServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _ddl(region, "create function public.before_copy() returns int language sql immutable as 'select 1'")
+    assert _eventually(lambda: _rest(region, None, "GET", "rpc/before_copy"), 200).json() == 1
+    config = RegionConfig(
+        region="ap-northeast-1",
+        data_dir=tmp_path_factory.mktemp("replica"),
+        role="replica",
+        primary_url=region.url,
+        bcrypt_cost=4,
+    )
+    with background(lambda: build_app(config)) as replica:
+        assert _rest(replica, None, "GET", "rpc/before_copy").json() == 1
+        assert httpx.post(f"{replica.url}/_admin/promote", headers=SERVICE, timeout=30).status_code == 200
+        _ddl(replica, "create function public.after_promotion() returns int language sql immutable as 'select 2'")
+        response = _eventually(lambda: _rest(replica, None, "GET", "rpc/after_promotion"), 200)
+        assert (response.status_code, response.json()) == (200, 2)

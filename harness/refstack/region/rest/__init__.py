@@ -79,5 +79,4 @@ def setup(app: web.Application) -> None:
         app.router.add_route(method, "/rest/v1/rpc/{function}", _rpc)
     for method in ("GET", "HEAD", "POST", "PATCH", "DELETE"):
         app.router.add_route(method, "/rest/v1/{table}", _table)
-    app.on_startup.append(schema_cache.start)
-    app.on_cleanup.append(schema_cache.stop)
+    schema_cache.setup(app)

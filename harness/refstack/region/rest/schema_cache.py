@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiohttp import web
 
+from harness.refstack.region.replication.hooks import on_role_change
 from harness.refstack.region.state import DB
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,6 @@ def _function(
 
 # -- keeping it fresh ---------------------------------------------------------------------------------------------
 CACHE = web.AppKey("rest_schema_cache", SchemaCache)
-_LISTENER = web.AppKey("rest_schema_listener", asyncpg.Connection)
 
 
 async def reload(app: web.Application) -> SchemaCache:
@@ -266,13 +266,44 @@ async def reload(app: web.Application) -> SchemaCache:
 
 
 class _Reloader:
-    """The `pgrst` channel's listener: each `reload schema` notification re-reads the cache in the background."""
+    """LISTEN on `pgrst` on a connection held for that (a pooled one could not keep listening); each `reload schema`
+    notification re-reads the cache in the background. A standby cannot LISTEN: its cache is read at start and
+    after each role change (hooks.on_role_change), its schema being its primary's."""
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
         self.tasks: set[asyncio.Task[SchemaCache]] = set()
+        self.conn: asyncpg.Connection | None = None
+        self.pool: asyncpg.Pool | None = None
 
-    def __call__(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    async def listen(self) -> None:
+        db = self.app[DB]
+        if self.conn is not None or await db.in_recovery():
+            return
+        self.pool = db.admin
+        self.conn = await self.pool.acquire()
+        await self.conn.add_listener(CHANNEL, self._notified)
+
+    async def unlisten(self) -> None:
+        conn, pool, self.conn, self.pool = self.conn, self.pool, None, None
+        for task in list(self.tasks):
+            task.cancel()
+        if conn is None or pool is None:
+            return
+        try:
+            await conn.remove_listener(CHANNEL, self._notified)
+            await pool.release(conn)
+        except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+            pass  # its pool was terminated under it (a demotion): nothing left to give back
+
+    async def role_changed(self, phase: str) -> None:
+        if phase == "stopping":
+            await self.unlisten()
+            return
+        await reload(self.app)
+        await self.listen()
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         if payload.strip() not in ("reload schema", ""):
             return
         task = asyncio.get_running_loop().create_task(reload(self.app))
@@ -288,27 +319,19 @@ class _Reloader:
 _RELOADER = web.AppKey("rest_schema_reloader", _Reloader)
 
 
-async def start(app: web.Application) -> None:
-    """Load the cache and LISTEN on `pgrst` on a connection held for that (a pooled one could not keep listening).
-
-    A read replica cannot LISTEN in recovery; it loads the cache at start (its schema is its primary's)."""
-    await reload(app)
-    if await app[DB].in_recovery():
-        return
-    listener: asyncpg.Connection = await app[DB].admin.acquire()
+def setup(app: web.Application) -> None:
+    """Load at start (after the migrations ran), follow NOTIFY pgrst and role changes, let go at clean-up."""
     reloader = _Reloader(app)
-    await listener.add_listener(CHANNEL, reloader)
-    app[_LISTENER] = listener
     app[_RELOADER] = reloader
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    on_role_change(app, reloader.role_changed)
 
 
-async def stop(app: web.Application) -> None:
-    listener = app.get(_LISTENER)
-    if listener is None:
-        return
-    reloader = app[_RELOADER]
-    for task in list(reloader.tasks):
-        task.cancel()
-    if not listener.is_closed():
-        await listener.remove_listener(CHANNEL, reloader)
-        await app[DB].admin.release(listener)
+async def _start(app: web.Application) -> None:
+    await reload(app)
+    await app[_RELOADER].listen()
+
+
+async def _stop(app: web.Application) -> None:
+    await app[_RELOADER].unlisten()
