@@ -32,6 +32,12 @@ _SET_CALLER = (
 _SERVER_SETTINGS = {"jit": "off", "timezone": "UTC", "datestyle": "ISO, YMD"}
 
 
+async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
+    """The API pool's connections are only used inside `as_caller`, whose settings are transaction-local and end
+    with its COMMIT or ROLLBACK; skipping asyncpg's default reset (RESET ALL, UNLISTEN, ...) saves a round trip a
+    request."""
+
+
 class Database:
     def __init__(self, api: asyncpg.Pool, admin: asyncpg.Pool, statement_timeout_ms: int) -> None:
         self.api = api
@@ -45,6 +51,7 @@ class Database:
             user="authenticator",
             min_size=2,
             max_size=pool_size,
+            reset=_nothing_to_reset,
             server_settings={**_SERVER_SETTINGS, "application_name": "harness-region-api"},
             **common,
         )
