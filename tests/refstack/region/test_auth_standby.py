@@ -96,11 +96,9 @@ def test_livekit_token_is_served_by_the_standby(pair: tuple[BackgroundServer, Ba
         " returning conversation_id::text as id",
         user_id,
     )
-    headers = {"Authorization": f"Bearer {access}"}
+    url, headers = f"{replica.url}/functions/v1/livekit-token", {"Authorization": f"Bearer {access}"}
     deadline = time.monotonic() + 10
-    while (
-        response := httpx.post(f"{replica.url}/functions/v1/livekit-token", headers=headers, json={"room": row["id"]})
-    ).status_code != 200:
-        assert response.status_code == 403 and time.monotonic() < deadline, response.text
+    while (response := httpx.post(url, headers=headers, json={"room": row["id"]})).status_code != 200:
+        assert response.status_code == 403 and time.monotonic() < deadline, response.text  # not replayed yet
         time.sleep(0.02)
     assert set(response.json()) == {"token", "url"}
