@@ -103,7 +103,11 @@ def create_conversation(base_url: str, owner_token: str, member_ids: list[str]) 
     conversation_id = created.json()[0]["id"]
     members = [{"conversation_id": conversation_id, "user_id": owner, "role": "owner"}]
     members += [{"conversation_id": conversation_id, "user_id": m, "role": "member"} for m in member_ids if m != owner]
-    added = httpx.post(f"{base_url}/rest/v1/conversation_members", headers=headers, json=members, timeout=10)
+    # return=minimal: Postgres applies the SELECT policy to RETURNING rows, and the owner's membership is not yet
+    # visible to that policy inside its own INSERT (the same statement's snapshot), as on a real Supabase project.
+    added = httpx.post(
+        f"{base_url}/rest/v1/conversation_members", headers=user_headers(owner_token), json=members, timeout=10
+    )
     assert added.status_code == 201, added.text
     return str(conversation_id)
 
