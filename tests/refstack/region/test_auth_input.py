@@ -1,16 +1,20 @@
 """Bad input to GoTrue and the livekit-token function: GoTrue's 4xx shapes, never a 500, and the server keeps
-serving afterwards."""
+serving afterwards. One region serves the whole module: bad input must not change what later requests see."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from harness.model import keys
-from harness.procs.serving import BackgroundServer
+from harness.procs.serving import BackgroundServer, background
+from harness.refstack.region.app import build_app
 from harness.refstack.region.auth_input import MAX_BODY_BYTES
+from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.functions import MAX_BODY_BYTES as FUNCTION_MAX_BODY_BYTES
-from tests.refstack.region.conftest import PASSWORD, MakeUser, user_headers
+from tests.refstack.region.conftest import PASSWORD, TEST_BCRYPT_COST, MakeUser, user_headers
 
 LEGACY = {"apikey": keys.ANON_KEY, "Content-Type": "application/json"}
 DEPTH = 100_000
@@ -26,6 +30,13 @@ BAD_BODIES = {
     "truncated": b'{"email": "a@example.com", "password": ',
     "not an object": b'["a@example.com"]',
 }
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
+    config = RegionConfig(data_dir=tmp_path_factory.mktemp("region"), bcrypt_cost=TEST_BCRYPT_COST)
+    with background(lambda: build_app(config)) as server:
+        yield server
 
 
 def test_unparseable_or_unstorable_bodies_are_bad_json(region: BackgroundServer) -> None:
