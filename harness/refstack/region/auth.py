@@ -47,10 +47,10 @@ log = logging.getLogger(__name__)
 
 TOKEN_CACHE_SIZE = 20_000
 """Verified tokens kept in memory, so a hot path verifies each distinct token's signature once."""
-MAX_EMAIL_LENGTH = 255
-"""auth.users.email is varchar(255)."""
+MAX_VARCHAR = 255
+"""auth.users' email and role are varchar(255): longer values are refused before they reach the database."""
 MAX_PAGE = 1_000_000
-"""Admin list pages beyond this are refused (the offset must fit the database's bigint)."""
+"""Admin list pages beyond this are clamped to it (the offset must fit the database's bigint)."""
 READ_ONLY_SQLSTATE = "25006"
 UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57P")
 """Connection exceptions, and admin shutdown / crash shutdown / cannot connect now."""
@@ -138,7 +138,7 @@ def _email(value: Any, *, action: str = "signup") -> str:
     if not isinstance(value, str) or not value.strip():
         raise AuthError(400, "validation_failed", f"To {action}, please provide your email")
     email = value.strip().lower()
-    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
+    if len(email) > MAX_VARCHAR or not _EMAIL.match(email):
         raise AuthError(400, "validation_failed", "Unable to validate email address: invalid format")
     return email
 
@@ -213,8 +213,11 @@ async def _create(request: web.Request, body: dict[str, Any], *, admin: bool) ->
     role = "authenticated"
     if admin:
         app_metadata |= _metadata("app_metadata", body.get("app_metadata"))
-        if isinstance(body.get("role"), str) and 0 < len(body["role"]) <= MAX_EMAIL_LENGTH:
-            role = body["role"]
+        requested = body.get("role")
+        if requested is not None:
+            if not isinstance(requested, str) or not 0 < len(requested) <= MAX_VARCHAR:
+                raise AuthError(400, "validation_failed", f"role must be a role name of 1 to {MAX_VARCHAR} characters")
+            role = requested
     password_hash = await hash_password(password, request.app[CONFIG].bcrypt_cost)
     try:
         return await auth_store.create_user(

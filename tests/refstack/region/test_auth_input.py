@@ -135,3 +135,10 @@ def test_the_server_still_serves_after_bad_input(region: BackgroundServer, make_
     user_id, token, _ = make_user()
     me = httpx.get(f"{region.url}/auth/v1/user", headers={**LEGACY, "Authorization": f"Bearer {token}"})
     assert me.status_code == 200 and me.json()["id"] == user_id
+
+
+def test_admin_create_refuses_a_role_that_is_no_name(region: BackgroundServer, service_headers: dict[str, str]) -> None:
+    for role in ["", "r" * 256, ["authenticated"], 7]:
+        body = {"email": "role@example.com", "password": PASSWORD, "email_confirm": True, "role": role}
+        response = httpx.post(f"{region.url}/auth/v1/admin/users", headers=service_headers, json=body)
+        assert (response.status_code, response.json()["error_code"]) == (400, "validation_failed"), role
