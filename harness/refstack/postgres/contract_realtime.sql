@@ -22,6 +22,8 @@ declare
   condition text;
   matched int;
   claim_role text;
+  query text;
+  queries jsonb := '{}';
   visible jsonb;
   result jsonb := '[]';
 begin
@@ -31,15 +33,22 @@ begin
     visible := '[]';
     begin
       entity := (item ->> 'entity')::oid;
-      select string_agg(format('%I = (k.v ->> %s)::%s', a.attname, c.ord - 1, format_type(a.atttypid, a.atttypmod)),
-                        ' and ' order by c.ord),
-             count(*)
-        into condition, matched
-        from jsonb_array_elements_text(item -> 'key') with ordinality as c(name, ord)
-        join pg_attribute a on a.attrelid = entity and a.attname = c.name and a.attnum > 0 and not a.attisdropped;
-      if matched = 0 or matched <> jsonb_array_length(item -> 'key') then
-        raise exception 'realtime.visible_rows: table % has no columns %', entity::regclass, item -> 'key'
-          using errcode = '42703';
+      query := queries ->> (item ->> 'entity');  -- built once per table and call
+      if query is null then
+        select string_agg(format('%I = (k.v ->> %s)::%s', a.attname, c.ord - 1,
+                                 format_type(a.atttypid, a.atttypmod)), ' and ' order by c.ord),
+               count(*)
+          into condition, matched
+          from jsonb_array_elements_text(item -> 'key') with ordinality as c(name, ord)
+          join pg_attribute a on a.attrelid = entity and a.attname = c.name and a.attnum > 0 and not a.attisdropped;
+        if matched = 0 or matched <> jsonb_array_length(item -> 'key') then
+          raise exception 'realtime.visible_rows: table % has no columns %', entity::regclass, item -> 'key'
+            using errcode = '42703';
+        end if;
+        query := format(
+          'select coalesce(jsonb_agg(k.o - 1), ''[]'') from jsonb_array_elements($1) with ordinality as k(v, o)'
+          ' where exists (select 1 from %s where %s)', entity::regclass, condition);
+        queries := queries || jsonb_build_object(item ->> 'entity', query);
       end if;
       claim_role := item -> 'claims' ->> 'role';
       if claim_role is not null and pg_has_role('authenticator', claim_role, 'member') then
@@ -48,10 +57,7 @@ begin
                 set_config('request.jwt.claim.sub', coalesce(item -> 'claims' ->> 'sub', ''), true),
                 set_config('request.jwt.claim.role', claim_role, true),
                 set_config('request.jwt.claim.email', coalesce(item -> 'claims' ->> 'email', ''), true);
-        execute format(
-          'select coalesce(jsonb_agg(k.o - 1), ''[]'') from jsonb_array_elements($1) with ordinality as k(v, o)'
-          ' where exists (select 1 from %s where %s)', entity::regclass, condition)
-          into visible using item -> 'rows';
+        execute query into visible using item -> 'rows';
       end if;
     exception when others then
       -- The subscriber's grants or policies failed on these rows (no SELECT privilege, a `sub` that is not a

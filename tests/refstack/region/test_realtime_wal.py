@@ -20,7 +20,7 @@ from harness.model import keys
 from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from harness.refstack.region.realtime import FEED
+from harness.refstack.region.realtime import FEED, HUB
 from tests.refstack.region.test_realtime import Client, is_change, pg_config, sql
 
 MESSAGES = {"event": "*", "schema": "public", "table": "messages"}
@@ -255,3 +255,17 @@ def test_delivery_latency_from_commit_to_socket(region: BackgroundServer) -> Non
     p50, p95 = statistics.quantiles(latencies, n=100)[49], statistics.quantiles(latencies, n=100)[94]
     print(f"\nrealtime delivery latency over {len(latencies)} inserts: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     assert p50 < 50 and p95 < 250, (p50, p95)
+
+
+def test_a_column_added_while_running_is_in_the_next_event(region: BackgroundServer) -> None:
+    alice, alice_token = sql_user(region)
+    conversation = sql_conversation(region, alice, [])
+    client = subscribed(region, alice_token)
+    insert_message(region, conversation, alice, "before")
+    assert "edited_at" not in client.until(is_change)["payload"]["data"]["record"]
+    sql(region, "alter table messages add column edited_at timestamptz default '2025-01-02 03:04:05+00'")
+    insert_message(region, conversation, alice, "after")
+    data = client.until(is_change)["payload"]["data"]
+    assert data["record"]["edited_at"] == "2025-01-02T03:04:05+00:00"
+    assert {"name": "edited_at", "type": "timestamptz"} in data["columns"]
+    assert region.app is not None and "edited_at" in region.app[HUB].catalog.tables[("public", "messages")].by_name

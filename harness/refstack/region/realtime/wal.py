@@ -96,15 +96,20 @@ class ChangeFeed:
 
     # -- the loop -------------------------------------------------------------------------------------------------
     async def _run(self) -> None:
+        failures = 0
         while True:
             try:
                 await self._open()
+                failures = 0
                 await self._poll_forever()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(
-                    "realtime: decoding slot %s stopped (%r); making it again in %.1f s: changes committed after "
+                # The first failure says what is lost; retries while the database stays away are logged quietly.
+                failures += 1
+                log.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "realtime: decoding slot %s stopped (%r); making it again every %.1f s: changes committed after "
                     "LSN %s until then are not delivered", self.slot, exc, RETRY_S, _lsn(self.delivered_lsn),
                 )  # fmt: skip
                 self._ready.clear()
