@@ -90,6 +90,7 @@ async def start(app: web.Application) -> None:
         if config.role == "replica" and not cluster.initialised:
             host, port = await primary_postgres_address(config)
             await asyncio.to_thread(cluster.base_backup, host, port, replication_slot(config.region))
+            cluster.follow(host, port, replication_slot(config.region))  # named after its slot in pg_stat_replication
         else:
             await asyncio.to_thread(cluster.init)
         cluster.configure(cluster_settings(config))
@@ -116,6 +117,8 @@ async def _in_recovery(cluster: Cluster) -> bool:
 async def _migrate(cluster: Cluster, config: RegionConfig) -> None:
     conn = await asyncpg.connect(cluster.dsn())
     try:
+        # No replica exists yet on a first start: with synchronous_replica these commits would wait for one forever.
+        await conn.execute("set synchronous_commit = local")
         await migrations.bootstrap(conn)
         applied = await migrations.apply(conn, config.migrations_dir or migrations.default_folder())
         if applied:

@@ -43,7 +43,7 @@ where n.nspname = $1 and c.relkind in ('r', 'v', 'm', 'f', 'p') and a.attnum > 0
 order by a.attrelid, a.attnum
 """
 _CONSTRAINTS = """
-select con.conname, con.contype, con.conrelid, con.confrelid,
+select con.conname, con.contype::text as contype, con.conrelid, con.confrelid,
        array(select a.attname from unnest(con.conkey) with ordinality k(num, i)
              join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.num order by k.i) as columns,
        array(select a.attname from unnest(con.confkey) with ordinality k(num, i)
