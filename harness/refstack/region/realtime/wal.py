@@ -69,6 +69,8 @@ class ChangeFeed:
         self._ready = asyncio.Event()
         self._last_lag_warning = 0.0
         self._last_advance = 0.0
+        self._opened = False
+        """The slot was made once: making it again means a gap, which is logged."""
 
     @property
     def db(self) -> Database:
@@ -120,10 +122,11 @@ class ChangeFeed:
         async with pool.acquire() as conn:
             self._set_catalog(await catalog.load(conn))
         start_lsn = await slot.create(pool, self.slot)
-        if self.delivered_lsn is not None:
+        if self._opened:
             log.warning("realtime: slot %s made again at LSN %s (last read %s)", self.slot, _lsn(start_lsn),
                         _lsn(self.delivered_lsn))  # fmt: skip
         self.decoder.relations.clear()
+        self._opened = True
         self._ready.set()
         log.info("realtime: decoding %s from slot %s at LSN %s", catalog.PUBLICATION, self.slot, _lsn(start_lsn))
 
