@@ -172,6 +172,9 @@ def test_odd_unicode_in_metadata_is_delivered_or_refused_at_insert(region: Backg
     }
     insert_message(region, conversation, alice, "odd", metadata=odd)
     assert client.until(is_change)["payload"]["data"]["record"]["metadata"] == odd
+    deep = json.loads("[" * 400 + "]" * 400)
+    insert_message(region, conversation, alice, "deep", metadata={"d": deep})
+    assert client.until(is_change)["payload"]["data"]["record"]["metadata"] == {"d": deep}
     for refused in ('{"s": "\\ud800"}', '{"nul": "\\u0000"}'):
         with pytest.raises(asyncpg.PostgresError, match=r"Unicode|unsupported"):
             sql(region, "select $1::jsonb", refused)
