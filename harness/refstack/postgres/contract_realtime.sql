@@ -20,10 +20,13 @@ declare
   item jsonb;
   entity oid;
   condition text;
+  conditions text;
   matched int;
   claim_role text;
   query text;
   queries jsonb := '{}';
+  one_row boolean;
+  seen boolean;
   visible jsonb;
   result jsonb := '[]';
 begin
@@ -33,22 +36,29 @@ begin
     visible := '[]';
     begin
       entity := (item ->> 'entity')::oid;
-      query := queries ->> (item ->> 'entity');  -- built once per table and call
+      -- The row lookup, built once per table and call: for one row (the usual case) a plain EXISTS, which plans
+      -- in about half the time of the form over an array of rows.
+      one_row := jsonb_array_length(item -> 'rows') = 1;
+      query := queries -> (item ->> 'entity') ->> one_row::text;
       if query is null then
-        select string_agg(format('%I = (k.v ->> %s)::%s', a.attname, c.ord - 1,
+        select string_agg(format('t.%I = ($1 -> 0 ->> %s)::%s', a.attname, c.ord - 1,
+                                 format_type(a.atttypid, a.atttypmod)), ' and ' order by c.ord),
+               string_agg(format('t.%I = (k.v ->> %s)::%s', a.attname, c.ord - 1,
                                  format_type(a.atttypid, a.atttypmod)), ' and ' order by c.ord),
                count(*)
-          into condition, matched
+          into condition, conditions, matched
           from jsonb_array_elements_text(item -> 'key') with ordinality as c(name, ord)
           join pg_attribute a on a.attrelid = entity and a.attname = c.name and a.attnum > 0 and not a.attisdropped;
         if matched = 0 or matched <> jsonb_array_length(item -> 'key') then
           raise exception 'realtime.visible_rows: table % has no columns %', entity::regclass, item -> 'key'
             using errcode = '42703';
         end if;
-        query := format(
-          'select coalesce(jsonb_agg(k.o - 1), ''[]'') from jsonb_array_elements($1) with ordinality as k(v, o)'
-          ' where exists (select 1 from %s where %s)', entity::regclass, condition);
-        queries := queries || jsonb_build_object(item ->> 'entity', query);
+        queries := queries || jsonb_build_object(item ->> 'entity', jsonb_build_object(
+          'true', format('select exists (select 1 from %s as t where %s)', entity::regclass, condition),
+          'false', format('select coalesce(jsonb_agg(k.o - 1), ''[]'') from jsonb_array_elements($1)'
+                          ' with ordinality as k(v, o) where exists (select 1 from %s as t where %s)',
+                          entity::regclass, conditions)));
+        query := queries -> (item ->> 'entity') ->> one_row::text;
       end if;
       claim_role := item -> 'claims' ->> 'role';
       if claim_role is not null and pg_has_role('authenticator', claim_role, 'member') then
@@ -57,7 +67,12 @@ begin
                 set_config('request.jwt.claim.sub', coalesce(item -> 'claims' ->> 'sub', ''), true),
                 set_config('request.jwt.claim.role', claim_role, true),
                 set_config('request.jwt.claim.email', coalesce(item -> 'claims' ->> 'email', ''), true);
-        execute query into visible using item -> 'rows';
+        if one_row then
+          execute query into seen using item -> 'rows';
+          visible := case when seen then '[0]'::jsonb else '[]'::jsonb end;
+        else
+          execute query into visible using item -> 'rows';
+        end if;
       end if;
     exception when others then
       -- The subscriber's grants or policies failed on these rows (no SELECT privilege, a `sub` that is not a

@@ -272,3 +272,21 @@ def test_a_column_added_while_running_is_in_the_next_event(region: BackgroundSer
     assert data["record"]["edited_at"] == "2025-01-02T03:04:05+00:00"
     assert {"name": "edited_at", "type": "timestamptz"} in data["columns"]
     assert region.app is not None and "edited_at" in region.app[HUB].catalog.tables[("public", "messages")].by_name
+
+
+def test_composite_keys_and_claims_the_policies_cannot_read_are_checked_one_by_one(region: BackgroundServer) -> None:
+    alice, alice_token = sql_user(region)
+    bob, _ = sql_user(region)
+    _, eve_token = sql_user(region)
+    conversation = sql_conversation(region, alice, [])
+    members = {"event": "INSERT", "schema": "public", "table": "conversation_members"}
+    now = int(time.time())
+    odd_sub = keys.sign({"sub": "not-a-uuid", "role": "authenticated", "exp": now + 3600})  # auth.uid() fails
+    foreign_role = keys.sign({"sub": alice, "role": "supabase_admin", "exp": now + 3600})  # not an API role
+    clients = {name: subscribed(region, token, members) for name, token in
+               (("alice", alice_token), ("eve", eve_token), ("odd", odd_sub), ("foreign", foreign_role))}  # fmt: skip
+    sql(region, "insert into conversation_members values ($1, $2)", uuid.UUID(conversation), uuid.UUID(bob))
+
+    record = clients["alice"].until(is_change)["payload"]["data"]["record"]
+    assert (record["conversation_id"], record["user_id"]) == (conversation, bob)
+    assert [changes(c) for name, c in clients.items() if name != "alice"] == [[], [], []]
