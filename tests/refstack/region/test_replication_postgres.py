@@ -238,3 +238,18 @@ def test_health_answers_503_while_the_regions_postgres_is_down(pair: Any) -> Non
     assert up["role"] == "replica" and up["status"] == "ok"
     insert_conversation(primary, "after the standby restarted")
     wait_for(lambda: "after the standby restarted" in titles(replica), timeout_s=5)
+
+
+def test_a_replica_restarted_on_its_data_dir_follows_its_restarted_primary(tmp_path: Path) -> None:
+    primary_config = RegionConfig(data_dir=tmp_path / "primary")
+    with background(lambda: build_app(primary_config)) as primary:
+        config = replica_config(primary, data_dir=tmp_path / "replica")
+        with background(lambda: build_app(config)):
+            pass
+    # Both come back on the same data dirs; the primary's PostgreSQL listens on a new port (picked at each start).
+    with background(lambda: build_app(primary_config)) as primary:
+        config = replica_config(primary, data_dir=tmp_path / "replica")
+        with background(lambda: build_app(config)) as replica:
+            insert_conversation(primary, "after both restarted")
+            assert wait_for(lambda: "after both restarted" in titles(replica), timeout_s=10)
+            assert status(replica)["primary_reachable"] is True
