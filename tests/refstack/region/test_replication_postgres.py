@@ -68,7 +68,7 @@ def status(server: BackgroundServer) -> dict[str, Any]:
 
 
 def replica_config(primary: BackgroundServer, **overrides: Any) -> RegionConfig:
-    return RegionConfig(region="ap-northeast-1", role="replica", primary_url=primary.url, **overrides)
+    return RegionConfig(**{"region": "ap-northeast-1", "role": "replica", "primary_url": primary.url, **overrides})
 
 
 @pytest.fixture
@@ -253,3 +253,22 @@ def test_a_replica_restarted_on_its_data_dir_follows_its_restarted_primary(tmp_p
             insert_conversation(primary, "after both restarted")
             assert wait_for(lambda: "after both restarted" in titles(replica), timeout_s=10)
             assert status(replica)["primary_reachable"] is True
+
+
+def test_a_second_replica_that_replayed_past_the_fork_is_rewound_to_follow_the_promoted_one() -> None:
+    with background(lambda: build_app(RegionConfig())) as primary:
+        first_config = replica_config(primary)
+        second_config = replica_config(primary, region="ap-northeast-2")
+        with (
+            background(lambda: build_app(first_config)) as first,
+            background(lambda: build_app(second_config)) as second,
+        ):
+            assert httpx.post(f"{first.url}/_admin/promote", headers=SERVICE).status_code == 200
+            insert_conversation(primary, "past the fork")  # the second replica still follows the old primary
+            wait_for(lambda: "past the fork" in titles(second), timeout_s=5)
+            insert_conversation(first, "on the new primary")
+            body = {"primary_url": first.url}
+            moved = httpx.post(f"{second.url}/_admin/demote", headers=SERVICE, json=body, timeout=120)
+            assert moved.status_code == 200 and moved.json()["method"] == "rewind", moved.text
+            assert wait_for(lambda: titles(second) == {"on the new primary"}, timeout_s=5)
+            assert status(second)["primary_url"] == first.url
