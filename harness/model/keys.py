@@ -89,8 +89,15 @@ def mint_access_token(
     app_metadata: dict[str, Any] | None = None,
     secret: str = JWT_SECRET,
     now: float | None = None,
+    role: str = "authenticated",
+    aal: str = "aal1",
+    signed_in_at: float | None = None,
 ) -> tuple[str, int]:
-    """Mint a GoTrue-shaped access token (docs/protocols.md §2.3). Returns (token, expires_at)."""
+    """Mint a GoTrue-shaped access token (docs/protocols.md §2.3). Returns (token, expires_at).
+
+    `role` and `aal` come from the user and session rows; `signed_in_at` (the `amr` timestamp) is when the session
+    was created by a password sign-in, which stays the same across refreshes (default: now).
+    """
     issued = int(now if now is not None else time.time())
     exp = issued + ttl_s
     claims = {
@@ -103,9 +110,9 @@ def mint_access_token(
         "phone": "",
         "app_metadata": app_metadata or {"provider": "email", "providers": ["email"]},
         "user_metadata": user_metadata or {},
-        "role": "authenticated",
-        "aal": "aal1",
-        "amr": [{"method": "password", "timestamp": issued}],
+        "role": role,
+        "aal": aal,
+        "amr": [{"method": "password", "timestamp": int(signed_in_at) if signed_in_at is not None else issued}],
         "session_id": session_id or str(uuid.uuid4()),
         "is_anonymous": False,
     }

@@ -87,8 +87,7 @@ def build_app(config: RegionConfig | None = None) -> web.Application:
     app.router.add_get("/health", _health)
     app.router.add_get("/_admin/postgres", lifecycle.postgres_address)
     app.router.add_post("/_admin/realtime/disconnect", _drop_realtime_sockets)
-    # Transition (the move to PostgreSQL): each module joins this tuple again once it speaks SQL.
-    for module in (auth, rest, replication, forwarding):
+    for module in (auth, rest, realtime, storage, functions, replication, forwarding):
         module.setup(app)
     app.on_cleanup.append(lifecycle.stop)
     return app

@@ -1,47 +1,57 @@
 """GoTrue at `/auth/v1` (docs/protocols.md §2): sign-up with autoconfirm, password and refresh grants, /user, logout,
 and the admin user API. Also the two checks every route module shares: Kong's key-auth and token verification.
 
-Password hashing is real but fast: scrypt with n=2**10, r=8, p=1 (about 1–2 ms and 1 MiB per hash here), because
-sign-in runs under load. It still salts and stretches, so stored hashes are not trivially reversible; it is not the
-bcrypt cost GoTrue uses (≈ 60 ms), which would make the reference stack, not the app, the bottleneck of a test.
+    request ─► Kong key-auth ─► body (bounded, parsed, checked: auth_input) ─► validation ─► bcrypt off the loop
+            ─► one SQL statement on GoTrue's admin connection (auth_store) ─► access token + the user object
+               Postgres rendered
 
-Sign-up (and admin create) also inserts the user's `profiles` row, as the migration's `on_auth_user_created`
-trigger does on a real project: `display_name` and `username` come from the sign-up `data` when given.
-
+Users, identities, sessions and refresh tokens live in Postgres's `auth` schema; the profile comes from the
+migration's `on_auth_user_created` trigger, and deleting a user cascades through the migration's foreign keys.
 Refresh tokens rotate: a used one is revoked, and presenting it again answers `refresh_token_already_used`
-(GoTrue's 10 s reuse interval is not modelled). On a read replica, auth rows are written locally without entering
-the change log (see `Database.insert(log=False)`), so sign-in works in both regions and replication stays intact.
+(GoTrue's 10 s reuse interval is not modelled). Logout ends sessions (scope global, local or others); their refresh
+tokens go with them, and tokens of an ended session are refused by /user (`session_not_found`), as GoTrue does.
+
+On a read replica (a hot standby) every write fails in Postgres; forwarding.py sends sign-up, sign-in, refresh and
+logout to the primary, and one that reaches this module anyway gets a 503 in GoTrue's shape saying why. Reading the
+user behind a token works on the standby.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import logging
 import re
-import secrets
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from harness.model import keys
 from harness.model.keys import Claims, TokenError
-from harness.refstack.region.config import RegionConfig
-from harness.refstack.region.db import Database, DbError, Filter
+from harness.refstack.region import auth_store
+from harness.refstack.region.auth_errors import API_VERSION, API_VERSION_HEADER, AuthError, error_response
+from harness.refstack.region.auth_input import read_json_object
+from harness.refstack.region.auth_passwords import (
+    MAX_PASSWORD_BYTES,
+    MIN_PASSWORD_LENGTH,
+    check_password,
+    hash_password,
+)
 from harness.refstack.region.state import CONFIG, DB, api_key, bearer_token
 
-API_VERSION_HEADER = "X-Supabase-Api-Version"
-API_VERSION = "2024-01-01"
-MIN_PASSWORD_LENGTH = 6
-"""GoTrue's default minimum password length (GOTRUE_PASSWORD_MIN_LENGTH)."""
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**10, 8, 1
-"""scrypt cost: small on purpose (see the module docstring)."""
+log = logging.getLogger(__name__)
+
 TOKEN_CACHE_SIZE = 20_000
 """Verified tokens kept in memory, so a hot path verifies each distinct token's signature once."""
+MAX_EMAIL_LENGTH = 255
+"""auth.users.email is varchar(255)."""
+MAX_PAGE = 1_000_000
+"""Admin list pages beyond this are refused (the offset must fit the database's bigint)."""
+READ_ONLY_SQLSTATE = "25006"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -78,188 +88,90 @@ def verify_token(token: str, secret: str) -> Claims:
     return claims
 
 
-# -- error rendering --------------------------------------------------------------------------------------------------
-class AuthError(Exception):
-    """A GoTrue error: HTTP status, error code and message (§2.4)."""
-
-    def __init__(self, status: int, code: str, message: str, extra: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra or {}
+# -- responses ------------------------------------------------------------------------------------------------------
+def _version_headers(request: web.Request) -> dict[str, str] | None:
+    return {API_VERSION_HEADER: API_VERSION} if request.headers.get(API_VERSION_HEADER) else None
 
 
-def _error_response(request: web.Request, error: AuthError) -> web.Response:
-    headers = {"x-sb-error-code": error.code}
-    if request.headers.get(API_VERSION_HEADER):
-        headers[API_VERSION_HEADER] = API_VERSION
-        body: dict[str, Any] = {"code": error.code, "message": error.message, **error.extra}
-    else:
-        body = {"code": error.status, "error_code": error.code, "msg": error.message, **error.extra}
-    return web.json_response(body, status=error.status, headers=headers)
+def _json_text(request: web.Request, text: str, status: int = 200) -> web.Response:
+    """A body already rendered as JSON (by Postgres), sent without decoding it."""
+    return web.Response(text=text, status=status, content_type="application/json", headers=_version_headers(request))
 
 
-def _json(request: web.Request, body: Any, status: int = 200) -> web.Response:
-    headers = {API_VERSION_HEADER: API_VERSION} if request.headers.get(API_VERSION_HEADER) else None
-    return web.json_response(body, status=status, headers=headers)
+def _session_response(request: web.Request, session: auth_store.Session) -> web.Response:
+    """GoTrue's token response: a fresh access token for the session, its refresh token, and the user object."""
+    config = request.app[CONFIG]
+    access, expires_at = keys.mint_access_token(
+        user_id=session.user_id,
+        email=session.email,
+        issuer=_issuer(request),
+        session_id=session.session_id,
+        ttl_s=config.access_token_ttl_s,
+        user_metadata=session.user_metadata,
+        app_metadata=session.app_metadata or None,
+        secret=config.jwt_secret,
+        role=session.role,
+        aal=session.aal,
+        signed_in_at=session.signed_in_at,
+    )
+    head = json.dumps(
+        {
+            "access_token": access,
+            "token_type": "bearer",
+            "expires_in": config.access_token_ttl_s,
+            "expires_at": expires_at,
+            "refresh_token": session.refresh_token,
+        }
+    )
+    return _json_text(request, f'{head[:-1]},"user":{session.user_json}}}')
 
 
-# -- passwords and users ------------------------------------------------------------------------------------------
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+def _issuer(request: web.Request) -> str:
+    base = request.app[CONFIG].public_url or f"{request.scheme}://{request.host}"
+    return base.rstrip("/") + "/auth/v1"
 
 
-def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        actual = hashlib.scrypt(
-            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(digest) // 2
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(actual.hex(), digest)
-
-
-def user_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored auth user as GoTrue's User object (the fields supabase_auth validates, §2.2)."""
-    created = row["created_at"]
-    return {
-        "id": row["id"],
-        "aud": row["aud"],
-        "role": row["role"],
-        "email": row["email"],
-        "email_confirmed_at": created,
-        "phone": "",
-        "confirmed_at": created,
-        "last_sign_in_at": row.get("last_sign_in_at"),
-        "app_metadata": row.get("app_metadata") or {"provider": "email", "providers": ["email"]},
-        "user_metadata": row.get("user_metadata") or {},
-        "identities": [],
-        "created_at": created,
-        "updated_at": row["updated_at"],
-        "is_anonymous": False,
-    }
-
-
-def _writes_logged(db: Database) -> bool:
-    """Auth writes enter the change log on a primary (so they replicate) and stay local on a replica."""
-    return not db.read_only
-
-
-def create_user(
-    db: Database,
-    *,
-    email: Any,
-    password: Any,
-    user_metadata: Any = None,
-    app_metadata: Any = None,
-    role: Any = None,
-    duplicate_code: str = "user_already_exists",
-) -> dict[str, Any]:
-    """Validate and store a user plus its profile row; AuthError for bad input or a taken email."""
-    if not isinstance(email, str) or not email:
-        raise AuthError(400, "validation_failed", "To signup, please provide your email")
-    email = email.strip().lower()
-    if not _EMAIL.match(email):
+# -- input ----------------------------------------------------------------------------------------------------------
+def _email(value: Any, *, action: str = "signup") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise AuthError(400, "validation_failed", f"To {action}, please provide your email")
+    email = value.strip().lower()
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
         raise AuthError(400, "validation_failed", "Unable to validate email address: invalid format")
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+    return email
+
+
+def _new_password(value: Any) -> str:
+    if not isinstance(value, str) or len(value) < MIN_PASSWORD_LENGTH:
         raise AuthError(
             422,
             "weak_password",
             f"Password should be at least {MIN_PASSWORD_LENGTH} characters.",
             {"weak_password": {"reasons": ["length"]}},
         )
-    for name, value in (("data", user_metadata), ("app_metadata", app_metadata)):
-        if value is not None and not isinstance(value, dict):
-            raise AuthError(400, "validation_failed", f"{name} must be a JSON object, got {json.dumps(value)[:80]}")
-    if db.get("auth_users", email=email) is not None:
-        if duplicate_code == "email_exists":
-            raise AuthError(422, "email_exists", "A user with this email address has already been registered")
-        raise AuthError(422, "user_already_exists", "User already registered")
-    meta = dict(user_metadata or {})
-    row = {
-        "email": email,
-        "password_hash": hash_password(password),
-        "aud": "authenticated",
-        "role": role if isinstance(role, str) and role else "authenticated",
-        "user_metadata": meta,
-        "app_metadata": {"provider": "email", "providers": ["email"], **(app_metadata or {})},
-    }
-    logged = _writes_logged(db)
+    if len(value.encode()) > MAX_PASSWORD_BYTES:
+        raise AuthError(400, "validation_failed", f"Password cannot be longer than {MAX_PASSWORD_BYTES} characters")
+    return value
+
+
+def _metadata(name: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise AuthError(400, "validation_failed", f"{name} must be a JSON object, got {json.dumps(value)[:80]}")
+    return value
+
+
+def _uuid_or_none(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
     try:
-        (user,) = db.insert("auth_users", [row], internal=True, log=logged)
-    except DbError as exc:
-        raise AuthError(422, duplicate_code, "User already registered") from exc
-    _create_profile(db, user, meta, logged)
-    return user
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
 
 
-def _create_profile(db: Database, user: dict[str, Any], meta: dict[str, Any], logged: bool) -> None:
-    """The migration's `handle_new_user` trigger: one profiles row per user, username only if still free."""
-    username = meta.get("username")
-    if not isinstance(username, str) or db.get("profiles", username=username) is not None:
-        username = None
-    display = meta.get("display_name") or meta.get("full_name") or user["email"].split("@", 1)[0]
-    profile = {
-        "id": user["id"],
-        "username": username,
-        "display_name": display if isinstance(display, str) else None,
-        "avatar_url": meta.get("avatar_url") if isinstance(meta.get("avatar_url"), str) else None,
-    }
-    db.insert("profiles", [profile], internal=True, log=logged, on_conflict="ignore")
-
-
-# -- sessions -------------------------------------------------------------------------------------------------------
-def _issuer(request: web.Request, config: RegionConfig) -> str:
-    base = config.public_url or f"{request.scheme}://{request.host}"
-    return base.rstrip("/") + "/auth/v1"
-
-
-def _session(request: web.Request, user: dict[str, Any], session_id: str) -> dict[str, Any]:
-    config = request.app[CONFIG]
-    db = request.app[DB]
-    access, expires_at = keys.mint_access_token(
-        user_id=user["id"],
-        email=user["email"],
-        issuer=_issuer(request, config),
-        session_id=session_id,
-        ttl_s=config.access_token_ttl_s,
-        user_metadata=user.get("user_metadata") or {},
-        app_metadata=user.get("app_metadata") or None,
-        secret=config.jwt_secret,
-    )
-    refresh = secrets.token_urlsafe(24)
-    db.insert(
-        "auth_refresh_tokens",
-        [{"token": refresh, "user_id": user["id"], "session_id": session_id}],
-        internal=True,
-        log=_writes_logged(db),
-    )
-    return {
-        "access_token": access,
-        "token_type": "bearer",
-        "expires_in": config.access_token_ttl_s,
-        "expires_at": expires_at,
-        "refresh_token": refresh,
-        "user": user_json(user),
-    }
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json() if request.can_read_body else {}
-    except (ValueError, UnicodeDecodeError):
-        raise AuthError(400, "bad_json", "Could not parse request body as JSON") from None
-    if not isinstance(body, dict):
-        raise AuthError(400, "bad_json", "Request body must be a JSON object")
-    return body
-
-
+# -- the caller -----------------------------------------------------------------------------------------------------
 def _caller(request: web.Request) -> Claims:
     token = bearer_token(request)
     if token is None:
@@ -270,19 +182,18 @@ def _caller(request: web.Request) -> Claims:
         raise AuthError(403, "bad_jwt", f"invalid JWT: unable to parse or verify signature, {exc}") from None
 
 
-def _caller_user(request: web.Request) -> tuple[Claims, dict[str, Any]]:
+async def _caller_user(request: web.Request) -> tuple[Claims, str, str]:
+    """The verified claims, the user's id and the user object; 403 when the user or the token's session is gone."""
     claims = _caller(request)
-    user = _get_user(request.app[DB], claims.sub) if claims.sub else None
-    if user is None:
+    user_id = _uuid_or_none(claims.sub)
+    session_id = _uuid_or_none(claims.raw.get("session_id"))
+    found = await auth_store.user_behind_token(request.app[DB], user_id, session_id) if user_id else None
+    if user_id is None or found is None:
         raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
-    return claims, user
-
-
-def _get_user(db: Database, user_id: str) -> dict[str, Any] | None:
-    try:
-        return db.get("auth_users", id=user_id)
-    except DbError:
-        return None  # not a UUID
+    user_json, session_alive = found
+    if not session_alive:
+        raise AuthError(403, "session_not_found", "Session from session_id claim in JWT does not exist")
+    return claims, user_id, user_json
 
 
 def _require_admin(request: web.Request) -> None:
@@ -290,167 +201,171 @@ def _require_admin(request: web.Request) -> None:
         raise AuthError(403, "not_admin", "User not allowed")
 
 
-# -- handlers -----------------------------------------------------------------------------------------------------
+# -- sign-up and grants ---------------------------------------------------------------------------------------------
+async def _create(request: web.Request, body: dict[str, Any], *, admin: bool) -> tuple[str, auth_store.Session | None]:
+    """Validate, hash and store a new user; sign-up also starts its first session (autoconfirm)."""
+    email = _email(body.get("email"))
+    password = _new_password(body.get("password"))
+    user_metadata = _metadata("user_metadata" if admin else "data", body.get("user_metadata" if admin else "data"))
+    app_metadata = {"provider": "email", "providers": ["email"]}
+    role = "authenticated"
+    if admin:
+        app_metadata |= _metadata("app_metadata", body.get("app_metadata"))
+        if isinstance(body.get("role"), str) and 0 < len(body["role"]) <= MAX_EMAIL_LENGTH:
+            role = body["role"]
+    password_hash = await hash_password(password, request.app[CONFIG].bcrypt_cost)
+    try:
+        return await auth_store.create_user(
+            request.app[DB],
+            email=email,
+            password_hash=password_hash,
+            role=role,
+            user_metadata=user_metadata,
+            app_metadata=app_metadata,
+            confirmed=bool(body.get("email_confirm")) if admin else True,
+            start_session=not admin,
+        )
+    except auth_store.EmailTaken:
+        if admin:
+            raise AuthError(422, "email_exists", "A user with this email address has already been registered") from None
+        raise AuthError(422, "user_already_exists", "User already registered") from None
+
+
 async def _signup(request: web.Request) -> web.Response:
-    body = await _body(request)
-    db = request.app[DB]
-    user = create_user(db, email=body.get("email"), password=body.get("password"), user_metadata=body.get("data"))
-    return _json(request, _session(request, user, str(uuid.uuid4())))
+    _, session = await _create(request, await read_json_object(request), admin=False)
+    assert session is not None  # sign-up always starts a session
+    return _session_response(request, session)
 
 
 async def _token(request: web.Request) -> web.Response:
     grant = request.query.get("grant_type", "")
-    body = await _body(request)
+    if grant not in ("password", "refresh_token"):
+        raise AuthError(400, "invalid_credentials", "unsupported_grant_type")
+    body = await read_json_object(request)
     if grant == "password":
-        return _json(request, _password_grant(request, body))
-    if grant == "refresh_token":
-        return _json(request, _refresh_grant(request, body))
-    raise AuthError(400, "invalid_credentials", "unsupported_grant_type")
+        return _session_response(request, await _password_grant(request, body))
+    return _session_response(request, await _refresh_grant(request, body))
 
 
-def _password_grant(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+async def _password_grant(request: web.Request, body: dict[str, Any]) -> auth_store.Session:
     email, password = body.get("email"), body.get("password")
     if not isinstance(email, str) or not isinstance(password, str):
         raise AuthError(400, "validation_failed", "Sign in with email and password: both must be strings")
     db = request.app[DB]
-    user = db.get("auth_users", email=email.strip().lower())
-    if user is None or not check_password(password, user["password_hash"]):
+    login = await auth_store.find_login(db, email.strip().lower())
+    if login is None or not await check_password(password, login.password_hash):
         raise AuthError(400, "invalid_credentials", "Invalid login credentials")
-    return _session(request, user, str(uuid.uuid4()))
+    if not login.confirmed:
+        raise AuthError(400, "email_not_confirmed", "Email not confirmed")
+    session = await auth_store.sign_in(db, login.user_id)
+    if session is None:
+        raise AuthError(400, "invalid_credentials", "Invalid login credentials")
+    return session
 
 
-def _refresh_grant(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+async def _refresh_grant(request: web.Request, body: dict[str, Any]) -> auth_store.Session:
     token = body.get("refresh_token")
     if not isinstance(token, str) or not token:
         raise AuthError(400, "validation_failed", "refresh_token is required")
-    db = request.app[DB]
-    stored = db.get("auth_refresh_tokens", token=token)
-    if stored is None:
-        raise AuthError(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
-    if stored["revoked"]:
-        raise AuthError(400, "refresh_token_already_used", "Invalid Refresh Token: Already Used")
-    user = _get_user(db, stored["user_id"])
-    if user is None:
-        raise AuthError(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
-    db.update(
-        "auth_refresh_tokens",
-        {"revoked": True},
-        filters=[Filter("token", "eq", token)],
-        internal=True,
-        log=_writes_logged(db),
-    )
-    return _session(request, user, stored["session_id"])
+    result = await auth_store.refresh(request.app[DB], token)
+    if result is auth_store.RefreshRefused.ALREADY_USED:
+        raise AuthError(400, result.value, "Invalid Refresh Token: Already Used")
+    if result is auth_store.RefreshRefused.NOT_FOUND:
+        raise AuthError(400, result.value, "Invalid Refresh Token: Refresh Token Not Found")
+    return result
 
 
+# -- the signed-in user ---------------------------------------------------------------------------------------------
 async def _get_user_route(request: web.Request) -> web.Response:
-    _, user = _caller_user(request)
-    return _json(request, user_json(user))
+    _, _, user_json = await _caller_user(request)
+    return _json_text(request, user_json)
 
 
 async def _put_user(request: web.Request) -> web.Response:
-    _, user = _caller_user(request)
-    body = await _body(request)
-    changes: dict[str, Any] = {}
-    if "data" in body:
-        if not isinstance(body["data"], dict):
-            raise AuthError(400, "validation_failed", "data must be a JSON object")
-        changes["user_metadata"] = {**(user.get("user_metadata") or {}), **body["data"]}
+    _, user_id, user_json = await _caller_user(request)
+    body = await read_json_object(request)
+    patch = _metadata("data", body["data"]) if "data" in body else None
+    password_hash = None
     if "password" in body:
-        password = body["password"]
-        if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
-            raise AuthError(
-                422,
-                "weak_password",
-                f"Password should be at least {MIN_PASSWORD_LENGTH} characters.",
-                {"weak_password": {"reasons": ["length"]}},
-            )
-        changes["password_hash"] = hash_password(password)
-    db = request.app[DB]
-    if changes:
-        (user,) = db.update(
-            "auth_users", changes, filters=[Filter("id", "eq", user["id"])], internal=True, log=_writes_logged(db)
+        password = _new_password(body["password"])
+        password_hash = await hash_password(password, request.app[CONFIG].bcrypt_cost)
+    if patch is not None or password_hash is not None:
+        updated = await auth_store.update_user(
+            request.app[DB], user_id, metadata_patch=patch, password_hash=password_hash
         )
-    return _json(request, user_json(user))
+        if updated is None:
+            raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
+        user_json = updated
+    return _json_text(request, user_json)
 
 
 async def _logout(request: web.Request) -> web.Response:
-    claims, user = _caller_user(request)
+    claims = _caller(request)
     scope = request.query.get("scope", "global")
-    filters = [Filter("user_id", "eq", user["id"])]
-    session = claims.raw.get("session_id")
-    if scope == "local" and isinstance(session, str):
-        filters.append(Filter("session_id", "eq", session))
-    elif scope == "others" and isinstance(session, str):
-        filters.append(Filter("session_id", "neq", session))
-    db = request.app[DB]
-    db.update("auth_refresh_tokens", {"revoked": True}, filters=filters, internal=True, log=_writes_logged(db))
+    if scope not in ("global", "local", "others"):
+        raise AuthError(400, "validation_failed", "Unsupported logout scope: use global, local or others")
+    user_id = _uuid_or_none(claims.sub)
+    if user_id is not None:
+        session_id = _uuid_or_none(claims.raw.get("session_id"))
+        await auth_store.end_sessions(request.app[DB], user_id, session_id, scope)
     return web.Response(status=204)
 
 
+# -- admin ----------------------------------------------------------------------------------------------------------
 async def _admin_create(request: web.Request) -> web.Response:
     _require_admin(request)
-    body = await _body(request)
-    user = create_user(
-        request.app[DB],
-        email=body.get("email"),
-        password=body.get("password"),
-        user_metadata=body.get("user_metadata"),
-        app_metadata=body.get("app_metadata"),
-        role=body.get("role"),
-        duplicate_code="email_exists",
-    )
-    return _json(request, user_json(user))
+    user_json, _ = await _create(request, await read_json_object(request), admin=True)
+    return _json_text(request, user_json)
 
 
 async def _admin_list(request: web.Request) -> web.Response:
     _require_admin(request)
     try:
-        page = max(1, int(request.query.get("page", "1")))
-        per_page = min(1000, max(1, int(request.query.get("per_page", "50"))))
+        page = int(request.query.get("page", "1"))
+        per_page = int(request.query.get("per_page", "50"))
     except ValueError:
         raise AuthError(
             400, "validation_failed", "page and per_page must be integers, e.g. page=1&per_page=50"
         ) from None
-    rows, total = request.app[DB].select(
-        "auth_users", limit=per_page, offset=(page - 1) * per_page, count=True, order=()
-    )
-    response = _json(request, {"users": [user_json(r) for r in rows], "aud": "authenticated"})
+    page = min(MAX_PAGE, max(1, page))
+    per_page = min(1000, max(1, per_page))
+    users, total = await auth_store.list_users(request.app[DB], per_page, (page - 1) * per_page)
+    response = _json_text(request, f'{{"users":{users},"aud":"authenticated"}}')
     response.headers["X-Total-Count"] = str(total)
     return response
 
 
-def _admin_target(request: web.Request) -> dict[str, Any]:
-    user = _get_user(request.app[DB], request.match_info["user_id"])
-    if user is None:
+def _admin_target(request: web.Request) -> str:
+    user_id = _uuid_or_none(request.match_info["user_id"])
+    if user_id is None:
         raise AuthError(404, "user_not_found", "User not found")
-    return user
+    return user_id
 
 
 async def _admin_get(request: web.Request) -> web.Response:
     _require_admin(request)
-    return _json(request, user_json(_admin_target(request)))
+    user_json = await auth_store.get_user(request.app[DB], _admin_target(request))
+    if user_json is None:
+        raise AuthError(404, "user_not_found", "User not found")
+    return _json_text(request, user_json)
 
 
 async def _admin_delete(request: web.Request) -> web.Response:
     _require_admin(request)
-    user = _admin_target(request)
-    db = request.app[DB]
-    logged = _writes_logged(db)
-    db.delete("auth_refresh_tokens", filters=[Filter("user_id", "eq", user["id"])], internal=True, log=logged)
-    db.delete("profiles", filters=[Filter("id", "eq", user["id"])], internal=True, log=logged)
-    db.delete("auth_users", filters=[Filter("id", "eq", user["id"])], internal=True, log=logged)
-    return _json(request, {})
+    if not await auth_store.delete_user(request.app[DB], _admin_target(request)):
+        raise AuthError(404, "user_not_found", "User not found")
+    return _json_text(request, "{}")
 
 
 async def _settings(request: web.Request) -> web.Response:
-    return _json(
-        request,
+    return web.json_response(
         {"external": {"email": True, "phone": False}, "disable_signup": False, "mailer_autoconfirm": True},
+        headers=_version_headers(request),
     )
 
 
 def _gotrue(handler: Handler) -> Handler:
-    """Kong's key-auth, then the handler, with AuthError and DbError rendered as GoTrue errors."""
+    """Kong's key-auth, then the handler, with AuthError and database errors rendered as GoTrue errors."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         rejected = gateway_key_error(request)
@@ -459,13 +374,24 @@ def _gotrue(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except AuthError as exc:
-            return _error_response(request, exc)
-        except DbError as exc:
-            if exc.code == "25006":
-                return _error_response(request, AuthError(503, "unexpected_failure", "This region is read-only"))
-            return _error_response(request, AuthError(400, "validation_failed", exc.message))
+            return error_response(request, exc)
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate == READ_ONLY_SQLSTATE:
+                return error_response(request, _read_only_error(request))
+            log.exception("auth: database error on %s %s", request.method, request.path)
+            return error_response(request, AuthError(500, "unexpected_failure", "Database error: " + str(exc)))
 
     return wrapped
+
+
+def _read_only_error(request: web.Request) -> AuthError:
+    region = request.app[CONFIG].region
+    return AuthError(
+        503,
+        "unexpected_failure",
+        f"Region {region} serves a read-only replica of the database (a hot standby): sign-up, sign-in, refresh, "
+        "logout and user changes must go to the primary region",
+    )
 
 
 def setup(app: web.Application) -> None:

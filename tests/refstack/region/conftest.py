@@ -1,18 +1,23 @@
 """Shared fixtures for region-server tests: a running server on port 0, and users and conversations made through
 its own APIs (admin user API + password grant, PostgREST), exactly as a client would.
 
-    region              BackgroundServer serving build_app(RegionConfig(data_dir=tmp_path))
+    region              BackgroundServer serving build_app(RegionConfig(data_dir=tmp_path, bcrypt_cost=4))
     service_headers     headers of the service role (apikey + Authorization)
     make_user(email=None) -> (user_id, access_token, refresh_token)
     make_conversation(owner_token, member_ids) -> conversation id (the owner is always a member)
+    region_sql(query, *args) -> rows of a query run on the region's PostgreSQL as its superuser (for asserting
+                                what the database holds, and for setting up rows without another API)
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 import jwt
 import pytest
@@ -23,10 +28,13 @@ from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
 
 PASSWORD = "correct-horse-battery"
+TEST_BCRYPT_COST = 4
+"""bcrypt's minimum cost (about 1 ms a hash): tests sign in often; the stack's default is 10 (GoTrue's)."""
 _emails = itertools.count(1)
 
 MakeUser = Callable[..., tuple[str, str, str]]
 MakeConversation = Callable[[str, list[str]], str]
+RegionSql = Callable[..., list[asyncpg.Record]]
 
 
 def user_headers(token: str) -> dict[str, str]:
@@ -50,7 +58,7 @@ def region_data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def region(region_data_dir: Path) -> Iterator[BackgroundServer]:
-    with background(lambda: build_app(RegionConfig(data_dir=region_data_dir))) as server:
+    with background(lambda: build_app(RegionConfig(data_dir=region_data_dir, bcrypt_cost=TEST_BCRYPT_COST))) as server:
         yield server
 
 
@@ -95,7 +103,11 @@ def create_conversation(base_url: str, owner_token: str, member_ids: list[str]) 
     conversation_id = created.json()[0]["id"]
     members = [{"conversation_id": conversation_id, "user_id": owner, "role": "owner"}]
     members += [{"conversation_id": conversation_id, "user_id": m, "role": "member"} for m in member_ids if m != owner]
-    added = httpx.post(f"{base_url}/rest/v1/conversation_members", headers=headers, json=members, timeout=10)
+    # return=minimal: Postgres applies the SELECT policy to RETURNING rows, and the owner's membership is not yet
+    # visible to that policy inside its own INSERT (the same statement's snapshot), as on a real Supabase project.
+    added = httpx.post(
+        f"{base_url}/rest/v1/conversation_members", headers=user_headers(owner_token), json=members, timeout=10
+    )
     assert added.status_code == 201, added.text
     return str(conversation_id)
 
@@ -108,3 +120,27 @@ def make_user(region: BackgroundServer) -> MakeUser:
 @pytest.fixture
 def make_conversation(region: BackgroundServer) -> MakeConversation:
     return lambda owner_token, member_ids: create_conversation(region.url, owner_token, member_ids)
+
+
+def run_sql(base_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """`query` on the PostgreSQL of the region at `base_url` (asked of its /_admin/postgres), as supabase_admin."""
+    service = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+    where = httpx.get(f"{base_url}/_admin/postgres", headers=service, timeout=10)
+    assert where.status_code == 200, where.text
+    address = where.json()
+
+    async def fetch() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(
+            host=address["host"], port=address["port"], user="supabase_admin", database="postgres"
+        )
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+@pytest.fixture
+def region_sql(region: BackgroundServer) -> RegionSql:
+    return lambda query, *args: run_sql(region.url, query, *args)

@@ -18,10 +18,9 @@ import websocket
 
 from harness.model import keys
 from harness.procs.serving import BackgroundServer
-from harness.refstack.region.db import Filter
 from harness.refstack.region.realtime import HUB, channel_count, disconnect_all, subscriber_count
+from harness.refstack.region.realtime.catalog import Table
 from harness.refstack.region.realtime.filters import FilterError, parse
-from harness.refstack.region.schema import TABLES
 from harness.refstack.region.state import DB
 from tests.refstack.region.conftest import MakeConversation, MakeUser, user_headers
 
@@ -90,6 +89,32 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def sql(region: BackgroundServer, query: str, *args: Any) -> list[dict[str, Any]]:
+    """Run one statement as the superuser, the way a migration, a trigger or psql writes (not through PostgREST)."""
+
+    async def run() -> list[dict[str, Any]]:
+        assert region.app is not None
+        async with region.app[DB].as_admin() as conn:
+            return [dict(r) for r in await conn.fetch(query, *args)]
+
+    result = region.call(run)
+    assert isinstance(result, list)
+    return result
+
+
+def published_table(region: BackgroundServer, name: str) -> Table:
+    assert region.app is not None
+    table = region.app[HUB].catalog.table("public", name)
+    assert table is not None, f"{name} is not in publication supabase_realtime"
+    return table
+
+
+def column_names(region: BackgroundServer, table: str) -> list[str]:
+    """The table's columns in order, from PostgreSQL's own catalog."""
+    query = "select attname::text from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped"
+    return [r["attname"] for r in sql(region, query + " order by attnum", f"public.{table}")]
 
 
 def pg_config(*bindings: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +335,7 @@ def test_member_receives_an_insert_exactly_once_and_a_non_member_nothing(
     assert data["errors"] is None and "old_record" not in data
     assert data["record"] == row
     assert {"name": "id", "type": "uuid"} in data["columns"]
-    assert [c["name"] for c in data["columns"]] == [c.name for c in TABLES["messages"].columns]
+    assert [c["name"] for c in data["columns"]] == column_names(region, "messages")
     assert [f for f in bob_client.quiet() if is_change(f)] == []
     assert [f for f in eve_client.quiet() if is_change(f)] == []
 
@@ -375,8 +400,8 @@ def test_filters_select_rows_by_column_value(
     assert [f for f in only_first.quiet() if is_change(f)] == []
 
 
-def test_filter_parsing_coerces_values_and_names_bad_input() -> None:
-    messages, profiles = TABLES["messages"], TABLES["profiles"]
+def test_filter_parsing_coerces_values_and_names_bad_input(region: BackgroundServer) -> None:
+    messages, profiles = published_table(region, "messages"), published_table(region, "profiles")
     row = {"content": "m", "created_at": "2024-05-01T10:00:00.000000+00:00", "kind": "text"}
     assert parse("created_at=gt.2024-05-01T09:00:00Z", messages).matches(row)
     assert parse("created_at=lte.2024-05-01T10:00:00Z", messages).matches(row)
@@ -426,14 +451,10 @@ def test_service_insert_through_the_loop_reaches_a_service_subscriber(region: Ba
     client = Client(region, keys.SERVICE_ROLE_KEY)
     client.join("svc", pg_config({"event": "INSERT", "schema": "public", "table": "profiles"}))
     profile_id = str(uuid.uuid4())
-
-    async def insert() -> None:
-        assert region.app is not None
-        region.app[DB].insert("profiles", [{"id": profile_id, "username": "p"}])
-
-    region.call(insert)
+    # A user row made in SQL: its sign-up trigger inserts the profile (profiles.id references auth.users).
+    sql(region, "insert into auth.users (id, email) values ($1, $2)", uuid.UUID(profile_id), f"{profile_id}@x.test")
     assert client.until(is_change)["payload"]["data"]["record"]["id"] == profile_id
-    assert region.call(_async(lambda: region.app[DB].select("profiles", filters=[Filter("id", "eq", profile_id)])))
+    assert sql(region, "select id::text from profiles where id = $1", uuid.UUID(profile_id)) == [{"id": profile_id}]
 
 
 def _async(fn: Callable[[], Any]) -> Callable[[], Any]:

@@ -21,12 +21,12 @@ def chat(region: BackgroundServer, make_user: MakeUser, make_conversation: MakeC
     alice, alice_token, _ = make_user("alice@example.com")
     bob, bob_token, _ = make_user()
     conversation = make_conversation(alice_token, [bob])
-    rows = [
-        {"conversation_id": conversation, "sender_id": alice, "client_msg_id": f"m{i}", "content": f"hello {i}"}
-        for i in range(5)
-    ]
-    sent = httpx.post(f"{region.url}/rest/v1/messages", headers=user_headers(alice_token), json=rows)
-    assert sent.status_code == 201
+    # One send per message, as a chat sends them: each transaction's now() gives each its own created_at (one bulk
+    # insert would give all five the same one, and ordering by created_at would be a tie).
+    for i in range(5):
+        row = {"conversation_id": conversation, "sender_id": alice, "client_msg_id": f"m{i}", "content": f"hello {i}"}
+        sent = httpx.post(f"{region.url}/rest/v1/messages", headers=user_headers(alice_token), json=row)
+        assert sent.status_code == 201
     return {"alice": alice, "alice_token": alice_token, "bob": bob, "bob_token": bob_token, "conv": conversation}
 
 
@@ -204,7 +204,8 @@ def test_singular_with_zero_rows_is_406(region: BackgroundServer, chat: dict[str
     [
         ("GET", "nope", None, 404, "PGRST205"),
         ("GET", "auth_users", None, 404, "PGRST205"),
-        ("GET", "messages?select=*,profiles(*)", None, 400, "PGRST100"),
+        # messages and profiles both reference auth.users, but no foreign key joins them: nothing to embed.
+        ("GET", "messages?select=*,profiles(*)", None, 400, "PGRST200"),
         ("GET", "messages?id=foo.1", None, 400, "PGRST100"),
         ("GET", "messages?limit=-1", None, 400, "PGRST100"),
         ("GET", "messages?offset=99999999999999999999", None, 400, "PGRST100"),
@@ -214,24 +215,30 @@ def test_singular_with_zero_rows_is_406(region: BackgroundServer, chat: dict[str
         ("POST", "messages", "{not json", 400, "PGRST102"),
         ("POST", "messages", '[{"a":1},{"b":2}]', 400, "PGRST102"),
         ("POST", "messages", '{"bogus": 1}', 400, "PGRST204"),
-        ("POST", "messages", '{"content": "no ids"}', 400, "23502"),
+        # Row-level security checks a new row before its NOT NULL constraints (a message without ids is a 42501
+        # for a user), so the not-null case is a conversation that passes its policy.
+        ("POST", "conversations", '{"created_by": "ALICE", "is_group": null}', 400, "23502"),
     ],
 )
 def test_error_shapes(
     region: BackgroundServer, chat: dict[str, Any], method: str, path: str, body: str | None, status: int, code: str
 ) -> None:
-    response = _rest(region, chat["alice_token"], method, path, content=body)
+    content = body.replace("ALICE", chat["alice"]) if body else body
+    response = _rest(region, chat["alice_token"], method, path, content=content)
     assert response.status_code == status, response.text
     payload = response.json()
     assert payload["code"] == code and set(payload) == {"code", "details", "hint", "message"}
 
 
-def test_read_only_replica_refuses_writes_with_405(tmp_path: Any, make_user: MakeUser) -> None:
+def test_read_only_replica_refuses_writes_with_405(tmp_path: Any, region: BackgroundServer) -> None:
     from harness.procs.serving import background
     from harness.refstack.region.app import build_app
     from harness.refstack.region.config import RegionConfig
 
-    with background(lambda: build_app(RegionConfig(data_dir=tmp_path / "r", role="replica"))) as replica:
+    config = RegionConfig(
+        region="ap-northeast-1", data_dir=tmp_path / "replica", role="replica", primary_url=region.url
+    )
+    with background(lambda: build_app(config)) as replica:
         headers = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
         response = httpx.post(f"{replica.url}/rest/v1/conversations", headers=headers, json={"title": "x"})
         assert response.status_code == 405 and response.json()["code"] == "25006"

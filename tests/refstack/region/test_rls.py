@@ -3,17 +3,19 @@ tokens are refused before any rule runs."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from harness.model import keys
 from harness.procs.serving import BackgroundServer
-from harness.refstack.region.schema import PUBLIC_TABLES, TABLES
+from harness.refstack.region.rest.schema_cache import SchemaCache, load
 from tests.refstack.region.conftest import MakeConversation, MakeUser, anon_headers, user_headers
 
 
@@ -158,15 +160,37 @@ def _migration_tables(sql: str) -> dict[str, set[str]]:
     return tables
 
 
-def test_migration_names_every_table_column_policy_and_publication() -> None:
+def _schema_cache(region: BackgroundServer, service_headers: dict[str, str]) -> SchemaCache:
+    """The REST module's view of the running region's database, read from pg_catalog as it reads it at start."""
+    address = httpx.get(f"{region.url}/_admin/postgres", headers=service_headers).json()
+
+    async def read() -> SchemaCache:
+        conn = await asyncpg.connect(host=address["host"], port=address["port"], user="supabase_admin", database="postgres")
+        try:
+            return await load(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def test_migration_names_every_table_column_policy_and_publication(
+    region: BackgroundServer, service_headers: dict[str, str]
+) -> None:
     (path,) = MIGRATIONS.glob("*_whatsapp_clone.sql")
     sql = path.read_text()
     tables = _migration_tables(sql)
-    assert set(tables) == set(PUBLIC_TABLES)
-    for name in PUBLIC_TABLES:
-        assert tables[name] == {c.name for c in TABLES[name].columns}, name
+    cache = _schema_cache(region, service_headers)
+    assert set(tables) == set(cache.tables)
+    for name, table in cache.tables.items():
+        assert tables[name] == set(table.columns), name
         assert f"alter table public.{name} enable row level security" in sql
         assert f"public.{name}" in sql.split("alter publication supabase_realtime", 1)[1]
     assert "unique (sender_id, client_msg_id)" in sql
+    assert ("sender_id", "client_msg_id") in cache.tables["messages"].unique
+    assert {(fk.table, fk.ref_table) for fk in cache.foreign_keys} == {
+        ("messages", "conversations"),
+        ("conversation_members", "conversations"),
+    }
     assert "insert into storage.buckets" in sql and "'attachments'" in sql
     assert sql.count("on storage.objects") == 3

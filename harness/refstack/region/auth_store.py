@@ -1,0 +1,323 @@
+"""GoTrue's rows in the `auth` schema (users, identities, sessions, refresh tokens), over its admin connection.
+
+Each operation is one SQL statement (data-modifying CTEs), so it is atomic without an explicit transaction and
+costs one round trip; the user object comes back rendered by Postgres (harness_internal.gotrue_user, in
+postgres/contract_auth.sql) and reaches the client without being decoded. Row-level security does not apply:
+GoTrue connects as its own admin role, and so does this module (`Database.admin`, the superuser pool).
+
+What Postgres does here, not Python: the `on_auth_user_created` trigger of the app's migration creates the
+profile; the foreign keys cascade a deleted user to its identities, sessions (and their refresh tokens),
+profile, memberships and messages; the unique index on auth.users(email) refuses a second account.
+
+On a hot standby every write fails with SQLSTATE 25006 (asyncpg.ReadOnlySQLTransactionError); the caller turns
+that into GoTrue's error shape. Reads (the user behind a token, the admin reads) work on a standby.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import asyncpg
+
+from harness.refstack.region.database import Database
+
+INSTANCE_ID = "00000000-0000-0000-0000-000000000000"
+"""GoTrue's instance_id for every row of a single-tenant project."""
+EMAIL_UNIQUE_INDEX = "users_email_partial_key"
+"""supabase.sql's unique index on auth.users(email): its violation means the email is taken."""
+
+
+class EmailTaken(Exception):
+    """A user with this email already exists."""
+
+
+class RefreshRefused(Enum):
+    NOT_FOUND = "refresh_token_not_found"
+    ALREADY_USED = "refresh_token_already_used"
+
+
+@dataclass(frozen=True)
+class Login:
+    """What the password grant needs before it checks the password."""
+
+    user_id: str
+    password_hash: str | None
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class Session:
+    """A session just started or refreshed: what its access token carries, and the user object to return."""
+
+    user_id: str
+    email: str
+    role: str
+    app_metadata: dict[str, Any]
+    user_metadata: dict[str, Any]
+    session_id: str
+    aal: str
+    signed_in_at: float
+    refresh_token: str
+    user_json: str
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record, refresh_token: str) -> Session:
+        return cls(
+            user_id=row["user_id"],
+            email=row["email"] or "",
+            role=row["role"] or "authenticated",
+            app_metadata=json.loads(row["app_metadata"]),
+            user_metadata=json.loads(row["user_metadata"]),
+            session_id=row["session_id"],
+            aal=row["aal"] or "aal1",
+            signed_in_at=float(row["signed_in_at"]),
+            refresh_token=refresh_token,
+            user_json=row["user_json"],
+        )
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+# -- SQL --------------------------------------------------------------------------------------------------------
+# Fragments name the new session `s` (id, aal, created_at) and the user row `u.usr` (an auth.users value).
+_SESSION_INSERT = """
+  s as (
+    insert into auth.sessions (id, user_id, aal, created_at, updated_at)
+    select gen_random_uuid(), (u.usr).id, 'aal1', now(), now() from u
+    returning id, aal, created_at
+  ),
+  t as (
+    insert into auth.refresh_tokens (instance_id, token, user_id, session_id, revoked, created_at, updated_at)
+    select $1::uuid, $2::text, (u.usr).id::text, s.id, false, now(), now() from u, s
+  )"""
+_SESSION_COLUMNS = """
+  s.id::text as session_id, s.aal::text as aal, extract(epoch from s.created_at)::float8 as signed_in_at,
+  (u.usr).id::text as user_id, (u.usr).email as email, (u.usr).role as role,
+  coalesce((u.usr).raw_app_meta_data, '{}'::jsonb)::text as app_metadata,
+  coalesce((u.usr).raw_user_meta_data, '{}'::jsonb)::text as user_metadata"""
+
+# $1 instance, $2 refresh token (null: no session), $3 role, $4 email, $5 hash, $6 confirmed, $7 app, $8 user meta.
+_CREATE_USER = f"""
+with u as (
+  insert into auth.users as usr (
+    instance_id, id, aud, role, email, encrypted_password, email_confirmed_at, last_sign_in_at,
+    raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_sso_user, is_anonymous
+  ) values (
+    $1::uuid, gen_random_uuid(), 'authenticated', $3, $4, $5, case when $6 then now() end,
+    case when $2::text is not null then now() end, $7::jsonb, $8::jsonb, now(), now(), false, false
+  )
+  returning usr
+),
+i as (
+  insert into auth.identities as idn (
+    provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at
+  )
+  select (u.usr).id::text, (u.usr).id,
+         jsonb_build_object('sub', (u.usr).id::text, 'email', (u.usr).email, 'email_verified', $6::boolean,
+                            'phone_verified', false),
+         'email', (u.usr).last_sign_in_at, now(), now()
+  from u
+  returning idn
+),
+s as (
+  insert into auth.sessions (id, user_id, aal, created_at, updated_at)
+  select gen_random_uuid(), (u.usr).id, 'aal1', now(), now() from u where $2::text is not null
+  returning id, aal, created_at
+),
+t as (
+  insert into auth.refresh_tokens (instance_id, token, user_id, session_id, revoked, created_at, updated_at)
+  select $1::uuid, $2::text, (u.usr).id::text, s.id, false, now(), now() from u, s
+)
+select {_SESSION_COLUMNS},
+  harness_internal.gotrue_user(
+    u.usr, (select jsonb_agg(harness_internal.gotrue_identity(i.idn)) from i)
+  )::text as user_json
+from u left join s on true
+"""
+
+_FIND_LOGIN = """
+select id::text as user_id, encrypted_password, email_confirmed_at is not null as confirmed
+from auth.users
+where instance_id = $1::uuid and lower(email) = $2 and is_sso_user = false and deleted_at is null
+"""
+
+# $1 instance, $2 refresh token, $3 user id.
+_SIGN_IN = f"""
+with u as (
+  update auth.users as usr set last_sign_in_at = now(), updated_at = now()
+  where usr.id = $3::uuid
+  returning usr
+),
+{_SESSION_INSERT},
+i as (
+  update auth.identities set last_sign_in_at = now(), updated_at = now()
+  where user_id = $3::uuid and provider = 'email'
+)
+select {_SESSION_COLUMNS}, harness_internal.gotrue_user(u.usr)::text as user_json
+from u, s
+"""
+
+# $1 instance, $2 new refresh token, $3 presented refresh token. A used token is revoked, never deleted, so a
+# second presentation finds it revoked (refresh_token_already_used); the row lock makes concurrent refreshes of
+# one token yield exactly one new token.
+_REFRESH = f"""
+with old as (
+  update auth.refresh_tokens set revoked = true, updated_at = now()
+  where token = $3 and revoked = false
+  returning session_id, user_id
+),
+s as (
+  update auth.sessions as ses set refreshed_at = now() at time zone 'utc', updated_at = now()
+  from old where ses.id = old.session_id
+  returning ses.id, ses.aal, ses.created_at
+),
+t as (
+  insert into auth.refresh_tokens (instance_id, token, user_id, session_id, parent, revoked, created_at, updated_at)
+  select $1::uuid, $2, old.user_id, s.id, $3, false, now(), now() from old, s
+),
+u as (
+  select usr from auth.users usr, old where usr.id = old.user_id::uuid
+)
+select {_SESSION_COLUMNS}, harness_internal.gotrue_user(u.usr)::text as user_json
+from u, s
+"""
+
+_REFRESH_TOKEN_STATE = "select revoked from auth.refresh_tokens where token = $1"
+
+# $1 user id, $2 the token's session id (null when the token names none).
+_USER_BEHIND_TOKEN = """
+select harness_internal.gotrue_user(usr)::text as user_json,
+       $2::uuid is null or exists (select 1 from auth.sessions where id = $2::uuid and user_id = usr.id)
+         as session_alive
+from auth.users usr where usr.id = $1::uuid
+"""
+
+# $1 user id, $2 metadata patch (null: unchanged; a key set to null is removed, as GoTrue does), $3 new hash.
+_UPDATE_USER = """
+update auth.users as usr set
+  raw_user_meta_data = case when $2::jsonb is null then usr.raw_user_meta_data
+    else (coalesce(usr.raw_user_meta_data, '{}'::jsonb) || $2::jsonb)
+         - array(select key from jsonb_each($2::jsonb) where value = 'null'::jsonb) end,
+  encrypted_password = coalesce($3, usr.encrypted_password),
+  updated_at = now()
+where usr.id = $1::uuid
+returning harness_internal.gotrue_user(usr)::text as user_json
+"""
+
+# $1 user id, $2 the token's session id, $3 scope. The sessions' refresh tokens go with them (on delete cascade).
+_END_SESSIONS = """
+delete from auth.sessions
+where user_id = $1::uuid
+  and case $3::text when 'local' then id = $2::uuid when 'others' then id is distinct from $2::uuid else true end
+"""
+
+_LIST_USERS = """
+select coalesce(jsonb_agg(harness_internal.gotrue_user(page.usr)
+                          order by (page.usr).created_at desc, (page.usr).id desc), '[]'::jsonb)::text as users,
+       (select count(*) from auth.users) as total
+from (select usr from auth.users usr order by usr.created_at desc, usr.id desc limit $1 offset $2) page
+"""
+
+_GET_USER = "select harness_internal.gotrue_user(usr)::text from auth.users usr where usr.id = $1::uuid"
+_DELETE_USER = "delete from auth.users where id = $1::uuid returning id"
+
+
+# -- operations ---------------------------------------------------------------------------------------------------
+async def create_user(
+    db: Database,
+    *,
+    email: str,
+    password_hash: str,
+    role: str,
+    user_metadata: dict[str, Any],
+    app_metadata: dict[str, Any],
+    confirmed: bool,
+    start_session: bool,
+) -> tuple[str, Session | None]:
+    """Insert the user and its `email` identity (the trigger adds the profile), and with `start_session` its first
+    session. Returns the user object and the session; EmailTaken when the email has an account."""
+    refresh = new_refresh_token() if start_session else None
+    try:
+        row = await db.admin.fetchrow(
+            _CREATE_USER,
+            INSTANCE_ID,
+            refresh,
+            role,
+            email,
+            password_hash,
+            confirmed,
+            json.dumps(app_metadata),
+            json.dumps(user_metadata),
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == EMAIL_UNIQUE_INDEX:
+            raise EmailTaken(email) from None
+        raise
+    assert row is not None  # an insert ... returning always yields its row
+    session = Session.from_row(row, refresh) if refresh is not None else None
+    return row["user_json"], session
+
+
+async def find_login(db: Database, email: str) -> Login | None:
+    row = await db.admin.fetchrow(_FIND_LOGIN, INSTANCE_ID, email)
+    if row is None:
+        return None
+    return Login(row["user_id"], row["encrypted_password"], row["confirmed"])
+
+
+async def sign_in(db: Database, user_id: str) -> Session | None:
+    """A new session (aal1) with its first refresh token; None when the user vanished meanwhile."""
+    refresh = new_refresh_token()
+    row = await db.admin.fetchrow(_SIGN_IN, INSTANCE_ID, refresh, user_id)
+    return Session.from_row(row, refresh) if row is not None else None
+
+
+async def refresh(db: Database, presented: str) -> Session | RefreshRefused:
+    """Rotate `presented`: revoke it and issue its successor in the same session."""
+    successor = new_refresh_token()
+    row = await db.admin.fetchrow(_REFRESH, INSTANCE_ID, successor, presented)
+    if row is not None:
+        return Session.from_row(row, successor)
+    revoked = await db.admin.fetchval(_REFRESH_TOKEN_STATE, presented)
+    return RefreshRefused.ALREADY_USED if revoked else RefreshRefused.NOT_FOUND
+
+
+async def user_behind_token(db: Database, user_id: str, session_id: str | None) -> tuple[str, bool] | None:
+    """The token's user object and whether its session still exists (logout ends it); None for no such user."""
+    row = await db.admin.fetchrow(_USER_BEHIND_TOKEN, user_id, session_id)
+    return (row["user_json"], row["session_alive"]) if row is not None else None
+
+
+async def update_user(
+    db: Database, user_id: str, *, metadata_patch: dict[str, Any] | None, password_hash: str | None
+) -> str | None:
+    patch = json.dumps(metadata_patch) if metadata_patch is not None else None
+    result = await db.admin.fetchval(_UPDATE_USER, user_id, patch, password_hash)
+    return str(result) if result is not None else None
+
+
+async def end_sessions(db: Database, user_id: str, session_id: str | None, scope: str) -> None:
+    await db.admin.execute(_END_SESSIONS, user_id, session_id, scope)
+
+
+async def list_users(db: Database, limit: int, offset: int) -> tuple[str, int]:
+    """One page of user objects (newest first, as GoTrue sorts by default) as a JSON array, and the total."""
+    row = await db.admin.fetchrow(_LIST_USERS, limit, offset)
+    assert row is not None  # an aggregate always yields a row
+    return row["users"], int(row["total"])
+
+
+async def get_user(db: Database, user_id: str) -> str | None:
+    result = await db.admin.fetchval(_GET_USER, user_id)
+    return str(result) if result is not None else None
+
+
+async def delete_user(db: Database, user_id: str) -> bool:
+    """Delete the user; Postgres cascades to everything that references it. False when there was none."""
+    return await db.admin.fetchval(_DELETE_USER, user_id) is not None
