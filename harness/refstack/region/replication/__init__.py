@@ -105,8 +105,10 @@ async def _promote(request: web.Request) -> web.Response:
     async with state.role_change:
         try:
             promoted = await failover.promote(app[DB])
+        except failover.PromotionTimeout as exc:
+            return _json_error(504, str(exc))
         except asyncpg.PostgresError as exc:
-            return _json_error(500, f"promotion failed: {exc}")
+            return _json_error(503, f"promotion failed: {exc}")
         state.standby.set(False)
         state.primary_url = None
     if promoted:

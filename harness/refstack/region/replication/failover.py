@@ -40,17 +40,21 @@ PROMOTE_WAIT_S = 60
 Rejoin = Literal["rewind", "base_backup"]
 
 
+class PromotionTimeout(Exception):
+    """pg_promote(wait => true) gave up waiting; the promotion may still complete."""
+
+
 class FailoverRefused(Exception):
     """The request cannot be carried out as asked (the message says why); nothing was changed."""
 
 
 async def promote(db: Database) -> bool:
     """Finish recovery; True when this call promoted, False when the server was a primary already."""
-    return bool(
-        await db.admin.fetchval(
-            "select case when pg_is_in_recovery() then pg_promote(true, $1) else false end", PROMOTE_WAIT_S
-        )
-    )
+    if not await db.admin.fetchval("select pg_is_in_recovery()"):
+        return False
+    if not await db.admin.fetchval("select pg_promote(true, $1)", PROMOTE_WAIT_S):
+        raise PromotionTimeout(f"PostgreSQL did not finish promotion within {PROMOTE_WAIT_S} s")
+    return True
 
 
 async def _new_primary_address(config: RegionConfig, primary_url: str) -> tuple[str, int]:
