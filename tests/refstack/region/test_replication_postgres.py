@@ -23,7 +23,7 @@ from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.state import CLUSTER
 
 SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
-DELAY_MS = 500.0
+DELAY_MS = 1000.0
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float) -> Any:
@@ -115,10 +115,11 @@ def test_recovery_min_apply_delay_holds_a_commit_back_and_the_lag_shows_it(delay
 
     insert_conversation(primary, "delayed")
     committed = time.monotonic()
-    pending = status(replica)
-    assert "delayed" not in titles(replica), "the replica applied a commit before recovery_min_apply_delay"
-    assert pending["replication_lag_bytes"] > 0, pending  # received, not yet applied
+    # Received (streaming is immediate) but not applied: the WAL waits out the delay.
+    pending = wait_for(lambda: (s := status(replica))["replication_lag_bytes"] > 0 and s, timeout_s=DELAY_MS / 2000)
     assert pending["replication_lag_ms"] > 0, pending
+    assert "delayed" not in titles(replica), "the replica applied a commit before recovery_min_apply_delay"
+    assert time.monotonic() - committed < DELAY_MS / 1000, "too slow to observe the delay: the check above is void"
     wait_for(lambda: "delayed" in titles(replica), timeout_s=DELAY_MS / 1000 + 5)
     assert time.monotonic() - committed >= DELAY_MS / 1000 * 0.8
     assert wait_for(lambda: status(replica)["replication_lag_bytes"] == 0, timeout_s=5)
