@@ -12,6 +12,7 @@ name a request mentions is looked up here first, so an unknown table, column or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -309,6 +310,8 @@ async def stop(app: web.Application) -> None:
     reloader = app[_RELOADER]
     for task in list(reloader.tasks):
         task.cancel()
-    if not listener.is_closed():
-        await listener.remove_listener(CHANNEL, reloader)
-        await app[DB].admin.release(listener)
+    # A restart under it (failback, a crash) lost the connection and asyncpg took the proxy back: nothing to release.
+    with contextlib.suppress(asyncpg.InterfaceError):
+        if not listener.is_closed():
+            await listener.remove_listener(CHANNEL, reloader)
+            await app[DB].admin.release(listener)
