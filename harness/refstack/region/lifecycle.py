@@ -93,6 +93,8 @@ async def start(app: web.Application) -> None:
             cluster.follow(host, port, replication_slot(config.region))  # named after its slot in pg_stat_replication
         else:
             await asyncio.to_thread(cluster.init)
+            if cluster.is_standby:
+                await _refresh_primary_address(cluster, config)
         cluster.configure(cluster_settings(config))
         await asyncio.to_thread(cluster.start)
         if not await _in_recovery(cluster):
@@ -104,6 +106,17 @@ async def start(app: web.Application) -> None:
         await asyncio.to_thread(cluster.stop)
         raise
     log.info("region %s: PostgreSQL on %s:%d (%s)", config.region, cluster.host, cluster.port, cluster.data_dir)
+
+
+async def _refresh_primary_address(cluster: Cluster, config: RegionConfig) -> None:
+    """A standby restarted on its data dir follows where its primary's PostgreSQL listens now (its port is picked
+    afresh at each start); when the primary cannot say, the standby keeps the old address and serves reads."""
+    try:
+        host, port = await primary_postgres_address(config)
+    except TargetUnreachable as exc:
+        log.warning("region %s: standby keeps its recorded primary address: %s", config.region, exc)
+        return
+    cluster.follow(host, port, replication_slot(config.region))
 
 
 async def _in_recovery(cluster: Cluster) -> bool:

@@ -23,7 +23,7 @@ from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.state import CLUSTER
 
 SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
-DELAY_MS = 500.0
+DELAY_MS = 1000.0
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float) -> Any:
@@ -68,7 +68,7 @@ def status(server: BackgroundServer) -> dict[str, Any]:
 
 
 def replica_config(primary: BackgroundServer, **overrides: Any) -> RegionConfig:
-    return RegionConfig(region="ap-northeast-1", role="replica", primary_url=primary.url, **overrides)
+    return RegionConfig(**{"region": "ap-northeast-1", "role": "replica", "primary_url": primary.url, **overrides})
 
 
 @pytest.fixture
@@ -115,10 +115,11 @@ def test_recovery_min_apply_delay_holds_a_commit_back_and_the_lag_shows_it(delay
 
     insert_conversation(primary, "delayed")
     committed = time.monotonic()
-    pending = status(replica)
-    assert "delayed" not in titles(replica), "the replica applied a commit before recovery_min_apply_delay"
-    assert pending["replication_lag_bytes"] > 0, pending  # received, not yet applied
+    # Received (streaming is immediate) but not applied: the WAL waits out the delay.
+    pending = wait_for(lambda: (s := status(replica))["replication_lag_bytes"] > 0 and s, timeout_s=DELAY_MS / 2000)
     assert pending["replication_lag_ms"] > 0, pending
+    assert "delayed" not in titles(replica), "the replica applied a commit before recovery_min_apply_delay"
+    assert time.monotonic() - committed < DELAY_MS / 1000, "too slow to observe the delay: the check above is void"
     wait_for(lambda: "delayed" in titles(replica), timeout_s=DELAY_MS / 1000 + 5)
     assert time.monotonic() - committed >= DELAY_MS / 1000 * 0.8
     assert wait_for(lambda: status(replica)["replication_lag_bytes"] == 0, timeout_s=5)
@@ -238,3 +239,37 @@ def test_health_answers_503_while_the_regions_postgres_is_down(pair: Any) -> Non
     assert up["role"] == "replica" and up["status"] == "ok"
     insert_conversation(primary, "after the standby restarted")
     wait_for(lambda: "after the standby restarted" in titles(replica), timeout_s=5)
+
+
+def test_a_replica_restarted_on_its_data_dir_follows_its_restarted_primary(tmp_path: Path) -> None:
+    primary_config = RegionConfig(data_dir=tmp_path / "primary")
+    with background(lambda: build_app(primary_config)) as primary:
+        config = replica_config(primary, data_dir=tmp_path / "replica")
+        with background(lambda: build_app(config)):
+            pass
+    # Both come back on the same data dirs; the primary's PostgreSQL listens on a new port (picked at each start).
+    with background(lambda: build_app(primary_config)) as primary:
+        config = replica_config(primary, data_dir=tmp_path / "replica")
+        with background(lambda: build_app(config)) as replica:
+            insert_conversation(primary, "after both restarted")
+            assert wait_for(lambda: "after both restarted" in titles(replica), timeout_s=10)
+            assert status(replica)["primary_reachable"] is True
+
+
+def test_a_second_replica_that_replayed_past_the_fork_is_rewound_to_follow_the_promoted_one() -> None:
+    with background(lambda: build_app(RegionConfig())) as primary:
+        first_config = replica_config(primary)
+        second_config = replica_config(primary, region="ap-northeast-2")
+        with (
+            background(lambda: build_app(first_config)) as first,
+            background(lambda: build_app(second_config)) as second,
+        ):
+            assert httpx.post(f"{first.url}/_admin/promote", headers=SERVICE).status_code == 200
+            insert_conversation(primary, "past the fork")  # the second replica still follows the old primary
+            wait_for(lambda: "past the fork" in titles(second), timeout_s=5)
+            insert_conversation(first, "on the new primary")
+            body = {"primary_url": first.url}
+            moved = httpx.post(f"{second.url}/_admin/demote", headers=SERVICE, json=body, timeout=120)
+            assert moved.status_code == 200 and moved.json()["method"] == "rewind", moved.text
+            assert wait_for(lambda: titles(second) == {"on the new primary"}, timeout_s=5)
+            assert status(second)["primary_url"] == first.url

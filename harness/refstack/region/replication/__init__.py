@@ -105,8 +105,10 @@ async def _promote(request: web.Request) -> web.Response:
     async with state.role_change:
         try:
             promoted = await failover.promote(app[DB])
+        except failover.PromotionTimeout as exc:
+            return _json_error(504, str(exc))
         except asyncpg.PostgresError as exc:
-            return _json_error(500, f"promotion failed: {exc}")
+            return _json_error(503, f"promotion failed: {exc}")
         state.standby.set(False)
         state.primary_url = None
     if promoted:
@@ -127,12 +129,11 @@ async def _demote(request: web.Request) -> web.Response:
     app = request.app
     state = app[STATE]
     async with state.role_change:
-        was_standby = await is_standby(app)
-        if was_standby and state.primary_url == new_primary:
+        if state.primary_url == new_primary and await is_standby(app):
             method: str = "already_following"
         else:
             try:
-                method = await failover.demote(app, state.gate, new_primary, was_standby)
+                method = await failover.demote(app, state.gate, new_primary)
             except failover.FailoverRefused as exc:
                 return _json_error(409, str(exc))
             except TargetUnreachable as exc:

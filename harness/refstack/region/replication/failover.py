@@ -26,7 +26,7 @@ import asyncpg
 from aiohttp import web
 
 from harness.errors import TargetUnreachable
-from harness.refstack.postgres.cluster import Cluster
+from harness.refstack.postgres.cluster import SUPERUSER, Cluster
 from harness.refstack.region import lifecycle
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.database import Database
@@ -37,7 +37,11 @@ from harness.refstack.region.state import CLUSTER, CONFIG, DB
 log = logging.getLogger(__name__)
 
 PROMOTE_WAIT_S = 60
-Rejoin = Literal["rewind", "base_backup", "repoint"]
+Rejoin = Literal["rewind", "base_backup"]
+
+
+class PromotionTimeout(Exception):
+    """pg_promote(wait => true) gave up waiting; the promotion may still complete."""
 
 
 class FailoverRefused(Exception):
@@ -46,11 +50,11 @@ class FailoverRefused(Exception):
 
 async def promote(db: Database) -> bool:
     """Finish recovery; True when this call promoted, False when the server was a primary already."""
-    return bool(
-        await db.admin.fetchval(
-            "select case when pg_is_in_recovery() then pg_promote(true, $1) else false end", PROMOTE_WAIT_S
-        )
-    )
+    if not await db.admin.fetchval("select pg_is_in_recovery()"):
+        return False
+    if not await db.admin.fetchval("select pg_promote(true, $1)", PROMOTE_WAIT_S):
+        raise PromotionTimeout(f"PostgreSQL did not finish promotion within {PROMOTE_WAIT_S} s")
+    return True
 
 
 async def _new_primary_address(config: RegionConfig, primary_url: str) -> tuple[str, int]:
@@ -62,7 +66,7 @@ async def _new_primary_address(config: RegionConfig, primary_url: str) -> tuple[
 async def _prepare_new_primary(host: str, port: int, slot: str) -> None:
     """Check the new primary really is one, and give it the physical slot that will keep WAL for us."""
     try:
-        conn = await asyncpg.connect(host=host, port=port, user="supabase_admin", database="postgres", timeout=10)
+        conn = await asyncpg.connect(host=host, port=port, user=SUPERUSER, database="postgres", timeout=10)
     except (OSError, asyncpg.PostgresError) as exc:
         raise TargetUnreachable(f"the new primary's PostgreSQL at {host}:{port} did not answer: {exc}") from None
     try:
@@ -77,17 +81,19 @@ async def _prepare_new_primary(host: str, port: int, slot: str) -> None:
         await conn.close()
 
 
-def _rejoin(cluster: Cluster, host: str, port: int, slot: str, was_standby: bool) -> Rejoin:
-    """On the stopped cluster: rewind (or copy afresh) onto the new primary's timeline, then follow it."""
-    method: Rejoin = "repoint" if was_standby else "rewind"
-    if not was_standby:
-        try:
-            cluster.rewind(host, port)
-        except TargetUnreachable as exc:
-            log.warning("pg_rewind impossible (%s): taking a fresh base backup from %s:%d", exc, host, port)
-            shutil.rmtree(cluster.data_dir)
-            cluster.base_backup(host, port, slot)
-            method = "base_backup"
+def _rejoin(cluster: Cluster, host: str, port: int, slot: str) -> Rejoin:
+    """On the stopped cluster: rewind (or copy afresh) onto the new primary's timeline, then follow it.
+
+    A standby is rewound too: if it replayed its old primary's WAL past the point where the new primary forked
+    off, it could not follow the new timeline (pg_rewind says "no rewind required" when it did not)."""
+    method: Rejoin = "rewind"
+    try:
+        cluster.rewind(host, port)
+    except TargetUnreachable as exc:
+        log.warning("pg_rewind impossible (%s): taking a fresh base backup from %s:%d", exc, host, port)
+        shutil.rmtree(cluster.data_dir)
+        cluster.base_backup(host, port, slot)
+        method = "base_backup"
     cluster.follow(host, port, slot)
     return method
 
@@ -110,7 +116,7 @@ async def _reconnect(db: Database, cluster: Cluster, config: RegionConfig) -> No
     db.api, db.admin = fresh.api, fresh.admin
 
 
-async def demote(app: web.Application, gate: Gate, primary_url: str, was_standby: bool) -> Rejoin:
+async def demote(app: web.Application, gate: Gate, primary_url: str) -> Rejoin:
     """Make this region a standby of the region at primary_url (see the module docstring)."""
     config, cluster, db = app[CONFIG], app[CLUSTER], app[DB]
     host, port = await _new_primary_address(config, primary_url)
@@ -126,7 +132,7 @@ async def demote(app: web.Application, gate: Gate, primary_url: str, was_standby
         db.admin.terminate()
         await asyncio.to_thread(cluster.stop)
         try:
-            method = await asyncio.to_thread(_rejoin, cluster, host, port, slot, was_standby)
+            method = await asyncio.to_thread(_rejoin, cluster, host, port, slot)
             cluster.configure(lifecycle.cluster_settings(dataclasses.replace(config, role="replica")))
         finally:  # even when rejoining failed, serve again on whatever the data directory holds
             await asyncio.to_thread(cluster.start)

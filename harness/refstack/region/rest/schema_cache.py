@@ -12,6 +12,7 @@ name a request mentions is looked up here first, so an unknown table, column or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -290,11 +291,11 @@ class _Reloader:
             task.cancel()
         if conn is None or pool is None:
             return
-        try:
+        # A restart under it (a demotion, a crash) lost the connection and asyncpg took the proxy back: nothing to
+        # give back.
+        with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
             await conn.remove_listener(CHANNEL, self._notified)
             await pool.release(conn)
-        except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
-            pass  # its pool was terminated under it (a demotion): nothing left to give back
 
     async def role_changed(self, phase: str) -> None:
         if phase == "stopping":
