@@ -82,7 +82,9 @@ def make_conversation(owner: SupabaseSession, *members: SupabaseSession) -> str:
     conversation_id = str(created.raise_for_error().body[0]["id"])
     rows = [{"conversation_id": conversation_id, "user_id": owner.user_id, "role": "owner"}]
     rows += [{"conversation_id": conversation_id, "user_id": m.user_id, "role": "member"} for m in members]
-    owner.insert("conversation_members", rows).raise_for_error()
+    # return=minimal: PostgreSQL checks RETURNING rows against the SELECT policy, which cannot see the owner's new
+    # membership within the same statement (42501 with return=representation, on Supabase too).
+    owner.insert("conversation_members", rows, returning=False).raise_for_error()
     return conversation_id
 
 

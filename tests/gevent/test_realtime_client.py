@@ -169,7 +169,7 @@ def _conversation(owner: SupabaseSession, member: SupabaseSession) -> str:
         {"conversation_id": conversation_id, "user_id": owner.user_id, "role": "owner"},
         {"conversation_id": conversation_id, "user_id": member.user_id, "role": "member"},
     ]
-    owner.insert("conversation_members", rows).raise_for_error()
+    owner.insert("conversation_members", rows, returning=False).raise_for_error()  # see conftest
     return conversation_id
 
 
