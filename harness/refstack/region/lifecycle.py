@@ -90,8 +90,11 @@ async def start(app: web.Application) -> None:
         if config.role == "replica" and not cluster.initialised:
             host, port = await primary_postgres_address(config)
             await asyncio.to_thread(cluster.base_backup, host, port, replication_slot(config.region))
+            cluster.follow(host, port, replication_slot(config.region))  # named after its slot in pg_stat_replication
         else:
             await asyncio.to_thread(cluster.init)
+            if cluster.is_standby:
+                await _refresh_primary_address(cluster, config)
         cluster.configure(cluster_settings(config))
         await asyncio.to_thread(cluster.start)
         if not await _in_recovery(cluster):
@@ -105,6 +108,17 @@ async def start(app: web.Application) -> None:
     log.info("region %s: PostgreSQL on %s:%d (%s)", config.region, cluster.host, cluster.port, cluster.data_dir)
 
 
+async def _refresh_primary_address(cluster: Cluster, config: RegionConfig) -> None:
+    """A standby restarted on its data dir follows where its primary's PostgreSQL listens now (its port is picked
+    afresh at each start); when the primary cannot say, the standby keeps the old address and serves reads."""
+    try:
+        host, port = await primary_postgres_address(config)
+    except TargetUnreachable as exc:
+        log.warning("region %s: standby keeps its recorded primary address: %s", config.region, exc)
+        return
+    cluster.follow(host, port, replication_slot(config.region))
+
+
 async def _in_recovery(cluster: Cluster) -> bool:
     conn = await asyncpg.connect(cluster.dsn())
     try:
@@ -116,6 +130,8 @@ async def _in_recovery(cluster: Cluster) -> bool:
 async def _migrate(cluster: Cluster, config: RegionConfig) -> None:
     conn = await asyncpg.connect(cluster.dsn())
     try:
+        # No replica exists yet on a first start: with synchronous_replica these commits would wait for one forever.
+        await conn.execute("set synchronous_commit = local")
         await migrations.bootstrap(conn)
         applied = await migrations.apply(conn, config.migrations_dir or migrations.default_folder())
         if applied:

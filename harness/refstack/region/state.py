@@ -12,8 +12,6 @@ CONFIG = web.AppKey("config", RegionConfig)
 CLUSTER = web.AppKey("cluster", Cluster)
 DB = web.AppKey("db", Database)
 """Set by lifecycle.start (on_startup, before every module's own start-up hooks run)."""
-MEMBERSHIP = web.AppKey("membership", object)
-"""Transition only (the move to PostgreSQL): removed once no module imports it."""
 STARTED_AT = web.AppKey("started_at", float)
 
 

@@ -1,6 +1,7 @@
-"""Fuzzing Realtime (hypothesis, bounded): random text, binary and JSON frames, Phoenix-shaped messages with odd
-fields, and odd handshakes. The server must stay up, a socket either carries on or closes cleanly, and a
-handshake never gets a 500."""
+"""Fuzzing Realtime (hypothesis, bounded): random text, binary and JSON frames (strings with lone surrogates too),
+Phoenix-shaped messages with odd fields, and odd handshakes. The server must stay up, a socket either carries on or
+closes cleanly, and a handshake never gets a 500. Then the named hazards: lone surrogates and deep JSON in
+broadcasts, presence and the REST broadcast API never reach (or break) another socket."""
 
 from __future__ import annotations
 
@@ -58,8 +59,10 @@ def _heartbeat_answers(sock: websocket.WebSocket) -> bool:
         return False
 
 
+any_text = st.text(max_size=20) | st.text(st.characters(exclude_categories=()), max_size=8)
+"""Ordinary text, and text with any code point including lone surrogates (json.dumps escapes them: \\ud800)."""
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
@@ -153,3 +156,88 @@ def test_odd_handshakes_never_get_a_500(
                 assert response.status_code in (101, 400, 401), response.status_code
         except httpx.RemoteProtocolError:
             pass  # a 101 upgrade that httpx does not speak, closed by the client side
+
+
+def _broadcast(payload_json: str, ref: str = "b") -> str:
+    return (
+        '{"topic":"realtime:hazard","event":"broadcast","payload":{"type":"broadcast","event":"e","payload":'
+        + payload_json
+        + '},"ref":"'
+        + ref
+        + '"}'
+    )
+
+
+def _joined(server: BackgroundServer, presence_key: str | None = None) -> websocket.WebSocket:
+    sock = websocket.create_connection(_ws_url(server), timeout=5)
+    config: dict[str, Any] = {"broadcast": {"self": False}}
+    if presence_key is not None:
+        config["presence"] = {"key": presence_key, "enabled": True}
+    sock.send(json.dumps({"topic": "realtime:hazard", "event": "phx_join", "payload": {"config": config}, "ref": "j"}))
+    while json.loads(sock.recv()).get("ref") != "j":
+        pass
+    return sock
+
+
+def _events(sock: websocket.WebSocket, window_s: float = 0.3) -> list[dict[str, Any]]:
+    sock.settimeout(window_s)
+    got = []
+    try:
+        while True:
+            got.append(json.loads(sock.recv()))
+    except websocket.WebSocketTimeoutException:
+        return got
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    "payload_json",
+    ['{"s":"\\ud800"}', '{"s":"x\\udfff"}', '{"\\udc00":1}', f'{{"d":{_nested(101)}}}', f'{{"d":{_nested(990)}}}'],
+    ids=["lone-high-surrogate", "lone-low-surrogate", "surrogate-key", "depth-101", "depth-990"],
+)
+def test_a_broadcast_no_socket_could_carry_is_refused_and_the_next_one_arrives(
+    server: BackgroundServer, payload_json: str
+) -> None:
+    sender, listener = _joined(server), _joined(server)
+    try:
+        sender.send(_broadcast(payload_json))
+        sender.send(_broadcast('{"s":"fine \\ud83d\\ude00","d":' + _nested(90) + "}"))
+        [event] = _events(listener)
+        assert event["payload"]["payload"]["s"] == "fine \U0001f600"
+        assert _heartbeat_answers(sender) and _heartbeat_answers(listener)
+    finally:
+        sender.close()
+        listener.close()
+
+
+def test_deep_presence_metas_are_refused_and_leaving_still_works(server: BackgroundServer) -> None:
+    tracker, watcher = _joined(server, "tracker"), _joined(server, "watcher")
+    try:
+        for depth in (101, 960, 990):
+            meta = f'{{"d":{_nested(depth)}}}'
+            tracker.send(
+                '{"topic":"realtime:hazard","event":"presence","payload":{"event":"track","payload":' + meta + "}}"
+            )
+        tracker.send(json.dumps({"topic": "realtime:hazard", "event": "presence", "ref": "t",
+                                 "payload": {"event": "track", "payload": {"ok": True}}}))  # fmt: skip
+        diffs = [e for e in _events(watcher) if e["event"] == "presence_diff"]
+        assert [d["payload"]["joins"]["tracker"]["metas"][0]["ok"] for d in diffs] == [True]
+    finally:
+        tracker.close()
+    leaves = [e for e in _events(watcher) if e["event"] == "presence_diff"]
+    assert list(leaves[0]["payload"]["leaves"]) == ["tracker"]
+    watcher.close()
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"messages":[{"topic":"t","event":"e","payload":{"s":"\\ud800"}}]}', _nested(5000).encode()]
+)
+def test_the_rest_broadcast_api_refuses_what_no_socket_could_carry(server: BackgroundServer, body: bytes) -> None:
+    headers = {"apikey": keys.ANON_KEY, "Content-Type": "application/json"}
+    bulk = httpx.post(f"{server.url}/realtime/v1/api/broadcast", headers=headers, content=body, timeout=5)
+    assert bulk.status_code == 400, bulk.text
+    one = httpx.post(f"{server.url}/realtime/v1/api/broadcast/t/events/e", headers=headers, content=body, timeout=5)
+    assert one.status_code == 400 and "JSON" in one.json()["error"]

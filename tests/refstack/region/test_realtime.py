@@ -18,10 +18,9 @@ import websocket
 
 from harness.model import keys
 from harness.procs.serving import BackgroundServer
-from harness.refstack.region.db import Filter
 from harness.refstack.region.realtime import HUB, channel_count, disconnect_all, subscriber_count
+from harness.refstack.region.realtime.catalog import Table
 from harness.refstack.region.realtime.filters import FilterError, parse
-from harness.refstack.region.schema import TABLES
 from harness.refstack.region.state import DB
 from tests.refstack.region.conftest import MakeConversation, MakeUser, user_headers
 
@@ -90,6 +89,32 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def sql(region: BackgroundServer, query: str, *args: Any) -> list[dict[str, Any]]:
+    """Run one statement as the superuser, the way a migration, a trigger or psql writes (not through PostgREST)."""
+
+    async def run() -> list[dict[str, Any]]:
+        assert region.app is not None
+        async with region.app[DB].as_admin() as conn:
+            return [dict(r) for r in await conn.fetch(query, *args)]
+
+    result = region.call(run)
+    assert isinstance(result, list)
+    return result
+
+
+def published_table(region: BackgroundServer, name: str) -> Table:
+    assert region.app is not None
+    table = region.app[HUB].catalog.table("public", name)
+    assert table is not None, f"{name} is not in publication supabase_realtime"
+    return table
+
+
+def column_names(region: BackgroundServer, table: str) -> list[str]:
+    """The table's columns in order, from PostgreSQL's own catalog."""
+    query = "select attname::text from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped"
+    return [r["attname"] for r in sql(region, query + " order by attnum", f"public.{table}")]
 
 
 def pg_config(*bindings: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +335,7 @@ def test_member_receives_an_insert_exactly_once_and_a_non_member_nothing(
     assert data["errors"] is None and "old_record" not in data
     assert data["record"] == row
     assert {"name": "id", "type": "uuid"} in data["columns"]
-    assert [c["name"] for c in data["columns"]] == [c.name for c in TABLES["messages"].columns]
+    assert [c["name"] for c in data["columns"]] == column_names(region, "messages")
     assert [f for f in bob_client.quiet() if is_change(f)] == []
     assert [f for f in eve_client.quiet() if is_change(f)] == []
 
@@ -375,8 +400,8 @@ def test_filters_select_rows_by_column_value(
     assert [f for f in only_first.quiet() if is_change(f)] == []
 
 
-def test_filter_parsing_coerces_values_and_names_bad_input() -> None:
-    messages, profiles = TABLES["messages"], TABLES["profiles"]
+def test_filter_parsing_coerces_values_and_names_bad_input(region: BackgroundServer) -> None:
+    messages, profiles = published_table(region, "messages"), published_table(region, "profiles")
     row = {"content": "m", "created_at": "2024-05-01T10:00:00.000000+00:00", "kind": "text"}
     assert parse("created_at=gt.2024-05-01T09:00:00Z", messages).matches(row)
     assert parse("created_at=lte.2024-05-01T10:00:00Z", messages).matches(row)
@@ -426,14 +451,10 @@ def test_service_insert_through_the_loop_reaches_a_service_subscriber(region: Ba
     client = Client(region, keys.SERVICE_ROLE_KEY)
     client.join("svc", pg_config({"event": "INSERT", "schema": "public", "table": "profiles"}))
     profile_id = str(uuid.uuid4())
-
-    async def insert() -> None:
-        assert region.app is not None
-        region.app[DB].insert("profiles", [{"id": profile_id, "username": "p"}])
-
-    region.call(insert)
+    # A user row made in SQL: its sign-up trigger inserts the profile (profiles.id references auth.users).
+    sql(region, "insert into auth.users (id, email) values ($1, $2)", uuid.UUID(profile_id), f"{profile_id}@x.test")
     assert client.until(is_change)["payload"]["data"]["record"]["id"] == profile_id
-    assert region.call(_async(lambda: region.app[DB].select("profiles", filters=[Filter("id", "eq", profile_id)])))
+    assert sql(region, "select id::text from profiles where id = $1", uuid.UUID(profile_id)) == [{"id": profile_id}]
 
 
 def _async(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -583,3 +604,25 @@ def test_disconnect_all_with_abort_drops_connections_without_a_close_frame(
         time.sleep(0.02)
     hub = app[HUB]
     assert region.call(_async(lambda: (subscriber_count(app), sum(t.size for t in hub.by_table.values())))) == (0, 0)
+
+
+def test_odd_unicode_in_metadata_sent_through_rest_is_delivered_or_refused_never_lost(
+    region: BackgroundServer, make_user: MakeUser, make_conversation: MakeConversation
+) -> None:
+    alice, alice_token, _ = make_user()
+    conversation = make_conversation(alice_token, [])
+    client = Client(region)
+    client.join("odd", pg_config({"event": "INSERT", "schema": "public", "table": "messages"}), alice_token)
+    client.until(lambda f: f["event"] == "system")
+    headers = {**user_headers(alice_token), "Content-Type": "application/json"}
+    odd = {"emoji": "👩‍👩‍👧\U0001f600", "rtl": "\u202eabc", "seps": "a\u2028b\u2029c", "bom": "\ufeff\u200b"}
+
+    def send(client_msg_id: str, metadata_json: str) -> int:
+        row = {"conversation_id": conversation, "sender_id": alice, "client_msg_id": client_msg_id}
+        body = json.dumps(row)[:-1] + f',"metadata":{metadata_json}}}'  # raw, so escapes reach the server as sent
+        return httpx.post(f"{region.url}/rest/v1/messages", headers=headers, content=body, timeout=5).status_code
+
+    statuses = [send("u1", json.dumps(odd)), send("u2", '{"s":"\\ud800"}'), send("u3", '{"s":"\\u0000"}')]
+    assert statuses[0] == 201 and all(400 <= s < 500 for s in statuses[1:]), statuses
+    delivered = [f["payload"]["data"]["record"] for f in client.quiet(0.5) if is_change(f)]
+    assert [r["client_msg_id"] for r in delivered] == ["u1"] and delivered[0]["metadata"] == odd

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -135,8 +136,13 @@ def _insert_message(region: BackgroundServer, conversation: str, sender: str) ->
 
     async def insert() -> None:
         assert region.app is not None
-        row = {"conversation_id": conversation, "sender_id": sender, "client_msg_id": f"m{time.monotonic_ns()}"}
-        region.app[DB].insert("messages", [row])
+        async with region.app[DB].as_admin() as conn:
+            await conn.execute(
+                "insert into messages (conversation_id, sender_id, client_msg_id) values ($1, $2, $3)",
+                uuid.UUID(conversation),
+                uuid.UUID(sender),
+                f"m{time.monotonic_ns()}",
+            )
 
     return insert
 

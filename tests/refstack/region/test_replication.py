@@ -1,8 +1,10 @@
-"""Primary → replica replication, promotion and failback, over real HTTP between two region servers."""
+"""Primary → replica replication, promotion and failback, over real HTTP between two region servers (the replica is
+a PostgreSQL hot standby of the primary; test_replication_postgres.py checks the same in the databases)."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -68,7 +70,9 @@ def test_insert_on_primary_is_readable_on_replica_after_the_configured_lag(pair:
     assert time.monotonic() - started >= LAG_MS / 1000 * 0.9
     health = httpx.get(f"{replica.url}/health").json()
     assert health["role"] == "replica" and health["primary_reachable"] is True
-    assert health["last_seq"] == httpx.get(f"{primary.url}/health").json()["last_seq"]
+    # Caught up: everything the primary sent is replayed (was: equal change-log sequence numbers).
+    assert _wait_for(lambda: httpx.get(f"{replica.url}/health").json()["replication_lag_bytes"] == 0, timeout_s=3)
+    assert _wait_for(lambda: httpx.get(f"{primary.url}/health").json()["replicas"][0]["lag_bytes"] == 0, timeout_s=3)
 
 
 def test_replica_refuses_writes_until_promoted(pair: tuple[Any, Any]) -> None:
@@ -86,7 +90,8 @@ def test_admin_calls_need_the_service_role_key(pair: tuple[Any, Any]) -> None:
     _primary, replica = pair
     anon = {"apikey": keys.ANON_KEY, "Authorization": f"Bearer {keys.ANON_KEY}"}
     assert httpx.post(f"{replica.url}/_admin/promote", headers=anon).status_code == 403
-    assert httpx.get(f"{replica.url}/_replication/changes", headers=anon).status_code == 403
+    demote = httpx.post(f"{replica.url}/_admin/demote", headers=anon, json={"primary_url": replica.url})
+    assert demote.status_code == 403  # was GET /_replication/changes: the change log is gone (WAL streaming now)
     assert httpx.get(f"{replica.url}/health").json()["role"] == "replica"
 
 
@@ -167,3 +172,67 @@ def test_stored_object_is_downloadable_from_the_replica(pair: tuple[Any, Any]) -
         return response.content if response.status_code == 200 else None
 
     assert _wait_for(download, timeout_s=LAG_MS / 1000 + 3) == body
+
+
+def test_a_promoted_replica_takes_writes_and_streams_them_over_realtime(pair: tuple[Any, Any]) -> None:
+    _primary, replica = pair
+    assert httpx.post(f"{replica.url}/_admin/promote", headers=SERVICE).status_code == 200
+    ws_url = (
+        replica.url.replace("http://", "ws://") + f"/realtime/v1/websocket?apikey={keys.SERVICE_ROLE_KEY}&vsn=1.0.0"
+    )
+    sock = websocket.create_connection(ws_url, timeout=5)
+    try:
+        join = {
+            "topic": "realtime:promoted-test",
+            "event": "phx_join",
+            "ref": "1",
+            "join_ref": "1",
+            "payload": {
+                "config": {"postgres_changes": [{"event": "INSERT", "schema": "public", "table": "conversations"}]},
+                "access_token": keys.SERVICE_ROLE_KEY,
+            },
+        }
+        sock.send(json.dumps(join))
+        assert json.loads(sock.recv())["payload"]["status"] == "ok"
+        created = _insert_conversation(replica.url, "written on the new primary")
+        assert created.status_code == 201, created.text
+        conversation_id = created.json()[0]["id"]
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            frame = json.loads(sock.recv())
+            if frame["event"] == "postgres_changes":
+                assert frame["payload"]["data"]["record"]["id"] == conversation_id
+                break
+        else:
+            raise AssertionError("no postgres_changes event from the promoted replica")
+    finally:
+        sock.close()
+
+
+def test_reads_during_failback_are_held_then_served_never_failed(pair: tuple[Any, Any]) -> None:
+    primary, replica = pair
+    first = _insert_conversation(primary.url, "readable throughout").json()[0]["id"]
+    _wait_for(lambda: _find(replica.url, first), timeout_s=3)
+    assert httpx.post(f"{replica.url}/_admin/promote", headers=SERVICE).status_code == 200
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def read_old_primary() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                response = client.get(f"{primary.url}/rest/v1/conversations", headers=SERVICE,
+                                      params={"id": f"eq.{first}"})  # fmt: skip
+                statuses.append(response.status_code)
+
+    reader = threading.Thread(target=read_old_primary)
+    reader.start()
+    try:
+        time.sleep(0.2)
+        demoted = httpx.post(f"{primary.url}/_admin/demote", headers=SERVICE, json={"primary_url": replica.url},
+                             timeout=60)  # fmt: skip
+        assert demoted.status_code == 200, demoted.text
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        reader.join()
+    assert len(statuses) > 10 and set(statuses) == {200}, f"reads failed while PostgreSQL restarted: {set(statuses)}"

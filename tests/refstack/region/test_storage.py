@@ -14,9 +14,7 @@ from harness.model import keys
 from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from harness.refstack.region.db import Filter
 from harness.refstack.region.state import DB
-from harness.refstack.region.storage import BLOB_FETCHER, BLOBS
 from tests.refstack.region.conftest import MakeConversation, MakeUser, anon_headers, user_headers
 
 SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
@@ -55,6 +53,25 @@ def _error(response: httpx.Response) -> dict[str, Any]:
     return dict(body)
 
 
+def _sql(srv: BackgroundServer, query: str, *args: Any) -> list[Any]:
+    """`query` on the region's own PostgreSQL, as its superuser (to see what the database holds)."""
+    app = srv.app
+    assert app is not None
+
+    async def fetch() -> list[Any]:
+        return list(await app[DB].admin.fetch(query, *args))
+
+    return srv.call(fetch)
+
+
+def _bodies(srv: BackgroundServer, sha256: str | None = None) -> int:
+    """How many object bodies the database holds (with this sha256, when given)."""
+    rows = _sql(
+        srv, "select count(*) from harness_internal.object_bodies where $1::text is null or sha256 = $1", sha256
+    )
+    return int(rows[0][0])
+
+
 def _make_bucket(srv: BackgroundServer, name: str, **options: Any) -> None:
     created = httpx.post(_url(srv, "bucket"), headers=SERVICE, json={"id": name, "name": name, **options})
     assert created.status_code == 200 and created.json() == {"name": name}, created.text
@@ -77,7 +94,10 @@ def chat(region: BackgroundServer, make_user: MakeUser, make_conversation: MakeC
 
 # -- buckets ----------------------------------------------------------------------------------------------------
 def test_attachments_bucket_exists_private_by_default(region: BackgroundServer, chat: dict[str, Any]) -> None:
-    listed = httpx.get(_url(region, "bucket"), headers=chat["alice"])
+    # A user lists no buckets: storage.buckets has row-level security and the migration adds no policy on it.
+    by_user = httpx.get(_url(region, "bucket"), headers=chat["alice"])
+    assert by_user.status_code == 200 and by_user.json() == []
+    listed = httpx.get(_url(region, "bucket"), headers=SERVICE)
     assert listed.status_code == 200
     bucket = next(b for b in listed.json() if b["id"] == "attachments")
     assert bucket["public"] is False and bucket["owner"] == "" and bucket["name"] == "attachments"
@@ -179,10 +199,15 @@ def test_duplicate_upload_is_409_unless_upsert(region: BackgroundServer, chat: d
         "error": "Duplicate",
         "message": "The resource already exists",
     }
-    upserted = _upload(region, chat["alice"], key, b"three", upsert=True)
+    # Upsert is insert ... on conflict do update: it needs an UPDATE policy, and the migration has none for users.
+    for method in ("POST", "PUT"):
+        refused = _upload(region, chat["alice"], key, b"mine again", upsert=True, method=method)
+        assert refused.status_code == 400 and _error(refused)["statusCode"] == "403"
+        assert _error(refused)["message"] == "new row violates row-level security policy"
+    upserted = _upload(region, SERVICE, key, b"three", upsert=True)
     assert upserted.status_code == 200 and upserted.json()["Id"] == first.json()["Id"]
     assert httpx.get(_url(region, f"object/attachments/{key}"), headers=chat["alice"]).content == b"three"
-    put = _upload(region, chat["alice"], key, b"four", method="PUT")
+    put = _upload(region, SERVICE, key, b"four", method="PUT")
     assert put.status_code == 200
     assert httpx.get(_url(region, f"object/attachments/{key}"), headers=chat["alice"]).content == b"four"
 
@@ -210,9 +235,8 @@ def test_bucket_size_limit_and_mime_types(region: BackgroundServer) -> None:
     wrong_type = _upload(region, SERVICE, "a.txt", b"text", "text/plain", bucket="small")
     assert wrong_type.status_code == 400
     assert _error(wrong_type)["statusCode"] == "415" and "text/plain" in _error(wrong_type)["message"]
-    # Nothing of the refused uploads was kept: only the two accepted blobs are on disk.
-    assert region.app is not None
-    assert len([p for p in region.app[BLOBS].root.iterdir() if p.is_file()]) == 2
+    # Nothing of the refused uploads was kept: only the two accepted bodies are in the database.
+    assert _bodies(region) == 2
 
 
 def test_global_size_limit_streams_and_refuses() -> None:
@@ -255,7 +279,10 @@ def test_ten_megabyte_streamed_round_trip_is_byte_exact(region: BackgroundServer
             total += len(chunk)
     assert total == size_bytes and received.hexdigest() == sent.hexdigest()
     # Stored content-addressed under its sha256.
-    assert region.app is not None and (region.app[BLOBS].root / sent.hexdigest()).is_file()
+    stored = _sql(
+        region, "select length(content) from harness_internal.object_bodies where sha256 = $1", sent.hexdigest()
+    )
+    assert [r[0] for r in stored] == [size_bytes]
 
 
 def test_missing_object_is_no_such_key(region: BackgroundServer, chat: dict[str, Any]) -> None:
@@ -423,8 +450,8 @@ def test_delete_only_by_owner_returns_deleted_objects(region: BackgroundServer, 
     assert all(o["bucket_id"] == "attachments" and o["id"] for o in by_owner.json())
     gone = httpx.get(_url(region, f"object/attachments/{conv}/x.txt"), headers=chat["alice"])
     assert _error(gone)["code"] == "NoSuchKey"
-    # Both rows pointed at the same content; with them gone the blob is removed as well.
-    assert region.app is not None and not (region.app[BLOBS].root / hashlib.sha256(b"data").hexdigest()).exists()
+    # Both rows pointed at the same content; with them gone the body is removed as well.
+    assert _bodies(region, hashlib.sha256(b"data").hexdigest()) == 0
     empty = httpx.request("DELETE", _url(region, "object/attachments"), headers=chat["alice"], json={"prefixes": []})
     assert empty.status_code == 400 and "prefixes" in _error(empty)["message"]
 
@@ -459,57 +486,6 @@ def test_bad_object_keys_are_invalid_key(region: BackgroundServer) -> None:
     for key in ("a//b.txt", "a/%2E%2E/b.txt", "a/%01.txt"):
         response = _upload(region, SERVICE, key, b"x")
         assert response.status_code == 400 and _error(response)["code"] in ("InvalidKey", "NoSuchKey"), key
-
-
-# -- blobs: memory-only mode, replication hook ------------------------------------------------------------------
-def test_memory_only_blob_dir_is_removed_on_cleanup() -> None:
-    with background(lambda: build_app(RegionConfig())) as srv:
-        assert srv.app is not None
-        root = srv.app[BLOBS].root
-        assert _upload(srv, SERVICE, "c/a.txt", b"temp").status_code == 200
-        assert (root / hashlib.sha256(b"temp").hexdigest()).is_file()
-    assert not root.exists()
-
-
-def test_missing_blob_is_fetched_through_the_hook() -> None:
-    """A replica-like situation: the row arrived, the blob did not; BLOB_FETCHER supplies it by hash."""
-    data = b"bytes only the primary has"
-    sha = hashlib.sha256(data).hexdigest()
-    asked: list[str] = []
-
-    async def fetch(sha256: str) -> bytes | None:
-        asked.append(sha256)
-        return data if sha256 == sha else None
-
-    with background(lambda: build_app(RegionConfig())) as srv:
-        assert srv.app is not None
-        app = srv.app
-
-        async def add_row() -> None:
-            app[DB].insert(
-                "storage_objects",
-                [
-                    {
-                        "bucket_id": "attachments",
-                        "name": "c/replicated.txt",
-                        "content_sha256": sha,
-                        "metadata": {"mimetype": "text/plain", "cacheControl": "max-age=3600", "size": len(data)},
-                    }
-                ],
-            )
-
-        srv.call(add_row)
-        url = _url(srv, "object/attachments/c/replicated.txt")
-        assert _error(httpx.get(url, headers=SERVICE))["code"] == "NoSuchKey"  # no fetcher yet
-        app[BLOB_FETCHER] = fetch
-        got = httpx.get(url, headers=SERVICE)
-        assert got.status_code == 200 and got.content == data and asked == [sha]
-        assert httpx.get(url, headers=SERVICE).content == data and asked == [sha]  # now stored locally
-
-        async def row_count() -> int:
-            return len(app[DB].select("storage_objects", filters=[Filter("content_sha256", "eq", sha)])[0])
-
-        assert srv.call(row_count) == 1
 
 
 def test_unknown_storage_route_is_storage_shaped_404(region: BackgroundServer) -> None:

@@ -46,8 +46,15 @@ def test_upload_download_sign_list_remove(
         with pytest.raises(StorageApiError) as duplicate:
             await files.upload(f"{conv}/photo.jpg", b"again", {"content-type": "image/jpeg"})
         assert str(duplicate.value.status) == "409" and duplicate.value.code == "Duplicate"
-        await files.upload(f"{conv}/photo.jpg", photo, {"content-type": "image/jpeg", "upsert": "true"})
-        await files.update(f"{conv}/docs/readme.txt", b"read me v2", {"content-type": "text/plain"})
+        # Overwriting needs an UPDATE policy on storage.objects; the migration gives users none, so only the
+        # service role (which bypasses row-level security) may overwrite here.
+        with pytest.raises(StorageApiError) as no_update_policy:
+            await files.update(f"{conv}/docs/readme.txt", b"read me v2", {"content-type": "text/plain"})
+        assert str(no_update_policy.value.status) == "403"
+        admin = (await acreate_client(region.url, keys.SERVICE_ROLE_KEY, options=_options())).storage
+        admin_files = admin.from_("attachments")
+        await admin_files.upload(f"{conv}/photo.jpg", photo, {"content-type": "image/jpeg", "upsert": "true"})
+        await admin_files.update(f"{conv}/docs/readme.txt", b"read me v2", {"content-type": "text/plain"})
 
         bob_files = bob_client.storage.from_("attachments")
         assert await bob_files.download(f"{conv}/photo.jpg") == photo

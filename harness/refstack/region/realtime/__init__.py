@@ -2,6 +2,7 @@
 
     frames.py      the wire format (JSON objects out without join_ref; pushed events with ref null)
     tokens.py      connect and channel tokens: role and exp required, Realtime's error texts
+    catalog.py     the tables of publication supabase_realtime, their columns, types and keys
     filters.py     postgres_changes filters (`col=eq.value`, neq, lt, lte, gt, gte, in)
     channel.py     join config, bindings with ids, one joined channel
     peer.py        what channels and the hub need of a socket (a Protocol that connection.py satisfies)
@@ -9,6 +10,14 @@
     hub.py         all connections and channels, indexes, change fan-out, broadcast, presence diffs
     connection.py  one socket: read loop, channel protocol, bounded outbox and writer
     endpoint.py    GET /realtime/v1/websocket and the REST broadcast API
+
+postgres_changes come from the database's WAL, whoever wrote the row (REST, GoTrue's trigger, plain SQL):
+
+    slot.py        the logical slot (pgoutput, permanent, per region; on a standby too)
+    wal.py         the task polling it: cadence, recovery, lag warnings
+    pgoutput.py    pgoutput's binary messages ─► pgvalues.py  text ─► JSON values
+    changes.py     messages ─► change records (record, old_record, columns) and the event's `data` JSON
+    visibility.py  which subscribers may SELECT the row, asked as each of them (contract_realtime.sql)
 
 For others: `subscriber_count(app)` and `disconnect_all(app)` (load-client tests simulate a server drop with it).
 """
@@ -21,23 +30,31 @@ from aiohttp import WSCloseCode, web
 
 from harness.refstack.region.realtime.endpoint import HUB, broadcast_bulk, broadcast_one, websocket
 from harness.refstack.region.realtime.hub import Hub, RealtimeSettings
-from harness.refstack.region.state import DB, MEMBERSHIP
+from harness.refstack.region.realtime.wal import ChangeFeed
 
-__all__ = ["HUB", "RealtimeSettings", "channel_count", "disconnect_all", "setup", "subscriber_count"]
+__all__ = ["FEED", "HUB", "RealtimeSettings", "channel_count", "disconnect_all", "setup", "subscriber_count"]
+
+FEED = web.AppKey("realtime_feed", ChangeFeed)
 
 
 def setup(app: web.Application, settings: RealtimeSettings | None = None) -> None:
-    hub = Hub(app[MEMBERSHIP], settings)
+    hub = Hub(settings)
     app[HUB] = hub
-    app[DB].listen(hub.on_change)
+    feed = ChangeFeed(app, hub)
+    app[FEED] = feed
     app.router.add_get("/realtime/v1/websocket", websocket)
     app.router.add_post("/realtime/v1/api/broadcast", broadcast_bulk)
     app.router.add_post("/realtime/v1/api/broadcast/{topic}/events/{event}", broadcast_one)
 
-    async def close_sockets(app: web.Application) -> None:
+    async def start_feed(app: web.Application) -> None:
+        await feed.start()
+
+    async def stop(app: web.Application) -> None:
+        await feed.stop()
         await disconnect_all(app, code=WSCloseCode.GOING_AWAY)
 
-    app.on_shutdown.append(close_sockets)
+    app.on_startup.append(start_feed)
+    app.on_shutdown.append(stop)
 
 
 def subscriber_count(app: web.Application) -> int:

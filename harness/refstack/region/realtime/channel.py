@@ -7,6 +7,7 @@ enabled}`, `private`, `postgres_changes` (a list of bindings). Booleans also acc
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -14,14 +15,20 @@ from typing import Any
 
 from harness.model.keys import Claims
 from harness.refstack.region.realtime import filters, frames
+from harness.refstack.region.realtime.catalog import Catalog
 from harness.refstack.region.realtime.peer import Peer
-from harness.refstack.region.schema import PUBLIC_TABLES, TABLES
 
 EVENTS = ("INSERT", "UPDATE", "DELETE", "*")
+MAX_IDENTITIES = 4
+"""Identities a channel remembers (token refreshes far apart: only the last matter for changes in flight)."""
 
 
 class JoinPayloadError(ValueError):
     """The join payload has the wrong shape; the message names the field and the expected type."""
+
+
+TableKey = tuple[str, str]
+"""(schema, name) of a published table."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ class Binding:
 
     id: int
     event: str
-    tables: tuple[str, ...]
+    tables: tuple[TableKey, ...]
     row_filter: filters.RowFilter | None
     echo: dict[str, Any]
     error: str | None = None
@@ -38,7 +45,11 @@ class Binding:
     def matches(self, kind: str, row: dict[str, Any]) -> bool:
         if self.event != "*" and self.event != kind:
             return False
-        return self.row_filter is None or self.row_filter.matches(row)
+        if self.row_filter is None:
+            return True
+        if kind == "DELETE" and self.row_filter.column not in row:
+            return True  # the old row carries only its key: a DELETE goes to every subscriber of the table
+        return self.row_filter.matches(row)
 
 
 def binding_id(params: dict[str, Any]) -> int:
@@ -47,33 +58,42 @@ def binding_id(params: dict[str, Any]) -> int:
     return digest or 1
 
 
-def parse_binding(params: Any) -> Binding:
+def parse_binding(params: Any, catalog: Catalog) -> Binding:
     if not isinstance(params, dict):
         raise JoinPayloadError("config.postgres_changes: each binding must be an object")
     echo = dict(params)
     ident = binding_id(params)
+
+    def refused(reason: str) -> Binding:
+        return Binding(ident, "", (), None, echo, reason)
+
     event = params.get("event")
     if not isinstance(event, str) or event.upper() not in EVENTS:
-        return Binding(ident, "", (), None, echo, f"event must be one of {', '.join(EVENTS)}, got {event!r}")
+        return refused(f"event must be one of {', '.join(EVENTS)}, got {event!r}")
     schema = params.get("schema", "public")
     table = params.get("table")
-    if schema != "public":
-        return Binding(ident, "", (), None, echo, f"schema {schema!r} is not replicated; use 'public'")
+    published = catalog.in_schema(schema) if isinstance(schema, str) else []
+    if not published:
+        schemas = sorted({s for s, _ in catalog.tables})
+        return refused(f"schema {schema!r} is not replicated; use one of {', '.join(map(repr, schemas))}")
+    names = [t.name for t in published]
     if table in (None, "*"):
-        tables: tuple[str, ...] = PUBLIC_TABLES
-    elif isinstance(table, str) and table in PUBLIC_TABLES:
-        tables = (table,)
+        tables = tuple((t.schema, t.name) for t in published)
+    elif isinstance(table, str) and table in names:
+        tables = ((schema, table),)
     else:
-        return Binding(ident, "", (), None, echo, f"table {table!r} is not one of {', '.join(PUBLIC_TABLES)}")
+        return refused(f"table {table!r} is not one of {', '.join(names)}")
     row_filter = None
     text = params.get("filter")
     if text is not None:
         if not isinstance(text, str) or len(tables) != 1:
-            return Binding(ident, "", (), None, echo, "Error parsing `filter` params: a filter needs one table")
+            return refused("Error parsing `filter` params: a filter needs one table")
+        described = catalog.table(*tables[0])
+        assert described is not None
         try:
-            row_filter = filters.parse(text, TABLES[tables[0]])
+            row_filter = filters.parse(text, described)
         except filters.FilterError as exc:
-            return Binding(ident, "", (), None, echo, f"Error parsing `filter` params: {exc}")
+            return refused(f"Error parsing `filter` params: {exc}")
     return Binding(ident, event.upper(), tables, row_filter, echo)
 
 
@@ -106,7 +126,7 @@ class JoinConfig:
     bindings: tuple[Binding, ...] = ()
 
     @classmethod
-    def parse(cls, payload: dict[str, Any]) -> JoinConfig:
+    def parse(cls, payload: dict[str, Any], catalog: Catalog) -> JoinConfig:
         config = payload.get("config")
         if config is None:
             return cls()
@@ -127,7 +147,7 @@ class JoinConfig:
             presence_key=key or str(uuid.uuid1()),
             presence_enabled=_bool(presence.get("enabled"), "config.presence.enabled"),
             private=_bool(config.get("private"), "config.private"),
-            bindings=tuple(parse_binding(b) for b in changes),
+            bindings=tuple(parse_binding(b, catalog) for b in changes),
         )
 
 
@@ -145,11 +165,30 @@ class Channel:
     expiry_timer: asyncio.TimerHandle | None = None
     pg_prefix: str = field(init=False, repr=False)
     """`{"topic":…,"event":"postgres_changes","ref":null,"payload":{"ids":` — built once per channel."""
+    joined_at: dt.datetime = field(init=False, repr=False)
+    """Changes committed before the join are not the channel's (the join reply says it is subscribed from now)."""
+    identities: list[tuple[dt.datetime, str, Claims]] = field(init=False, repr=False)
+    """(since, token, claims), oldest first: who the channel was when. Changes reach the hub a few milliseconds
+    after their commit, so each is checked as the identity the channel had at the commit."""
 
     def __post_init__(self) -> None:
         topic = frames.dumps(self.topic)
         self.pg_prefix = f'{{"topic":{topic},"event":"postgres_changes","ref":null,"payload":{{"ids":'
         self.presence_enabled = self.config.presence_enabled
+        self.joined_at = dt.datetime.now(dt.UTC)
+        self.identities = [(self.joined_at, self.token, self.claims)]
+
+    def switch_identity(self, token: str, claims: Claims) -> None:
+        """A new access token (the `access_token` push): changes committed from now on are checked as it."""
+        self.token, self.claims = token, claims
+        self.identities = [*self.identities[-(MAX_IDENTITIES - 1) :], (dt.datetime.now(dt.UTC), token, claims)]
+
+    def identity_at(self, commit_time: dt.datetime) -> tuple[str, Claims] | None:
+        """(token, claims) the channel had when a change committed; None if it joined after the commit."""
+        for since, token, claims in reversed(self.identities):
+            if since <= commit_time:
+                return token, claims
+        return None
 
     @property
     def topic_key(self) -> tuple[bool, str]:
@@ -157,16 +196,13 @@ class Channel:
         return (self.config.private, self.topic)
 
     @property
-    def user_id(self) -> str | None:
-        return self.claims.sub if self.claims.role == "authenticated" else None
-
-    @property
     def active_bindings(self) -> tuple[Binding, ...]:
         if any(b.error for b in self.config.bindings):
             return ()  # Realtime subscribes all bindings or none
         return self.config.bindings
 
-    def ids_for(self, table: str, kind: str, row: dict[str, Any]) -> list[int]:
+    def ids_for(self, table: TableKey, kind: str, row: dict[str, Any]) -> list[int]:
+        """The ids of this channel's bindings that want the change (empty: the channel gets no event)."""
         ids: list[int] = []
         for binding in self.active_bindings:
             if table in binding.tables and binding.matches(kind, row) and binding.id not in ids:

@@ -135,7 +135,7 @@ class Connection:
             self.enqueue(frames.error(topic, ref, "TopicNameRequired: You must provide a topic name"))
             return
         try:
-            config = JoinConfig.parse(msg.payload)
+            config = JoinConfig.parse(msg.payload, self.hub.catalog)
         except JoinPayloadError as exc:
             self.enqueue(frames.error(topic, ref, f"InvalidJoinPayload: {exc}"))
             return
@@ -214,10 +214,7 @@ class Connection:
             self.shutdown(channel, checked.join_reason.partition(": ")[2])
             return
 
-        def apply() -> None:
-            channel.token, channel.claims = token, checked
-
-        self.hub.reindex(channel, apply)
+        self.hub.reindex(channel, lambda: channel.switch_identity(token, checked))
         self._schedule_token_check(channel)
 
     def _schedule_token_check(self, channel: Channel) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.refstack.region.realtime import tokens
+from harness.refstack.region.realtime import frames, tokens
 from harness.refstack.region.realtime.connection import Connection
 from harness.refstack.region.realtime.hub import Hub
 from harness.refstack.region.state import CONFIG, api_key, bearer_token
@@ -70,10 +70,13 @@ def _unauthorized(request: web.Request) -> web.Response | None:
 
 
 async def _json_body(request: web.Request) -> Any:
+    """The body as JSON, or _NOT_JSON (not JSON, not UTF-8, a lone surrogate, nested deeper than frames allow)."""
     try:
-        return json.loads(await request.read() or b"null")
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(await request.read() or b"null")
+        frames.dumps(body).encode("utf-8")
+    except (ValueError, UnicodeError, RecursionError):
         return _NOT_JSON
+    return _NOT_JSON if frames.too_deep(body) else body
 
 
 async def broadcast_bulk(request: web.Request) -> web.Response:

@@ -8,16 +8,43 @@ as strings so a fan-out can serialize a payload once and reuse it for every subs
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 PHOENIX_TOPIC = "phoenix"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""A \\uD800-\\uDFFF escape: a surrogate, which is only text as half of a pair."""
 TOPIC_PREFIX = "realtime:"
+MAX_DEPTH = 100
+"""Deepest JSON nesting accepted in a frame (and sent on in a record): deeper values would overflow Python's
+recursion limit when the payload is encoded again for other sockets, a few levels further down."""
 
 
 def dumps(value: Any) -> str:
     """Compact JSON, the way Phoenix's Jason encodes it."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """True if `value` nests lists and objects deeper than `limit` (iterative: no recursion to overflow)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _bracket_count(text: str) -> int:
+    return text.count("[") + text.count("{")
 
 
 def frame(topic: str, event: str, payload_json: str, ref: str | None = None) -> str:
@@ -75,6 +102,15 @@ def parse(text: str) -> Inbound:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ValueError("frame is not JSON") from exc
+    if _bracket_count(text) > MAX_DEPTH and too_deep(data):  # counting is C-fast; most frames stop there
+        raise ValueError(f"frame nests JSON deeper than {MAX_DEPTH} levels")
+    if _SURROGATE_ESCAPE.search(text):
+        # A lone surrogate parses in Python but is not Unicode text: no UTF-8 frame can carry it on to other
+        # sockets. Phoenix's JSON decoder refuses it; so do we, before it reaches a channel.
+        try:
+            dumps(data).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("frame holds a lone surrogate escape (not Unicode text)") from None
     if not isinstance(data, dict):
         raise ValueError("frame is not a JSON object")
     topic, event, payload = data.get("topic"), data.get("event"), data.get("payload", {})

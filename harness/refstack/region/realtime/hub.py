@@ -1,38 +1,35 @@
-"""The region's Realtime hub: every connection, every joined channel, and the fan-out of changes to them.
+"""All of a region's Realtime connections and channels: the indexes, postgres_changes fan-out, broadcast, presence.
 
-    Database commit ──listener──► Hub.on_change ──(table index, members of the row's conversation)──► channels
-                                        │ serialize `data` once per change                  │ rls.can_read
-                                        ▼                                                   ▼
-                                  Connection.enqueue(frame)  ── bounded outbox ──► writer task ──► websocket
+postgres_changes fan-out, per batch of decoded changes (wal.py feeds it):
 
-The fan-out runs inside the database writer's call, so it never awaits: it appends a ready string to each
-receiving socket's outbox. Subscriptions are indexed by table and, for the conversation-scoped tables, by user:
-an insert into `messages` looks at the channels of the conversation's members only, not at every subscriber.
-`rls.can_read` stays the authority on who may see a row; the index only narrows the candidates.
+    changes ─► per change, the channels of its table whose bindings match (event, filter)
+            ─► DELETE: every one of them; INSERT/UPDATE: grouped by (table, identity at the commit) into checks,
+               all answered by one visibility.visible statement for the whole batch
+            ─► per change in commit order, the event frame, serialized once, queued on each allowed socket
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.refstack.region import rls
-from harness.refstack.region.db import Change, pg_type_name
-from harness.refstack.region.membership import Membership
+from harness.model.keys import Claims
+from harness.refstack.region.database import API_ROLES
 from harness.refstack.region.realtime import frames
-from harness.refstack.region.realtime.channel import Channel
+from harness.refstack.region.realtime.catalog import Catalog
+from harness.refstack.region.realtime.changes import Change
+from harness.refstack.region.realtime.channel import Channel, TableKey
 from harness.refstack.region.realtime.peer import Peer
 from harness.refstack.region.realtime.presence import RawState, TopicPresence
-from harness.refstack.region.schema import PUBLIC_TABLES, TABLES
+from harness.refstack.region.realtime.visibility import Check, claims_json
 
 log = logging.getLogger(__name__)
 
-# Tables whose rows are visible to the members of one conversation, and the column naming it.
-_CONVERSATION_COLUMN = {"messages": "conversation_id", "conversation_members": "conversation_id", "conversations": "id"}
+VisibilityCheck = Callable[[list[Check]], Awaitable[list[set[int]]]]
+"""Checks (rows of a table, as one identity) → per check, the indexes of the rows that identity may see."""
 
 
 @dataclass
@@ -50,90 +47,121 @@ class RealtimeSettings:
 
 
 class _TableSubs:
-    """Channels subscribed to one table: by user id when their claims name one, else in `others`."""
+    """Channels subscribed to one table. A channel whose every binding on the table filters `column=eq.value` is
+    found by that value (a change looks up only the channels of its row's value); the others are looked at for
+    every change of the table."""
 
     def __init__(self) -> None:
-        self.by_user: defaultdict[str, set[Channel]] = defaultdict(set)
+        self.by_value: defaultdict[tuple[str, Any], set[Channel]] = defaultdict(set)
         self.others: set[Channel] = set()
-        self.size = 0
-        """Channels indexed here, kept as a counter so the fan-out's "anyone listening?" check is O(1)."""
+        self.entries: dict[Channel, tuple[tuple[str, Any], ...] | None] = {}
+        """Where each channel is indexed: its (column, value) keys, or None for `others`."""
+        self.normalisers: dict[str, tuple[Callable[[Any], Any], int]] = {}
+        """For each indexed column: how to make a row's value comparable, and how many keys use it."""
 
-    def add(self, channel: Channel) -> None:
-        uid = channel.user_id
-        target = self.others if uid is None else self.by_user[uid]
-        before = len(target)
-        target.add(channel)
-        self.size += len(target) - before
+    @property
+    def size(self) -> int:
+        """Channels indexed here (the fan-out's "anyone listening?" check is O(1))."""
+        return len(self.entries)
+
+    def add(self, channel: Channel, table: TableKey) -> None:
+        if channel in self.entries:
+            return
+        keys = _eq_keys(channel, table)
+        self.entries[channel] = keys
+        if keys is None:
+            self.others.add(channel)
+            return
+        for column, value in keys:
+            self.by_value[(column, value)].add(channel)
+        for column, normalise in {k[0]: _normaliser(channel, table, k[0]) for k in keys}.items():
+            _, uses = self.normalisers.get(column, (normalise, 0))
+            self.normalisers[column] = (normalise, uses + 1)
 
     def discard(self, channel: Channel) -> None:
-        uid = channel.user_id
-        target = self.others if uid is None else self.by_user.get(uid)
-        if target is None or channel not in target:
+        if channel not in self.entries:
             return
-        target.discard(channel)
-        self.size -= 1
-        if uid is not None and not target:
-            del self.by_user[uid]
+        keys = self.entries.pop(channel)
+        if keys is None:
+            self.others.discard(channel)
+            return
+        for key in keys:
+            members = self.by_value.get(key)
+            if members is not None:
+                members.discard(channel)
+                if not members:
+                    del self.by_value[key]
+        for column in {k[0] for k in keys}:
+            normalise, uses = self.normalisers[column]
+            if uses <= 1:
+                del self.normalisers[column]
+            else:
+                self.normalisers[column] = (normalise, uses - 1)
 
-    def candidates(self, user_ids: Iterable[str] | None) -> Iterable[Channel]:
-        """Channels that could see the row: of the given users (None = everyone) and the non-user ones."""
+    def candidates(self, row: dict[str, Any]) -> Iterable[Channel]:
+        """Channels that may want a change to `row` (their bindings still decide); a channel may come twice."""
         yield from self.others
-        if user_ids is None:
-            for channels in self.by_user.values():
-                yield from channels
-        else:
-            for uid in user_ids:
-                yield from self.by_user.get(uid, ())
+        for column, (normalise, _) in self.normalisers.items():
+            value = row.get(column)
+            if value is None:
+                continue
+            try:
+                key = (column, normalise(value))
+                yield from self.by_value.get(key, ())
+            except (ValueError, TypeError):
+                continue
 
 
-def commit_timestamp(stored: str) -> str:
-    """`2024-05-01T10:00:00.123456+00:00` → `2024-05-01T10:00:00.123Z` (Realtime's wire form)."""
-    try:
-        moment = dt.datetime.fromisoformat(stored.replace("Z", "+00:00")).astimezone(dt.UTC)
-    except ValueError:
-        return stored
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+def _eq_keys(channel: Channel, table: TableKey) -> tuple[tuple[str, Any], ...] | None:
+    keys: list[tuple[str, Any]] = []
+    for binding in channel.active_bindings:
+        if table not in binding.tables:
+            continue
+        rf = binding.row_filter
+        if rf is None or rf.op != "eq" or binding.event in ("DELETE", "*"):
+            return None  # DELETEs reach filtered bindings too when the old row lacks the column
+        try:
+            hash(rf.value)
+        except TypeError:
+            return None
+        keys.append((rf.column, rf.value))
+    return tuple(keys) if keys else None
 
 
-_COLUMNS_JSON = {
-    name: frames.dumps([{"name": c.name, "type": pg_type_name(c)} for c in TABLES[name].columns])
-    for name in PUBLIC_TABLES
-}
+def _normaliser(channel: Channel, table: TableKey, column: str) -> Callable[[Any], Any]:
+    for binding in channel.active_bindings:
+        if table in binding.tables and binding.row_filter is not None and binding.row_filter.column == column:
+            return binding.row_filter.normalise
+    raise KeyError(column)
 
 
-def change_data_json(change: Change) -> str:
-    """The `data` object of a postgres_changes event, serialized (once per change)."""
-    table = TABLES[change.table]
-    parts = [
-        '{"schema":"public","table":',
-        frames.dumps(change.table),
-        ',"commit_timestamp":',
-        frames.dumps(commit_timestamp(change.commit_timestamp)),
-        ',"type":',
-        frames.dumps(change.type),
-        ',"columns":',
-        _COLUMNS_JSON[change.table],
-    ]
-    if change.record is not None:
-        parts += [',"record":', frames.dumps(change.record)]
-    if change.old_record is not None and change.type != "INSERT":
-        # Without REPLICA IDENTITY FULL, Postgres ships only the primary key of the old row.
-        old = {k: change.old_record.get(k) for k in table.primary_key}
-        parts += [',"old_record":', frames.dumps(old)]
-    parts.append(',"errors":null}')
-    return "".join(parts)
+def _identities(change: Change, recipients: dict[Channel, list[int]]) -> dict[str, tuple[Claims, list[Channel]]]:
+    """The recipients by the identity (token) each had when the change committed; roles the API never takes see
+    nothing and are left out."""
+    by_token: dict[str, tuple[Claims, list[Channel]]] = {}
+    for channel in recipients:
+        identity = channel.identity_at(change.commit_time)
+        if identity is None:
+            continue
+        token, claims = identity
+        if claims.role in API_ROLES:
+            by_token.setdefault(token, (claims, []))[1].append(channel)
+    return by_token
 
 
 class Hub:
-    def __init__(self, membership: Membership, settings: RealtimeSettings | None = None) -> None:
+    def __init__(self, settings: RealtimeSettings | None = None) -> None:
         self.settings = settings or RealtimeSettings()
-        self.membership = membership
+        self.catalog = Catalog()
+        """The published tables; wal.py loads it from the database at start-up."""
         self.connections: set[Peer] = set()
-        self.by_table: dict[str, _TableSubs] = {name: _TableSubs() for name in PUBLIC_TABLES}
+        self.by_table: defaultdict[TableKey, _TableSubs] = defaultdict(_TableSubs)
         self.topics: defaultdict[tuple[bool, str], set[Channel]] = defaultdict(set)
         self.presence: defaultdict[tuple[bool, str], TopicPresence] = defaultdict(TopicPresence)
         self.dropped_slow_sockets = 0
         """Sockets dropped because their outbox overflowed (a sign the load generator cannot keep up)."""
+        self.undelivered_changes = 0
+        """Changes some subscribers did not get because their visibility could not be checked (logged)."""
 
     # -- registry -----------------------------------------------------------------------------------------------
     def add_channel(self, channel: Channel) -> None:
@@ -142,14 +170,16 @@ class Hub:
 
     def _index(self, channel: Channel) -> None:
         for table in {t for b in channel.active_bindings for t in b.tables}:
-            self.by_table[table].add(channel)
+            self.by_table[table].add(channel, table)
 
     def _unindex(self, channel: Channel) -> None:
         for table in {t for b in channel.active_bindings for t in b.tables}:
-            self.by_table[table].discard(channel)
+            subs = self.by_table.get(table)
+            if subs is not None:
+                subs.discard(channel)
 
     def reindex(self, channel: Channel, update: Any) -> None:
-        """Apply `update()` (which may change the channel's claims) while keeping the user index right."""
+        """Apply `update()` (which may change the channel's claims) while keeping the indexes right."""
         self._unindex(channel)
         update()
         self._index(channel)
@@ -170,31 +200,61 @@ class Hub:
     def channel_count(self) -> int:
         return sum(len(c) for c in self.topics.values())
 
-    # -- postgres_changes -----------------------------------------------------------------------------------------
-    def on_change(self, change: Change) -> None:
-        """Database listener: deliver one committed change to every channel allowed to see it, once each."""
-        try:
-            self._fan_out(change)
-        except Exception:  # the write is committed: never fail it, nor starve the listeners after this one
-            log.exception("realtime: fan-out of change %d on %s failed", change.seq, change.table)
+    def _joined(self, channel: Channel) -> bool:
+        return channel in self.topics.get(channel.topic_key, ())
 
-    def _fan_out(self, change: Change) -> None:
-        subs = self.by_table.get(change.table)
+    # -- postgres_changes -----------------------------------------------------------------------------------------
+    def recipients(self, change: Change) -> dict[Channel, list[int]]:
+        """Channels whose bindings want the change (event and filter), with the binding ids each one matched."""
+        subs = self.by_table.get((change.relation.schema, change.relation.name))
         if subs is None or not subs.size:
-            return
-        row = change.record if change.record is not None else change.old_record
-        if row is None:
-            return
-        column = _CONVERSATION_COLUMN.get(change.table)
-        users = self.membership.members_of(str(row.get(column))) if column is not None else None
-        data_json: str | None = None
-        for channel in list(subs.candidates(users)):
-            ids = channel.ids_for(change.table, change.type, row)
-            if not ids or not rls.can_read(channel.claims, change.table, row, self.membership):
+            return {}
+        row = change.row
+        table = (change.relation.schema, change.relation.name)
+        found: dict[Channel, list[int]] = {}
+        for channel in subs.candidates(row):
+            if channel in found or channel.joined_at > change.commit_time:
+                continue  # seen already, or joined after the commit: subscribers get what commits once they are
+            if ids := channel.ids_for(table, change.type, row):
+                found[channel] = ids
+        return found
+
+    async def publish(self, changes: Sequence[Change], check: VisibilityCheck) -> None:
+        """Deliver committed changes, in order, to the channels allowed to see them, once each."""
+        plans = [(change, self.recipients(change)) for change in changes]
+        checks: dict[tuple[int, str], Check] = {}
+        asked: list[list[tuple[Check, int, list[Channel]]]] = [[] for _ in plans]
+        """Per change: (check, row index in it, channels that identity stands for)."""
+        for n, (change, recipients) in enumerate(plans):
+            if not recipients or change.type == "DELETE":
+                continue  # a DELETE carries only the old key and goes to every subscriber, as on Supabase
+            for token, (claims, channels) in _identities(change, recipients).items():
+                group = checks.get((change.relation.oid, token))
+                if group is None:
+                    group = checks[(change.relation.oid, token)] = Check(change.relation, claims_json(claims.raw))
+                group.rows.append(change.key_text)
+                asked[n].append((group, len(group.rows) - 1, channels))
+        seen: dict[int, set[int]] = {}
+        if checks:
+            try:
+                answers = await check(list(checks.values()))
+                seen = {id(group): rows for group, rows in zip(checks.values(), answers, strict=True)}
+            except Exception as exc:  # the database went away (restart, failback): say what was not delivered
+                self.undelivered_changes += sum(1 for a in asked if a)
+                log.warning("realtime: %d change(s) not delivered to RLS-checked subscribers: visibility check "
+                            "failed: %r", sum(1 for a in asked if a), exc)  # fmt: skip
+        for (change, recipients), questions in zip(plans, asked, strict=True):
+            if not recipients:
                 continue
-            if data_json is None:
-                data_json = change_data_json(change)
-            channel.conn.enqueue(f'{channel.pg_prefix}{frames.dumps(ids)},"data":{data_json}}}}}')
+            if change.type != "DELETE":
+                allowed = [c for group, row, chans in questions if row in seen.get(id(group), ()) for c in chans]
+                recipients = {channel: recipients[channel] for channel in allowed}
+            if not recipients:
+                continue
+            data_json = change.data_json()
+            for channel, ids in recipients.items():
+                if self._joined(channel):
+                    channel.conn.enqueue(f'{channel.pg_prefix}{frames.dumps(ids)},"data":{data_json}}}}}')
 
     # -- broadcast ------------------------------------------------------------------------------------------------
     def broadcast(self, key: tuple[bool, str], payload: dict[str, Any], sender: Channel | None = None) -> int:

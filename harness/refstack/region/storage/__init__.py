@@ -5,44 +5,27 @@
     object/<b>/<path>   POST upload · PUT overwrite                             upload.py
                         GET download · DELETE one                               objects.py
     object/<b>          DELETE {"prefixes": [...]}                              objects.py
-    object/authenticated/<b>/<path> · object/public/<b>/<path> · object/info/<b>/<path>
-    object/list/<b>     POST {prefix, limit, offset, sortBy, search}            objects.py
+    object/authenticated/<b>/<path> · object/public/<b>/<path> · object/info/<b>/<path>    objects.py
+    object/list/<b>     POST {prefix, limit, offset, sortBy, search}            listing.py
     object/move · object/copy                                                   objects.py
     object/sign/<b>/<path>  POST sign · GET serve ?token=  ·  object/sign/<b>   POST batch sign   signing.py
 
-Who may do what is `access.can_access` (objects) and the service-role check in `buckets.py` (buckets). Errors are
-`errors.StorageError` values rendered by `errors.render`. Object metadata lives in `storage_objects` and
-replicates through the change log; bodies are content-addressed blobs (`blobs.py`). For the replication engine:
-`blob_path`, `store_blob_bytes` and the optional `app[BLOB_FETCHER]` hook.
+Metadata lives in Supabase's own `storage.buckets` / `storage.objects`; bodies in
+`harness_internal.object_bodies`, content-addressed and pointed at by `storage.objects.version`, written in the
+same transaction as the row (so a hot standby gets both by streaming replication). Every request runs as the
+caller (`Database.as_caller`), so the project's row-level security policies decide who may do what, as with
+storage-api; the service role bypasses them. The database side (the body foreign key, the trigger that drops
+unreferenced bodies, the bucket lookup storage-api does as superuser) is `postgres/contract_storage.sql`.
+Errors are `errors.StorageError` values rendered by `errors.render`.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from harness.refstack.region.state import CONFIG, DB
-from harness.refstack.region.storage import buckets, errors, objects, signing, upload
-from harness.refstack.region.storage.access import BucketInfo, can_access
-from harness.refstack.region.storage.blobs import (
-    BLOB_FETCHER,
-    BLOBS,
-    BlobFetcher,
-    BlobStore,
-    blob_path,
-    store_blob_bytes,
-)
+from harness.refstack.region.storage import buckets, errors, listing, objects, signing, upload
 
-__all__ = [
-    "BLOBS",
-    "BLOB_FETCHER",
-    "PREFIX",
-    "BlobFetcher",
-    "BucketInfo",
-    "blob_path",
-    "can_access",
-    "setup",
-    "store_blob_bytes",
-]
+__all__ = ["PREFIX", "setup"]
 
 PREFIX = "/storage/v1"
 
@@ -52,21 +35,12 @@ async def _not_found(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Register the routes, open the blob store (a temp dir when memory-only) and create the default bucket."""
-    store = BlobStore.for_config(app[CONFIG])
-    app[BLOBS] = store
-    buckets.ensure_default_bucket(app[DB])
-
-    async def close_store(_app: web.Application) -> None:
-        store.close()
-
-    app.on_cleanup.append(close_store)
-
+    """Register the routes (the database is opened by lifecycle.py; nothing is read at setup time)."""
     router = app.router
     buckets.add_routes(router, PREFIX)
     p = f"{PREFIX}/object"
     obj = "{bucket}/{path:[\\s\\S]+}"  # "." would not match a newline, leaving such paths to a plain 404
-    router.add_post(f"{p}/list/{{bucket}}", objects.list_objects)
+    router.add_post(f"{p}/list/{{bucket}}", listing.list_objects)
     router.add_post(f"{p}/move", objects.move)
     router.add_post(f"{p}/copy", objects.copy)
     router.add_post(f"{p}/sign/{{bucket}}", signing.sign_many)

@@ -1,8 +1,11 @@
-"""`/storage/v1/bucket…`: list, read, create, update, empty and delete buckets.
+"""`/storage/v1/bucket…`: list, read, create, update, empty and delete buckets, each as the caller.
 
-Reading bucket settings needs any valid JWT (the app reads them to learn the size limit); creating, updating,
-emptying and deleting need the service role. A real project decides that with policies on `storage.buckets`;
-with none (the usual setup) only the service role can write there, which is what this reproduces.
+As storage-api does, every bucket route runs in a transaction with the caller's role and claims, so row-level
+security on storage.buckets decides: the service role sees and changes every bucket; a user sees and changes
+only what a project's policies on storage.buckets allow (none by default, so nothing). A write the policies
+refuse, or one on a bucket the caller cannot see but which exists, is AccessDenied with HTTP 403 (the status of
+storage-api's role checks); a bucket that does not exist is NoSuchBucket. The app's own bucket, `attachments`,
+is created by its migration.
 """
 
 from __future__ import annotations
@@ -10,45 +13,59 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
-from harness.refstack.region.db import Database, Filter
 from harness.refstack.region.storage import errors
 from harness.refstack.region.storage.common import (
+    BUCKET_EXISTS,
+    bucket_id,
     claims_of,
     db_of,
-    get_bucket,
     header_value,
+    owner_id_of,
+    owner_of,
     read_json,
-    release_blobs,
     route,
 )
-
-DEFAULT_BUCKET = "attachments"
-"""The bucket the app stores message attachments in; created (private) at startup when missing."""
 
 _BUCKET_NAME = re.compile(r"[A-Za-z0-9_!\-.*'() &$@=;:+,?]{1,100}")
 _SIZE = re.compile(r"\s*(\d+)\s*(B|KB|MB|GB)?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 
+_BUCKET_JSON = """json_build_object(
+    'id', b.id, 'name', b.name, 'owner', coalesce(b.owner::text, ''), 'public', coalesce(b.public, false),
+    'type', 'STANDARD', 'file_size_limit', b.file_size_limit, 'allowed_mime_types', b.allowed_mime_types,
+    'created_at', b.created_at, 'updated_at', b.updated_at)"""
+_LIST = f"select coalesce(json_agg({_BUCKET_JSON} order by b.name collate \"C\"), '[]') from storage.buckets b"
+_READ = f"select {_BUCKET_JSON} from storage.buckets b where b.id = $1"
+_CREATE = (
+    "insert into storage.buckets (id, name, owner, owner_id, public, file_size_limit, allowed_mime_types)"
+    " values ($1, $2, $3, $4, coalesce($5, false), $6, $7)"
+)
+# Only the settings the body names change ($2, $4, $6 say which); the others keep their value.
+_UPDATE = f"""with changed as (
+    update storage.buckets set
+      public = case when $2 then $3 else public end,
+      file_size_limit = case when $4 then $5 else file_size_limit end,
+      allowed_mime_types = case when $6 then $7 else allowed_mime_types end,
+      updated_at = now()
+    where id = $1 returning 1)
+  select (select count(*) from changed) as done, {BUCKET_EXISTS} as found"""
+_EMPTY = f"""with bucket as (select id from storage.buckets where id = $1),
+  gone as (delete from storage.objects o using bucket where o.bucket_id = bucket.id returning 1)
+  select exists (select 1 from bucket) as done, {BUCKET_EXISTS} as found, (select count(*) from gone) as deleted"""
+_DELETE = f"""with gone as (delete from storage.buckets where id = $1 returning 1)
+  select (select count(*) from gone) as done, {BUCKET_EXISTS} as found"""
 
-def _require_service(request: web.Request) -> None:
-    if not claims_of(request).is_service:
-        raise errors.role_required("service_role")
 
-
-def bucket_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "owner": row.get("owner") or "",
-        "public": bool(row["public"]),
-        "type": "STANDARD",
-        "file_size_limit": row.get("file_size_limit"),
-        "allowed_mime_types": row.get("allowed_mime_types"),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
+def _denied_or_missing(row: asyncpg.Record | None) -> None:
+    """After a bucket write as the caller: nothing done means no such bucket, or one the caller may not touch."""
+    if row is not None and row["done"]:
+        return
+    if row is not None and row["found"]:
+        raise errors.bucket_access_denied("Access denied: the row-level security policies of storage.buckets")
+    raise errors.no_such_bucket()
 
 
 def _size_limit(value: Any) -> int | None:
@@ -85,81 +102,84 @@ def _settings(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def ensure_default_bucket(db: Database) -> None:
-    """Create the private `attachments` bucket if missing (primary only: a replica receives it by replication)."""
-    if db.read_only or db.get("storage_buckets", id=DEFAULT_BUCKET) is not None:
-        return
-    db.insert("storage_buckets", [{"id": DEFAULT_BUCKET, "name": DEFAULT_BUCKET, "public": False}], internal=True)
-
-
 @route
 async def list_buckets(request: web.Request) -> web.Response:
-    claims_of(request)
-    rows, _ = db_of(request).select("storage_buckets")
-    return web.json_response([bucket_json(r) for r in sorted(rows, key=lambda r: str(r["name"]))])
+    async with db_of(request).as_caller(claims_of(request), read_only=True) as conn:
+        body = await conn.fetchval(_LIST)
+    return web.Response(text=body, content_type="application/json")
 
 
 @route
 async def read_bucket(request: web.Request) -> web.Response:
-    claims_of(request)
-    db = db_of(request)
-    bucket = get_bucket(db, request.match_info["bucket"])
-    row = db.get("storage_buckets", id=bucket.id)
-    assert row is not None
-    return web.json_response(bucket_json(row))
+    claims = claims_of(request)
+    async with db_of(request).as_caller(claims, read_only=True) as conn:
+        body = await conn.fetchval(_READ, bucket_id(request.match_info["bucket"]))
+    if body is None:
+        raise errors.no_such_bucket()
+    return web.Response(text=body, content_type="application/json")
 
 
 @route
 async def create_bucket(request: web.Request) -> web.Response:
     claims = claims_of(request)
-    if not claims.is_service:
-        raise errors.role_required("service_role")
     body = await read_json(request)
     name = body.get("name", body.get("id"))
-    bucket_id = body.get("id", name)
-    for value in (name, bucket_id):
+    new_id = body.get("id", name)
+    for value in (name, new_id):
         if not isinstance(value, str) or not _BUCKET_NAME.fullmatch(value) or value.strip(".") == "":
             raise errors.invalid_bucket_name(str(value)[:100])
-    db = db_of(request)
-    if db.get("storage_buckets", id=bucket_id) is not None:
-        raise errors.bucket_already_exists()
-    db.insert("storage_buckets", [{"id": bucket_id, "name": name, "owner": None, **_settings(body)}])
-    return web.json_response({"name": bucket_id})
+    settings = _settings(body)
+    try:
+        async with db_of(request).as_caller(claims) as conn:
+            await conn.execute(
+                _CREATE,
+                new_id,
+                name,
+                owner_of(claims),
+                owner_id_of(claims),
+                settings.get("public"),
+                settings.get("file_size_limit"),
+                settings.get("allowed_mime_types"),
+            )
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == "23505":
+            raise errors.bucket_already_exists() from None
+        if exc.sqlstate == "42501":
+            raise errors.bucket_access_denied("new row violates row-level security policy") from None
+        raise
+    return web.json_response({"name": new_id})
 
 
 @route
 async def update_bucket(request: web.Request) -> web.Response:
-    _require_service(request)
-    db = db_of(request)
-    bucket = get_bucket(db, request.match_info["bucket"])
+    claims = claims_of(request)
+    target = bucket_id(request.match_info["bucket"])
     settings = _settings(await read_json(request))
-    if settings:
-        db.update("storage_buckets", settings, filters=[Filter("id", "eq", bucket.id)])
+    args: list[Any] = [target]
+    for column in ("public", "file_size_limit", "allowed_mime_types"):
+        args += [column in settings, settings.get(column)]
+    async with db_of(request).as_caller(claims) as conn:
+        _denied_or_missing(await conn.fetchrow(_UPDATE, *args))
     return web.json_response({"message": "Successfully updated"})
-
-
-def _delete_objects(request: web.Request, bucket_id: str) -> None:
-    deleted = db_of(request).delete("storage_objects", filters=[Filter("bucket_id", "eq", bucket_id)])
-    release_blobs(request.app, {str(r["content_sha256"]) for r in deleted if r.get("content_sha256")})
 
 
 @route
 async def empty_bucket(request: web.Request) -> web.Response:
-    _require_service(request)
-    bucket = get_bucket(db_of(request), request.match_info["bucket"])
-    _delete_objects(request, bucket.id)
+    """Delete every object the caller may delete (all of them for the service role); bodies go with them."""
+    claims = claims_of(request)
+    async with db_of(request).as_caller(claims) as conn:
+        _denied_or_missing(await conn.fetchrow(_EMPTY, bucket_id(request.match_info["bucket"])))
     return web.json_response({"message": "Successfully emptied"})
 
 
 @route
 async def delete_bucket(request: web.Request) -> web.Response:
-    _require_service(request)
-    db = db_of(request)
-    bucket = get_bucket(db, request.match_info["bucket"])
-    rows, _ = db.select("storage_objects", columns=["id"], filters=[Filter("bucket_id", "eq", bucket.id)], limit=1)
-    if rows:
-        raise errors.bucket_not_empty()
-    db.delete("storage_buckets", filters=[Filter("id", "eq", bucket.id)])
+    claims = claims_of(request)
+    try:
+        async with db_of(request).as_caller(claims) as conn:
+            _denied_or_missing(await conn.fetchrow(_DELETE, bucket_id(request.match_info["bucket"])))
+    except asyncpg.ForeignKeyViolationError:
+        raise errors.bucket_not_empty() from None
     return web.json_response({"message": "Successfully deleted"})
 
 

@@ -1,33 +1,45 @@
-"""What the storage route modules share: the error-catching route wrapper, the caller's claims, JSON bodies,
-object keys, bucket and object lookups, and the object JSON the API returns."""
+"""What the storage route modules share: the error-catching route wrapper, the caller's claims, checked input
+(JSON bodies, object keys, bucket ids, header values, user metadata) and the SQL fragments several routes use."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import math
 import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from harness.model import keys
 from harness.model.keys import Claims
-from harness.refstack.region.db import Database, DbError, Filter
+from harness.refstack.region.database import API_ROLES, Database
 from harness.refstack.region.state import CONFIG, DB, bearer_token
 from harness.refstack.region.storage import errors
-from harness.refstack.region.storage.access import BucketInfo
-from harness.refstack.region.storage.blobs import BLOBS
 from harness.refstack.region.storage.errors import StorageError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_KEY_BYTES = 1024
 """Longest object name accepted, in UTF-8 bytes (S3's limit, which Supabase Storage inherits)."""
+MAX_METADATA_DEPTH = 32
+"""Deepest nesting accepted in user metadata (deeper JSON is refused rather than risking the parser's stack)."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEADER_SAFE = re.compile(r"[\x20-\x7e]{1,255}")
+
+OBJECT_JSON = """json_build_object(
+    'name', o.name, 'bucket_id', o.bucket_id, 'owner', coalesce(o.owner::text, ''),
+    'owner_id', coalesce(o.owner_id, ''), 'id', o.id, 'updated_at', o.updated_at, 'created_at', o.created_at,
+    'last_accessed_at', o.last_accessed_at, 'metadata', o.metadata)"""
+"""An object as list and delete return it (storage-api's columns), built by Postgres from `o`."""
+
+BUCKET_EXISTS = "exists (select 1 from storage.harness_bucket($1))"
+"""Whether bucket $1 exists, whoever asks (storage-api looks buckets up as its superuser)."""
 
 
 def route(handler: Handler) -> Handler:
@@ -39,31 +51,35 @@ def route(handler: Handler) -> Handler:
             return await handler(request)
         except StorageError as err:
             return errors.render(err)
-        except DbError as exc:
-            return errors.render(from_db_error(exc))
+        except asyncpg.PostgresError as exc:
+            return errors.render(errors.from_postgres(exc))
+        except asyncpg.DataError as exc:  # a value asyncpg could not encode for Postgres
+            return errors.render(errors.invalid_request(str(exc)))
 
     return wrapped
 
 
-def from_db_error(exc: DbError) -> StorageError:
-    if exc.code == "25006":
-        return errors.database_read_only()
-    if exc.code == "23505":
-        return errors.key_already_exists()
-    if exc.code == "22P02":
-        return errors.invalid_request(exc.message)
-    return StorageError(500, "DatabaseError", exc.message)
-
-
 def claims_of(request: web.Request) -> Claims:
-    """The verified claims of `Authorization: Bearer <jwt>`; AccessDenied (statusCode 403) when missing or bad."""
+    """The verified claims of `Authorization: Bearer <jwt>`; AccessDenied (statusCode 403) when missing or bad.
+
+    The role must be one the API may become (anon, authenticated, service_role); supabase_admin tokens act as
+    the service role, as they bypass row-level security either way."""
     token = bearer_token(request)
     if token is None:
         raise errors.access_denied("Missing JWT: send Authorization: Bearer <anon key, service key or access token>")
     try:
-        return keys.verify(token, request.app[CONFIG].jwt_secret, require_exp=False)
+        claims = keys.verify(token, request.app[CONFIG].jwt_secret, require_exp=False)
     except keys.TokenError as exc:
         raise errors.access_denied(str(exc)) from None
+    if claims.role in API_ROLES:
+        return claims
+    if claims.is_service:
+        return dataclasses.replace(claims, role="service_role", raw={**claims.raw, "role": "service_role"})
+    raise errors.access_denied(f"role {claims.role[:60]!r} is not anon, authenticated or service_role")
+
+
+def db_of(request: web.Request) -> Database:
+    return request.app[DB]
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -76,19 +92,20 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise errors.invalid_request("Body is not valid JSON: send a JSON object") from None
     if not isinstance(body, dict):
         raise errors.invalid_request(f"Body must be a JSON object, not {type(body).__name__}")
     return body
 
 
-def _encodable(text: str) -> bool:
+def storable_text(text: str) -> bool:
+    """Whether Postgres can store `text`: valid UTF-8 (no lone surrogates) and no NUL character."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return True
+    return "\x00" not in text
 
 
 def object_key(raw: str) -> str:
@@ -96,12 +113,19 @@ def object_key(raw: str) -> str:
     segments = raw.split("/")
     if (
         not raw
-        or not _encodable(raw)
+        or not storable_text(raw)
         or len(raw.encode("utf-8")) > MAX_KEY_BYTES
         or _CONTROL.search(raw)
         or any(s in ("", ".", "..") for s in segments)
     ):
         raise errors.invalid_key(raw[:200].encode("utf-8", "replace").decode("utf-8"))
+    return raw
+
+
+def bucket_id(raw: str) -> str:
+    """A bucket id from a path or body: one that cannot exist (empty, unstorable) is simply not found."""
+    if not raw or not storable_text(raw) or len(raw) > 100:
+        raise errors.no_such_bucket()
     return raw
 
 
@@ -112,20 +136,23 @@ def header_value(raw: str, what: str) -> str:
     return raw
 
 
-def get_bucket(db: Database, bucket_id: str) -> BucketInfo:
-    if not _encodable(bucket_id) or not bucket_id:
-        raise errors.no_such_bucket()
-    row = db.get("storage_buckets", id=bucket_id)
-    if row is None:
-        raise errors.no_such_bucket()
-    return BucketInfo.from_row(row)
-
-
-def get_object(db: Database, bucket_id: str, name: str) -> dict[str, Any] | None:
-    rows, _ = db.select(
-        "storage_objects", filters=[Filter("bucket_id", "eq", bucket_id), Filter("name", "eq", name)], limit=1
-    )
-    return rows[0] if rows else None
+def check_user_metadata(value: Any, depth: int = 0) -> None:
+    """User metadata Postgres's jsonb accepts: no NUL or lone surrogates, finite numbers, bounded depth."""
+    if depth > MAX_METADATA_DEPTH:
+        raise errors.invalid_request(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, str):
+        if not storable_text(value):
+            raise errors.invalid_request("metadata strings must be UTF-8 text without NUL characters")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise errors.invalid_request("metadata numbers must be finite (no NaN or Infinity)")
+    elif isinstance(value, list):
+        for item in value:
+            check_user_metadata(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_user_metadata(key, depth + 1)
+            check_user_metadata(item, depth + 1)
 
 
 def owner_of(claims: Claims) -> str | None:
@@ -138,34 +165,6 @@ def owner_of(claims: Claims) -> str | None:
         return None
 
 
-def object_json(row: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    """An object as list and delete return it; `name` overrides the full name (list shows the last segment)."""
-    metadata = dict(row.get("metadata") or {})
-    metadata.pop("user_metadata", None)
-    return {
-        "name": name if name is not None else row["name"],
-        "bucket_id": row["bucket_id"],
-        "owner": row.get("owner") or "",
-        "owner_id": row.get("owner") or "",
-        "id": row["id"],
-        "updated_at": row["updated_at"],
-        "created_at": row["created_at"],
-        "last_accessed_at": row["last_accessed_at"],
-        "metadata": metadata,
-    }
-
-
-def db_of(request: web.Request) -> Database:
-    return request.app[DB]
-
-
-def release_blobs(app: web.Application, sha256s: set[str]) -> None:
-    """Remove the blobs of deleted or overwritten objects that no row refers to any more (single-threaded loop:
-    no upload can commit a row for the same hash between this check and the unlink)."""
-    db = app[DB]
-    for sha256 in sha256s:
-        rows, _ = db.select(
-            "storage_objects", columns=["id"], filters=[Filter("content_sha256", "eq", sha256)], limit=1
-        )
-        if not rows:
-            app[BLOBS].remove(sha256)
+def owner_id_of(claims: Claims) -> str | None:
+    """`owner_id` (text): the JWT `sub` as given, when Postgres can store it."""
+    return claims.sub if claims.sub is not None and storable_text(claims.sub) else None

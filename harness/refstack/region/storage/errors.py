@@ -2,11 +2,14 @@
 
 Body: `{"statusCode": "<internal status as a string>", "code", "error", "message"}`. The HTTP status is 400 for
 every internal status but 500 (Supabase Storage's quirk: the real code lives only in `statusCode`); an error
-may override that (`http_status`), which role checks do (403), as the real service's `enforceJwtRole` does.
+may override that (`http_status`), which bucket writes the policies refuse do (403), as the real service's role
+checks do. `from_postgres` turns a PostgreSQL error (row-level security, unique violation, read-only standby,
+bad data, busy database) into the Storage error storage-api would give.
 """
 
 from __future__ import annotations
 
+import asyncpg
 from aiohttp import web
 
 
@@ -63,11 +66,9 @@ def rls_violation() -> StorageError:
     return access_denied("new row violates row-level security policy")
 
 
-def role_required(role: str) -> StorageError:
-    """A route reserved to a role (bucket administration): the real service answers HTTP 403 here."""
-    return StorageError(
-        403, "AccessDenied", f"Access denied: this route needs a {role} JWT", error="Unauthorized", http_status=403
-    )
+def bucket_access_denied(message: str) -> StorageError:
+    """A bucket write the caller's policies refuse: AccessDenied with HTTP 403, like storage-api's role checks."""
+    return StorageError(403, "AccessDenied", message, error="Unauthorized", http_status=403)
 
 
 def entity_too_large(limit_bytes: int) -> StorageError:
@@ -107,5 +108,31 @@ def database_read_only() -> StorageError:
     return StorageError(503, "DatabaseReadOnly", "The database is currently in read-only mode. Please try again later.")
 
 
+def slow_down(message: str) -> StorageError:
+    """The database is busy (a statement timeout, a deadlock, no free connection): try again, as storage-api's 429."""
+    return StorageError(429, "SlowDown", message, error="slow_down", http_status=429)
+
+
 def route_not_found(method: str, path: str) -> StorageError:
     return StorageError(404, "NotFound", f"Route {method}:{path} not found", error="Not Found", http_status=404)
+
+
+# -- PostgreSQL's answers, in Storage's words -----------------------------------------------------------------
+_RETRY_LATER = frozenset({"57014", "40001", "40P01", "55P03", "53300", "53400"})
+"""Statement timeout, serialization failure, deadlock, lock not available, too many connections: transient."""
+
+
+def from_postgres(exc: asyncpg.PostgresError) -> StorageError:
+    """The Storage error for a database error the route did not handle itself (those know their context)."""
+    state = exc.sqlstate or ""
+    if state == "42501":  # row-level security refused the row, or the role lacks the privilege
+        return rls_violation()
+    if state == "23505":
+        return key_already_exists()
+    if state == "25006":  # a hot standby: writes go to the primary (forwarding.py)
+        return database_read_only()
+    if state.startswith("22"):  # data exceptions: a value Postgres cannot take (e.g. a policy's cast of a name)
+        return invalid_request(str(exc))
+    if state in _RETRY_LATER:
+        return slow_down(f"The database is busy, try again: {exc}")
+    return StorageError(500, "DatabaseError", str(exc), error="internal")

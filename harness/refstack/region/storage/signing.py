@@ -4,6 +4,10 @@ The token is an HS256 JWT over the project secret with claims `{"url": "<bucket>
 Supabase Storage signs it. It names one object, so it cannot be replayed for another path, and it carries no
 `role`, so it is useless as a bearer token. The returned `signedURL` is relative to the storage root
 (`/object/sign/…?token=…`); storage3 joins it onto `…/storage/v1/`.
+
+Signing runs as the caller: only objects the caller's policies let it read can be signed (others are NoSuchKey,
+as if absent). Serving a signed URL reads with elevated rights, as storage-api does: the token is the
+authorisation, and it names exactly one object.
 """
 
 from __future__ import annotations
@@ -17,20 +21,18 @@ from aiohttp import web
 
 from harness.model import keys
 from harness.model.keys import Claims
-from harness.refstack.region.state import CONFIG, MEMBERSHIP
+from harness.refstack.region.state import CONFIG
 from harness.refstack.region.storage import errors
-from harness.refstack.region.storage.access import BucketInfo, can_access
+from harness.refstack.region.storage.bodies import serve_body
 from harness.refstack.region.storage.common import (
+    bucket_id,
     claims_of,
     db_of,
-    get_bucket,
-    get_object,
     object_key,
     read_json,
     route,
 )
 from harness.refstack.region.storage.errors import StorageError
-from harness.refstack.region.storage.objects import serve_object
 
 MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
 """Longest signed-URL lifetime accepted (ten years; Supabase itself only needs a positive integer)."""
@@ -48,46 +50,66 @@ def _expires_in(body: dict[str, Any]) -> int:
     return value
 
 
-def signed_url(secret: str, bucket_id: str, key: str, expires_in_s: int) -> str:
+def signed_url(secret: str, bucket: str, key: str, expires_in_s: int) -> str:
     now = int(time.time())
-    token = keys.sign({"url": f"{bucket_id}/{key}", "iat": now, "exp": now + expires_in_s}, secret)
-    return f"/object/sign/{urllib.parse.quote(f'{bucket_id}/{key}', safe='/')}?token={token}"
+    token = keys.sign({"url": f"{bucket}/{key}", "iat": now, "exp": now + expires_in_s}, secret)
+    return f"/object/sign/{urllib.parse.quote(f'{bucket}/{key}', safe='/')}?token={token}"
 
 
-def _sign_one(request: web.Request, claims: Claims, bucket: BucketInfo, key: str, expires_in_s: int) -> str:
-    row = get_object(db_of(request), bucket.id, key)
-    if row is None or not can_access(claims, bucket, key, "read", request.app[MEMBERSHIP], row.get("owner")):
-        raise errors.no_such_key()
-    return signed_url(request.app[CONFIG].jwt_secret, bucket.id, key, expires_in_s)
+# The names (in input order) the caller may see, for a bucket that exists (else no row).
+_VISIBLE = """select array(
+    select n.name from unnest($2::text[]) with ordinality as n(name, i)
+    where exists (select 1 from storage.objects o where o.bucket_id = $1 and o.name = n.name) order by n.i)
+  as visible from storage.harness_bucket($1)"""
+_SIGNED_BODY = """select o.name, o.metadata ->> 'mimetype' as mimetype, o.metadata ->> 'cacheControl' as cache_control,
+    o.metadata ->> 'eTag' as etag, o.updated_at, body.content
+  from storage.objects o join harness_internal.object_bodies body on body.sha256 = o.version
+  where o.bucket_id = $1 and o.name = $2"""
+
+
+async def _visible(request: web.Request, claims: Claims, target: str, names: list[str]) -> set[str]:
+    async with db_of(request).as_caller(claims, read_only=True) as conn:
+        row = await conn.fetchrow(_VISIBLE, target, names)
+    if row is None:
+        raise errors.no_such_bucket()
+    return set(row["visible"])
 
 
 @route
 async def sign(request: web.Request) -> web.Response:
     claims = claims_of(request)
-    bucket = get_bucket(db_of(request), request.match_info["bucket"])
+    target = bucket_id(request.match_info["bucket"])
     key = object_key(request.match_info["path"])
     expires_in_s = _expires_in(await read_json(request))
-    return web.json_response({"signedURL": _sign_one(request, claims, bucket, key, expires_in_s)})
+    if key not in await _visible(request, claims, target, [key]):
+        raise errors.no_such_key()
+    return web.json_response({"signedURL": signed_url(request.app[CONFIG].jwt_secret, target, key, expires_in_s)})
 
 
 @route
 async def sign_many(request: web.Request) -> web.Response:
     """`{"expiresIn", "paths": [...]}` → `[{"error", "path", "signedURL"}]`, one entry per path, in order."""
     claims = claims_of(request)
-    bucket = get_bucket(db_of(request), request.match_info["bucket"])
+    target = bucket_id(request.match_info["bucket"])
     body = await read_json(request)
     expires_in_s = _expires_in(body)
     paths = body.get("paths")
     if not isinstance(paths, list) or not 1 <= len(paths) <= 1000 or not all(isinstance(p, str) for p in paths):
         raise errors.invalid_request("paths must be a list of 1 to 1000 object names")
-    out = []
+    valid = []
     for path in paths:
         try:
-            url: str | None = _sign_one(request, claims, bucket, object_key(path), expires_in_s)
-            error = None
+            valid.append(object_key(path))
         except StorageError:
-            url, error = None, _NOT_ACCESSIBLE
-        out.append({"error": error, "path": path, "signedURL": url})
+            continue
+    visible = await _visible(request, claims, target, valid)
+    secret = request.app[CONFIG].jwt_secret
+    out = []
+    for path in paths:
+        if path in visible:
+            out.append({"error": None, "path": path, "signedURL": signed_url(secret, target, path, expires_in_s)})
+        else:
+            out.append({"error": _NOT_ACCESSIBLE, "path": path, "signedURL": None})
     return web.json_response(out)
 
 
@@ -103,11 +125,11 @@ async def serve_signed(request: web.Request) -> web.StreamResponse:
         raise errors.invalid_jwt("jwt expired") from None
     except jwt.PyJWTError as exc:
         raise errors.invalid_jwt(f"invalid token: {type(exc).__name__}") from None
-    bucket_id = request.match_info["bucket"]
+    bucket = request.match_info["bucket"]
     key = request.match_info["path"]
-    if claims.get("url") != f"{bucket_id}/{key}":
+    if claims.get("url") != f"{bucket}/{key}":
         raise errors.invalid_signature()
-    row = get_object(db_of(request), bucket_id, object_key(key))
+    row = await db_of(request).admin.fetchrow(_SIGNED_BODY, bucket_id(bucket), object_key(key))
     if row is None:
         raise errors.no_such_key()
-    return await serve_object(request, row)
+    return serve_body(request, row)

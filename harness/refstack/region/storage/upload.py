@@ -1,43 +1,47 @@
-"""`POST|PUT /storage/v1/object/<bucket>/<path>`: upload (or overwrite) one object, streamed to disk.
+"""`POST|PUT /storage/v1/object/<bucket>/<path>`: upload (or overwrite) one object, as the caller.
 
-    request ─► access check + size/mime limits known up front ─► body chunks ─► BlobWriter (temp file + sha256)
-            ─► commit blob ─► insert/update the storage_objects row (replicated) ─► {"Id", "Key"}
+    bucket settings (read as storage-api's superuser) ─► body chunks ─► memory once, sha256 as they arrive
+    ─► one statement in the caller's transaction: body into harness_internal.object_bodies (content-addressed,
+       kept if already there) + the storage.objects row pointing at it ─► {"Id", "Key"}
 
-The body is either multipart/form-data (storage3: fields `cacheControl`, optional `metadata`, then `file` whose
-part Content-Type is the object's) or the raw bytes (Content-Type as given, `cache-control` header). It is never
-held in memory: chunks go straight to a temp file, so a 10 MB upload costs one 64 KiB buffer. `x-upsert: true`
-(POST) or PUT overwrite an existing object; otherwise a duplicate is KeyAlreadyExists (statusCode "409").
+Row-level security on storage.objects decides: a plain upload needs an INSERT policy; `x-upsert: true` (POST) or
+PUT is `insert … on conflict do update`, which also needs the UPDATE (and SELECT) policies, as on Supabase. A
+refusal is AccessDenied "new row violates row-level security policy" (statusCode "403"); a duplicate without
+upsert is KeyAlreadyExists ("409"). The body is either multipart/form-data (storage3: fields `cacheControl`,
+optional `metadata`, then `file` whose part Content-Type is the object's) or the raw bytes (Content-Type as
+given, `cache-control` header). It is held once, in one bytearray handed to the driver as is; the size limit is
+checked while it streams in, so an oversize body is refused without being read to its end.
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from aiohttp import BodyPartReader, web
 
-from harness.model.keys import Claims
-from harness.refstack.region.db import Filter, now_iso
-from harness.refstack.region.state import CONFIG, MEMBERSHIP
+from harness.refstack.region.state import CONFIG
 from harness.refstack.region.storage import errors
-from harness.refstack.region.storage.access import BucketInfo, can_access
-from harness.refstack.region.storage.blobs import BLOBS, BlobWriter
 from harness.refstack.region.storage.common import (
+    bucket_id,
+    check_user_metadata,
     claims_of,
     db_of,
-    get_bucket,
-    get_object,
     header_value,
     object_key,
+    owner_id_of,
     owner_of,
-    release_blobs,
     route,
 )
 
 CHUNK_BYTES = 64 * 1024
-"""Read size while streaming a body to disk."""
+"""Read size while streaming a body in."""
 
 MAX_FIELD_BYTES = 64 * 1024
 """Largest multipart text field (`cacheControl`, `metadata`) accepted."""
@@ -45,10 +49,54 @@ MAX_FIELD_BYTES = 64 * 1024
 DEFAULT_MULTIPART_TYPE = "text/plain;charset=UTF-8"
 """storage3's default part Content-Type, used when a `file` part carries none."""
 
+_BUCKET = "select file_size_limit, allowed_mime_types from storage.buckets where id = $1"
+
+# The body first (under the body's advisory lock, held shared to commit: see contract_storage.sql), then the row.
+_WRITE = """with lock as (
+    select pg_advisory_xact_lock_shared(storage.harness_body_lock_class(), hashtext($1))),
+  body as (
+    insert into harness_internal.object_bodies (sha256, content) select $1, $2 from lock
+    on conflict (sha256) do nothing)
+  insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata, user_metadata, version)
+  values ($3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $1)"""
+_UPSERT = (
+    _WRITE
+    + """
+  on conflict (bucket_id, name) do update set
+    metadata = excluded.metadata, user_metadata = excluded.user_metadata, version = excluded.version,
+    updated_at = now(), last_accessed_at = now()
+  returning id"""
+)
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    file_size_limit: int | None
+    allowed_mime_types: tuple[str, ...] | None
+
+
+class _Sink:
+    """The body as it arrives: one growing bytearray and its running sha256."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self._hash = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        self.data += chunk
+        self._hash.update(chunk)
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.data)
+
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
 
 @dataclass
 class _Body:
-    writer: BlobWriter | None = None
+    sink: _Sink | None = None
     content_type: str = "application/octet-stream"
     cache_control: str = "no-cache"
     user_metadata: dict[str, Any] | None = None
@@ -61,7 +109,7 @@ def _cache_control(raw: str) -> str:
     return f"max-age={raw}" if raw.isdigit() and len(raw) < 12 else header_value(raw, "cacheControl")
 
 
-def _check_mime(bucket: BucketInfo, content_type: str) -> str:
+def _check_mime(bucket: _Bucket, content_type: str) -> str:
     content_type = header_value(content_type, "Content-Type")
     if bucket.allowed_mime_types is None:
         return content_type
@@ -73,10 +121,10 @@ def _check_mime(bucket: BucketInfo, content_type: str) -> str:
     raise errors.invalid_mime_type(base)
 
 
-async def _stream(chunks: AsyncIterator[bytes], writer: BlobWriter, limit_bytes: int) -> None:
+async def _stream(chunks: AsyncIterator[bytes], sink: _Sink, limit_bytes: int) -> None:
     async for chunk in chunks:
-        writer.write(chunk)
-        if writer.size_bytes > limit_bytes:
+        sink.write(chunk)
+        if sink.size_bytes > limit_bytes:
             raise errors.entity_too_large(limit_bytes)
 
 
@@ -97,24 +145,24 @@ async def _read_field(part: BodyPartReader) -> str:
         raise errors.invalid_request(f"multipart field {part.name!r} is not UTF-8 text") from None
 
 
-async def _read_multipart(request: web.Request, bucket: BucketInfo, body: _Body, limit_bytes: int) -> None:
+async def _read_multipart(request: web.Request, bucket: _Bucket, body: _Body, limit_bytes: int) -> None:
     body.cache_control = "max-age=3600"
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise errors.invalid_request("nested multipart bodies are not supported: send one `file` part")
-        if part.name == "file" and body.writer is None:
+        if part.name == "file" and body.sink is None:
             body.content_type = _check_mime(bucket, part.headers.get("Content-Type") or DEFAULT_MULTIPART_TYPE)
-            body.writer = request.app[BLOBS].writer()
-            await _stream(_part_chunks(part), body.writer, limit_bytes)
+            body.sink = _Sink()
+            await _stream(_part_chunks(part), body.sink, limit_bytes)
         elif part.name in ("cacheControl", "metadata"):
             body.fields[part.name] = await _read_field(part)
         # Anything else (a second file, unknown fields) is skipped by reader.next().
-    if body.writer is None:
+    if body.sink is None:
         raise errors.invalid_request("No content provided: send the object in a multipart field named 'file'")
 
 
-async def _read_body(request: web.Request, bucket: BucketInfo, limit_bytes: int) -> _Body:
+async def _read_body(request: web.Request, bucket: _Bucket, limit_bytes: int) -> _Body:
     body = _Body()
     try:
         if request.content_type == "multipart/form-data":
@@ -125,106 +173,86 @@ async def _read_body(request: web.Request, bucket: BucketInfo, limit_bytes: int)
                 raise errors.entity_too_large(limit_bytes)
             body.content_type = _check_mime(bucket, request.headers.get("Content-Type") or body.content_type)
             body.cache_control = request.headers.get("cache-control", body.cache_control)
-            body.writer = request.app[BLOBS].writer()
-            await _stream(request.content.iter_chunked(CHUNK_BYTES), body.writer, limit_bytes)
+            body.sink = _Sink()
+            await _stream(request.content.iter_chunked(CHUNK_BYTES), body.sink, limit_bytes)
         if "cacheControl" in body.fields:
             body.cache_control = body.fields["cacheControl"]
         body.cache_control = _cache_control(body.cache_control)
         if "metadata" in body.fields:
             try:
                 meta = json.loads(body.fields["metadata"])
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise errors.invalid_request('metadata must be a JSON object string, e.g. \'{"k": "v"}\'') from None
             if not isinstance(meta, dict):
                 raise errors.invalid_request("metadata must be a JSON object, not " + type(meta).__name__)
+            check_user_metadata(meta)
             body.user_metadata = meta
         return body
     except errors.StorageError:
-        if body.writer is not None:
-            body.writer.discard()
         raise
     except Exception as exc:
         # Hostile or truncated multipart input makes aiohttp's parser raise assorted exceptions (ValueError,
         # AssertionError, payload errors); whatever the cause, the client sent a body we cannot read.
-        if body.writer is not None:
-            body.writer.discard()
         raise errors.invalid_request(f"could not read the upload body: {type(exc).__name__}") from None
 
 
-def _check_write(claims: Claims, request: web.Request, bucket: BucketInfo, key: str, existing: Any) -> None:
-    membership = request.app[MEMBERSHIP]
-    if existing is None:
-        allowed = can_access(claims, bucket, key, "upload", membership, owner_of(claims))
-    else:
-        allowed = can_access(claims, bucket, key, "update", membership, existing.get("owner"))
-    if not allowed:
-        raise errors.rls_violation()
+async def _bucket(request: web.Request, target: str) -> _Bucket:
+    """The bucket's limits, read as storage-api reads them: with elevated rights, whoever uploads."""
+    row = await db_of(request).admin.fetchrow(_BUCKET, target)
+    if row is None:
+        raise errors.no_such_bucket()
+    mimes = row["allowed_mime_types"]
+    return _Bucket(row["file_size_limit"], tuple(mimes) if mimes else None)
+
+
+def _metadata(body: _Body, sha256: str, size_bytes: int) -> str:
+    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return json.dumps(
+        {
+            "eTag": f'"{sha256}"',
+            "size": size_bytes,
+            "mimetype": body.content_type,
+            "cacheControl": body.cache_control,
+            "lastModified": stamp,
+            "contentLength": size_bytes,
+            "httpStatusCode": 200,
+        }
+    )
 
 
 @route
 async def upload(request: web.Request) -> web.Response:
     claims = claims_of(request)
-    db = db_of(request)
-    bucket = get_bucket(db, request.match_info["bucket"])
+    target = bucket_id(request.match_info["bucket"])
     key = object_key(request.match_info["path"])
-    if db.read_only:
-        raise errors.database_read_only()
     upsert = request.method == "PUT" or request.headers.get("x-upsert") == "true"
-    existing = get_object(db, bucket.id, key)
-    if existing is not None and not upsert:
-        raise errors.key_already_exists()
-    _check_write(claims, request, bucket, key, existing)
+    bucket = await _bucket(request, target)
     limit_bytes = request.app[CONFIG].storage_file_size_limit_bytes
     if bucket.file_size_limit is not None:
         limit_bytes = min(limit_bytes, bucket.file_size_limit)
 
     body = await _read_body(request, bucket, limit_bytes)
-    assert body.writer is not None
-    size_bytes = body.writer.size_bytes
-    sha256 = body.writer.commit()
-
-    # From here to the response nothing awaits, so the existence check and the write cannot interleave with
-    # another upload of the same key; the check is repeated because one may have finished while we streamed.
+    assert body.sink is not None
+    sha256, size_bytes = body.sink.sha256(), body.sink.size_bytes
+    new_id = uuid.uuid4()
+    args = (
+        sha256,
+        body.sink.data,
+        new_id,
+        target,
+        key,
+        owner_of(claims),
+        owner_id_of(claims),
+        _metadata(body, sha256, size_bytes),
+        json.dumps(body.user_metadata) if body.user_metadata is not None else None,
+    )
     try:
-        object_id = _write_row(request, claims, bucket, key, upsert, sha256, size_bytes, body)
-    except BaseException:
-        release_blobs(request.app, {sha256})  # only removes it if no row refers to it
-        raise
-    return web.json_response({"Id": object_id, "Key": f"{bucket.id}/{key}"})
-
-
-def _write_row(
-    request: web.Request,
-    claims: Claims,
-    bucket: BucketInfo,
-    key: str,
-    upsert: bool,
-    sha256: str,
-    size_bytes: int,
-    body: _Body,
-) -> str:
-    db = db_of(request)
-    existing = get_object(db, bucket.id, key)
-    if existing is not None and not upsert:
-        raise errors.key_already_exists()
-    _check_write(claims, request, bucket, key, existing)
-    stamp = now_iso()
-    metadata: dict[str, Any] = {
-        "eTag": f'"{sha256}"',
-        "size": size_bytes,
-        "mimetype": body.content_type,
-        "cacheControl": body.cache_control,
-        "lastModified": stamp,
-        "contentLength": size_bytes,
-        "httpStatusCode": 200,
-    }
-    if body.user_metadata is not None:
-        metadata["user_metadata"] = body.user_metadata
-    values = {"metadata": metadata, "content_sha256": sha256, "updated_at": stamp, "last_accessed_at": stamp}
-    if existing is None:
-        row = {"bucket_id": bucket.id, "name": key, "owner": owner_of(claims), "created_at": stamp, **values}
-        return str(db.insert("storage_objects", [row])[0]["id"])
-    db.update("storage_objects", values, filters=[Filter("id", "eq", existing["id"])])
-    if existing.get("content_sha256") and existing["content_sha256"] != sha256:
-        release_blobs(request.app, {str(existing["content_sha256"])})
-    return str(existing["id"])
+        async with db_of(request).as_caller(claims) as conn:
+            if upsert:
+                object_id = await conn.fetchval(_UPSERT, *args)
+            else:
+                await conn.execute(_WRITE, *args)
+                object_id = new_id
+    except asyncpg.ForeignKeyViolationError:
+        raise errors.no_such_bucket() from None  # deleted while the body streamed in
+    return web.json_response({"Id": str(object_id), "Key": f"{target}/{key}"})

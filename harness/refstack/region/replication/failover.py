@@ -1,0 +1,143 @@
+"""Promotion and failback with PostgreSQL's own machinery.
+
+    promote   pg_promote(wait => true): the standby finishes recovery and accepts writes on the connections it has
+    demote    an old primary follows the new one:
+                new primary's address (its /_admin/postgres) ─► its physical slot for us (created if missing)
+                ─► close the gate, drain ─► stop PostgreSQL ─► pg_rewind from the new primary (a fresh
+                pg_basebackup when rewind is impossible) ─► standby.signal + primary_conninfo + slot
+                ─► start ─► reconnect app[DB]'s pools ─► open the gate
+
+app[DB] keeps its identity across a demotion (the application is frozen once it serves, and every module holds
+`request.app[DB]`): its `api` and `admin` pools are replaced by pools on the restarted server, one attribute
+assignment each, while the gate holds new requests. Requests still running on the old pools after DRAIN_S see
+their connection closed (an error answer, never a wrong one); a module holding a connection of its own (a LISTEN,
+a decoding loop) hears "stopping" and "restarted" through hooks.on_role_change and takes a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import shutil
+from typing import Literal
+
+import asyncpg
+from aiohttp import web
+
+from harness.errors import TargetUnreachable
+from harness.refstack.postgres.cluster import SUPERUSER, Cluster
+from harness.refstack.region import lifecycle
+from harness.refstack.region.config import RegionConfig
+from harness.refstack.region.database import Database
+from harness.refstack.region.replication import hooks
+from harness.refstack.region.replication.gate import Gate
+from harness.refstack.region.state import CLUSTER, CONFIG, DB
+
+log = logging.getLogger(__name__)
+
+PROMOTE_WAIT_S = 60
+Rejoin = Literal["rewind", "base_backup"]
+
+
+class PromotionTimeout(Exception):
+    """pg_promote(wait => true) gave up waiting; the promotion may still complete."""
+
+
+class FailoverRefused(Exception):
+    """The request cannot be carried out as asked (the message says why); nothing was changed."""
+
+
+async def promote(db: Database) -> bool:
+    """Finish recovery; True when this call promoted, False when the server was a primary already."""
+    if not await db.admin.fetchval("select pg_is_in_recovery()"):
+        return False
+    if not await db.admin.fetchval("select pg_promote(true, $1)", PROMOTE_WAIT_S):
+        raise PromotionTimeout(f"PostgreSQL did not finish promotion within {PROMOTE_WAIT_S} s")
+    return True
+
+
+async def _new_primary_address(config: RegionConfig, primary_url: str) -> tuple[str, int]:
+    return await lifecycle.primary_postgres_address(
+        dataclasses.replace(config, primary_url=primary_url, primary_postgres=None)
+    )
+
+
+async def _prepare_new_primary(host: str, port: int, slot: str) -> None:
+    """Check the new primary really is one, and give it the physical slot that will keep WAL for us."""
+    try:
+        conn = await asyncpg.connect(host=host, port=port, user=SUPERUSER, database="postgres", timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise TargetUnreachable(f"the new primary's PostgreSQL at {host}:{port} did not answer: {exc}") from None
+    try:
+        if await conn.fetchval("select pg_is_in_recovery()"):
+            raise FailoverRefused(f"PostgreSQL at {host}:{port} is a standby: promote it before demoting this region")
+        await conn.execute(
+            "select pg_create_physical_replication_slot($1, true)"
+            " where not exists (select from pg_replication_slots where slot_name = $1)",
+            slot,
+        )
+    finally:
+        await conn.close()
+
+
+def _rejoin(cluster: Cluster, host: str, port: int, slot: str) -> Rejoin:
+    """On the stopped cluster: rewind (or copy afresh) onto the new primary's timeline, then follow it.
+
+    A standby is rewound too: if it replayed its old primary's WAL past the point where the new primary forked
+    off, it could not follow the new timeline (pg_rewind says "no rewind required" when it did not)."""
+    method: Rejoin = "rewind"
+    try:
+        cluster.rewind(host, port)
+    except TargetUnreachable as exc:
+        log.warning("pg_rewind impossible (%s): taking a fresh base backup from %s:%d", exc, host, port)
+        shutil.rmtree(cluster.data_dir)
+        cluster.base_backup(host, port, slot)
+        method = "base_backup"
+    cluster.follow(host, port, slot)
+    return method
+
+
+async def _drop_stale_slots(db: Database) -> None:
+    """Physical slots the old primary kept for its own replica are dead weight on a standby (they pin WAL)."""
+    try:
+        await db.admin.execute(
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots"
+            " where slot_type = 'physical' and not active"
+        )
+    except asyncpg.PostgresError as exc:
+        log.warning("could not drop stale physical slots after failback: %s", exc)
+
+
+async def _reconnect(db: Database, cluster: Cluster, config: RegionConfig) -> None:
+    fresh = await Database.open(
+        cluster.host, cluster.port, pool_size=config.pool_size, statement_timeout_ms=config.statement_timeout_ms
+    )
+    db.api, db.admin = fresh.api, fresh.admin
+
+
+async def demote(app: web.Application, gate: Gate, primary_url: str) -> Rejoin:
+    """Make this region a standby of the region at primary_url (see the module docstring)."""
+    config, cluster, db = app[CONFIG], app[CLUSTER], app[DB]
+    host, port = await _new_primary_address(config, primary_url)
+    if (host, port) == (cluster.host, cluster.port):
+        raise FailoverRefused(f"{primary_url} is this region itself: give the new primary's URL")
+    slot = lifecycle.replication_slot(config.region)
+    await _prepare_new_primary(host, port, slot)
+    async with gate.closed():
+        await hooks.notify(app, "stopping")
+        # Terminated, not closed: a close would wait for connections other modules hold for good (LISTEN, WAL
+        # decoding) and never return; and terminated before the stop, so they do not reconnect to a dying server.
+        db.api.terminate()
+        db.admin.terminate()
+        await asyncio.to_thread(cluster.stop)
+        try:
+            method = await asyncio.to_thread(_rejoin, cluster, host, port, slot)
+            cluster.configure(lifecycle.cluster_settings(dataclasses.replace(config, role="replica")))
+        finally:  # even when rejoining failed, serve again on whatever the data directory holds
+            await asyncio.to_thread(cluster.start)
+            await _reconnect(db, cluster, config)
+    await _drop_stale_slots(db)
+    await hooks.notify(app, "restarted")
+    log.warning("region %s now follows %s (%s:%d) after %s", config.region, primary_url, host, port, method)
+    return method
