@@ -54,7 +54,7 @@ def seed(url: str) -> dict[str, str]:
         token = session.json()["access_token"]
         conv = anon.insert("conversations", {"created_by": user_id}, token=token).json()[0]["id"]
         member = {"conversation_id": conv, "user_id": user_id, "role": "owner"}
-        anon.insert("conversation_members", member, token=token).raise_for_status()
+        anon.insert("conversation_members", member, returning=False, token=token).raise_for_status()
         rows = [
             {"conversation_id": conv, "sender_id": user_id, "client_msg_id": f"seed-{i}", "content": f"message {i}"}
             for i in range(SEED_MESSAGES)

@@ -145,9 +145,10 @@ def _create_conversation(ctx: _Context, alice: _User, bob: _User) -> str:
         "create conversation",
     )
     conversation_id = str(rows[0]["id"])
-    for member in (alice, bob):
-        row = {"conversation_id": conversation_id, "user_id": member.id}
-        _expect(ctx.supabase.insert(names.members, row, token=alice.token), 201, "add member")
+    # return=minimal: PostgreSQL checks RETURNING rows against the SELECT policy with the statement's snapshot, in
+    # which the creator's own new membership is not visible yet, so return=representation is refused (42501).
+    rows = [{"conversation_id": conversation_id, "user_id": member.id} for member in (alice, bob)]
+    _expect(ctx.supabase.insert(names.members, rows, returning=False, token=alice.token), 201, "add members")
     return conversation_id
 
 

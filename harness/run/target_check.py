@@ -86,7 +86,9 @@ def _auth_rest(supabase: SupabaseClient) -> str:
     conversation = supabase.insert(names.conversations, {"title": "check", "created_by": user_id}, token=token)
     assert conversation.status_code == 201, f"insert answered {conversation.status_code}: {conversation.text[:200]}"
     conversation_id = conversation.json()[0]["id"]
-    member = supabase.insert(names.members, {"conversation_id": conversation_id, "user_id": user_id}, token=token)
+    member = supabase.insert(  # return=minimal: see smoke._create_conversation
+        names.members, {"conversation_id": conversation_id, "user_id": user_id}, returning=False, token=token
+    )
     assert member.status_code == 201, f"member insert answered {member.status_code}: {member.text[:200]}"
     message = {"conversation_id": conversation_id, "sender_id": user_id, "client_msg_id": "check-1", "content": "hi"}
     sent = supabase.insert(names.messages, message, token=token)

@@ -47,11 +47,13 @@ log = logging.getLogger(__name__)
 
 TOKEN_CACHE_SIZE = 20_000
 """Verified tokens kept in memory, so a hot path verifies each distinct token's signature once."""
-MAX_EMAIL_LENGTH = 255
-"""auth.users.email is varchar(255)."""
+MAX_VARCHAR = 255
+"""auth.users' email and role are varchar(255): longer values are refused before they reach the database."""
 MAX_PAGE = 1_000_000
-"""Admin list pages beyond this are refused (the offset must fit the database's bigint)."""
+"""Admin list pages beyond this are clamped to it (the offset must fit the database's bigint)."""
 READ_ONLY_SQLSTATE = "25006"
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57P")
+"""Connection exceptions, and admin shutdown / crash shutdown / cannot connect now."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -136,7 +138,7 @@ def _email(value: Any, *, action: str = "signup") -> str:
     if not isinstance(value, str) or not value.strip():
         raise AuthError(400, "validation_failed", f"To {action}, please provide your email")
     email = value.strip().lower()
-    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
+    if len(email) > MAX_VARCHAR or not _EMAIL.match(email):
         raise AuthError(400, "validation_failed", "Unable to validate email address: invalid format")
     return email
 
@@ -211,8 +213,11 @@ async def _create(request: web.Request, body: dict[str, Any], *, admin: bool) ->
     role = "authenticated"
     if admin:
         app_metadata |= _metadata("app_metadata", body.get("app_metadata"))
-        if isinstance(body.get("role"), str) and 0 < len(body["role"]) <= MAX_EMAIL_LENGTH:
-            role = body["role"]
+        requested = body.get("role")
+        if requested is not None:
+            if not isinstance(requested, str) or not 0 < len(requested) <= MAX_VARCHAR:
+                raise AuthError(400, "validation_failed", f"role must be a role name of 1 to {MAX_VARCHAR} characters")
+            role = requested
     password_hash = await hash_password(password, request.app[CONFIG].bcrypt_cost)
     try:
         return await auth_store.create_user(
@@ -305,9 +310,14 @@ async def _logout(request: web.Request) -> web.Response:
     if scope not in ("global", "local", "others"):
         raise AuthError(400, "validation_failed", "Unsupported logout scope: use global, local or others")
     user_id = _uuid_or_none(claims.sub)
-    if user_id is not None:
-        session_id = _uuid_or_none(claims.raw.get("session_id"))
-        await auth_store.end_sessions(request.app[DB], user_id, session_id, scope)
+    session_id = _uuid_or_none(claims.raw.get("session_id"))
+    user_exists, session_alive = (
+        await auth_store.end_sessions(request.app[DB], user_id, session_id, scope) if user_id else (False, False)
+    )
+    if not user_exists:
+        raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
+    if not session_alive:
+        raise AuthError(403, "session_not_found", "Session from session_id claim in JWT does not exist")
     return web.Response(status=204)
 
 
@@ -376,22 +386,29 @@ def _gotrue(handler: Handler) -> Handler:
         except AuthError as exc:
             return error_response(request, exc)
         except asyncpg.PostgresError as exc:
-            if exc.sqlstate == READ_ONLY_SQLSTATE:
-                return error_response(request, _read_only_error(request))
-            log.exception("auth: database error on %s %s", request.method, request.path)
-            return error_response(request, AuthError(500, "unexpected_failure", "Database error: " + str(exc)))
+            return error_response(request, _database_error(request, exc))
+        except (OSError, asyncpg.InterfaceError) as exc:  # the database restarting (failover drills) or gone
+            log.warning("auth: database unreachable on %s %s: %s", request.method, request.path, exc)
+            return error_response(request, AuthError(503, "unexpected_failure", "Database unavailable, retry"))
 
     return wrapped
 
 
-def _read_only_error(request: web.Request) -> AuthError:
-    region = request.app[CONFIG].region
-    return AuthError(
-        503,
-        "unexpected_failure",
-        f"Region {region} serves a read-only replica of the database (a hot standby): sign-up, sign-in, refresh, "
-        "logout and user changes must go to the primary region",
-    )
+def _database_error(request: web.Request, exc: asyncpg.PostgresError) -> AuthError:
+    """A standby's refusal to write, a database starting or stopping (503: supabase_auth retries those), or a
+    real failure (500, logged), in GoTrue's error shape."""
+    if exc.sqlstate == READ_ONLY_SQLSTATE:
+        region = request.app[CONFIG].region
+        return AuthError(
+            503,
+            "unexpected_failure",
+            f"Region {region} serves a read-only replica of the database (a hot standby): sign-up, sign-in, "
+            "refresh, logout and user changes must go to the primary region",
+        )
+    if (exc.sqlstate or "").startswith(UNAVAILABLE_SQLSTATE_CLASSES):
+        return AuthError(503, "unexpected_failure", f"Database unavailable, retry: {exc}")
+    log.error("auth: database error on %s %s: %s %s", request.method, request.path, exc.sqlstate, exc)
+    return AuthError(500, "unexpected_failure", f"Database error: {exc}")
 
 
 def setup(app: web.Application) -> None:

@@ -210,11 +210,21 @@ where usr.id = $1::uuid
 returning harness_internal.gotrue_user(usr)::text as user_json
 """
 
-# $1 user id, $2 the token's session id, $3 scope. The sessions' refresh tokens go with them (on delete cascade).
+# $1 user id, $2 the token's session id, $3 scope. As GoTrue, nothing is ended for a token whose user or session is
+# gone (the statement reports which); the sessions' refresh tokens go with them (on delete cascade).
 _END_SESSIONS = """
-delete from auth.sessions
-where user_id = $1::uuid
-  and case $3::text when 'local' then id = $2::uuid when 'others' then id is distinct from $2::uuid else true end
+with caller as (
+  select exists (select 1 from auth.users where id = $1::uuid) as user_exists,
+         $2::uuid is null or exists (select 1 from auth.sessions where id = $2::uuid and user_id = $1::uuid)
+           as session_alive
+),
+ended as (
+  delete from auth.sessions
+  using caller
+  where caller.user_exists and caller.session_alive and user_id = $1::uuid
+    and case $3::text when 'local' then id = $2::uuid when 'others' then id is distinct from $2::uuid else true end
+)
+select user_exists, session_alive from caller
 """
 
 _LIST_USERS = """
@@ -302,8 +312,12 @@ async def update_user(
     return str(result) if result is not None else None
 
 
-async def end_sessions(db: Database, user_id: str, session_id: str | None, scope: str) -> None:
-    await db.admin.execute(_END_SESSIONS, user_id, session_id, scope)
+async def end_sessions(db: Database, user_id: str, session_id: str | None, scope: str) -> tuple[bool, bool]:
+    """End the user's sessions in `scope` (global, local: the token's, others: all but the token's). Returns whether
+    the user exists and whether the token's session was still alive; when either is False nothing was ended."""
+    row = await db.admin.fetchrow(_END_SESSIONS, user_id, session_id, scope)
+    assert row is not None  # a select without from-clause filters always yields its row
+    return bool(row["user_exists"]), bool(row["session_alive"])
 
 
 async def list_users(db: Database, limit: int, offset: int) -> tuple[str, int]:

@@ -29,7 +29,7 @@ from harness.refstack.region.config import RegionConfig
 
 PASSWORD = "correct-horse-battery"
 TEST_BCRYPT_COST = 4
-"""bcrypt's minimum cost (about 1 ms a hash): tests sign in often; the stack's default is 10 (GoTrue's)."""
+"""bcrypt's minimum cost (about 1 ms a hash): tests sign in often; RegionConfig defaults to 10 (GoTrue's)."""
 _emails = itertools.count(1)
 
 MakeUser = Callable[..., tuple[str, str, str]]

@@ -1,16 +1,20 @@
 """Bad input to GoTrue and the livekit-token function: GoTrue's 4xx shapes, never a 500, and the server keeps
-serving afterwards."""
+serving afterwards. One region serves the whole module: bad input must not change what later requests see."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from harness.model import keys
-from harness.procs.serving import BackgroundServer
+from harness.procs.serving import BackgroundServer, background
+from harness.refstack.region.app import build_app
 from harness.refstack.region.auth_input import MAX_BODY_BYTES
+from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.functions import MAX_BODY_BYTES as FUNCTION_MAX_BODY_BYTES
-from tests.refstack.region.conftest import PASSWORD, MakeUser, user_headers
+from tests.refstack.region.conftest import PASSWORD, TEST_BCRYPT_COST, MakeUser, user_headers
 
 LEGACY = {"apikey": keys.ANON_KEY, "Content-Type": "application/json"}
 DEPTH = 100_000
@@ -26,6 +30,13 @@ BAD_BODIES = {
     "truncated": b'{"email": "a@example.com", "password": ',
     "not an object": b'["a@example.com"]',
 }
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
+    config = RegionConfig(data_dir=tmp_path_factory.mktemp("region"), bcrypt_cost=TEST_BCRYPT_COST)
+    with background(lambda: build_app(config)) as server:
+        yield server
 
 
 def test_unparseable_or_unstorable_bodies_are_bad_json(region: BackgroundServer) -> None:
@@ -93,7 +104,8 @@ def test_tokens_with_odd_subjects_are_refused_cleanly(region: BackgroundServer) 
         headers = {**LEGACY, "Authorization": f"Bearer {token}"}
         response = httpx.get(f"{region.url}/auth/v1/user", headers=headers)
         assert (response.status_code, response.json()["error_code"]) == (403, "user_not_found")
-        assert httpx.post(f"{region.url}/auth/v1/logout", headers=headers).status_code == 204
+        logout = httpx.post(f"{region.url}/auth/v1/logout", headers=headers)
+        assert (logout.status_code, logout.json()["error_code"]) == (403, "user_not_found")
         function = httpx.post(f"{region.url}/functions/v1/livekit-token", headers=headers, json={"room": "r"})
         assert function.status_code == 403
 
@@ -123,3 +135,10 @@ def test_the_server_still_serves_after_bad_input(region: BackgroundServer, make_
     user_id, token, _ = make_user()
     me = httpx.get(f"{region.url}/auth/v1/user", headers={**LEGACY, "Authorization": f"Bearer {token}"})
     assert me.status_code == 200 and me.json()["id"] == user_id
+
+
+def test_admin_create_refuses_a_role_that_is_no_name(region: BackgroundServer, service_headers: dict[str, str]) -> None:
+    for role in ["", "r" * 256, ["authenticated"], 7]:
+        body = {"email": "role@example.com", "password": PASSWORD, "email_confirm": True, "role": role}
+        response = httpx.post(f"{region.url}/auth/v1/admin/users", headers=service_headers, json=body)
+        assert (response.status_code, response.json()["error_code"]) == (400, "validation_failed"), role

@@ -152,6 +152,8 @@ def test_logout_local_ends_only_that_session_and_its_tokens(
 
     gone = httpx.get(f"{region.url}/auth/v1/user", headers=bearer)
     assert (gone.status_code, gone.json()["code"]) == (403, "session_not_found")
+    again = httpx.post(f"{region.url}/auth/v1/logout", headers=bearer)
+    assert (again.status_code, again.json()["code"]) == (403, "session_not_found")
     assert _refresh(region.url, phone["refresh_token"]).json()["code"] == "refresh_token_not_found"
     assert _refresh(region.url, laptop["refresh_token"]).status_code == 200
     phone_session = _claims(phone["access_token"])["session_id"]

@@ -14,7 +14,7 @@ from harness.model import keys
 from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from tests.refstack.region.conftest import PASSWORD, TEST_BCRYPT_COST, create_user
+from tests.refstack.region.conftest import PASSWORD, TEST_BCRYPT_COST, create_user, run_sql
 
 VERSION = {"X-Supabase-Api-Version": "2024-01-01", "apikey": keys.ANON_KEY}
 LEGACY = {"apikey": keys.ANON_KEY}
@@ -84,3 +84,21 @@ def test_reads_work_and_writes_answer_a_clear_error_on_a_standby(
         ).status_code
         == 200
     )
+
+
+def test_livekit_token_is_served_by_the_standby(pair: tuple[BackgroundServer, BackgroundServer]) -> None:
+    primary, replica = pair
+    user_id, access, _ = _replicated_user(primary.url, replica.url, "meg@example.com")
+    (row,) = run_sql(
+        primary.url,
+        "with c as (insert into public.conversations (created_by) values ($1::uuid) returning id)"
+        " insert into public.conversation_members (conversation_id, user_id) select id, $1::uuid from c"
+        " returning conversation_id::text as id",
+        user_id,
+    )
+    url, headers = f"{replica.url}/functions/v1/livekit-token", {"Authorization": f"Bearer {access}"}
+    deadline = time.monotonic() + 10
+    while (response := httpx.post(url, headers=headers, json={"room": row["id"]})).status_code != 200:
+        assert response.status_code == 403 and time.monotonic() < deadline, response.text  # not replayed yet
+        time.sleep(0.02)
+    assert set(response.json()) == {"token", "url"}

@@ -11,7 +11,7 @@ import pytest
 from harness.model import keys
 from harness.procs.serving import BackgroundServer
 from supabase import AsyncClientOptions, acreate_client
-from tests.refstack.region.conftest import PASSWORD, MakeConversation, MakeUser, user_headers
+from tests.refstack.region.conftest import PASSWORD, MakeConversation, MakeUser, RegionSql, user_headers
 
 
 def test_member_gets_a_token_for_the_room(
@@ -74,3 +74,26 @@ def test_bad_body_is_400(region: BackgroundServer, make_user: MakeUser, body: by
 
 def test_unknown_function_is_404(region: BackgroundServer) -> None:
     assert httpx.post(f"{region.url}/functions/v1/nope").status_code == 404
+
+
+def test_the_name_comes_from_the_profile_and_membership_from_the_database(
+    region: BackgroundServer, make_user: MakeUser, region_sql: RegionSql
+) -> None:
+    user_id, token, _ = make_user("named@example.com")
+    region_sql("update public.profiles set display_name = 'Nadia N' where id = $1::uuid", user_id)
+    (row,) = region_sql("insert into public.conversations (created_by) values ($1::uuid) returning id::text", user_id)
+    room = row["id"]
+    url = f"{region.url}/functions/v1/livekit-token"
+    assert httpx.post(url, headers=user_headers(token), json={"room": room}).status_code == 403  # creator, no member
+
+    region_sql(
+        "insert into public.conversation_members (conversation_id, user_id) values ($1::uuid, $2::uuid)", room, user_id
+    )
+    response = httpx.post(url, headers=user_headers(token), json={"room": room})
+    assert response.status_code == 200, response.text
+    claims = jwt.decode(response.json()["token"], keys.LIVEKIT_API_SECRET, algorithms=["HS256"])
+    assert claims["name"] == "Nadia N" and claims["sub"] == user_id
+
+    region_sql("update public.profiles set display_name = null where id = $1::uuid", user_id)
+    unnamed = httpx.post(url, headers=user_headers(token), json={"room": room}).json()["token"]
+    assert jwt.decode(unnamed, keys.LIVEKIT_API_SECRET, algorithms=["HS256"])["name"] == "named@example.com"

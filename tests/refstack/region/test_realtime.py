@@ -604,3 +604,25 @@ def test_disconnect_all_with_abort_drops_connections_without_a_close_frame(
         time.sleep(0.02)
     hub = app[HUB]
     assert region.call(_async(lambda: (subscriber_count(app), sum(t.size for t in hub.by_table.values())))) == (0, 0)
+
+
+def test_odd_unicode_in_metadata_sent_through_rest_is_delivered_or_refused_never_lost(
+    region: BackgroundServer, make_user: MakeUser, make_conversation: MakeConversation
+) -> None:
+    alice, alice_token, _ = make_user()
+    conversation = make_conversation(alice_token, [])
+    client = Client(region)
+    client.join("odd", pg_config({"event": "INSERT", "schema": "public", "table": "messages"}), alice_token)
+    client.until(lambda f: f["event"] == "system")
+    headers = {**user_headers(alice_token), "Content-Type": "application/json"}
+    odd = {"emoji": "👩‍👩‍👧\U0001f600", "rtl": "\u202eabc", "seps": "a\u2028b\u2029c", "bom": "\ufeff\u200b"}
+
+    def send(client_msg_id: str, metadata_json: str) -> int:
+        row = {"conversation_id": conversation, "sender_id": alice, "client_msg_id": client_msg_id}
+        body = json.dumps(row)[:-1] + f',"metadata":{metadata_json}}}'  # raw, so escapes reach the server as sent
+        return httpx.post(f"{region.url}/rest/v1/messages", headers=headers, content=body, timeout=5).status_code
+
+    statuses = [send("u1", json.dumps(odd)), send("u2", '{"s":"\\ud800"}'), send("u3", '{"s":"\\u0000"}')]
+    assert statuses[0] == 201 and all(400 <= s < 500 for s in statuses[1:]), statuses
+    delivered = [f["payload"]["data"]["record"] for f in client.quiet(0.5) if is_change(f)]
+    assert [r["client_msg_id"] for r in delivered] == ["u1"] and delivered[0]["metadata"] == odd

@@ -20,7 +20,7 @@ from harness.model import keys
 from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from harness.refstack.region.realtime import FEED
+from harness.refstack.region.realtime import FEED, HUB
 from tests.refstack.region.test_realtime import Client, is_change, pg_config, sql
 
 MESSAGES = {"event": "*", "schema": "public", "table": "messages"}
@@ -172,6 +172,9 @@ def test_odd_unicode_in_metadata_is_delivered_or_refused_at_insert(region: Backg
     }
     insert_message(region, conversation, alice, "odd", metadata=odd)
     assert client.until(is_change)["payload"]["data"]["record"]["metadata"] == odd
+    deep = json.loads("[" * 400 + "]" * 400)
+    insert_message(region, conversation, alice, "deep", metadata={"d": deep})
+    assert client.until(is_change)["payload"]["data"]["record"]["metadata"] == {"d": deep}
     for refused in ('{"s": "\\ud800"}', '{"nul": "\\u0000"}'):
         with pytest.raises(asyncpg.PostgresError, match=r"Unicode|unsupported"):
             sql(region, "select $1::jsonb", refused)
@@ -255,3 +258,35 @@ def test_delivery_latency_from_commit_to_socket(region: BackgroundServer) -> Non
     p50, p95 = statistics.quantiles(latencies, n=100)[49], statistics.quantiles(latencies, n=100)[94]
     print(f"\nrealtime delivery latency over {len(latencies)} inserts: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     assert p50 < 50 and p95 < 250, (p50, p95)
+
+
+def test_a_column_added_while_running_is_in_the_next_event(region: BackgroundServer) -> None:
+    alice, alice_token = sql_user(region)
+    conversation = sql_conversation(region, alice, [])
+    client = subscribed(region, alice_token)
+    insert_message(region, conversation, alice, "before")
+    assert "edited_at" not in client.until(is_change)["payload"]["data"]["record"]
+    sql(region, "alter table messages add column edited_at timestamptz default '2025-01-02 03:04:05+00'")
+    insert_message(region, conversation, alice, "after")
+    data = client.until(is_change)["payload"]["data"]
+    assert data["record"]["edited_at"] == "2025-01-02T03:04:05+00:00"
+    assert {"name": "edited_at", "type": "timestamptz"} in data["columns"]
+    assert region.app is not None and "edited_at" in region.app[HUB].catalog.tables[("public", "messages")].by_name
+
+
+def test_composite_keys_and_claims_the_policies_cannot_read_are_checked_one_by_one(region: BackgroundServer) -> None:
+    alice, alice_token = sql_user(region)
+    bob, _ = sql_user(region)
+    _, eve_token = sql_user(region)
+    conversation = sql_conversation(region, alice, [])
+    members = {"event": "INSERT", "schema": "public", "table": "conversation_members"}
+    now = int(time.time())
+    odd_sub = keys.sign({"sub": "not-a-uuid", "role": "authenticated", "exp": now + 3600})  # auth.uid() fails
+    foreign_role = keys.sign({"sub": alice, "role": "supabase_admin", "exp": now + 3600})  # not an API role
+    clients = {name: subscribed(region, token, members) for name, token in
+               (("alice", alice_token), ("eve", eve_token), ("odd", odd_sub), ("foreign", foreign_role))}  # fmt: skip
+    sql(region, "insert into conversation_members values ($1, $2)", uuid.UUID(conversation), uuid.UUID(bob))
+
+    record = clients["alice"].until(is_change)["payload"]["data"]["record"]
+    assert (record["conversation_id"], record["user_id"]) == (conversation, bob)
+    assert [changes(c) for name, c in clients.items() if name != "alice"] == [[], [], []]

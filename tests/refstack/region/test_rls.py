@@ -165,7 +165,9 @@ def _schema_cache(region: BackgroundServer, service_headers: dict[str, str]) -> 
     address = httpx.get(f"{region.url}/_admin/postgres", headers=service_headers).json()
 
     async def read() -> SchemaCache:
-        conn = await asyncpg.connect(host=address["host"], port=address["port"], user="supabase_admin", database="postgres")
+        conn = await asyncpg.connect(
+            host=address["host"], port=address["port"], user="supabase_admin", database="postgres"
+        )
         try:
             return await load(conn)
         finally:

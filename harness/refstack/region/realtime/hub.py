@@ -2,17 +2,14 @@
 
 postgres_changes fan-out, per batch of decoded changes (wal.py feeds it):
 
-    change ─► channels of its table whose bindings match (event, filter)  ─► DELETE: every one of them
-                                                                          └► else: visibility.visible as each
-                                                                             distinct subscriber (one query)
-           ─► the event frame, serialized once, queued on each socket
-
-The visibility queries of a batch run concurrently on the admin pool; events are still queued in commit order.
+    changes ─► per change, the channels of its table whose bindings match (event, filter)
+            ─► DELETE: every one of them; INSERT/UPDATE: grouped by (table, identity at the commit) into checks,
+               all answered by one visibility.visible statement for the whole batch
+            ─► per change in commit order, the event frame, serialized once, queued on each allowed socket
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -27,12 +24,12 @@ from harness.refstack.region.realtime.changes import Change
 from harness.refstack.region.realtime.channel import Channel, TableKey
 from harness.refstack.region.realtime.peer import Peer
 from harness.refstack.region.realtime.presence import RawState, TopicPresence
-from harness.refstack.region.realtime.visibility import claims_json
+from harness.refstack.region.realtime.visibility import Check, claims_json
 
 log = logging.getLogger(__name__)
 
-VisibilityCheck = Callable[[Change, Sequence[str]], Awaitable[set[int]]]
-"""(change, claims as JSON texts) → the indexes of the claims that may see the changed row."""
+VisibilityCheck = Callable[[list[Check]], Awaitable[list[set[int]]]]
+"""Checks (rows of a table, as one identity) → per check, the indexes of the rows that identity may see."""
 
 
 @dataclass
@@ -138,6 +135,20 @@ def _normaliser(channel: Channel, table: TableKey, column: str) -> Callable[[Any
     raise KeyError(column)
 
 
+def _identities(change: Change, recipients: dict[Channel, list[int]]) -> dict[str, tuple[Claims, list[Channel]]]:
+    """The recipients by the identity (token) each had when the change committed; roles the API never takes see
+    nothing and are left out."""
+    by_token: dict[str, tuple[Claims, list[Channel]]] = {}
+    for channel in recipients:
+        identity = channel.identity_at(change.commit_time)
+        if identity is None:
+            continue
+        token, claims = identity
+        if claims.role in API_ROLES:
+            by_token.setdefault(token, (claims, []))[1].append(channel)
+    return by_token
+
+
 class Hub:
     def __init__(self, settings: RealtimeSettings | None = None) -> None:
         self.settings = settings or RealtimeSettings()
@@ -208,50 +219,42 @@ class Hub:
                 found[channel] = ids
         return found
 
-    async def publish(self, changes: Sequence[Change], check: VisibilityCheck, concurrency: int = 4) -> None:
+    async def publish(self, changes: Sequence[Change], check: VisibilityCheck) -> None:
         """Deliver committed changes, in order, to the channels allowed to see them, once each."""
         plans = [(change, self.recipients(change)) for change in changes]
-        gate = asyncio.Semaphore(concurrency)
-
-        async def allowed(change: Change, recipients: dict[Channel, list[int]]) -> dict[Channel, list[int]]:
+        checks: dict[tuple[int, str], Check] = {}
+        asked: list[list[tuple[Check, int, list[Channel]]]] = [[] for _ in plans]
+        """Per change: (check, row index in it, channels that identity stands for)."""
+        for n, (change, recipients) in enumerate(plans):
             if not recipients or change.type == "DELETE":
-                return recipients  # a DELETE carries only the old key and goes to every subscriber, as on Supabase
-            async with gate:
-                return await self._visible_recipients(change, recipients, check)
-
-        results = await asyncio.gather(*(allowed(change, recipients) for change, recipients in plans))
-        for (change, _), recipients in zip(plans, results, strict=True):
+                continue  # a DELETE carries only the old key and goes to every subscriber, as on Supabase
+            for token, (claims, channels) in _identities(change, recipients).items():
+                group = checks.get((change.relation.oid, token))
+                if group is None:
+                    group = checks[(change.relation.oid, token)] = Check(change.relation, claims_json(claims.raw))
+                group.rows.append(change.key_text)
+                asked[n].append((group, len(group.rows) - 1, channels))
+        seen: dict[int, set[int]] = {}
+        if checks:
+            try:
+                answers = await check(list(checks.values()))
+                seen = {id(group): rows for group, rows in zip(checks.values(), answers, strict=True)}
+            except Exception as exc:  # the database went away (restart, failback): say what was not delivered
+                self.undelivered_changes += sum(1 for a in asked if a)
+                log.warning("realtime: %d change(s) not delivered to RLS-checked subscribers: visibility check "
+                            "failed: %r", sum(1 for a in asked if a), exc)  # fmt: skip
+        for (change, recipients), questions in zip(plans, asked, strict=True):
+            if not recipients:
+                continue
+            if change.type != "DELETE":
+                allowed = [c for group, row, chans in questions if row in seen.get(id(group), ()) for c in chans]
+                recipients = {channel: recipients[channel] for channel in allowed}
             if not recipients:
                 continue
             data_json = change.data_json()
             for channel, ids in recipients.items():
                 if self._joined(channel):
                     channel.conn.enqueue(f'{channel.pg_prefix}{frames.dumps(ids)},"data":{data_json}}}}}')
-
-    async def _visible_recipients(
-        self, change: Change, recipients: dict[Channel, list[int]], check: VisibilityCheck
-    ) -> dict[Channel, list[int]]:
-        by_token: dict[str, tuple[Claims, list[Channel]]] = {}
-        for channel in recipients:
-            identity = channel.identity_at(change.commit_time)
-            if identity is None:
-                continue  # joined after the commit
-            token, claims = identity
-            if claims.role in API_ROLES:  # other roles are never API callers: they see nothing
-                by_token.setdefault(token, (claims, []))[1].append(channel)
-        if not by_token:
-            return {}
-        groups = list(by_token.values())
-        try:
-            seen = await check(change, [claims_json(claims.raw) for claims, _ in groups])
-        except Exception as exc:  # the database went away (restart, promotion): say what was not delivered
-            self.undelivered_changes += 1
-            log.warning(
-                "realtime: %s on %s.%s not delivered to %d subscriber(s): visibility check failed: %r",
-                change.type, change.relation.schema, change.relation.name, len(recipients), exc,
-            )  # fmt: skip
-            return {}
-        return {channel: recipients[channel] for index in sorted(seen) for channel in groups[index][1]}
 
     # -- broadcast ------------------------------------------------------------------------------------------------
     def broadcast(self, key: tuple[bool, str], payload: dict[str, Any], sender: Channel | None = None) -> int:

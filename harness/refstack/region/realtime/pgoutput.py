@@ -31,7 +31,7 @@ class Unchanged:
 
 
 UNCHANGED: Final = Unchanged()
-Value = str | None | Unchanged
+Value = str | Unchanged | None
 PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 """PostgreSQL timestamps count microseconds from here."""
 

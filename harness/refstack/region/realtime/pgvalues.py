@@ -26,6 +26,9 @@ FLOAT4, FLOAT8, NUMERIC = 700, 701, 1700
 JSON, JSONB = 114, 3802
 TIMESTAMP, TIMESTAMPTZ = 1114, 1184
 
+RECORD_MAX_DEPTH = 500
+"""Deepest json/jsonb value delivered as JSON (jsonb allows far deeper); deeper ones go out as their text, since
+encoding them again for the event would overflow Python's recursion limit (about 1,000 frames)."""
 _OFFSET_HOURS = re.compile(r"([+-]\d{2})$")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -48,7 +51,7 @@ def _json(text: str) -> Any:
         value = json.loads(text)
     except (ValueError, RecursionError):
         return text  # nested deeper than Python's parser goes: deliver the text rather than lose the change
-    if text.count("[") + text.count("{") > frames.MAX_DEPTH and frames.too_deep(value):
+    if text.count("[") + text.count("{") > RECORD_MAX_DEPTH and frames.too_deep(value, RECORD_MAX_DEPTH):
         return text  # too deep to encode again inside an event: delivered as its JSON text
     if _SURROGATE_ESCAPE.search(text):
         # A `json` (not jsonb) column keeps escapes such as "\ud800" verbatim; a lone surrogate cannot be sent as

@@ -1,32 +1,51 @@
-"""Which subscribers may see a changed row, asked of the database as each of them (contract_realtime.sql).
+"""Which subscribers may see which changed rows, asked of the database as each of them (contract_realtime.sql).
 
-One statement per change, whatever the number of subscribers: `realtime.visible_to(table, key columns, key values,
-claims[])` becomes each subscriber in turn (role + request.jwt.claims) and looks the row up by its key, so grants and
-row-level security policies are Postgres's own, exactly as a REST read by that subscriber would see them.
+One statement per batch of decoded changes, whatever the number of subscribers: `realtime.visible_rows(checks)`
+becomes each subscriber in turn (role + request.jwt.claims, as PostgREST sets them) and looks its rows up by their
+key, so grants and row-level security policies are Postgres's own: a subscriber sees a change exactly when a REST
+read by it would return the row.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
 
 import asyncpg
 
-from harness.refstack.region.realtime.changes import Change
+from harness.refstack.region.realtime import frames
+from harness.refstack.region.realtime.changes import RelationInfo
 
-_VISIBLE_TO = "select realtime.visible_to($1::oid, $2::text[], $3::text[], $4::jsonb[])"
+_VISIBLE_ROWS = "select realtime.visible_rows($1::jsonb)::text"
 
 
-def claims_json(raw: dict[str, Any]) -> str:
+@dataclass
+class Check:
+    """Rows of one table to look up as one subscriber identity."""
+
+    relation: RelationInfo
+    claims_json: str
+    """The identity's JWT claims, serialized."""
+    rows: list[tuple[str | None, ...]] = field(default_factory=list)
+    """Each row's key values as text, in the relation's key column order."""
+
+    def to_json(self) -> str:
+        key = frames.dumps(list(self.relation.key_names))
+        return (
+            f'{{"entity":{self.relation.oid},"key":{key},"claims":{self.claims_json},"rows":{frames.dumps(self.rows)}}}'
+        )
+
+
+def claims_json(raw: dict[str, object]) -> str:
     return json.dumps(raw, separators=(",", ":"))
 
 
-async def visible(pool: asyncpg.Pool, change: Change, claims: Sequence[str]) -> set[int]:
-    """Indexes (0-based) of the claims (JSON texts) that can SELECT the changed row now."""
-    if not claims or not change.relation.key:
-        return set()
-    found = await pool.fetchval(
-        _VISIBLE_TO, change.relation.oid, list(change.relation.key_names), list(change.key_text), list(claims)
-    )
-    return {i - 1 for i in found or ()}
+async def visible(pool: asyncpg.Pool, checks: Sequence[Check]) -> list[set[int]]:
+    """For each check, the indexes of its rows that its identity can SELECT now."""
+    asked = [c for c in checks if c.rows and c.relation.key]
+    if not asked:
+        return [set() for _ in checks]
+    answer = json.loads(await pool.fetchval(_VISIBLE_ROWS, "[" + ",".join(c.to_json() for c in asked) + "]"))
+    by_check = {id(c): set(found) for c, found in zip(asked, answer, strict=True)}
+    return [by_check.get(id(c), set()) for c in checks]

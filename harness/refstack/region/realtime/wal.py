@@ -69,6 +69,8 @@ class ChangeFeed:
         self._ready = asyncio.Event()
         self._last_lag_warning = 0.0
         self._last_advance = 0.0
+        self._opened = False
+        """The slot was made once: making it again means a gap, which is logged."""
 
     @property
     def db(self) -> Database:
@@ -96,15 +98,20 @@ class ChangeFeed:
 
     # -- the loop -------------------------------------------------------------------------------------------------
     async def _run(self) -> None:
+        failures = 0
         while True:
             try:
                 await self._open()
+                failures = 0
                 await self._poll_forever()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(
-                    "realtime: decoding slot %s stopped (%r); making it again in %.1f s: changes committed after "
+                # The first failure says what is lost; retries while the database stays away are logged quietly.
+                failures += 1
+                log.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "realtime: decoding slot %s stopped (%r); making it again every %.1f s: changes committed after "
                     "LSN %s until then are not delivered", self.slot, exc, RETRY_S, _lsn(self.delivered_lsn),
                 )  # fmt: skip
                 self._ready.clear()
@@ -115,10 +122,11 @@ class ChangeFeed:
         async with pool.acquire() as conn:
             self._set_catalog(await catalog.load(conn))
         start_lsn = await slot.create(pool, self.slot)
-        if self.delivered_lsn is not None:
+        if self._opened:
             log.warning("realtime: slot %s made again at LSN %s (last read %s)", self.slot, _lsn(start_lsn),
                         _lsn(self.delivered_lsn))  # fmt: skip
         self.decoder.relations.clear()
+        self._opened = True
         self._ready.set()
         log.info("realtime: decoding %s from slot %s at LSN %s", catalog.PUBLICATION, self.slot, _lsn(start_lsn))
 

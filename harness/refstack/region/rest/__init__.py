@@ -53,7 +53,9 @@ async def _serve(request: web.Request, route: Route) -> web.StreamResponse:
 
 
 async def _table(request: web.Request) -> web.StreamResponse:
-    async def route(request: web.Request, caller: session.Caller, cache: schema_cache.SchemaCache) -> web.StreamResponse:
+    async def route(
+        request: web.Request, caller: session.Caller, cache: schema_cache.SchemaCache
+    ) -> web.StreamResponse:
         name = request.match_info["table"]
         table = cache.tables.get(name)
         if table is None:
@@ -64,7 +66,9 @@ async def _table(request: web.Request) -> web.StreamResponse:
 
 
 async def _rpc(request: web.Request) -> web.StreamResponse:
-    async def route(request: web.Request, caller: session.Caller, cache: schema_cache.SchemaCache) -> web.StreamResponse:
+    async def route(
+        request: web.Request, caller: session.Caller, cache: schema_cache.SchemaCache
+    ) -> web.StreamResponse:
         return await rpc.handle(request, caller, cache, request.match_info["function"])
 
     return await _serve(request, route)

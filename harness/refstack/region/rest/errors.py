@@ -18,9 +18,7 @@ JSON_UTF8 = "application/json; charset=utf-8"
 class ApiError(Exception):
     """An error PostgREST itself raises: the body's four keys and the HTTP status."""
 
-    def __init__(
-        self, status: int, code: str, message: str, *, details: Any = None, hint: Any = None
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, *, details: Any = None, hint: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -57,7 +55,10 @@ def undefined_column(table: str, column: str) -> ApiError:
 
 def singular(rows: int) -> ApiError:
     return ApiError(
-        406, "PGRST116", "JSON object requested, multiple (or no) rows returned", details=f"The result contains {rows} rows"
+        406,
+        "PGRST116",
+        "JSON object requested, multiple (or no) rows returned",
+        details=f"The result contains {rows} rows",
     )
 
 

@@ -78,7 +78,7 @@ class Planner:
     def root(self, name: str, columns: dict[str, Column], select: str | None, *, table: str | None = None) -> Node:
         """The request's own level: a table (`table` = its name, so it can embed) or a function's result."""
         node = Node(name, self.alias(), columns)
-        items = syntax.parse_select(select) if select is not None else [StarItem()]
+        items: list[syntax.SelectItem] = syntax.parse_select(select) if select is not None else [StarItem()]
         self._attach(node, table, items)
         return node
 

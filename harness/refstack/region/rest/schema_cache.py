@@ -27,13 +27,14 @@ SCHEMA = "public"
 CHANNEL = "pgrst"
 
 _TABLES = """
-select c.oid, c.relname, c.relkind
+select c.oid, c.relname, c.relkind::text as relkind
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where n.nspname = $1 and c.relkind in ('r', 'v', 'm', 'f', 'p')
 """
 _COLUMNS = """
-select a.attrelid, a.attname, format_type(a.atttypid, null) as type, bt.typname as base, bt.typcategory as category,
-       a.attnotnull, pg_get_expr(d.adbin, d.adrelid) as default_expr, a.attgenerated <> '' as generated
+select a.attrelid, a.attname, format_type(a.atttypid, null) as type, bt.typname as base,
+       bt.typcategory::text as category, a.attnotnull, pg_get_expr(d.adbin, d.adrelid) as default_expr,
+       a.attgenerated <> '' as generated
 from pg_attribute a
 join pg_class c on c.oid = a.attrelid
 join pg_namespace n on n.oid = c.relnamespace
@@ -56,8 +57,9 @@ where n.nspname = $1 and con.contype in ('p', 'u', 'f')
 order by con.conname
 """
 _FUNCTIONS = """
-select p.oid, p.proname, p.proretset, p.provolatile, format_type(p.prorettype, null) as return_type,
-       rt.typtype as return_kind, rt.typrelid as return_relid, rt.typname as return_name, p.pronargdefaults,
+select p.oid, p.proname, p.proretset, p.provolatile::text as provolatile,
+       format_type(p.prorettype, null) as return_type, rt.typtype::text as return_kind,
+       rt.typrelid as return_relid, rt.typname as return_name, p.pronargdefaults,
        coalesce(p.proargnames, '{}') as arg_names,
        coalesce(p.proargmodes::text[], array_fill('i'::text, array[p.pronargs::int])) as arg_modes,
        array(select format_type(x, null) from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]))
@@ -67,7 +69,8 @@ where n.nspname = $1 and p.prokind = 'f' and rt.typname not in ('trigger', 'even
 order by p.proname, p.oid
 """
 _COMPOSITE_COLUMNS = """
-select a.attrelid, a.attname, format_type(a.atttypid, null) as type, bt.typname as base, bt.typcategory as category
+select a.attrelid, a.attname, format_type(a.atttypid, null) as type, bt.typname as base,
+       bt.typcategory::text as category
 from pg_attribute a
 join pg_type t on t.oid = a.atttypid
 join pg_type bt on bt.oid = case when t.typtype = 'd' then t.typbasetype else t.oid end
@@ -165,7 +168,7 @@ class SchemaCache:
 
 
 async def load(conn: asyncpg.Connection, schema: str = SCHEMA) -> SchemaCache:
-    """Read the schema in one repeatable-read snapshot (four catalog queries at start-up or reload, never per request)."""
+    """Read the schema in one repeatable-read snapshot (a few catalog queries at start or reload, never per request)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         tables_rows = await conn.fetch(_TABLES, schema)
         column_rows = await conn.fetch(_COLUMNS, schema)
@@ -198,7 +201,9 @@ async def load(conn: asyncpg.Connection, schema: str = SCHEMA) -> SchemaCache:
             table.unique.append(columns)
         elif row["confrelid"] in by_oid:
             ref = by_oid[row["confrelid"]]
-            cache.foreign_keys.append(ForeignKey(row["conname"], table.name, columns, ref.name, tuple(row["ref_columns"])))
+            cache.foreign_keys.append(
+                ForeignKey(row["conname"], table.name, columns, ref.name, tuple(row["ref_columns"]))
+            )
     composites: dict[int, dict[str, Column]] = {}
     for row in composite_rows:
         composites.setdefault(row["attrelid"], {})[row["attname"]] = Column(

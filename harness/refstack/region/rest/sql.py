@@ -25,7 +25,12 @@ from harness.refstack.region.rest.syntax import ColumnItem, Condition, EmbedItem
 _COMPARE = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _PATTERN = {"like": "LIKE", "ilike": "ILIKE", "match": "~", "imatch": "~*"}
 _CONTAINMENT = {"cs": "@>", "cd": "<@", "ov": "&&", "sl": "<<", "sr": ">>", "nxr": "&<", "nxl": "&>", "adj": "-|-"}
-_FULL_TEXT = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery", "wfts": "websearch_to_tsquery"}
+_FULL_TEXT = {
+    "fts": "to_tsquery",
+    "plfts": "plainto_tsquery",
+    "phfts": "phraseto_tsquery",
+    "wfts": "websearch_to_tsquery",
+}
 _IS = {"null": "NULL", "not_null": "NOT NULL", "true": "TRUE", "false": "FALSE", "unknown": "UNKNOWN"}
 ROWS = "_pgrst_t"
 
@@ -88,7 +93,9 @@ def condition_sql(node: Node, condition: Condition, params: Params) -> str:
     elif op in _FULL_TEXT:
         config = f"{params.text(modifier)}::regconfig, " if modifier else ""
         column = node.column(condition.field.column)
-        document = expr if column.base == "tsvector" and not condition.field.path else f"to_tsvector({config}{expr}::text)"
+        document = (
+            expr if column.base == "tsvector" and not condition.field.path else f"to_tsvector({config}{expr}::text)"
+        )
         sql = f"{document} @@ {_FULL_TEXT[op]}({config}{params.text(value)})"
     else:
         sql = f"{expr} {_CONTAINMENT[op]} {params.text(value)}::{type_}"
@@ -97,10 +104,8 @@ def condition_sql(node: Node, condition: Condition, params: Params) -> str:
 
 def logic_sql(node: Node, logic: Logic, params: Params) -> str:
     parts = [where_item_sql(node, item, params) for item in logic.items]
-    if not parts:
-        sql = "FALSE" if logic.op == "or" else "TRUE"
-    else:
-        sql = "(" + f" {logic.op.upper()} ".join(parts) + ")"
+    empty = "FALSE" if logic.op == "or" else "TRUE"  # an empty OR matches nothing, an empty AND everything
+    sql = "(" + f" {logic.op.upper()} ".join(parts) + ")" if parts else empty
     return f"NOT {sql}" if logic.negate else sql
 
 
@@ -242,8 +247,7 @@ def insert_sql(
             for c in columns
         )
         source = (
-            f"jsonb_array_elements({body}) AS _e(v) "
-            f"CROSS JOIN LATERAL jsonb_populate_record(NULL::{table}, _e.v) AS _r"
+            f"jsonb_array_elements({body}) AS _e(v) CROSS JOIN LATERAL jsonb_populate_record(NULL::{table}, _e.v) AS _r"
         )
     else:
         values = ", ".join(f"_r.{ident(c.name)}" for c in columns)

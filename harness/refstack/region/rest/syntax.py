@@ -236,9 +236,8 @@ def parse_condition(target: Field, raw: str) -> Condition:
             pass
         else:
             raise bad_query(f'"failed to parse filter ({raw})"', f"{op} takes no modifier ({modifier})")
-    if op == "in":
-        if not (value.startswith("(") and value.endswith(")")):
-            raise bad_query(f'"failed to parse filter ({raw})"', "in. takes a parenthesised list, e.g. in.(1,2,3)")
+    if op == "in" and not (value.startswith("(") and value.endswith(")")):
+        raise bad_query(f'"failed to parse filter ({raw})"', "in. takes a parenthesised list, e.g. in.(1,2,3)")
     if op == "is" and value.lower() not in ("null", "not_null", "true", "false", "unknown"):
         raise bad_query(f'"failed to parse filter ({raw})"', "is. takes null, not_null, true, false or unknown")
     return Condition(target, op, value, negate, modifier)

@@ -186,9 +186,7 @@ async def _update(
     return await _run_write(request, caller, table, node, write, params, prefer, kind, status=200)
 
 
-async def _delete(
-    request: web.Request, caller: Caller, node: Node, prefer: Prefer, kind: Output
-) -> web.StreamResponse:
+async def _delete(request: web.Request, caller: Caller, node: Node, prefer: Prefer, kind: Output) -> web.StreamResponse:
     params = sql.Params()
     write = sql.delete_sql(node, params)
     return await _run_write(request, caller, None, node, write, params, prefer, kind, status=200)
