@@ -85,11 +85,12 @@ def new_refresh_token() -> str:
 
 
 # -- SQL --------------------------------------------------------------------------------------------------------
-# Fragments name the new session `s` (id, aal, created_at) and the user row `u.usr` (an auth.users value).
+# Fragments name the new session `s` (id, aal, created_at) and the user row `u.usr` (an auth.users value). A session
+# starts only when a refresh token ($2) is given: admin create passes none.
 _SESSION_INSERT = """
   s as (
     insert into auth.sessions (id, user_id, aal, created_at, updated_at)
-    select gen_random_uuid(), (u.usr).id, 'aal1', now(), now() from u
+    select gen_random_uuid(), (u.usr).id, 'aal1', now(), now() from u where $2::text is not null
     returning id, aal, created_at
   ),
   t as (
@@ -125,15 +126,7 @@ i as (
   from u
   returning idn
 ),
-s as (
-  insert into auth.sessions (id, user_id, aal, created_at, updated_at)
-  select gen_random_uuid(), (u.usr).id, 'aal1', now(), now() from u where $2::text is not null
-  returning id, aal, created_at
-),
-t as (
-  insert into auth.refresh_tokens (instance_id, token, user_id, session_id, revoked, created_at, updated_at)
-  select $1::uuid, $2::text, (u.usr).id::text, s.id, false, now(), now() from u, s
-)
+{_SESSION_INSERT}
 select {_SESSION_COLUMNS},
   harness_internal.gotrue_user(
     u.usr, (select jsonb_agg(harness_internal.gotrue_identity(i.idn)) from i)

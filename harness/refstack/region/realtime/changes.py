@@ -85,10 +85,6 @@ class Change:
     _data_json: str | None = field(default=None, repr=False)
 
     @property
-    def table(self) -> str:
-        return self.relation.name
-
-    @property
     def row(self) -> dict[str, Any]:
         """What filters look at: the new row, or for a DELETE what is known of the old one."""
         return self.record if self.record is not None else (self.old_record or {})
