@@ -10,6 +10,11 @@
 So row-level security, defaults, triggers, check constraints and cascades are Postgres's own. The API pool logs in
 as `authenticator` (which may only become anon, authenticated or service_role, as on Supabase); `as_admin` is the
 bootstrap superuser, for what GoTrue and Storage do with their own admin roles, and for Realtime's decoding.
+
+`as_caller(..., single_statement=True)` is the same in two round trips instead of four, for a request that is one
+statement (every PostgREST request): the settings are made for the session (plus `default_transaction_read_only`
+for reads) and the statement runs in its own implicit transaction, which is atomic all the same. Every use of an
+API connection sets all of them first, so no caller's role or claims reach another request.
 """
 
 from __future__ import annotations
@@ -29,13 +34,19 @@ _SET_CALLER = (
     " set_config('request.jwt.claim.sub', $3, true), set_config('request.jwt.claim.role', $1, true),"
     " set_config('request.jwt.claim.email', $4, true), set_config('statement_timeout', $5, true)"
 )
+_SET_CALLER_SESSION = (
+    "select set_config('role', $1, false), set_config('request.jwt.claims', $2, false),"
+    " set_config('request.jwt.claim.sub', $3, false), set_config('request.jwt.claim.role', $1, false),"
+    " set_config('request.jwt.claim.email', $4, false), set_config('statement_timeout', $5, false),"
+    " set_config('default_transaction_read_only', $6, false)"
+)
 _SERVER_SETTINGS = {"jit": "off", "timezone": "UTC", "datestyle": "ISO, YMD"}
 
 
 async def _rollback_if_left_open(conn: asyncpg.Connection) -> None:
-    """The API pool's connections are only used inside `as_caller`, whose settings are transaction-local and end
-    with its COMMIT or ROLLBACK; skipping asyncpg's default reset (RESET ALL, UNLISTEN, ...) saves a round trip a
-    request. A transaction somehow left open is still rolled back, so no caller's role outlives its request."""
+    """The API pool's connections are only used inside `as_caller`, which sets every caller setting before its first
+    statement; skipping asyncpg's default reset (RESET ALL, UNLISTEN, ...) saves a round trip a request. A
+    transaction somehow left open is still rolled back."""
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
 
@@ -51,7 +62,7 @@ class Database:
         common: dict[str, Any] = {"host": host, "port": port, "database": "postgres", "command_timeout": 60}
         api = await asyncpg.create_pool(
             user="authenticator",
-            min_size=2,
+            min_size=min(2, pool_size),
             max_size=pool_size,
             reset=_rollback_if_left_open,
             server_settings={**_SERVER_SETTINGS, "application_name": "harness-region-api"},
@@ -71,18 +82,39 @@ class Database:
         await self.admin.close()
 
     @asynccontextmanager
-    async def as_caller(self, claims: Claims, *, read_only: bool = False) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction with the caller's role and claims set, as PostgREST opens one per request."""
-        async with self.api.acquire() as conn, conn.transaction(readonly=read_only):
-            await conn.execute(
-                _SET_CALLER,
-                claims.role,
-                json.dumps(claims.raw, separators=(",", ":")),
-                claims.sub or "",
-                str(claims.raw.get("email") or ""),
-                self.statement_timeout,
-            )
-            yield conn
+    async def as_caller(
+        self, claims: Claims, *, read_only: bool = False, single_statement: bool = False
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction with the caller's role and claims set, as PostgREST opens one per request; with
+        `single_statement`, the settings for the session and the one statement in autocommit (module docstring)."""
+        settings = (
+            claims.role,
+            json.dumps(claims.raw, separators=(",", ":")),
+            claims.sub or "",
+            str(claims.raw.get("email") or ""),
+            self.statement_timeout,
+        )
+        async with self.api.acquire() as conn:
+            if single_statement:
+                await conn.execute(_SET_CALLER_SESSION, *settings, "on" if read_only else "off")
+                yield conn
+                return
+            # A single-statement use may have left default_transaction_read_only on; a write turns it off first, on
+            # its own (in one query string with BEGIN it would join the transaction it has to precede), and not
+            # with BEGIN READ WRITE, which a hot standby refuses before the write's own 25006.
+            if read_only:
+                await conn.execute("BEGIN READ ONLY")
+            else:
+                await conn.execute("SET default_transaction_read_only = off")
+                await conn.execute("BEGIN")
+            try:
+                await conn.execute(_SET_CALLER, *settings)
+                yield conn
+            except BaseException:
+                if not conn.is_closed():
+                    await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
 
     @asynccontextmanager
     async def as_admin(self) -> AsyncIterator[asyncpg.Connection]:

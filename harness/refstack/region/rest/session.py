@@ -28,8 +28,13 @@ class Caller:
         """PostgREST's `authed`: a 42501 is 403 for a JWT with a role other than anon, and 401 for anon."""
         return self.claims.role != ANON_ROLE
 
-    def transaction(self, *, read_only: bool) -> AbstractAsyncContextManager[asyncpg.Connection]:
-        return self.db.as_caller(self.claims, read_only=read_only)
+    def transaction(
+        self, *, read_only: bool, single_statement: bool = False
+    ) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """`single_statement`: the request is one statement whose outcome needs no later decision (a read; a write
+        not asked for as one object), so it runs as its own implicit transaction in two round trips instead of four
+        (Database.as_caller). A singular write and rpc keep the transaction: they roll back on a wrong row count."""
+        return self.db.as_caller(self.claims, read_only=read_only, single_statement=single_statement)
 
 
 def caller(request: web.Request) -> Caller:

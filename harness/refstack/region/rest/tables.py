@@ -67,7 +67,7 @@ async def read(
     params = params or sql.Params()
     exact = prefer.count in ("exact", "estimated")
     statement = sql.read_statement(node, source, params, count=exact, csv=kind == "csv", scalar=scalar, ctes=ctes)
-    async with caller.transaction(read_only=read_only) as conn:
+    async with caller.transaction(read_only=read_only, single_statement=True) as conn:
         row = await conn.fetchrow(statement, *params.values)
         total: int | None = row["total"]
         if prefer.count == "planned":
@@ -209,7 +209,7 @@ async def _run_write(
     """One statement; a singular request that touches other than one row rolls back (PostgREST does the same)."""
     location: str | None = None
     text: str | None = None
-    async with caller.transaction(read_only=False) as conn:
+    async with caller.transaction(read_only=False, single_statement=kind != "singular") as conn:
         if prefer.returning == "representation":
             statement = sql.write_statement(write, node, params, csv=kind == "csv")
             row = await conn.fetchrow(statement, *params.values)
