@@ -104,6 +104,8 @@ async def start(app: web.Application) -> None:
         )
     except BaseException:
         await asyncio.to_thread(cluster.stop)
+        if SCRATCH in app:
+            shutil.rmtree(app[SCRATCH], ignore_errors=True)
         raise
     log.info("region %s: PostgreSQL on %s:%d (%s)", config.region, cluster.host, cluster.port, cluster.data_dir)
 
