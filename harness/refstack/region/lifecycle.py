@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 POSTGRES_DIR = "postgres"
 """The cluster's directory under the region's --data-dir."""
+POOL_CLOSE_TIMEOUT_S = 10.0
 SCRATCH = web.AppKey("scratch_dir", Path)
 """A region without --data-dir (tests) keeps its cluster in a temporary directory, removed at stop."""
 
@@ -143,12 +144,20 @@ async def _migrate(cluster: Cluster, config: RegionConfig) -> None:
 
 
 async def stop(app: web.Application) -> None:
-    if DB in app:
-        await app[DB].close()
-    if CLUSTER in app:
-        await asyncio.to_thread(app[CLUSTER].stop)
-    if SCRATCH in app:
-        shutil.rmtree(app[SCRATCH], ignore_errors=True)
+    """Pools, then the server, then a temporary data directory: each step runs even when an earlier one fails (a
+    pool a failback already replaced, a server that crashed), so nothing is left running or on disk."""
+    try:
+        if DB in app:
+            await asyncio.wait_for(app[DB].close(), POOL_CLOSE_TIMEOUT_S)
+    except Exception:
+        log.warning("region %s: closing the database pools failed", app[CONFIG].region, exc_info=True)
+    finally:
+        try:
+            if CLUSTER in app:
+                await asyncio.to_thread(app[CLUSTER].stop)
+        finally:
+            if SCRATCH in app:
+                shutil.rmtree(app[SCRATCH], ignore_errors=True)
 
 
 async def postgres_address(request: web.Request) -> web.Response:
