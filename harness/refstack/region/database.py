@@ -72,7 +72,14 @@ class Database:
             user="supabase_admin",
             min_size=1,
             max_size=max(4, pool_size // 2),
-            server_settings={**_SERVER_SETTINGS, "application_name": "harness-region-admin"},
+            # Realtime polls its logical slot on this pool every few ms, and PostgreSQL logs "starting logical
+            # decoding" at LOG level for each poll (log_min_messages ranks LOG above ERROR); FATAL keeps the log
+            # readable. Errors still reach the region, which reports them.
+            server_settings={
+                **_SERVER_SETTINGS,
+                "application_name": "harness-region-admin",
+                "log_min_messages": "fatal",
+            },
             **common,
         )
         return cls(api, admin, statement_timeout_ms)
