@@ -24,7 +24,7 @@ from aiohttp import web
 
 from harness.refstack.region import auth, forwarding, functions, lifecycle, realtime, replication, rest, storage
 from harness.refstack.region.config import RegionConfig
-from harness.refstack.region.state import CONFIG, STARTED_AT
+from harness.refstack.region.state import CONFIG, STARTED_AT, require_service
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _drop_realtime_sockets(request: web.Request) -> web.Response:
     """Test and drill aid: close (or, with ?abort=true, reset) every Realtime socket, as a server restart would."""
-    replication.require_service(request)
+    require_service(request)
     count = realtime.subscriber_count(request.app)
     await realtime.disconnect_all(request.app, abort=request.query.get("abort") == "true")
     return web.json_response({"disconnected": count})

@@ -22,12 +22,11 @@ import asyncpg
 from aiohttp import web
 
 from harness.errors import TargetUnreachable
-from harness.model import keys
 from harness.refstack.postgres import migrations
 from harness.refstack.postgres.cluster import Cluster
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.database import Database
-from harness.refstack.region.state import CLUSTER, CONFIG, DB, bearer_token
+from harness.refstack.region.state import CLUSTER, CONFIG, DB, require_service
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +97,13 @@ async def start(app: web.Application) -> None:
                 await _refresh_primary_address(cluster, config)
         cluster.configure(cluster_settings(config))
         await asyncio.to_thread(cluster.start)
-        if not await _in_recovery(cluster):
-            await _migrate(cluster, config)
+        await _migrate_unless_standby(cluster, config)
         app[DB] = await Database.open(
             cluster.host, cluster.port, pool_size=config.pool_size, statement_timeout_ms=config.statement_timeout_ms
         )
     except BaseException:
         await asyncio.to_thread(cluster.stop)
-        if SCRATCH in app:
-            shutil.rmtree(app[SCRATCH], ignore_errors=True)
+        _remove_scratch(app)
         raise
     log.info("region %s: PostgreSQL on %s:%d (%s)", config.region, cluster.host, cluster.port, cluster.data_dir)
 
@@ -122,17 +119,12 @@ async def _refresh_primary_address(cluster: Cluster, config: RegionConfig) -> No
     cluster.follow(host, port, replication_slot(config.region))
 
 
-async def _in_recovery(cluster: Cluster) -> bool:
+async def _migrate_unless_standby(cluster: Cluster, config: RegionConfig) -> None:
+    """Bootstrap and migrate a primary; a standby has its primary's schema already (and cannot write)."""
     conn = await asyncpg.connect(cluster.dsn())
     try:
-        return bool(await conn.fetchval("select pg_is_in_recovery()"))
-    finally:
-        await conn.close()
-
-
-async def _migrate(cluster: Cluster, config: RegionConfig) -> None:
-    conn = await asyncpg.connect(cluster.dsn())
-    try:
+        if await conn.fetchval("select pg_is_in_recovery()"):
+            return
         # No replica exists yet on a first start: with synchronous_replica these commits would wait for one forever.
         await conn.execute("set synchronous_commit = local")
         await migrations.bootstrap(conn)
@@ -156,17 +148,16 @@ async def stop(app: web.Application) -> None:
             if CLUSTER in app:
                 await asyncio.to_thread(app[CLUSTER].stop)
         finally:
-            if SCRATCH in app:
-                shutil.rmtree(app[SCRATCH], ignore_errors=True)
+            _remove_scratch(app)
+
+
+def _remove_scratch(app: web.Application) -> None:
+    if SCRATCH in app:
+        shutil.rmtree(app[SCRATCH], ignore_errors=True)
 
 
 async def postgres_address(request: web.Request) -> web.Response:
     """`GET /_admin/postgres` (service role): where this region's PostgreSQL listens, for a replica's base backup."""
-    try:
-        claims = keys.verify(bearer_token(request) or "", request.app[CONFIG].jwt_secret)
-    except keys.TokenError:
-        claims = None
-    if claims is None or not claims.is_service:
-        return web.json_response({"message": "admin routes need the service-role key"}, status=403)
+    require_service(request)
     cluster = request.app[CLUSTER]
     return web.json_response({"host": cluster.host, "port": cluster.port})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from harness.model import keys
 from harness.refstack.postgres.cluster import Cluster
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.database import Database
@@ -22,6 +23,19 @@ def bearer_token(request: web.Request) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def require_service(request: web.Request) -> None:
+    """403 (JSON) unless the bearer token is a valid service-role key: the replication and admin routes."""
+    try:
+        claims = keys.verify(bearer_token(request) or "", request.app[CONFIG].jwt_secret)
+    except keys.TokenError:
+        claims = None
+    if claims is None or not claims.is_service:
+        raise web.HTTPForbidden(
+            text='{"message":"replication and admin routes need the service-role key"}',
+            content_type="application/json",
+        )
 
 
 def api_key(request: web.Request) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,31 @@ def region(region_data_dir: Path) -> Iterator[BackgroundServer]:
         yield server
 
 
+SERVICE_HEADERS = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+
+
 @pytest.fixture
 def service_headers() -> dict[str, str]:
-    return {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+    return dict(SERVICE_HEADERS)
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float = 10.0) -> Any:
+    """Poll `predicate` every 10 ms until it returns something truthy (returned); AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"condition not met within {timeout_s} s")
+
+
+def postgres_dsn(base_url: str) -> str:
+    """The PostgreSQL of the region at `base_url`, as its superuser (asked of its /_admin/postgres)."""
+    where = httpx.get(f"{base_url}/_admin/postgres", headers=SERVICE_HEADERS, timeout=10)
+    assert where.status_code == 200, where.text
+    address = where.json()
+    return f"postgresql://supabase_admin@{address['host']}:{address['port']}/postgres"
 
 
 def create_user(base_url: str, email: str | None = None) -> tuple[str, str, str]:
@@ -124,15 +147,10 @@ def make_conversation(region: BackgroundServer) -> MakeConversation:
 
 def run_sql(base_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
     """`query` on the PostgreSQL of the region at `base_url` (asked of its /_admin/postgres), as supabase_admin."""
-    service = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
-    where = httpx.get(f"{base_url}/_admin/postgres", headers=service, timeout=10)
-    assert where.status_code == 200, where.text
-    address = where.json()
+    dsn = postgres_dsn(base_url)
 
     async def fetch() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(
-            host=address["host"], port=address["port"], user="supabase_admin", database="postgres"
-        )
+        conn = await asyncpg.connect(dsn)
         try:
             return list(await conn.fetch(query, *args))
         finally:

@@ -13,14 +13,12 @@ import asyncpg
 import httpx
 from aiohttp import web
 
-from harness.model import keys
 from harness.procs.piece import PieceProcess
 from harness.procs.serving import background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from tests.refstack.region.conftest import create_conversation, create_user, user_headers
-
-SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+from tests.refstack.region.conftest import SERVICE_HEADERS as SERVICE
+from tests.refstack.region.conftest import create_conversation, create_user, postgres_dsn, user_headers
 
 
 def test_acknowledged_insert_survives_restart(tmp_path: Path) -> None:
@@ -59,9 +57,7 @@ def _database_identity(url: str) -> tuple[int, list[tuple[str, str]]]:
     migration or bootstrap file applied again would rewrite its row)."""
 
     async def read() -> tuple[int, list[tuple[str, str]]]:
-        address = httpx.get(f"{url}/_admin/postgres", headers=SERVICE).json()
-        conn = await asyncpg.connect(host=address["host"], port=address["port"], user="supabase_admin",
-                                     database="postgres")  # fmt: skip
+        conn = await asyncpg.connect(postgres_dsn(url))
         try:
             system = await conn.fetchval("select system_identifier from pg_control_system()")
             rows = await conn.fetch("select version, xmin::text as x from supabase_migrations.schema_migrations")

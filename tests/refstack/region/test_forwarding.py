@@ -16,8 +16,7 @@ from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.forwarding import FORWARDED_HEADER, is_forwarded_write
-
-SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+from tests.refstack.region.conftest import SERVICE_HEADERS as SERVICE
 
 
 @pytest.fixture

@@ -15,14 +15,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from harness.model import keys
 from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
+from tests.refstack.region.conftest import SERVICE_HEADERS as SERVICE
 from tests.refstack.region.test_realtime import Client, is_change
 from tests.refstack.region.test_realtime_wal import insert_message, sql_conversation, sql_user, subscribed
-
-SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 
 
 @pytest.fixture

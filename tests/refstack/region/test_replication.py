@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,19 +17,10 @@ from harness.model import keys
 from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
+from tests.refstack.region.conftest import SERVICE_HEADERS as SERVICE
+from tests.refstack.region.conftest import wait_until
 
-SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 LAG_MS = 300.0
-
-
-def _wait_for(predicate: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"condition not met within {timeout_s} s")
 
 
 @pytest.fixture
@@ -65,14 +56,14 @@ def test_insert_on_primary_is_readable_on_replica_after_the_configured_lag(pair:
     started = time.monotonic()
     time.sleep(LAG_MS / 1000 / 3)
     assert _find(replica.url, conversation_id) == [], "replica applied a change before its configured lag"
-    rows = _wait_for(lambda: _find(replica.url, conversation_id), timeout_s=LAG_MS / 1000 + 2.0)
+    rows = wait_until(lambda: _find(replica.url, conversation_id), timeout_s=LAG_MS / 1000 + 2.0)
     assert rows[0]["title"] == "replicated"
     assert time.monotonic() - started >= LAG_MS / 1000 * 0.9
     health = httpx.get(f"{replica.url}/health").json()
     assert health["role"] == "replica" and health["primary_reachable"] is True
     # Caught up: everything the primary sent is replayed (was: equal change-log sequence numbers).
-    assert _wait_for(lambda: httpx.get(f"{replica.url}/health").json()["replication_lag_bytes"] == 0, timeout_s=3)
-    assert _wait_for(lambda: httpx.get(f"{primary.url}/health").json()["replicas"][0]["lag_bytes"] == 0, timeout_s=3)
+    assert wait_until(lambda: httpx.get(f"{replica.url}/health").json()["replication_lag_bytes"] == 0, timeout_s=3)
+    assert wait_until(lambda: httpx.get(f"{primary.url}/health").json()["replicas"][0]["lag_bytes"] == 0, timeout_s=3)
 
 
 def test_replica_refuses_writes_until_promoted(pair: tuple[Any, Any]) -> None:
@@ -87,23 +78,25 @@ def test_replica_refuses_writes_until_promoted(pair: tuple[Any, Any]) -> None:
 
 
 def test_admin_calls_need_the_service_role_key(pair: tuple[Any, Any]) -> None:
-    _primary, replica = pair
+    primary, replica = pair
     anon = {"apikey": keys.ANON_KEY, "Authorization": f"Bearer {keys.ANON_KEY}"}
     assert httpx.post(f"{replica.url}/_admin/promote", headers=anon).status_code == 403
     demote = httpx.post(f"{replica.url}/_admin/demote", headers=anon, json={"primary_url": replica.url})
     assert demote.status_code == 403  # was GET /_replication/changes: the change log is gone (WAL streaming now)
+    where = httpx.get(f"{primary.url}/_admin/postgres", headers=anon)  # a base backup's address: service role only
+    assert where.status_code == 403 and "port" not in where.text
     assert httpx.get(f"{replica.url}/health").json()["role"] == "replica"
 
 
 def test_failback_old_primary_follows_the_new_primary(pair: tuple[Any, Any]) -> None:
     primary, replica = pair
     first = _insert_conversation(primary.url, "before failover").json()[0]["id"]
-    _wait_for(lambda: _find(replica.url, first), timeout_s=3)
+    wait_until(lambda: _find(replica.url, first), timeout_s=3)
     assert httpx.post(f"{replica.url}/_admin/promote", headers=SERVICE).status_code == 200
     demoted = httpx.post(f"{primary.url}/_admin/demote", headers=SERVICE, json={"primary_url": replica.url})
     assert demoted.status_code == 200 and demoted.json()["role"] == "replica"
     second = _insert_conversation(replica.url, "after failover").json()[0]["id"]
-    assert _wait_for(lambda: _find(primary.url, second), timeout_s=3)[0]["title"] == "after failover"
+    assert wait_until(lambda: _find(primary.url, second), timeout_s=3)[0]["title"] == "after failover"
     assert _insert_conversation(primary.url, "old primary is read-only now").status_code == 405
 
 
@@ -171,7 +164,7 @@ def test_stored_object_is_downloadable_from_the_replica(pair: tuple[Any, Any]) -
         response = httpx.get(f"{replica.url}/storage/v1/object/attachments/replicated/blob.bin", headers=SERVICE)
         return response.content if response.status_code == 200 else None
 
-    assert _wait_for(download, timeout_s=LAG_MS / 1000 + 3) == body
+    assert wait_until(download, timeout_s=LAG_MS / 1000 + 3) == body
 
 
 def test_a_promoted_replica_takes_writes_and_streams_them_over_realtime(pair: tuple[Any, Any]) -> None:
@@ -212,7 +205,7 @@ def test_a_promoted_replica_takes_writes_and_streams_them_over_realtime(pair: tu
 def test_reads_during_failback_are_held_then_served_never_failed(pair: tuple[Any, Any]) -> None:
     primary, replica = pair
     first = _insert_conversation(primary.url, "readable throughout").json()[0]["id"]
-    _wait_for(lambda: _find(replica.url, first), timeout_s=3)
+    wait_until(lambda: _find(replica.url, first), timeout_s=3)
     assert httpx.post(f"{replica.url}/_admin/promote", headers=SERVICE).status_code == 200
     statuses: list[int] = []
     stop = threading.Event()

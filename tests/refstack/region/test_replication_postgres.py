@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,44 +21,18 @@ from harness.refstack.postgres.cluster import Cluster
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.state import CLUSTER
+from tests.refstack.region.conftest import SERVICE_HEADERS as SERVICE
+from tests.refstack.region.conftest import run_sql, wait_until
 
-SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 DELAY_MS = 1000.0
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"condition not met within {timeout_s} s")
-
-
-def postgres_dsn(server: BackgroundServer) -> str:
-    """The region's own PostgreSQL, as its superuser (the address a replica's base backup asks for)."""
-    address = httpx.get(f"{server.url}/_admin/postgres", headers=SERVICE).json()
-    return f"postgresql://supabase_admin@{address['host']}:{address['port']}/postgres"
-
-
-def sql(server: BackgroundServer, query: str, *args: Any) -> list[asyncpg.Record]:
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(postgres_dsn(server))
-        try:
-            return list(await conn.fetch(query, *args))
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
 def insert_conversation(server: BackgroundServer, title: str) -> str:
-    return str(sql(server, "insert into public.conversations (title) values ($1) returning id", title)[0]["id"])
+    return str(run_sql(server.url, "insert into public.conversations (title) values ($1) returning id", title)[0]["id"])
 
 
 def titles(server: BackgroundServer) -> set[str]:
-    return {row["title"] for row in sql(server, "select title from public.conversations")}
+    return {row["title"] for row in run_sql(server.url, "select title from public.conversations")}
 
 
 def status(server: BackgroundServer) -> dict[str, Any]:
@@ -90,14 +64,14 @@ def delayed_pair() -> Iterator[tuple[BackgroundServer, BackgroundServer]]:
 def test_the_primary_reports_its_streaming_replica_and_the_replica_its_wal_positions(pair: Any) -> None:
     primary, replica = pair
     insert_conversation(primary, "lag probe")
-    wait_for(lambda: "lag probe" in titles(replica), timeout_s=5)
-    on_primary = wait_for(lambda: (s := status(primary))["replicas"] and s["replication_lag_bytes"] == 0 and s, 5)
+    wait_until(lambda: "lag probe" in titles(replica), timeout_s=5)
+    on_primary = wait_until(lambda: (s := status(primary))["replicas"] and s["replication_lag_bytes"] == 0 and s, 5)
     assert on_primary["role"] == "primary"
     [standby] = on_primary["replicas"]
     assert standby["name"] == "replica_ap_northeast_1"
     assert standby["state"] == "streaming" and standby["sync_state"] == "async"
     assert standby["lag_bytes"] == 0 and standby["unsent_bytes"] == 0
-    on_replica = wait_for(lambda: (s := status(replica))["replication_lag_bytes"] == 0 and s, 5)
+    on_replica = wait_until(lambda: (s := status(replica))["replication_lag_bytes"] == 0 and s, 5)
     assert on_replica["role"] == "replica" and on_replica["primary_reachable"] is True
     assert on_replica["primary_url"] == primary.url
     assert on_replica["replication_lag_ms"] == 0.0
@@ -108,21 +82,21 @@ def test_the_primary_reports_its_streaming_replica_and_the_replica_its_wal_posit
 
 def test_recovery_min_apply_delay_holds_a_commit_back_and_the_lag_shows_it(delayed_pair: Any) -> None:
     primary, replica = delayed_pair
-    settings = sql(replica, "select setting from pg_settings where name = 'recovery_min_apply_delay'")
+    settings = run_sql(replica.url, "select setting from pg_settings where name = 'recovery_min_apply_delay'")
     assert settings[0]["setting"] == str(int(DELAY_MS))
     insert_conversation(primary, "first")
-    wait_for(lambda: "first" in titles(replica), timeout_s=DELAY_MS / 1000 + 5)
+    wait_until(lambda: "first" in titles(replica), timeout_s=DELAY_MS / 1000 + 5)
 
     insert_conversation(primary, "delayed")
     committed = time.monotonic()
     # Received (streaming is immediate) but not applied: the WAL waits out the delay.
-    pending = wait_for(lambda: (s := status(replica))["replication_lag_bytes"] > 0 and s, timeout_s=DELAY_MS / 2000)
+    pending = wait_until(lambda: (s := status(replica))["replication_lag_bytes"] > 0 and s, timeout_s=DELAY_MS / 2000)
     assert pending["replication_lag_ms"] > 0, pending
     assert "delayed" not in titles(replica), "the replica applied a commit before recovery_min_apply_delay"
     assert time.monotonic() - committed < DELAY_MS / 1000, "too slow to observe the delay: the check above is void"
-    wait_for(lambda: "delayed" in titles(replica), timeout_s=DELAY_MS / 1000 + 5)
+    wait_until(lambda: "delayed" in titles(replica), timeout_s=DELAY_MS / 1000 + 5)
     assert time.monotonic() - committed >= DELAY_MS / 1000 * 0.8
-    assert wait_for(lambda: status(replica)["replication_lag_bytes"] == 0, timeout_s=5)
+    assert wait_until(lambda: status(replica)["replication_lag_bytes"] == 0, timeout_s=5)
 
 
 def test_promotion_makes_the_replica_writable_once_and_answers_the_same_again(pair: Any) -> None:
@@ -138,7 +112,7 @@ def test_promotion_makes_the_replica_writable_once_and_answers_the_same_again(pa
     assert "after promotion" not in titles(primary)  # a new timeline: nothing flows back
     health = httpx.get(f"{replica.url}/health").json()
     assert health["role"] == "primary" and health["replicas"] == []
-    assert sql(replica, "select pg_is_in_recovery() as r")[0]["r"] is False
+    assert run_sql(replica.url, "select pg_is_in_recovery() as r")[0]["r"] is False
 
 
 def test_admin_routes_need_the_service_role_key_and_a_well_formed_body(pair: Any) -> None:
@@ -162,7 +136,7 @@ def test_admin_routes_need_the_service_role_key_and_a_well_formed_body(pair: Any
 def _fail_over_with_divergence(primary: BackgroundServer, replica: BackgroundServer) -> None:
     """Promote the replica, then let the old primary commit a write the new one never sees (what pg_rewind undoes)."""
     insert_conversation(primary, "before failover")
-    wait_for(lambda: "before failover" in titles(replica), timeout_s=5)
+    wait_until(lambda: "before failover" in titles(replica), timeout_s=5)
     assert httpx.post(f"{replica.url}/_admin/promote", headers=SERVICE).status_code == 200
     insert_conversation(primary, "lost on the old primary")
     insert_conversation(replica, "after failover")
@@ -175,16 +149,16 @@ def _check_failback(primary: BackgroundServer, replica: BackgroundServer, method
     assert demoted.json() == {"role": "replica", "region": "ap-southeast-1", "primary_url": replica.url,
                               "method": method}  # fmt: skip
     expected = {"before failover", "after failover"}
-    assert wait_for(lambda: titles(primary) == expected, timeout_s=5), "the old primary kept its diverged write"
+    assert wait_until(lambda: titles(primary) == expected, timeout_s=5), "the old primary kept its diverged write"
     insert_conversation(replica, "after failback")
-    wait_for(lambda: "after failback" in titles(primary), timeout_s=5)
+    wait_until(lambda: "after failback" in titles(primary), timeout_s=5)
     with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
         insert_conversation(primary, "old primary is read-only now")
     on_old = status(primary)
     assert on_old["role"] == "replica" and on_old["primary_reachable"] is True and on_old["primary_url"] == replica.url
     [follower] = status(replica)["replicas"]
     assert follower["name"] == "replica_ap_southeast_1" and follower["state"] == "streaming"
-    slots = sql(replica, "select slot_name, active from pg_replication_slots where slot_type = 'physical'")
+    slots = run_sql(replica.url, "select slot_name, active from pg_replication_slots where slot_type = 'physical'")
     assert [(s["slot_name"], s["active"]) for s in slots] == [("replica_ap_southeast_1", True)]
     again = httpx.post(f"{primary.url}/_admin/demote", headers=SERVICE, json={"primary_url": replica.url})
     assert again.status_code == 200 and again.json()["method"] == "already_following"
@@ -235,10 +209,10 @@ def test_health_answers_503_while_the_regions_postgres_is_down(pair: Any) -> Non
     assert down.json()["status"] == "unavailable" and down.json()["database_reachable"] is False
     assert down.json()["role"] == "replica"  # the last role Postgres reported
     replica.call(start_postgres)
-    up = wait_for(lambda: (r := httpx.get(f"{replica.url}/health")).status_code == 200 and r.json(), timeout_s=10)
+    up = wait_until(lambda: (r := httpx.get(f"{replica.url}/health")).status_code == 200 and r.json(), timeout_s=10)
     assert up["role"] == "replica" and up["status"] == "ok"
     insert_conversation(primary, "after the standby restarted")
-    wait_for(lambda: "after the standby restarted" in titles(replica), timeout_s=5)
+    wait_until(lambda: "after the standby restarted" in titles(replica), timeout_s=5)
 
 
 def test_a_replica_restarted_on_its_data_dir_follows_its_restarted_primary(tmp_path: Path) -> None:
@@ -252,7 +226,7 @@ def test_a_replica_restarted_on_its_data_dir_follows_its_restarted_primary(tmp_p
         config = replica_config(primary, data_dir=tmp_path / "replica")
         with background(lambda: build_app(config)) as replica:
             insert_conversation(primary, "after both restarted")
-            assert wait_for(lambda: "after both restarted" in titles(replica), timeout_s=10)
+            assert wait_until(lambda: "after both restarted" in titles(replica), timeout_s=10)
             assert status(replica)["primary_reachable"] is True
 
 
@@ -266,10 +240,10 @@ def test_a_second_replica_that_replayed_past_the_fork_is_rewound_to_follow_the_p
         ):
             assert httpx.post(f"{first.url}/_admin/promote", headers=SERVICE).status_code == 200
             insert_conversation(primary, "past the fork")  # the second replica still follows the old primary
-            wait_for(lambda: "past the fork" in titles(second), timeout_s=5)
+            wait_until(lambda: "past the fork" in titles(second), timeout_s=5)
             insert_conversation(first, "on the new primary")
             body = {"primary_url": first.url}
             moved = httpx.post(f"{second.url}/_admin/demote", headers=SERVICE, json=body, timeout=120)
             assert moved.status_code == 200 and moved.json()["method"] == "rewind", moved.text
-            assert wait_for(lambda: titles(second) == {"on the new primary"}, timeout_s=5)
+            assert wait_until(lambda: titles(second) == {"on the new primary"}, timeout_s=5)
             assert status(second)["primary_url"] == first.url

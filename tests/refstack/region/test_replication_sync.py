@@ -13,7 +13,8 @@ import pytest
 from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from tests.refstack.region.test_replication_postgres import postgres_dsn, replica_config, status, titles, wait_for
+from tests.refstack.region.conftest import postgres_dsn, wait_until
+from tests.refstack.region.test_replication_postgres import replica_config, status, titles
 
 WAIT_S = 1.5
 """How long a commit gets with the replica down: far beyond a local commit (a few ms)."""
@@ -42,28 +43,28 @@ def test_a_commit_waits_for_the_replica_only_when_synchronous(tmp_path: Path, sy
     with background(lambda: build_app(RegionConfig(synchronous_replica=synchronous))) as primary:
         config = replica_config(primary, data_dir=tmp_path)
         with background(lambda: build_app(config)) as replica:
-            sync_state = wait_for(lambda: status(primary)["replicas"], timeout_s=5)[0]["sync_state"]
+            sync_state = wait_until(lambda: status(primary)["replicas"], timeout_s=5)[0]["sync_state"]
             assert sync_state == ("sync" if synchronous else "async")
             started = time.monotonic()
             _insert(primary, "replica up")
             assert time.monotonic() - started < WAIT_S
-            assert wait_for(lambda: "replica up" in titles(replica), timeout_s=5)
-        returned, waits = asyncio.run(_commit_with_replica_down(postgres_dsn(primary), "replica down"))
+            assert wait_until(lambda: "replica up" in titles(replica), timeout_s=5)
+        returned, waits = asyncio.run(_commit_with_replica_down(postgres_dsn(primary.url), "replica down"))
         if synchronous:
             assert not returned and waits == ["SyncRep"], "a synchronous commit completed without its replica"
         else:
             assert returned, "an asynchronous commit waited for a stopped replica"
         with background(lambda: build_app(config)) as restarted:
-            wait_for(lambda: status(primary)["replicas"], timeout_s=10)
+            wait_until(lambda: status(primary)["replicas"], timeout_s=10)
             started = time.monotonic()
             _insert(primary, "replica back")
             assert time.monotonic() - started < WAIT_S
-            assert wait_for(lambda: "replica back" in titles(restarted), timeout_s=5)
+            assert wait_until(lambda: "replica back" in titles(restarted), timeout_s=5)
 
 
 def _insert(server: BackgroundServer, title: str) -> None:
     async def run() -> None:
-        conn = await asyncpg.connect(postgres_dsn(server))
+        conn = await asyncpg.connect(postgres_dsn(server.url))
         try:
             await asyncio.wait_for(conn.execute("insert into public.conversations (title) values ($1)", title), 10)
         finally:

@@ -13,9 +13,8 @@ from harness.model import keys
 from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from tests.refstack.region.conftest import create_conversation, create_user, user_headers
-
-SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
+from tests.refstack.region.conftest import SERVICE_HEADERS as SERVICE
+from tests.refstack.region.conftest import create_conversation, create_user, run_sql, user_headers
 
 
 @pytest.fixture(scope="module")
@@ -204,22 +203,7 @@ def test_deleting_a_user_removes_their_profile_messages_and_memberships(
 
 # -- the schema cache across a promotion -----------------------------------------------------------------------------
 def _ddl(server: BackgroundServer, statement: str) -> None:
-    import asyncio
-
-    import asyncpg
-
-    address = httpx.get(f"{server.url}/_admin/postgres", headers=SERVICE, timeout=10).json()
-
-    async def run() -> None:
-        conn = await asyncpg.connect(
-            host=address["host"], port=address["port"], user="supabase_admin", database="postgres"
-        )
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
+    run_sql(server.url, statement)
 
 
 def _eventually(call: Any, expected: int, timeout_s: float = 5.0) -> httpx.Response:

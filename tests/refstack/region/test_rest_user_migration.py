@@ -8,6 +8,7 @@ One region for the module: the tests create their own users, so they do not see 
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from harness.procs.serving import BackgroundServer, background
 from harness.refstack.postgres import migrations
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
-from tests.refstack.region.conftest import create_user, user_headers
+from tests.refstack.region.conftest import create_user, run_sql, user_headers
 
 USER_MIGRATION = Path(__file__).resolve().parent / "rest_migration"
 
@@ -227,26 +228,10 @@ def test_statement_timeout_is_500_with_postgres_message(rest: Rest) -> None:
     assert response.json()["message"] == "canceling statement due to statement timeout"
 
 
-def test_schema_reload_on_ddl(region: BackgroundServer, rest: Rest, service_headers: dict[str, str]) -> None:
+def test_schema_reload_on_ddl(region: BackgroundServer, rest: Rest) -> None:
     """A function created after start is callable once the DDL event trigger's NOTIFY reloads the cache."""
-    import asyncio
-    import time
-
-    import asyncpg
-
-    address = httpx.get(f"{region.url}/_admin/postgres", headers=service_headers).json()
-
-    async def create() -> None:
-        conn = await asyncpg.connect(
-            host=address["host"], port=address["port"], user="supabase_admin", database="postgres"
-        )
-        try:
-            await conn.execute("create function public.answer() returns int language sql immutable as 'select 42'")
-        finally:
-            await conn.close()
-
     assert rest("GET", "rpc/answer").status_code == 404
-    asyncio.run(create())
+    run_sql(region.url, "create function public.answer() returns int language sql immutable as 'select 42'")
     deadline = time.monotonic() + 5
     while (response := rest("GET", "rpc/answer")).status_code == 404 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -16,7 +16,7 @@ import pytest
 from harness.model import keys
 from harness.procs.serving import BackgroundServer
 from harness.refstack.region.rest.schema_cache import SchemaCache, load
-from tests.refstack.region.conftest import MakeConversation, MakeUser, anon_headers, user_headers
+from tests.refstack.region.conftest import MakeConversation, MakeUser, anon_headers, postgres_dsn, user_headers
 
 
 @pytest.fixture
@@ -160,14 +160,12 @@ def _migration_tables(sql: str) -> dict[str, set[str]]:
     return tables
 
 
-def _schema_cache(region: BackgroundServer, service_headers: dict[str, str]) -> SchemaCache:
+def _schema_cache(region: BackgroundServer) -> SchemaCache:
     """The REST module's view of the running region's database, read from pg_catalog as it reads it at start."""
-    address = httpx.get(f"{region.url}/_admin/postgres", headers=service_headers).json()
+    dsn = postgres_dsn(region.url)
 
     async def read() -> SchemaCache:
-        conn = await asyncpg.connect(
-            host=address["host"], port=address["port"], user="supabase_admin", database="postgres"
-        )
+        conn = await asyncpg.connect(dsn)
         try:
             return await load(conn)
         finally:
@@ -176,13 +174,11 @@ def _schema_cache(region: BackgroundServer, service_headers: dict[str, str]) -> 
     return asyncio.run(read())
 
 
-def test_migration_names_every_table_column_policy_and_publication(
-    region: BackgroundServer, service_headers: dict[str, str]
-) -> None:
+def test_migration_names_every_table_column_policy_and_publication(region: BackgroundServer) -> None:
     (path,) = MIGRATIONS.glob("*_whatsapp_clone.sql")
     sql = path.read_text()
     tables = _migration_tables(sql)
-    cache = _schema_cache(region, service_headers)
+    cache = _schema_cache(region)
     assert set(tables) == set(cache.tables)
     for name, table in cache.tables.items():
         assert tables[name] == set(table.columns), name

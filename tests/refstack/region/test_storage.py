@@ -15,9 +15,8 @@ from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.state import DB
+from tests.refstack.region.conftest import SERVICE_HEADERS as SERVICE
 from tests.refstack.region.conftest import MakeConversation, MakeUser, anon_headers, user_headers
-
-SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 
 
 def _url(srv: BackgroundServer, path: str) -> str:

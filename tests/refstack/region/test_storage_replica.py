@@ -4,11 +4,9 @@ replica are refused in storage-api's error shape, never a 500."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +16,7 @@ from harness.procs.serving import BackgroundServer, background
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.state import DB
+from tests.refstack.region.conftest import wait_until
 
 SERVICE = {"Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 Pair = tuple[BackgroundServer, BackgroundServer]
@@ -31,15 +30,6 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
         )
         with background(lambda: build_app(replica_config)) as replica:
             yield primary, replica
-
-
-def _wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout_s} s")
 
 
 def _member_of_a_conversation(primary: BackgroundServer) -> tuple[str, dict[str, str]]:
@@ -87,7 +77,7 @@ def test_an_object_body_reaches_the_replica_and_is_served_there(pair: Pair) -> N
         response = httpx.get(f"{replica.url}/storage/v1/object/attachments/{key}", headers=member)
         return response if response.status_code == 200 else None
 
-    got = _wait_for(download)
+    got = wait_until(download)
     assert got.content == body and got.headers["content-type"] == "image/png"
     assert got.headers["x-origin-region"] == "ap-northeast-1"
 
@@ -110,7 +100,7 @@ def test_writes_reaching_the_replica_get_the_read_only_error(pair: Pair) -> None
     primary, replica = pair
     assert httpx.post(f"{primary.url}/storage/v1/object/attachments/c/a.txt", headers=SERVICE, content=b"a").is_success
     storage = f"{replica.url}/storage/v1"
-    _wait_for(lambda: httpx.get(f"{storage}/object/attachments/c/a.txt", headers=SERVICE).status_code == 200)
+    wait_until(lambda: httpx.get(f"{storage}/object/attachments/c/a.txt", headers=SERVICE).status_code == 200)
     attempts = [
         httpx.post(f"{storage}/object/attachments/c/b.txt", headers=SERVICE, content=b"b"),
         httpx.put(f"{storage}/object/attachments/c/a.txt", headers=SERVICE, content=b"a2"),

@@ -28,14 +28,13 @@ import asyncpg
 from aiohttp import web
 
 from harness.errors import TargetUnreachable
-from harness.model import keys
 from harness.refstack.region.replication import failover, hooks, lag
 from harness.refstack.region.replication.gate import Gate
 from harness.refstack.region.replication.hooks import on_role_change
 from harness.refstack.region.replication.standby import StandbyCheck
-from harness.refstack.region.state import CONFIG, DB, bearer_token
+from harness.refstack.region.state import CONFIG, DB, require_service
 
-__all__ = ["is_standby", "on_role_change", "primary_url", "require_service", "setup", "status"]
+__all__ = ["is_standby", "on_role_change", "primary_url", "setup", "status"]
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +53,6 @@ STATE = web.AppKey("replication", ReplicationState)
 
 def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
-
-
-def require_service(request: web.Request) -> None:
-    token = bearer_token(request)
-    try:
-        claims = keys.verify(token or "", request.app[CONFIG].jwt_secret)
-    except keys.TokenError:
-        claims = None
-    if claims is None or not claims.is_service:
-        raise web.HTTPForbidden(
-            text='{"message":"replication and admin routes need the service-role key"}',
-            content_type="application/json",
-        )
 
 
 async def is_standby(app: web.Application) -> bool:
