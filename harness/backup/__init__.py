@@ -1,0 +1,1 @@
+"""Encrypted backups: pg_dump -> GPG -> S3, verified by restoring them (docs/backups.md)."""

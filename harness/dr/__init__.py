@@ -1,0 +1,1 @@
+"""Failover and disaster recovery: monitor, failover, failback, status (docs/failover.md)."""
