@@ -84,7 +84,22 @@ class AwsSettings:
 
 
 def require_credentials(session: boto3.Session, settings: AwsSettings) -> None:
-    if session.get_credentials() is None:
+    try:
+        credentials = session.get_credentials()
+    except botocore.exceptions.PartialCredentialsError as exc:  # e.g. a key id without its secret
+        kwargs = getattr(exc, "kwargs", {})
+        raise ConfigError(
+            f"incomplete AWS credentials for {settings.describe()}: {kwargs.get('cred_var', 'a value')} is missing "
+            f"(source: {kwargs.get('provider', '?')}); set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "or pass --aws-profile NAME"
+        ) from None
+    except botocore.exceptions.CredentialRetrievalError as exc:
+        # The provider's own message may quote a credential_process's output: name the provider only.
+        raise ConfigError(
+            f"AWS credentials for {settings.describe()} could not be read from "
+            f"{getattr(exc, 'kwargs', {}).get('provider', 'their source')}; check that profile or pass another"
+        ) from None
+    if credentials is None:
         raise ConfigError(
             f"no AWS credentials for {settings.describe()}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
             "or pass --aws-profile NAME (a profile in ~/.aws), or run where an instance/IRSA role provides them"
