@@ -22,6 +22,8 @@ _COMMAND_MODULES = [
     "harness.network.cli",
     "harness.report.cli",
     "harness.run.users_cli",
+    "harness.dr.cli",
+    "harness.run.drill_cli",
 ]
 
 

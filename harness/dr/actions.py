@@ -124,6 +124,17 @@ def run_action(ctx: DrContext, action: str, dry_run: bool, body: Callable[[Steps
     return outcome
 
 
+def preflight_switches(ctx: DrContext, dry_run: bool) -> None:
+    """Before the database moves: a switch that would refuse (credentials, a missing record) must refuse now."""
+    for switch in ctx.switches:
+        check = getattr(switch, "preflight", None)
+        if check is not None:
+            try:
+                check(dry_run=dry_run)
+            except Exception as exc:
+                raise ActionRefused(f"traffic switch {switch.name} cannot act: {exc}") from None
+
+
 def switch_traffic(steps: Steps, region: Region, dry_run: bool) -> None:
     for switch in steps.ctx.switches:
         with steps.step(f"switch_{switch.name}") as step:

@@ -20,8 +20,9 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
-from harness.dr import aws, route53
+from harness.dr import aws
 from harness.dr.actions import DrContext, Outcome
+from harness.dr.alerts import Alert, AlertSinks, publish
 from harness.dr.edge import EdgeSwitch
 from harness.dr.failback import failback
 from harness.dr.failover import LagLimits, failover
@@ -29,6 +30,7 @@ from harness.dr.hooks import CommandSwitch
 from harness.dr.journal import DEFAULT_STATE_DIR, Journal
 from harness.dr.lock import DrLock
 from harness.dr.monitor import MonitorSettings, monitor
+from harness.dr.route53 import Route53Switch
 from harness.dr.status import status
 from harness.dr.switch import TrafficSwitch
 from harness.dr.topology import JAPAN, SINGAPORE, Region, Topology
@@ -104,8 +106,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="CMD",
         help="shell command that promotes $HARNESS_DR_REGION instead of its /_admin/promote",
     )
-    route53.add_arguments(parser)
+    Route53Switch.add_arguments(parser)
     aws.add_arguments(parser)
+    AlertSinks.add_arguments(parser)
     parser.add_argument(
         "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="journal, state and locks (default: %(default)s)"
     )
@@ -250,7 +253,7 @@ def _switches(args: argparse.Namespace, topology: Topology, journal: Journal, ch
             settings = aws.from_args(args)
             if changes:
                 aws.check_changes_allowed(settings, confirm_remote=args.confirm_remote, what="flip Route53 records")
-            switch = route53.from_args(args, settings)
+            switch = Route53Switch.from_args(args, settings)
             if switch is None:
                 raise ConfigError("--switch route53 needs --route53-zone-id, --route53-record and --route53-set")
             switches.append(switch)
@@ -268,6 +271,24 @@ def context_from_args(args: argparse.Namespace, *, changes: bool) -> DrContext:
 
 
 # -- commands ----------------------------------------------------------------------------------------------------
+def _alert(args: argparse.Namespace, outcome: Outcome) -> None:
+    """Every DR action that changed something or failed is announced (SNS and/or Slack, when configured)."""
+    sinks = AlertSinks.from_args(args, aws.from_args(args))
+    if not sinks.enabled or outcome.dry_run or (outcome.ok and not outcome.changed):
+        return
+    steps = ", ".join(f"{s.name} {s.seconds:.1f} s" for s in outcome.steps if s.changed)
+    figure = outcome.error if not outcome.ok else (steps or "no change")
+    where = f"{args.home_region} → {args.standby_region}" if outcome.action == "failover" else args.home_region
+    publish(
+        Alert(f"dr {outcome.action}", where, figure or "", str(args.state_dir / "journal.jsonl"), outcome.ok), sinks
+    )
+
+
+def _alert_and_report(args: argparse.Namespace, outcome: Outcome) -> int:
+    _alert(args, outcome)
+    return _report(outcome)
+
+
 def _report(outcome: Outcome) -> int:
     if outcome.ok:
         verb = "would be done (dry run)" if outcome.dry_run else "done" if outcome.changed else "nothing to do"
@@ -287,7 +308,9 @@ def _status(args: argparse.Namespace) -> int:
 def _act(args: argparse.Namespace, action: Callable[[DrContext], Outcome]) -> int:
     ctx = context_from_args(args, changes=True)
     with DrLock(ctx.journal.state_dir, "action"):
-        return _report(action(ctx))
+        outcome = action(ctx)
+    _alert(args, outcome)
+    return _report(outcome)
 
 
 def _failover(args: argparse.Namespace) -> int:
@@ -312,7 +335,7 @@ def _monitor(args: argparse.Namespace) -> int:
     )
     try:
         with DrLock(ctx.journal.state_dir, "monitor"):
-            return monitor(ctx, settings, stop=stop, on_action=_report)
+            return monitor(ctx, settings, stop=stop, on_action=lambda outcome: _alert_and_report(args, outcome))
     except KeyboardInterrupt:
         return 130
     finally:

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.dr.actions import ActionRefused, DrContext, Outcome, Steps, run_action, switch_traffic, verify_write
+from harness.dr.actions import (
+    ActionRefused,
+    DrContext,
+    Outcome,
+    Steps,
+    preflight_switches,
+    run_action,
+    switch_traffic,
+    verify_write,
+)
 from harness.dr.hooks import run_hook
 from harness.dr.regions import RegionStatus
 
@@ -51,6 +60,7 @@ def failover(ctx: DrContext, *, force: bool = False, dry_run: bool = False, limi
         with steps.step("check_standby") as step:
             status = ctx.admin.status(standby)
             step.detail = _check_standby(status, limits, force, ctx.promote_cmd)
+            preflight_switches(ctx, dry_run)
         with steps.step("promote") as step:
             if status.role == "primary":
                 step.detail = f"{standby.name} is already primary"

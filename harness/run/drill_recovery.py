@@ -1,0 +1,162 @@
+"""`harness drill recovery`: the deployment guide's monthly recovery test as one command.
+
+    baseline smoke ─► kill Singapore ─► the DR monitor fails over ─► smoke on the failed-over system
+        ─► restart Singapore (a stale primary on its old data) ─► dr failback (rewind, planned switchover,
+           traffic back) ─► smoke again
+
+The writers of the failover drill run throughout, so the acknowledged messages are checked after both moves.
+Each phase is timed and keeps every failed step with its error ("document any issues"); the recovery time is
+fault → the failed-over system passes the smoke checklist (the guide's target: under 30 minutes).
+Writes recovery.md beside the drill's other reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+
+from harness.dr.failback import failback
+from harness.dr.monitor import MonitorSettings, monitor
+from harness.gates import drill as figures
+from harness.model.drill import DrillPhase, DrillResult, Measure
+from harness.model.drill_profile import DrillProfile
+from harness.refstack.stack import ReferenceStack
+from harness.run.drill import DrillOptions, DrillRig, build_rig, new_run_id, stack_config, stored_ids
+from harness.run.signals import StopRequest
+from harness.run.smoke import run_checklist
+from harness.run.target import from_reference
+
+FAILBACK_STABLE_FOR_S = 5.0
+
+
+class _Phases:
+    def __init__(self, rig: DrillRig, result: DrillResult, log: TextIO) -> None:
+        self.rig, self.result, self.log = rig, result, log
+
+    def run(self, name: str, body: Callable[[DrillPhase], None]) -> DrillPhase:
+        t = self.rig.recorder.now()
+        phase = DrillPhase(name, round(t, 3), round(t, 3), ok=True)
+        print(f"harness: drill recovery: {name}…", file=self.log, flush=True)
+        self.rig.event("phase", f"{name} starts", t)
+        try:
+            body(phase)
+        except Exception as exc:  # every failure of a phase is documented, and the next phases still run
+            phase.errors.append(f"{type(exc).__name__}: {exc}")
+        phase.ok = phase.ok and not phase.errors
+        phase.ended_t_s = round(self.rig.recorder.now(), 3)
+        self.result.phases.append(phase)
+        verdict = "ok" if phase.ok else "FAILED: " + "; ".join(phase.errors)[:300]
+        print(f"harness: drill recovery: {name} {verdict} ({phase.seconds:.1f} s)", file=self.log, flush=True)
+        return phase
+
+
+def _smoke(stack: ReferenceStack) -> Callable[[DrillPhase], None]:
+    def body(phase: DrillPhase) -> None:
+        for check in run_checklist(from_reference(stack.endpoints)):
+            if not check.passed:
+                phase.errors.append(f"smoke {check.name}: {check.message}")
+
+    return body
+
+
+def run_recovery_drill(
+    profile: DrillProfile, options: DrillOptions, log: TextIO = sys.stderr
+) -> tuple[DrillResult, Path]:
+    run_id = options.run_id or new_run_id("recovery")
+    out_dir = options.reports_dir / run_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sync = profile.drill.synchronous_commit
+    result = DrillResult("recovery", "kill", run_id, time.time(), "reference stack", sync)
+    with StopRequest(log) as stop, contextlib.ExitStack() as cleanup:
+        stack = ReferenceStack(stack_config(profile, out_dir))
+        cleanup.callback(stack.stop)
+        stack.start()
+        rig = build_rig(stack, profile, run_id, out_dir, options.promote_cmd, cleanup)
+        rig.recorder.t0, rig.t0_unix = time.monotonic(), time.time()
+        rig.ledger.start()
+        rig.lag.start()
+        phases = _Phases(rig, result, log)
+        monitor_stop = threading.Event()
+        fault_t: float | None = None
+        deadline_s = profile.drill.max_duration_s
+        try:
+            phases.run("baseline_smoke", _smoke(stack))
+
+            def fault_and_failover(phase: DrillPhase) -> None:
+                nonlocal fault_t
+                mon = profile.monitor
+                settings = MonitorSettings(interval_s=mon.interval_s, failures=mon.failures,
+                                           max_rounds=int(deadline_s / mon.interval_s) + 10)  # fmt: skip
+                thread = threading.Thread(target=monitor, args=(rig.ctx, settings), daemon=True, name="dr-monitor",
+                                          kwargs={"stop": monitor_stop, "on_action": rig.outcomes.append})  # fmt: skip
+                thread.start()
+                time.sleep(2 * mon.interval_s)  # the monitor has seen a healthy primary
+                stack.kill("primary")
+                fault_t = rig.recorder.now()
+                rig.event("fault", "kill -9 Singapore's region server and PostgreSQL", fault_t)
+                waited = time.monotonic() + deadline_s
+                while not rig.outcomes and time.monotonic() < waited and not stop.requested:
+                    stop.wait(0.25)
+                monitor_stop.set()
+                thread.join(60)
+                if not rig.outcomes:
+                    raise TimeoutError(f"the DR monitor did not fail over within {deadline_s:g} s")
+                outcome = rig.outcomes[-1]
+                if not outcome.ok:
+                    phase.errors.extend(f"{s.name}: {s.detail}" for s in outcome.steps if not s.ok)
+                    phase.errors.append(f"failover: {outcome.error}")
+
+            phases.run("fault_and_failover", fault_and_failover)
+            after_failover = phases.run("smoke_after_failover", _smoke(stack))
+
+            def restart_home(phase: DrillPhase) -> None:
+                stack.restart("primary")
+
+            phases.run("restart_singapore", restart_home)
+
+            def fail_back(phase: DrillPhase) -> None:
+                outcome = failback(rig.ctx, stable_for_s=FAILBACK_STABLE_FOR_S)
+                if not outcome.ok:
+                    phase.errors.extend(f"{s.name}: {s.detail}" for s in outcome.steps if not s.ok)
+                    phase.errors.append(f"failback: {outcome.error}")
+
+            phases.run("failback", fail_back)
+            phases.run("smoke_after_failback", _smoke(stack))
+        finally:
+            monitor_stop.set()
+            rig.ledger.halt()
+            rig.lag.halt()
+        try:
+            stored, primary = stored_ids(rig)
+            missing = sorted(set(rig.ledger.acked) - stored)
+            rpo = Measure("rpo_messages", float(len(missing)), "messages", profile.gates.rpo_messages,
+                          f"{len(missing)} of {len(rig.ledger.acked)} acknowledged messages missing on {primary} "
+                          "after failover and failback")  # fmt: skip
+        except (RuntimeError, httpx.HTTPError) as exc:
+            rpo = Measure("rpo_messages", None, "messages", profile.gates.rpo_messages, f"not checked: {exc}")
+        result.timeline = rig.recorder.samples()
+        recovered = after_failover.ended_t_s if after_failover.ok and fault_t is not None else None
+        by_name = {p.name: p for p in result.phases}
+        result.measures = [
+            Measure("recovery_s", None if recovered is None else round(recovered - (fault_t or 0), 3), "s",
+                    profile.gates.recovery_s, "fault → the failed-over system passes the smoke checklist"),
+            Measure("failover_s", by_name["fault_and_failover"].seconds if "fault_and_failover" in by_name else None,
+                    "s", detail="kill → the monitor's failover verified a write"),
+            Measure("failback_s", by_name["failback"].seconds if "failback" in by_name else None, "s",
+                    detail="rewind, planned switchover and traffic back"),
+            rpo,
+            Measure("error_pct", round(figures.error_pct(result.timeline), 2), "%", None,
+                    "failed requests over the whole drill (reported, not gated: the drill kills the primary)"),
+            Measure("acknowledged", float(len(rig.ledger.acked)), "messages"),
+        ]  # fmt: skip
+        result.events = sorted(rig.events, key=lambda e: e.t_s)
+        if stop.requested:
+            result.errors.append(f"interrupted ({stop.signal_name}): the drill is incomplete")
+    return result, out_dir
