@@ -40,6 +40,7 @@ def monitor(
     *,
     stop: threading.Event | None = None,
     on_action: Callable[[Outcome], object] | None = None,
+    prober: Prober | None = None,
 ) -> int:
     """Exit code: 0 when stopped with the product healthy or after a good failover, 1 when the last failover failed."""
     stop = stop or threading.Event()
@@ -47,7 +48,7 @@ def monitor(
     primary = topology.home
     if ctx.admin.status(topology.standby).role == "primary":
         primary = topology.standby  # already failed over: watch the new primary, nothing to fail over to
-    prober = Prober(topology)
+    prober = prober or Prober(topology)
     failures, rounds, last_failed = 0, 0, False
     journal.write("monitor", step="start", primary=primary.name, interval_s=settings.interval_s,
                   failures=settings.failures)  # fmt: skip

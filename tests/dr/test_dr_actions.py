@@ -20,7 +20,6 @@ from harness.dr.lock import DrLock
 from harness.dr.status import status
 from harness.errors import ConfigError
 from harness.refstack.stack import ReferenceStack
-
 from tests.dr.conftest import context_of
 
 REGION_HEADER = "x-origin-region"
@@ -82,9 +81,8 @@ def test_status_names_the_primary_and_the_last_actions(stack: ReferenceStack, tm
 
 
 def test_two_dr_processes_never_act_at_once(tmp_path: Path) -> None:
-    with DrLock(tmp_path, "action"):
-        with pytest.raises(ConfigError, match="another harness dr process"):
-            DrLock(tmp_path, "action").__enter__()
+    with DrLock(tmp_path, "action"), pytest.raises(ConfigError, match="another harness dr process"):
+        DrLock(tmp_path, "action").__enter__()
     with DrLock(tmp_path, "action"):  # released on exit
         pass
 
