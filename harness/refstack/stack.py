@@ -8,6 +8,14 @@
 
 Each piece is a `procs.PieceProcess`: it gets SIGTERM when the parent dies, so a killed run never leaves servers
 behind.
+
+Faults for failover drills:
+    stack.kill("primary")      SIGKILL the region and its PostgreSQL; returns once both ports are closed (crash.py)
+    stack.restart("primary")   the same piece again: same options, port, data dir and PostgreSQL port
+    StackConfig(origin_proxies=True)
+                               the edge reaches each region through a Toxiproxy proxy (origin_proxies.py):
+                               disable `origin_ap-southeast-1` to partition Singapore from the edge
+    POST <edge>/_edge/admin/primary {"region": ...}   the DR traffic switch (edge/admin.py; service-role key)
 """
 
 from __future__ import annotations
@@ -18,15 +26,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from harness.errors import TargetUnreachable
+from harness.errors import ConfigError, TargetUnreachable
 from harness.model import keys
 from harness.procs.piece import PieceProcess
+from harness.refstack import crash, origin_proxies
 
 PRIMARY_REGION = "ap-southeast-1"
 REPLICA_REGION = "ap-northeast-1"
 REGION_FACTORY = "harness.refstack.region.app:build_app_from_options"
 LIVEKIT_FACTORY = "harness.refstack.livekit.server:build_app"
 EDGE_FACTORY = "harness.refstack.edge.server:build_app"
+TOXIPROXY_PIECE = "toxiproxy"
+REGION_OF = {"primary": PRIMARY_REGION, "replica": REPLICA_REGION}
+POSTGRES_DIR = "postgres"
+"""A region's cluster directory under `<data_dir>/<region>/` (the region server's lifecycle.POSTGRES_DIR)."""
 
 
 @dataclass
@@ -35,14 +48,19 @@ class StackPorts:
     primary: int = 54321
     replica: int = 54322
     livekit: int = 7880
+    toxiproxy: int = 8475
+    """The embedded Toxiproxy API (only with `StackConfig.origin_proxies`). Not Toxiproxy's usual 8474, which the
+    network shaper's own Toxiproxy may hold during a run; the origin proxies themselves take any free port."""
 
     @classmethod
     def any(cls) -> StackPorts:
         """Let the OS choose every port (tests, and runs beside another stack)."""
-        return cls(0, 0, 0, 0)
+        return cls(edge=0, primary=0, replica=0, livekit=0, toxiproxy=0)
 
 
 PIECES = ("primary", "replica", "livekit", "edge")
+START_ORDER = ("livekit", "primary", "replica", TOXIPROXY_PIECE, "edge")
+"""LiveKit first (regions mint tokens pointing at it), then the regions, the proxies in front of them, the edge."""
 
 
 @dataclass
@@ -74,15 +92,31 @@ class StackConfig:
     """How often the edge probes each origin's /health."""
     livekit_join_timeout_s: float = 60.0
     """The LiveKit stand-in drops a participant that never becomes active after this long (real server: 60 s)."""
+    origin_proxies: bool = False
+    """Start an embedded Toxiproxy and put a proxy (`origin_<region>`) in front of each region's HTTP port; the edge
+    uses the proxied URLs, replication and write forwarding the direct ones (origin_proxies.py)."""
 
 
 @dataclass
 class Endpoints:
     host: str
     ports: dict[str, int] = field(default_factory=dict)
+    origin_ports: dict[str, int] = field(default_factory=dict)
+    """Region piece → listen port of its origin proxy (only with `StackConfig.origin_proxies`)."""
 
     def url(self, piece: str, scheme: str = "http") -> str:
         return f"{scheme}://{self.host}:{self.ports[piece]}"
+
+    def origin_url(self, piece: str) -> str:
+        """The URL the edge uses for a region ("primary"/"replica"): its proxy's, or its own without proxies."""
+        if piece in self.origin_ports:
+            return f"http://{self.host}:{self.origin_ports[piece]}"
+        return self.url(piece)
+
+    @property
+    def toxiproxy_url(self) -> str:
+        """The Toxiproxy API of the origin proxies (KeyError without `StackConfig.origin_proxies`)."""
+        return self.url(TOXIPROXY_PIECE)
 
     @property
     def primary_url(self) -> str:
@@ -125,6 +159,12 @@ class ReferenceStack:
         self.endpoints = Endpoints(self.config.host)
         self.processes: dict[str, PieceProcess] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._data_dir: Path | None = None
+        self._log_dir: Path | None = None
+        self._specs: dict[str, tuple[str, dict[str, Any]]] = {}
+        """piece → (factory, options) it was started with, for restart()."""
+        self._postgres_ports: dict[str, int] = {}
+        """region piece → its PostgreSQL port, kept for a restart (a replica's standby follows that port)."""
 
     def _spec(self, piece: str, data_dir: Path) -> tuple[str, int, dict[str, Any]]:
         """(factory, port, factory options) of one piece, for `PieceProcess`."""
@@ -151,14 +191,23 @@ class ReferenceStack:
             regions = [piece for piece in ("primary", "replica") if piece in endpoints.ports]
             if not regions:
                 raise TargetUnreachable("the edge needs a region server: start 'primary' or 'replica' with it")
-            origins = {PRIMARY_REGION: endpoints.url(regions[0]), REPLICA_REGION: endpoints.url(regions[-1])}
-            return EDGE_FACTORY, ports.edge, {"origins": origins, "health_interval_s": config.health_interval_s}
+            origins = {PRIMARY_REGION: endpoints.origin_url(regions[0]),
+                       REPLICA_REGION: endpoints.origin_url(regions[-1])}  # fmt: skip
+            # The service-role key is the local demo key (harness.model.keys): it protects nothing.
+            return EDGE_FACTORY, ports.edge, {"origins": origins, "health_interval_s": config.health_interval_s,
+                                              "admin_token": keys.SERVICE_ROLE_KEY}  # fmt: skip
+        if piece == TOXIPROXY_PIECE:
+            return origin_proxies.TOXIPROXY_FACTORY, ports.toxiproxy, {"host_for_listeners": config.host}
         raise ValueError(f"unknown piece {piece!r}; valid: {', '.join(PIECES)}")
 
     def _livekit_url(self) -> str:
         if "livekit" in self.endpoints.ports:
             return self.endpoints.livekit_url
         return f"ws://{self.config.host}:{self.config.ports.livekit}"
+
+    def _wanted(self) -> list[str]:
+        wanted = set(self.config.pieces) | ({TOXIPROXY_PIECE} if self.config.origin_proxies else set())
+        return [piece for piece in START_ORDER if piece in wanted]
 
     def start(self) -> ReferenceStack:
         data_dir = self.config.data_dir
@@ -168,20 +217,89 @@ class ReferenceStack:
         data_dir.mkdir(parents=True, exist_ok=True)
         log_dir = self.config.log_dir or data_dir
         log_dir.mkdir(parents=True, exist_ok=True)
-        # LiveKit first (regions mint tokens pointing at it), then the regions, then the edge in front of them.
-        order = [p for p in ("livekit", "primary", "replica", "edge") if p in self.config.pieces]
+        self._data_dir, self._log_dir = data_dir, log_dir
         try:
-            for piece in order:
+            for piece in self._wanted():
                 factory, port, options = self._spec(piece, data_dir)
-                process = PieceProcess(
-                    piece, factory, log_dir / f"{piece}.log", options=options, host=self.config.host, port=port
-                )
-                self.processes[piece] = process
-                self.endpoints.ports[piece] = process.port
+                self._specs[piece] = (factory, options)
+                self._launch(piece, factory, port, options)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _launch(self, piece: str, factory: str, port: int, options: dict[str, Any]) -> None:
+        assert self._log_dir is not None, "start() sets the log directory"
+        process = PieceProcess(
+            piece, factory, self._log_dir / f"{piece}.log", options=options, host=self.config.host, port=port
+        )
+        self.processes[piece] = process
+        # Keep start order, so stop() (reverse order) stays right after a restart.
+        ordered = [(p, self.processes[p]) for p in START_ORDER if p in self.processes]
+        self.processes.clear()
+        self.processes.update(ordered)
+        self.endpoints.ports[piece] = process.port
+        if piece in REGION_OF:
+            postmaster = crash.read_postmaster(self._cluster_dir(piece))
+            if postmaster is not None:
+                self._postgres_ports[piece] = postmaster.port
+        if piece == TOXIPROXY_PIECE:
+            self._create_origin_proxies()
+
+    def _create_origin_proxies(self) -> None:
+        """One proxy per running region; on a Toxiproxy restart, again on the listen ports the edge already uses."""
+        host, api = self.config.host, self.endpoints.toxiproxy_url
+        for piece, region in REGION_OF.items():
+            if piece in self.endpoints.ports:
+                listen = self.endpoints.origin_ports.get(piece, 0)
+                name = origin_proxies.proxy_name(region)
+                port = origin_proxies.create(api, name, host, self.endpoints.ports[piece], listen)
+                self.endpoints.origin_ports[piece] = port
+
+    def _cluster_dir(self, piece: str) -> Path:
+        assert self._data_dir is not None, "start() sets the data directory"
+        return self._data_dir / REGION_OF[piece] / POSTGRES_DIR
+
+    def _known(self, piece: str) -> None:
+        if piece not in self._specs:
+            raise ConfigError(f"piece {piece!r} was not started in this stack; started: {', '.join(self._specs)}")
+
+    def kill(self, piece: str) -> None:
+        """SIGKILL a piece (a region: its server process and its PostgreSQL) and return once its ports are closed.
+
+        The piece leaves `processes` and its port stays in `endpoints`, for restart(). TargetUnreachable when
+        something is still there after `crash.KILL_WAIT_S`."""
+        self._known(piece)
+        process = self.processes.pop(piece, None)
+        if process is None:
+            return  # already killed
+        ports, pids = [self.endpoints.ports[piece]], [process.pid]
+        if piece in REGION_OF:
+            postmaster = crash.read_postmaster(self._cluster_dir(piece))
+            if postmaster is not None:
+                crash.kill_postmaster(postmaster)  # first: otherwise it gets SIGTERM and shuts down cleanly
+                pids.append(postmaster.pid)
+                ports.append(postmaster.port)
+                self._postgres_ports[piece] = postmaster.port
+        if piece == TOXIPROXY_PIECE:
+            ports += list(self.endpoints.origin_ports.values())
+        process.kill_group()
+        process.close()
+        crash.wait_gone(f"kill({piece!r})", pids, self.config.host, ports)
+
+    def restart(self, piece: str) -> None:
+        """Start a piece again with the options, port and data directory it had (a running one is stopped first).
+
+        A region gets its old PostgreSQL port back, so a standby following it reconnects. It comes up as its data
+        says: Singapore restarted after Japan's promotion is a stale primary (failback demotes it)."""
+        self._known(piece)
+        if piece in self.processes:
+            self.processes.pop(piece).stop()
+        factory, options = self._specs[piece]
+        options = dict(options)
+        if piece in self._postgres_ports:
+            options["postgres_port"] = self._postgres_ports[piece]
+        self._launch(piece, factory, self.endpoints.ports[piece], options)
 
     def stop(self) -> None:
         for piece in reversed(list(self.processes)):

@@ -7,6 +7,9 @@ package (see `lambda_edge.py`) and is used unchanged by the local edge (`server.
                         CN → Japan                └──no──► other healthy? ──yes──► other    reason "failover"
                         HK, MO → policy field                              └──no──► preferred reason "no-healthy-origin"
                         anyone else → Singapore
+
+A DR traffic switch (the local edge's admin API, `admin.py`) replaces the policy with `switched_policy(home, R)`:
+data only, so the Lambda@Edge package can carry a switched policy the same way.
 """
 
 from __future__ import annotations
@@ -56,6 +59,31 @@ class RoutingPolicy:
 
     def other(self, region: str) -> str:
         return self.secondary_region if region == self.primary_region else self.primary_region
+
+    @property
+    def regions(self) -> tuple[str, str]:
+        """(primary, secondary): the only regions this policy can send a viewer to."""
+        return (self.primary_region, self.secondary_region)
+
+
+def switched_policy(home: RoutingPolicy, primary_region: str) -> RoutingPolicy:
+    """The policy after a DR traffic switch makes `primary_region` everyone's primary.
+
+    Switching to the home primary gives `home` back unchanged. Switching to the home secondary sends every viewer
+    there (China, Hong Kong and pinned paths included: the old primary is what the drill moved away from); the
+    old primary becomes the health-based failover target. Raises ValueError for a region `home` does not route to.
+    """
+    if primary_region == home.primary_region:
+        return home
+    if primary_region != home.secondary_region:
+        raise ValueError(f"unknown region {primary_region!r}; valid: {', '.join(home.regions)}")
+    return RoutingPolicy(
+        primary_region=primary_region,
+        secondary_region=home.primary_region,
+        secondary_countries=frozenset(),
+        hk_mo_to_secondary=False,
+        pinned_prefixes={},
+    )
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
     viewer ──► edge (CloudFront-Viewer-Country from the viewer's own request)
                 ├── /auth/v1 /rest/v1 /realtime/v1 /storage/v1 /functions/v1 /health, any websocket upgrade
                 │       └─► routing.choose_origin(country, path, health) ─► proxy to that region's origin
-                ├── /_edge/status          health state and current decisions (JSON)
+                ├── /_edge/status          health state, current decisions and primary region (JSON)
+                ├── /_edge/admin/primary   DR traffic switch: which region is everyone's primary (admin.py)
                 └── everything else        the web shell (webshell.py)
     health checker (background task) ── GET <origin>/health every interval ──► health map used by choose_origin
 
@@ -22,8 +23,9 @@ import aiohttp
 from aiohttp import web
 
 from harness.errors import ConfigError
+from harness.model.target_config import Secret
 
-from . import webshell
+from . import admin, webshell
 from .health import HealthChecker, stop_task
 from .proxy import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, is_websocket, proxy_http, proxy_websocket
 from .routing import RoutingPolicy, choose_origin
@@ -40,7 +42,8 @@ STATUS_SAMPLE_COUNTRIES = ("CN", "HK", "SG")
 @dataclass
 class EdgeState:
     origins: Mapping[str, str]
-    policy: RoutingPolicy
+    switch: admin.PrimarySwitch
+    """The home routing policy and the one in effect (a DR traffic switch may have replaced it)."""
     checker: HealthChecker
     edge_location: str
     proxy_headers: Mapping[str, str]
@@ -63,7 +66,10 @@ def _validate(
     interval_s: float,
     failure_threshold: int,
     recovery_threshold: int,
+    admin_token: str | Secret | None,
 ) -> None:
+    if admin_token is not None and not (admin_token.reveal() if isinstance(admin_token, Secret) else admin_token):
+        raise ConfigError("edge: admin_token is empty; give a token, or None to turn the admin API off")
     for region in (policy.primary_region, policy.secondary_region):
         if region not in origins:
             raise ConfigError(
@@ -86,11 +92,12 @@ async def _status(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "edge_location": state.edge_location,
+            **state.switch.as_dict(),
             "origins": {
                 region: {"url": url, **state.checker.state[region].as_dict()} for region, url in state.origins.items()
             },
             "decisions": {
-                country: choose_origin(country, "/rest/v1/", health, state.policy).as_dict()
+                country: choose_origin(country, "/rest/v1/", health, state.switch.policy).as_dict()
                 for country in STATUS_SAMPLE_COUNTRIES
             },
             "health_check": {
@@ -108,7 +115,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if is_websocket(request) or is_origin_path(request.path):
         decision = choose_origin(
-            request.headers.get(VIEWER_COUNTRY_HEADER), request.path, state.checker.health_map(), state.policy
+            request.headers.get(VIEWER_COUNTRY_HEADER), request.path, state.checker.health_map(), state.switch.policy
         )
         assert state.session is not None, "the edge's client session is created on startup"
         origin_url = state.origins[decision.region]
@@ -153,15 +160,18 @@ def build_app(
     health_path: str = "/health",
     edge_location: str = "SIN-LOCAL",
     csp: str = webshell.DEFAULT_CSP,
+    admin_token: str | Secret | None = None,
 ) -> web.Application:
-    """The edge application. `origins` maps region → base URL; the policy's two regions must be among them."""
+    """The edge application. `origins` maps region → base URL; the policy's two regions must be among them.
+    `admin_token` turns on the admin API (`admin.py`) for callers presenting it as a bearer token."""
     policy = policy or RoutingPolicy()
-    _validate(origins, policy, health_interval_s, failure_threshold, recovery_threshold)
+    _validate(origins, policy, health_interval_s, failure_threshold, recovery_threshold, admin_token)
+    switch = admin.PrimarySwitch(policy)
     edge_headers = {"x-edge-location": edge_location, "x-amz-cf-pop": edge_location}
     security = webshell.security_headers(csp)
     state = EdgeState(
         origins=dict(origins),
-        policy=policy,
+        switch=switch,
         checker=HealthChecker(
             origins=dict(origins),
             interval_s=health_interval_s,
@@ -180,5 +190,6 @@ def build_app(
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
     app.router.add_get(STATUS_PATH, _status)
+    admin.add_routes(app, switch, admin_token)
     app.router.add_route("*", "/{tail:.*}", _handle)
     return app

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from harness.refstack.edge.routing import JAPAN, SINGAPORE, RoutingPolicy, choose_origin, normalize_country
+from harness.refstack.edge.routing import (
+    JAPAN,
+    SINGAPORE,
+    RoutingPolicy,
+    choose_origin,
+    normalize_country,
+    switched_policy,
+)
 
 BOTH_UP = {SINGAPORE: True, JAPAN: True}
 SG_DOWN = {SINGAPORE: False, JAPAN: True}
@@ -88,3 +95,24 @@ def test_pinned_prefix_overrides_country_but_not_health() -> None:
 def test_extra_secondary_countries_are_a_policy_field() -> None:
     policy = RoutingPolicy(secondary_countries=frozenset({"CN", "KR"}))
     assert choose_origin("KR", "/", BOTH_UP, policy).region == JAPAN
+
+
+def test_switching_to_the_home_primary_gives_the_home_policy_back_unchanged() -> None:
+    home = RoutingPolicy(hk_mo_to_secondary=True, pinned_prefixes={"/rest/v1/canary": JAPAN})
+    assert switched_policy(home, SINGAPORE) is home
+
+
+@pytest.mark.parametrize("country", ["CN", "HK", "SG", "US", None])
+def test_switching_to_japan_sends_every_viewer_there_and_fails_over_to_singapore(country: str | None) -> None:
+    home = RoutingPolicy(hk_mo_to_secondary=True, pinned_prefixes={"/rest/v1/canary": SINGAPORE})
+    switched = switched_policy(home, JAPAN)
+    assert switched.regions == (JAPAN, SINGAPORE)
+    for path in ("/rest/v1/messages", "/rest/v1/canary/x"):
+        assert choose_origin(country, path, BOTH_UP, switched).as_dict()["region"] == JAPAN
+        assert choose_origin(country, path, JP_DOWN, switched).reason == "failover"
+        assert choose_origin(country, path, JP_DOWN, switched).region == SINGAPORE
+
+
+def test_switching_to_a_region_the_policy_does_not_route_to_is_refused() -> None:
+    with pytest.raises(ValueError, match="valid: ap-southeast-1, ap-northeast-1"):
+        switched_policy(DEFAULT, "us-east-1")
