@@ -106,7 +106,7 @@ class Ledger:
         self.acked: dict[str, float] = {}
         """client id → drill second of its acknowledgement."""
         self.write_successes: list[float] = []
-        """Drill seconds of every acknowledged write, and of every failed try."""
+        """Drill seconds of every acknowledged write (when acknowledged), and of every failed try (when sent)."""
         self.write_failures: list[float] = []
         self._lock = threading.Lock()
         self.stop = threading.Event()
@@ -134,7 +134,7 @@ class Ledger:
 
     # -- load ---------------------------------------------------------------------------------------------------------
     def _timed(self, call: Callable[[], httpx.Response], ok_codes: tuple[int, ...]) -> httpx.Response | None:
-        started_t = self.recorder.now()
+        started_t = self.last_started_t = self.recorder.now()
         started = time.perf_counter()
         try:
             resp: httpx.Response | None = call()
@@ -161,7 +161,7 @@ class Ledger:
                         self.write_successes.append(now)
                     break
                 with self._lock:
-                    self.write_failures.append(self.recorder.now())
+                    self.write_failures.append(self.last_started_t)
                 self.stop.wait(self.write_interval_s)
             self.stop.wait(self.write_interval_s)
 
