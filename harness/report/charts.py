@@ -16,11 +16,16 @@ FIGSIZE_IN = (9.0, 3.2)
 DPI = 90
 
 
-def _png(fig: Figure) -> str:
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG, drawn on its own Agg canvas (no pyplot global state)."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def _png(fig: Figure) -> str:
+    return base64.b64encode(png_bytes(fig)).decode("ascii")
 
 
 def _new(title: str) -> tuple[Figure, Axes]:

@@ -10,7 +10,8 @@ from harness.report.compare import Change
 from harness.report.series import GroupRow
 from harness.report.summary import STATUS_MARK, observed_text, threshold_text
 
-_CSS = """
+# Shared with drill_html.py.
+CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}
 table{border-collapse:collapse;margin:1em 0;width:100%}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
 th{background:#f4f4f4}.passed{color:#1a7f37}.failed{color:#cf222e}.invalid{color:#9a6700}
@@ -18,7 +19,8 @@ th{background:#f4f4f4}.passed{color:#1a7f37}.failed{color:#cf222e}.invalid{color
 """
 
 
-def _table(head: list[str], rows: list[list[str]], row_classes: list[str] | None = None, cls: str = "") -> str:
+def html_table(head: list[str], rows: list[list[str]], row_classes: list[str] | None = None, cls: str = "") -> str:
+    """A table with every cell escaped; `row_classes` colour rows (passed, failed, invalid). Shared with drill_html."""
     out = [f'<table class="{cls}"><tr>' + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
     for i, row in enumerate(rows):
         rc = f' class="{row_classes[i]}"' if row_classes else ""
@@ -54,13 +56,13 @@ def render_html(
     run = result.run
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>harness {escape(run.profile)} {escape(run.run_id)}</title><style>{_CSS}</style></head><body>",
+        f"<title>harness {escape(run.profile)} {escape(run.run_id)}</title><style>{CSS}</style></head><body>",
         f"<h1>harness {escape(run.profile)}</h1>",
         f'<p class="verdict {verdict.status}">{escape(STATUS_MARK[verdict.status])} (exit {verdict.exit_code})</p>',
         f"<p>Run <code>{escape(run.run_id)}</code> · target {escape(run.target)} · {run.duration_s:.0f} s · "
         f"workers {run.workers_seen}/{run.workers_expected}{' · partial run' if run.partial else ''}</p>",
         "<h2>Gates</h2>",
-        _table(
+        html_table(
             ["gate", "status", "observed", "threshold", "reason"],
             [[g.name, g.status, observed_text(g), threshold_text(g), g.reason] for g in verdict.gates],
             [g.status for g in verdict.gates],
@@ -68,12 +70,12 @@ def render_html(
         ),
     ]
     head = ["name", "requests", "rps", "p50", "p95", "p99", "errors", "network"]
-    parts += ["<h2>Steady state by group</h2>", _table(head, _stat_rows(groups))]
-    parts += ["<h2>Steady state by request name</h2>", _table(head, _stat_rows(requests))]
+    parts += ["<h2>Steady state by group</h2>", html_table(head, _stat_rows(groups))]
+    parts += ["<h2>Steady state by request name</h2>", html_table(head, _stat_rows(requests))]
     if run.groups:
         parts += [
             "<h2>Groups</h2>",
-            _table(
+            html_table(
                 ["group", "network profile", "country"],
                 [[n, g.network, g.country or ""] for n, g in run.groups.items()],
             ),
@@ -91,7 +93,7 @@ def render_html(
             for c in changes
         ]
         parts.append(
-            _table(
+            html_table(
                 ["metric", "base", "current", "change", ""], rows, ["failed" if c.regressed else "" for c in changes]
             )
         )
