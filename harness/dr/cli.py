@@ -132,6 +132,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _action_flags(fo)
     fo.add_argument("--force", action="store_true", help="promote even when the standby is too far behind")
     fo.add_argument(
+        "--no-fence", dest="fence", action="store_false",
+        help="leave a still-answering old primary alone (default: it is made to follow the new primary)",
+    )  # fmt: skip
+    fo.add_argument(
         "--max-lag-bytes",
         type=int,
         default=LagLimits.max_bytes,
@@ -315,7 +319,9 @@ def _act(args: argparse.Namespace, action: Callable[[DrContext], Outcome]) -> in
 
 def _failover(args: argparse.Namespace) -> int:
     limits = LagLimits(max_bytes=args.max_lag_bytes, max_s=args.max_lag_s)
-    return _act(args, lambda ctx: failover(ctx, force=args.force, dry_run=args.dry_run, limits=limits))
+    return _act(
+        args, lambda ctx: failover(ctx, force=args.force, dry_run=args.dry_run, limits=limits, fence=args.fence)
+    )
 
 
 def _failback(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
 """`harness dr failover`: promote the standby region and move traffic to it.
 
     check_standby ─► promote (its /_admin/promote, or --promote-cmd) ─► switch_<each switch> ─► verify_write
+        ─► fence_old_primary (when it still answers as a primary: it follows the new one, so two primaries never
+           take writes; when it does not answer, `harness dr failback` re-syncs it once it is back)
 
 Refused (ActionRefused, exit 2, nothing changed) when the standby is unreachable or further behind than the limits,
 unless --force. Idempotent: a standby that is already primary is not promoted again, a switch already pointing at it
@@ -54,7 +56,27 @@ def _check_standby(status: RegionStatus, limits: LagLimits, force: bool, promote
     return f"standby {status.region} reachable, {lag}" + (" (over the limits: --force)" if behind else "")
 
 
-def failover(ctx: DrContext, *, force: bool = False, dry_run: bool = False, limits: LagLimits = LagLimits()) -> Outcome:
+def _fence(ctx: DrContext, dry_run: bool) -> tuple[bool, str]:
+    home, standby = ctx.topology.home, ctx.topology.standby
+    status = ctx.admin.status(home)
+    if not status.reachable:
+        return False, f"{home.name} does not answer ({status.error}); `harness dr failback` re-syncs it when it is back"
+    if status.role != "primary":
+        return False, f"{home.name} is a {status.role}: nothing to fence"
+    if dry_run:
+        return False, f"would make {home.name} follow {standby.name} (it still answers as a primary)"
+    answer = ctx.admin.demote(home, standby)
+    return True, f"{home.name} now follows {standby.name} ({answer.get('method', '?')}): no second primary"
+
+
+def failover(
+    ctx: DrContext,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    limits: LagLimits = LagLimits(),
+    fence: bool = True,
+) -> Outcome:
     def body(steps: Steps) -> None:
         standby = ctx.topology.standby
         with steps.step("check_standby") as step:
@@ -74,5 +96,8 @@ def failover(ctx: DrContext, *, force: bool = False, dry_run: bool = False, limi
                 step.changed, step.detail = True, f"{standby.name} promoted (pg_promote)"
         switch_traffic(steps, standby, dry_run)
         verify_write(steps, dry_run)
+        if fence:
+            with steps.step("fence_old_primary") as step:
+                step.changed, step.detail = _fence(ctx, dry_run)
 
     return run_action(ctx, "failover", dry_run, body)

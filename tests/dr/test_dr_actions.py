@@ -35,8 +35,15 @@ def test_failover_promotes_japan_moves_the_edge_and_a_second_run_changes_nothing
     ctx = context_of(stack, tmp_path / "state")
     first = failover(ctx)
     assert first.ok and first.changed, first.as_dict()
-    assert [s.name for s in first.steps] == ["check_standby", "promote", "switch_edge", "verify_write"]
+    assert [s.name for s in first.steps] == [
+        "check_standby",
+        "promote",
+        "switch_edge",
+        "verify_write",
+        "fence_old_primary",
+    ]
     assert _role(stack.endpoints.replica_url) == "primary"
+    assert _role(stack.endpoints.primary_url) == "replica"  # fenced: never two primaries
     # Through the edge, a global viewer (no country) now reaches Japan, the new primary.
     served = httpx.get(f"{stack.endpoints.edge_url}/health", timeout=5)
     assert served.headers[REGION_HEADER] == "ap-northeast-1"
@@ -76,6 +83,7 @@ def test_status_names_the_primary_and_the_last_actions(stack: ReferenceStack, tm
     failover(ctx)
     after = status(ctx)
     assert after["switches"] == {"edge": "ap-northeast-1"}
+    assert after["primary"] == "ap-northeast-1" and not after["split_brain"]
     assert after["regions"]["ap-northeast-1"]["role"] == "primary"
     assert any(a.get("step") == "promote" and a.get("changed") for a in after["last_actions"])
 

@@ -56,7 +56,15 @@ def test_status_and_failover_on_the_stack(stack: ReferenceStack, tmp_path: Path)
     done = _harness("failover", *where, env=env)
     assert done.returncode == 0, done.stderr
     steps = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [s["step"] for s in steps] == ["start", "check_standby", "promote", "switch_edge", "verify_write", "end"]
+    assert [s["step"] for s in steps] == [
+        "start",
+        "check_standby",
+        "promote",
+        "switch_edge",
+        "verify_write",
+        "fence_old_primary",
+        "end",
+    ]
     assert all(s["ok"] for s in steps if s["step"] not in ("start",))
     assert keys.SERVICE_ROLE_KEY not in done.stdout + done.stderr
     assert json.loads(_harness("status", *where, env=env).stdout)["primary"] == "ap-northeast-1"
