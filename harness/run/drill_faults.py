@@ -1,9 +1,9 @@
 """The drill's faults on the reference stack, at the moment the drill chooses.
 
-    kill        SIGKILL Singapore's region server and its PostgreSQL (ReferenceStack.kill): a crash, no checkpoint
-    partition   the Toxiproxy proxy between the edge and Singapore disabled: the edge (and the DR monitor, which
-                probes Singapore through the same link) cannot reach it; replication still flows
-    slow        a latency toxic on that proxy, far above the p95 gate
+kill        SIGKILL Singapore's region server and its PostgreSQL (ReferenceStack.kill): a crash, no checkpoint
+partition   the Toxiproxy proxy between the edge and Singapore disabled: the edge (and the DR monitor, which
+            probes Singapore through the same link) cannot reach it; replication still flows
+slow        a latency toxic on that proxy, far above the p95 gate
 """
 
 from __future__ import annotations

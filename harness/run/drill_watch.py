@@ -38,6 +38,9 @@ class RealtimeWatch:
         self.received: dict[str, int] = {}
         self.duplicates = 0
         self.disconnects: list[float] = []
+        self.last_change_t: float | None = None
+        self.received_at: dict[str, float] = {}
+        """client id → drill second it was first received."""
         self.first_change_after_connect: list[float] = []
         """Drill seconds of the first change received on each connection (reconnect = one after a fault)."""
         self.errors: list[str] = []
@@ -50,11 +53,19 @@ class RealtimeWatch:
         self.stop.set()
         self._thread.join(10)
 
+    def back_after(self, acked: dict[str, float], since_t: float) -> float | None:
+        """When realtime was back: the first receipt of a message acknowledged at or after `since_t` (written to
+        the new primary). A socket still open on the old primary hears none of those, so it does not count."""
+        times = [self.received_at[cid] for cid, t in list(acked.items()) if t >= since_t and cid in self.received_at]
+        return min(times, default=None)
+
     def _on_change(self, record: dict[str, Any], first: bool) -> None:
         client_id = str(record.get("client_msg_id"))
         count = self.received.get(client_id, 0)
         self.duplicates += 1 if count else 0
         self.received[client_id] = count + 1
+        self.received_at.setdefault(client_id, self.recorder.now())
+        self.last_change_t = self.recorder.now()
         if first:
             self.first_change_after_connect.append(self.recorder.now())
 
