@@ -22,6 +22,7 @@ _COMMAND_MODULES = [
     "harness.network.cli",
     "harness.report.cli",
     "harness.run.users_cli",
+    "harness.backup.cli",
 ]
 
 
