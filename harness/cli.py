@@ -24,6 +24,7 @@ _COMMAND_MODULES = [
     "harness.run.users_cli",
     "harness.dr.cli",
     "harness.run.drill_cli",
+    "harness.backup.cli",
 ]
 
 
