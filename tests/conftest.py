@@ -1,5 +1,7 @@
 """Fixtures shared by every test folder.
 
+slack: a Slack incoming-webhook receiver (a real HTTP server on loopback) that keeps every JSON body it gets.
+
 moto_server: moto's server mode, a real HTTP endpoint for S3, Route53 and SNS on loopback, started as its own
 process like any other server. The code under test only sees an endpoint URL and credentials, exactly as with AWS
 (boto3 with `endpoint_url=`). Each test gets a clean account (`POST /moto-api/reset`).
@@ -7,13 +9,17 @@ process like any other server. The code under test only sees an endpoint URL and
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
@@ -82,3 +88,39 @@ def moto_server(_moto_process: str, monkeypatch: pytest.MonkeyPatch) -> MotoServ
     for name, value in server.env().items():
         monkeypatch.setenv(name, value)
     return server
+
+
+@dataclass
+class SlackReceiver:
+    url: str
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackReceiver]:
+    receiver = SlackReceiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            receiver.bodies.append(json.loads(self.rfile.read(length)))
+            body = b"ok" if receiver.status == 200 else b"invalid_payload"
+            self.send_response(receiver.status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/services/T0HARNESS/B0ALERTS/xyzWebhookSecret42"
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

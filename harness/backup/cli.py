@@ -24,6 +24,7 @@ from harness.backup.source import DSN_VARIABLE, SERVICE_KEY_VARIABLE, resolve
 from harness.backup.store import DEFAULT_PREFIX, MIB, BackupStore, check_label
 from harness.backup.verify import VerifyResult, verify_backup
 from harness.dr import aws
+from harness.dr.alerts import Alert, AlertSinks, publish
 from harness.errors import ConfigError
 
 BUCKET_VARIABLE = "HARNESS_BACKUP_BUCKET"
@@ -103,6 +104,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify.add_argument("--jobs", type=_positive_int, default=2, metavar="N", help="pg_restore workers (default: 2)")
     verify.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON to FILE")
     _common_args(verify, changes=False)
+    AlertSinks.add_arguments(verify)
     verify.set_defaults(func=_verify)
 
     restore = sub.add_parser(
@@ -283,7 +285,10 @@ def _verify(args: argparse.Namespace) -> int:
     _print_verify(result)
     if args.json:
         args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    # Hook point for alerts on a failed verify (harness.dr.alerts): `result` says what failed.
+    if not result.ok:  # a backup that cannot be trusted is announced (SNS and/or Slack, when configured)
+        sinks = AlertSinks.from_args(args, settings)
+        if sinks.enabled:
+            publish(Alert("backup verify", store.url(key), result.summary(), str(args.json or ""), ok=False), sinks)
     return 0 if result.ok else 1
 
 

@@ -25,6 +25,7 @@ from tests.backup.conftest import (
     run_sql,
     schema_cluster,
 )
+from tests.conftest import SlackReceiver
 
 
 def harness(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -118,7 +119,7 @@ def test_create_verify_restore_round_trip(
 
 
 def test_corrupted_object_fails_verify(
-    capsys: pytest.CaptureFixture[str], buckets: Buckets, keys: Keys, source: Cluster
+    capsys: pytest.CaptureFixture[str], buckets: Buckets, keys: Keys, source: Cluster, slack: SlackReceiver
 ) -> None:
     key = create(capsys, buckets, keys, source)
     original = buckets.s3.get_object(Bucket=BUCKET, Key=key)
@@ -126,9 +127,12 @@ def test_corrupted_object_fails_verify(
     body[len(body) // 2] ^= 0x01  # one flipped bit, metadata untouched
     buckets.s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(body), Metadata=original["Metadata"])
 
-    code, out = verify(capsys, buckets, keys.a.home, "--key", key)
+    code, out = verify(capsys, buckets, keys.a.home, "--key", key, "--slack-webhook", slack.url)
     assert code == 1, out
     assert "corrupted" in out and "verify: FAILED" in out
+    # The failed verify is announced, with where and what, and never the webhook's secret path.
+    assert len(slack.bodies) == 1 and "backup verify" in slack.bodies[0]["text"], slack.bodies
+    assert key in slack.bodies[0]["text"] and "xyzWebhookSecret42" not in json.dumps(slack.bodies)
     assert "decrypt" not in out.split("checksum", 1)[1]  # never decrypted
 
     # The copy in the other region is intact and verifies.

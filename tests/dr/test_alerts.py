@@ -6,10 +6,7 @@ import argparse
 import io
 import json
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -19,6 +16,7 @@ from harness.dr.alerts import Alert, AlertSinks, publish, redact
 from harness.dr.aws import AwsSettings
 from harness.errors import ConfigError
 from harness.model.target_config import Secret
+from tests.conftest import SlackReceiver
 
 REPORT = "reports/2026-12-05T07-00/report.html"
 JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJlLW5vdC1yZWFs"
@@ -143,42 +141,6 @@ def test_unknown_sns_topic_is_a_failure_not_an_exception(moto_server: Any) -> No
 
 
 # --- Slack (a real HTTP receiver on loopback) -----------------------------------------------------------------------
-
-
-@dataclass
-class SlackReceiver:
-    url: str
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    status: int = 200
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackReceiver]:
-    receiver = SlackReceiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            receiver.bodies.append(json.loads(self.rfile.read(length)))
-            body = b"ok" if receiver.status == 200 else b"invalid_payload"
-            self.send_response(receiver.status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/services/T0HARNESS/B0ALERTS/xyzWebhookSecret42"
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_slack_receives_the_alert_as_json(slack: SlackReceiver) -> None:
