@@ -12,7 +12,8 @@ in the database, which a standby cannot write.
 
 "Am I a standby" is PostgreSQL's answer (replication.is_standby, cached briefly), so forwarding stops by itself
 after a promotion. Off by default for a bare region server (a replica then refuses writes with PostgREST's
-read-only error); the reference stack turns it on for its replica. If the primary cannot be reached, the request
+read-only error); the reference stack turns it on for its replica, and a planned switchover turns it on for the old
+primary, which takes the replica's place (replication.forwards_writes). If the primary cannot be reached, the request
 falls through to the local handler, which refuses it as read-only: a failover drill sees writes fail until the
 replica is promoted.
 """
@@ -26,7 +27,6 @@ import aiohttp
 from aiohttp import web
 
 from harness.refstack.region import replication
-from harness.refstack.region.state import CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def forward_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
     app = request.app
     primary_url = replication.primary_url(app)
-    if not (primary_url and is_forwarded_write(request.method, request.path) and await replication.is_standby(app)):
+    if not (
+        primary_url
+        and replication.forwards_writes(app)
+        and is_forwarded_write(request.method, request.path)
+        and await replication.is_standby(app)
+    ):
         return await handler(request)
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
     data = request.content.iter_chunked(64 * 1024) if request.body_exists else None
@@ -82,8 +87,7 @@ async def forward_writes(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def setup(app: web.Application) -> None:
-    if not app[CONFIG].forward_writes:
-        return
+    # Installed on every region: a primary that hands its role over in a planned switchover starts forwarding then.
     app.middlewares.append(forward_writes)
 
     async def open_session(app: web.Application) -> None:

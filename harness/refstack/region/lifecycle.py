@@ -4,6 +4,8 @@
               ─► the migrations folder (each file once) ─► Database pools
     replica:  pg_basebackup -R from the primary (first start only; address from --primary-postgres, else asked
               of the primary region's /_admin/postgres) ─► start as a hot standby ─► Database pools
+    standby:  a data dir in recovery (a replica, or an old primary demoted) ─► its primary's PostgreSQL address
+              asked afresh of --primary-url, else of the URL recorded at the demotion (following.py) ─► start
 
 A failing migration stops start-up with its file, line and message (MigrationError, exit 2), and the cluster we
 started is stopped again: never a half-started stack.
@@ -12,6 +14,7 @@ started is stopped again: never a half-started stack.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -24,6 +27,7 @@ from aiohttp import web
 from harness.errors import TargetUnreachable
 from harness.refstack.postgres import migrations
 from harness.refstack.postgres.cluster import Cluster
+from harness.refstack.region import following
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.database import Database
 from harness.refstack.region.state import CLUSTER, CONFIG, DB, require_service
@@ -94,7 +98,7 @@ async def start(app: web.Application) -> None:
         else:
             await asyncio.to_thread(cluster.init)
             if cluster.is_standby:
-                await _refresh_primary_address(cluster, config)
+                await _refresh_primary_address(cluster, _with_recorded_primary(config, data_dir))
         cluster.configure(cluster_settings(config))
         await asyncio.to_thread(cluster.start)
         await _migrate_unless_standby(cluster, config)
@@ -106,6 +110,15 @@ async def start(app: web.Application) -> None:
         _remove_scratch(app)
         raise
     log.info("region %s: PostgreSQL on %s:%d (%s)", config.region, cluster.host, cluster.port, cluster.data_dir)
+
+
+def _with_recorded_primary(config: RegionConfig, region_dir: Path) -> RegionConfig:
+    """A standby started without --primary-url (an old primary demoted, restarted with its primary's options)
+    follows the region it was last told to follow (following.json)."""
+    if config.primary_url or config.primary_postgres:
+        return config
+    learned = following.recorded(region_dir)
+    return config if learned is None else dataclasses.replace(config, primary_url=learned.primary_url)
 
 
 async def _refresh_primary_address(cluster: Cluster, config: RegionConfig) -> None:

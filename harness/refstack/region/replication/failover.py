@@ -3,9 +3,12 @@
     promote   pg_promote(wait => true): the standby finishes recovery and accepts writes on the connections it has
     demote    an old primary follows the new one:
                 new primary's address (its /_admin/postgres) ─► its physical slot for us (created if missing)
-                ─► close the gate, drain ─► stop PostgreSQL ─► pg_rewind from the new primary (a fresh
+                ─► close the gate, drain ─► stop ─► follow_stopped: pg_rewind from the new primary (a fresh
                 pg_basebackup when rewind is impossible) ─► standby.signal + primary_conninfo + slot
-                ─► start ─► reconnect app[DB]'s pools ─► open the gate
+                ─► start ─► reconnect app[DB]'s pools ─► adopt (the new role) ─► open the gate
+
+`stop` and `follow_stopped` run with the gate already closed, so a planned switchover (switchover.py) closes it once
+around its whole sequence.
 
 app[DB] keeps its identity across a demotion (the application is frozen once it serves, and every module holds
 `request.app[DB]`): its `api` and `admin` pools are replaced by pools on the restarted server, one attribute
@@ -20,6 +23,7 @@ import asyncio
 import dataclasses
 import logging
 import shutil
+from collections.abc import Callable
 from typing import Literal
 
 import asyncpg
@@ -57,13 +61,14 @@ async def promote(db: Database) -> bool:
     return True
 
 
-async def _new_primary_address(config: RegionConfig, primary_url: str) -> tuple[str, int]:
+async def new_primary_address(config: RegionConfig, primary_url: str) -> tuple[str, int]:
+    """Where the PostgreSQL of the region at primary_url listens (asked of its /_admin/postgres)."""
     return await lifecycle.primary_postgres_address(
         dataclasses.replace(config, primary_url=primary_url, primary_postgres=None)
     )
 
 
-async def _prepare_new_primary(host: str, port: int, slot: str) -> None:
+async def prepare_new_primary(host: str, port: int, slot: str) -> None:
     """Check the new primary really is one, and give it the physical slot that will keep WAL for us."""
     try:
         conn = await asyncpg.connect(host=host, port=port, user=SUPERUSER, database="postgres", timeout=10)
@@ -116,28 +121,52 @@ async def _reconnect(db: Database, cluster: Cluster, config: RegionConfig) -> No
     db.api, db.admin = fresh.api, fresh.admin
 
 
-async def demote(app: web.Application, gate: Gate, primary_url: str) -> Rejoin:
-    """Make this region a standby of the region at primary_url (see the module docstring)."""
+async def stop(app: web.Application) -> None:
+    """With the gate closed: let go of every connection and stop PostgreSQL (a fast shutdown, which also sends the
+    last WAL, the shutdown checkpoint included, to the standbys still connected)."""
+    db, cluster = app[DB], app[CLUSTER]
+    await hooks.notify(app, "stopping")
+    # Terminated, not closed: a close would wait for connections other modules hold for good (LISTEN, WAL
+    # decoding) and never return; and terminated before the stop, so they do not reconnect to a dying server.
+    db.api.terminate()
+    db.admin.terminate()
+    await asyncio.to_thread(cluster.stop)
+
+
+async def restart(app: web.Application) -> None:
+    """With the gate closed and PostgreSQL stopped: start it again unchanged (a switchover that could not go on)."""
     config, cluster, db = app[CONFIG], app[CLUSTER], app[DB]
-    host, port = await _new_primary_address(config, primary_url)
+    await asyncio.to_thread(cluster.start)
+    await _reconnect(db, cluster, config)
+    await hooks.notify(app, "restarted")
+
+
+async def follow_stopped(app: web.Application, host: str, port: int, slot: str) -> Rejoin:
+    """With the gate closed and PostgreSQL stopped: rejoin the new primary at host:port, start, reconnect."""
+    config, cluster, db = app[CONFIG], app[CLUSTER], app[DB]
+    try:
+        method = await asyncio.to_thread(_rejoin, cluster, host, port, slot)
+        cluster.configure(lifecycle.cluster_settings(dataclasses.replace(config, role="replica")))
+    finally:  # even when rejoining failed, serve again on whatever the data directory holds
+        await asyncio.to_thread(cluster.start)
+        await _reconnect(db, cluster, config)
+    await _drop_stale_slots(db)
+    await hooks.notify(app, "restarted")
+    return method
+
+
+async def demote(app: web.Application, gate: Gate, primary_url: str, adopt: Callable[[], None]) -> Rejoin:
+    """Make this region a standby of the region at primary_url (see the module docstring). `adopt` records the new
+    role while the gate is still closed, so the requests it held are served as a standby's."""
+    config, cluster = app[CONFIG], app[CLUSTER]
+    host, port = await new_primary_address(config, primary_url)
     if (host, port) == (cluster.host, cluster.port):
         raise FailoverRefused(f"{primary_url} is this region itself: give the new primary's URL")
     slot = lifecycle.replication_slot(config.region)
-    await _prepare_new_primary(host, port, slot)
+    await prepare_new_primary(host, port, slot)
     async with gate.closed():
-        await hooks.notify(app, "stopping")
-        # Terminated, not closed: a close would wait for connections other modules hold for good (LISTEN, WAL
-        # decoding) and never return; and terminated before the stop, so they do not reconnect to a dying server.
-        db.api.terminate()
-        db.admin.terminate()
-        await asyncio.to_thread(cluster.stop)
-        try:
-            method = await asyncio.to_thread(_rejoin, cluster, host, port, slot)
-            cluster.configure(lifecycle.cluster_settings(dataclasses.replace(config, role="replica")))
-        finally:  # even when rejoining failed, serve again on whatever the data directory holds
-            await asyncio.to_thread(cluster.start)
-            await _reconnect(db, cluster, config)
-    await _drop_stale_slots(db)
-    await hooks.notify(app, "restarted")
+        await stop(app)
+        method = await follow_stopped(app, host, port, slot)
+        adopt()
     log.warning("region %s now follows %s (%s:%d) after %s", config.region, primary_url, host, port, method)
     return method

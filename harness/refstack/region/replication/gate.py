@@ -4,7 +4,9 @@
                    └──no───► wait (at most HOLD_S) ──► handler on the new pools, or 503 PGRST002
 
 Demotion closes the gate, waits (at most DRAIN_S) for the requests in flight to finish on the old connections,
-restarts Postgres as a standby, reconnects the pools and opens the gate again. Long-lived requests (Realtime
+restarts Postgres as a standby, reconnects the pools and opens the gate again. A planned switchover does the same
+around its whole sequence, and refuses to go on if a request is still in flight after DRAIN_S (its write could be
+acknowledged after the point the new primary is known to have). Long-lived requests (Realtime
 websockets), the health check and the admin routes (the demotion itself) pass without being counted.
 """
 
@@ -40,15 +42,21 @@ class Gate:
         return self._open.is_set()
 
     @contextlib.asynccontextmanager
-    async def closed(self, drain_s: float = DRAIN_S) -> AsyncIterator[None]:
-        """Close the gate, let the requests in flight finish (bounded), run the body, open again whatever happens."""
+    async def closed(self, drain_s: float = DRAIN_S) -> AsyncIterator[bool]:
+        """Close the gate, let the requests in flight finish (bounded), run the body, open again whatever happens.
+
+        The body is given whether every request in flight finished (False: some still run after drain_s)."""
         self._open.clear()
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), drain_s)
-            yield
+            yield self._idle.is_set()
         finally:
             self._open.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
 
     async def _enter(self) -> None:
         if not self._open.is_set():
