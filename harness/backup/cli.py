@@ -26,6 +26,7 @@ from harness.backup.verify import VerifyResult, verify_backup
 from harness.dr import aws
 from harness.dr.alerts import Alert, AlertSinks, publish
 from harness.errors import ConfigError
+from harness.model.argtypes import non_negative_int, positive_float, positive_int
 
 BUCKET_VARIABLE = "HARNESS_BACKUP_BUCKET"
 REPLICA_BUCKET_VARIABLE = "HARNESS_BACKUP_REPLICA_BUCKET"
@@ -78,11 +79,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "always holds the whole database",
     )  # fmt: skip
     create.add_argument(
-        "--sample-rows", type=_non_negative, default=inventory.DEFAULT_SAMPLE_ROWS, metavar="N",
+        "--sample-rows", type=non_negative_int, default=inventory.DEFAULT_SAMPLE_ROWS, metavar="N",
         help="rows per table in the sample digest, the first N by primary key (default: %(default)s)",
     )  # fmt: skip
     create.add_argument(
-        "--multipart-threshold-mb", type=_positive_float, default=64.0, metavar="MB",
+        "--multipart-threshold-mb", type=positive_float, default=64.0, metavar="MB",
         help="upload in parts above this size (default: %(default)s)",
     )  # fmt: skip
     _common_args(create, changes=True)
@@ -101,7 +102,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "also compare the restored sample rows with this live database, by primary key (rows changed since the "
         "backup show as differences)",
     )  # fmt: skip
-    verify.add_argument("--jobs", type=_positive_int, default=2, metavar="N", help="pg_restore workers (default: 2)")
+    verify.add_argument("--jobs", type=positive_int, default=2, metavar="N", help="pg_restore workers (default: 2)")
     verify.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON to FILE")
     _common_args(verify, changes=False)
     AlertSinks.add_arguments(verify)
@@ -125,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "in the bucket and the replica bucket. The newest backup of each label is always kept.",
     )  # fmt: skip
     prune.add_argument(
-        "--retention-days", type=_positive_float, default=DEFAULT_RETENTION_DAYS, metavar="DAYS",
+        "--retention-days", type=positive_float, default=DEFAULT_RETENTION_DAYS, metavar="DAYS",
         help="keep backups younger than this (default: %(default)s)",
     )  # fmt: skip
     prune.add_argument("--dry-run", action="store_true", help="print what would be deleted, delete nothing")
@@ -187,28 +188,6 @@ def _common_args(parser: argparse.ArgumentParser, *, changes: bool) -> None:
     if changes:
         parser.add_argument("--confirm-remote", action="store_true", help="allow uploading to real AWS")
     aws.add_arguments(parser)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number (e.g. 30)")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number (e.g. 2)")
-    return int(text)
-
-
-def _non_negative(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0 (e.g. 100)")
-    return int(text)
 
 
 # -- pieces -----------------------------------------------------------------------------------------------------------

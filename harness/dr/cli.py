@@ -36,26 +36,11 @@ from harness.dr.switch import TrafficSwitch
 from harness.dr.topology import JAPAN, SINGAPORE, Region, Topology
 from harness.errors import ConfigError
 from harness.model import keys
+from harness.model.argtypes import positive_float, positive_int
 from harness.model.target_config import Secret, read_env_file
 
 REFERENCE = {"public": "http://127.0.0.1:54320", "home": "http://127.0.0.1:54321", "standby": "http://127.0.0.1:54322"}
 """`harness target up`'s default ports."""
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 1")
-    return int(text)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +66,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     where.add_argument(
         "--timeout",
-        type=_positive,
+        type=positive_float,
         default=5.0,
         metavar="S",
         help="per-request timeout of probes and checks (default: %(default)s)",
@@ -144,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     fo.add_argument(
         "--max-lag-s",
-        type=_positive,
+        type=positive_float,
         default=LagLimits.max_s,
         metavar="S",
         help="refuse when the standby is this far behind (default: %(default)s)",
@@ -156,7 +141,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _action_flags(fb)
     fb.add_argument(
         "--stable-for",
-        type=_positive,
+        type=positive_float,
         default=60.0,
         metavar="S",
         help="home must answer for this long before failing back (default: %(default)s)",
@@ -165,15 +150,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     mo = sub.add_parser("monitor", help="probe the primary; fail over after N failed rounds in a row")
     _common(mo)
-    mo.add_argument("--interval", type=_positive, default=5.0, metavar="S", help="seconds between probe rounds")
+    mo.add_argument("--interval", type=positive_float, default=5.0, metavar="S", help="seconds between probe rounds")
     mo.add_argument(
         "--failures",
-        type=_count,
+        type=positive_int,
         default=3,
         metavar="N",
         help="failed rounds in a row that trigger a failover (default: %(default)s)",
     )
-    mo.add_argument("--max-rounds", type=_count, metavar="N", help="stop after N rounds (default: until stopped)")
+    mo.add_argument("--max-rounds", type=positive_int, metavar="N", help="stop after N rounds (default: until stopped)")
     mo.add_argument("--force", action="store_true", help="fail over even when the standby is too far behind")
     mo.set_defaults(func=_monitor)
 
@@ -182,7 +167,7 @@ def _action_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="journal what would be done; change nothing")
     parser.add_argument(
         "--verify-timeout",
-        type=_positive,
+        type=positive_float,
         default=60.0,
         metavar="S",
         help="how long the write check through --public-url keeps trying (default: %(default)s)",

@@ -13,27 +13,12 @@ from typing import Any
 
 from harness.dr import aws
 from harness.dr.alerts import Alert, AlertSinks, publish
+from harness.model.argtypes import positive_float, positive_int
 from harness.model.drill import DrillResult
 from harness.model.drill_profile import FAULTS, DrillProfile, load_drill_profile
 from harness.report.drill import write_drill_reports
 from harness.run.drill import DrillOptions, run_failover_drill
 from harness.run.drill_recovery import run_recovery_drill
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 1")
-    return int(text)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +29,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     commit.add_argument("--async", dest="synchronous", action="store_false",
                         help="asynchronous replica: RPO is measured, gated only with --rpo-gate")  # fmt: skip
     parser.add_argument("--rpo-gate", type=int, metavar="N", help="most acknowledged messages that may be lost")
-    parser.add_argument("--writers", type=_count, metavar="N", help="messaging users writing during the drill")
-    parser.add_argument("--max-duration", type=_positive, metavar="S", help="the drill stops by itself after S")
+    parser.add_argument("--writers", type=positive_int, metavar="N", help="messaging users writing during the drill")
+    parser.add_argument("--max-duration", type=positive_float, metavar="S", help="the drill stops by itself after S")
     parser.add_argument("--promote-cmd", metavar="CMD",
                         help="promote with this command instead of the region's admin API (`false` breaks the DR: "
                              "the drill must then fail)")  # fmt: skip
@@ -65,10 +50,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     fo = sub.add_parser("failover", help="fault Singapore under load; the DR monitor fails over; RTO and RPO")
     _common(fo)
     fo.add_argument("--fault", choices=FAULTS, help="kill, partition or slow (default: the profile's)")
-    fo.add_argument("--fault-at", type=_positive, metavar="S", help="seconds of load before the fault")
-    fo.add_argument("--hold", type=_positive, metavar="S",
+    fo.add_argument("--fault-at", type=positive_float, metavar="S", help="seconds of load before the fault")
+    fo.add_argument("--hold", type=positive_float, metavar="S",
                     help="errors must stay under the gate this long for RTO to end (profile default: 30)")  # fmt: skip
-    fo.add_argument("--rto-gate", type=_positive, metavar="S", help="largest passing RTO in seconds")
+    fo.add_argument("--rto-gate", type=positive_float, metavar="S", help="largest passing RTO in seconds")
     fo.set_defaults(func=_failover)
     rec = sub.add_parser("recovery", help="the monthly recovery test: fault, failover, smoke, failback, smoke")
     _common(rec)
