@@ -28,7 +28,9 @@ from harness.gates import drill as figures
 from harness.model.drill import DrillPhase, DrillResult, Measure
 from harness.model.drill_profile import DrillProfile
 from harness.refstack.stack import ReferenceStack
-from harness.run.drill import DrillOptions, DrillRig, build_rig, new_run_id, stack_config, stored_ids
+from harness.run.drill import DrillOptions
+from harness.run.drill_measures import stored_ids
+from harness.run.drill_rig import DrillRig, build_rig, new_run_id, stack_config
 from harness.run.signals import StopRequest
 from harness.run.smoke import run_checklist
 from harness.run.target import from_reference
