@@ -9,6 +9,7 @@ import argparse
 import re
 from pathlib import Path
 
+from harness.dr.alerts import Alert, AlertSinks, publish
 from harness.errors import ConfigError
 from harness.refstack.postgres.migrations import check_folder
 from harness.run.options import RunOptions
@@ -97,6 +98,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, checks_default: bool) ->
     parser.add_argument(
         "--keep-users", action="store_true", help="keep the provisioned test users (credentials.json in the report)"
     )
+    AlertSinks.add_arguments(parser)
     parser.set_defaults(func=_run, network=None, overlay=[], kernel=False)
 
 
@@ -140,4 +142,12 @@ def options_from(args: argparse.Namespace) -> RunOptions:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return run(options_from(args)).exit_code
+    outcome = run(options_from(args))
+    if outcome.verdict.status != "passed":  # a failed gate or an invalid run is announced, when sinks are set
+        sinks = AlertSinks.from_args(args)
+        if sinks.enabled:
+            where = outcome.result.run.target
+            figure = "; ".join(outcome.verdict.reasons)[:300] or outcome.verdict.status
+            report = str(outcome.paths.get("html", outcome.out_dir))
+            publish(Alert(f"{args.profile} run {outcome.verdict.status}", where, figure, report), sinks)
+    return outcome.exit_code

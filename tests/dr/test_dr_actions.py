@@ -15,9 +15,12 @@ import pytest
 from harness.dr.actions import DrContext
 from harness.dr.canary import Canary
 from harness.dr.failback import failback
-from harness.dr.failover import failover
+from harness.dr.failover import LagLimits, failover
+from harness.dr.hooks import CommandSwitch, HookFailed
+from harness.dr.journal import Journal
 from harness.dr.lock import DrLock
 from harness.dr.status import status
+from harness.dr.topology import Region
 from harness.errors import ConfigError
 from harness.refstack.stack import ReferenceStack
 from tests.dr.conftest import context_of
@@ -55,9 +58,15 @@ def test_failover_promotes_japan_moves_the_edge_and_a_second_run_changes_nothing
     assert {e["step"] for e in actions} >= {"check_standby", "promote", "switch_edge", "verify_write", "end"}
 
 
-def test_failover_is_refused_when_the_replica_is_gone(stack: ReferenceStack, tmp_path: Path) -> None:
-    stack.processes.pop("replica").stop()
+def test_failover_is_refused_when_the_replica_is_behind_or_gone(stack: ReferenceStack, tmp_path: Path) -> None:
     ctx = context_of(stack, tmp_path / "state")
+    behind = failover(ctx, limits=LagLimits(max_bytes=-1))  # any lag is too much: refused, unless --force
+    assert behind.refused and "too far behind" in (behind.error or "") and not behind.changed
+    assert _role(stack.endpoints.replica_url) == "replica"
+    forced = failover(ctx, limits=LagLimits(max_bytes=-1), force=True, dry_run=True)
+    assert forced.ok and "--force" in forced.steps[0].detail
+
+    stack.processes.pop("replica").stop()
     outcome = failover(ctx)
     assert outcome.refused and outcome.exit_code == 2 and not outcome.changed
     assert "unreachable" in (outcome.error or "")
@@ -152,3 +161,16 @@ def test_failback_restores_singapore_as_primary_with_no_acknowledged_write_lost(
     stored = {row["client_msg_id"] for row in rows}
     assert set(acked) <= stored, f"lost: {sorted(set(acked) - stored)[:10]}"
     assert failback(ctx, stable_for_s=1.0).changed is False  # idempotent
+
+
+def test_switch_cmd_runs_once_per_region_and_a_failing_command_fails(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    regions = {"ap-northeast-1": Region("ap-northeast-1", "http://127.0.0.1:9")}
+    journal = Journal(tmp_path / "state", out=None)
+    switch = CommandSwitch(f'echo "$HARNESS_DR_REGION $HARNESS_DR_REGION_URL" >> {calls}', regions, journal)
+    assert switch.switch_to("ap-northeast-1").changed
+    assert not switch.switch_to("ap-northeast-1").changed  # idempotent through the journal's state
+    assert calls.read_text() == "ap-northeast-1 http://127.0.0.1:9\n"
+    assert switch.active_region() == "ap-northeast-1"
+    with pytest.raises(HookFailed, match="exited 3: nope"):
+        CommandSwitch("echo nope; exit 3", regions, Journal(tmp_path / "other", out=None)).switch_to("ap-northeast-1")

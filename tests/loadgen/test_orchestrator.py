@@ -17,6 +17,7 @@ from harness.loadgen.cluster import free_port
 from harness.model import keys
 from harness.model.result import aggregate, load_result
 from harness.model.sketch import Sketch
+from tests.conftest import SlackReceiver
 
 NO_RPS_GATE = "[gates]\nmin_rps = false\n"
 
@@ -56,13 +57,20 @@ def test_two_workers_merge_into_the_same_sketch_as_their_raw_samples(tmp_path: P
 
 
 @pytest.mark.slow
-def test_an_impossible_gate_exits_1(tmp_path: Path, stack_env_file: Path) -> None:
+def test_an_impossible_gate_exits_1_and_is_announced(
+    tmp_path: Path, stack_env_file: Path, slack: SlackReceiver
+) -> None:
     profile = write_profile(tmp_path / "impossible.toml", extra=NO_RPS_GATE + "p95_ms = 0.001\n")
     done = run_harness(
         "run", str(profile), "--env-file", str(stack_env_file), "--workers", "1", "--locustfile", str(REST_READ),
-        "--reports-dir", str(tmp_path), "--run-id", "gate",
+        "--reports-dir", str(tmp_path), "--run-id", "gate", "--slack-webhook", slack.url,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr + done.stdout
+    # The failed gate reaches the Slack receiver: what, the figure and the report, never the webhook's secret path.
+    assert len(slack.bodies) == 1, slack.bodies
+    text = slack.bodies[0]["text"]
+    assert "FAILED" in text and "p95" in text and "report.html" in text
+    assert "xyzWebhookSecret42" not in text + done.stderr + done.stdout
     cases = _junit_cases(tmp_path / "gate" / "junit.xml")
     assert cases["p95"].find("failure") is not None
     assert cases["valid.requests"].find("error") is None
