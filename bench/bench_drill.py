@@ -1,6 +1,7 @@
 """Failover drill figures on this machine: each fault with a synchronous replica, and kill with an asynchronous one.
 
-    for each case: run_failover_drill (the reference stack, 16 writers + 4 readers through the edge, the DR monitor
+    for each case (each fault with a synchronous replica; kill with an asynchronous one; kill with either behind a
+    20 KB/s replication link): run_failover_drill (the reference stack, 16 writers + 4 readers through the edge, the DR monitor
     probing every 1 s, failover after 3 failed rounds) ─► detect, promote, first write, RTO, RPO, lag at the fault,
     realtime reconnect, meeting re-join, requests/s before the fault
 
@@ -22,8 +23,10 @@ from harness.model.drill import DrillResult
 from harness.model.drill_profile import load_drill_profile
 from harness.run.drill import DrillOptions, run_failover_drill
 
-CASES = {"kill-sync": ("kill", True), "partition-sync": ("partition", True), "slow-sync": ("slow", True),
-         "kill-async": ("kill", False)}  # fmt: skip
+CASES = {"kill-sync": ("kill", True, None), "partition-sync": ("partition", True, None),
+         "slow-sync": ("slow", True, None), "kill-async": ("kill", False, None),
+         "kill-async-20kbps": ("kill", False, 20), "kill-sync-20kbps": ("kill", True, 20)}  # fmt: skip
+"""case → (fault, synchronous commit, replication link KB/s): the last two ship WAL through a 20 KB/s link."""
 COLUMNS = ("detect_s", "promote_s", "first_write_s", "rto_s", "rpo_messages", "lag_at_fault_ms",
            "realtime_reconnect_s", "meeting_rejoin_s", "error_pct", "acknowledged")  # fmt: skip
 
@@ -44,10 +47,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-drill-") as tmp:
         for case in args.cases:
-            fault, sync = CASES[case]
+            fault, sync, kbps = CASES[case]
             drill = base.drill.model_copy(update={"fault": fault, "synchronous_commit": sync, "hold_s": args.hold,
-                                                   "max_duration_s": args.max_duration})  # fmt: skip
-            profile = base.model_copy(update={"drill": drill})
+                                                   "max_duration_s": args.max_duration, "replication_kbps": kbps})  # fmt: skip
+            gates = base.gates.model_copy(update={"rpo_messages": 0 if sync else None})
+            profile = base.model_copy(update={"drill": drill, "gates": gates})
             result, _ = run_failover_drill(profile, DrillOptions(reports_dir=Path(tmp), run_id=case), log=io.StringIO())
             values = {m.name: m.value for m in result.measures}
             rows.append((case, _rps_before_fault(result), [values.get(c) for c in COLUMNS], result.exit_code))

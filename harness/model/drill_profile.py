@@ -42,7 +42,11 @@ class DrillSettings(_Strict):
     synchronous_commit: bool = False
     """Singapore waits for Japan to confirm each commit (RPO 0 by construction; slower writes)."""
     replication_lag_ms: float = Field(default=0.0, ge=0)
-    """Extra apply delay on the replica (recovery_min_apply_delay): makes lag visible on the timeline."""
+    """Extra apply delay on the replica (recovery_min_apply_delay): makes lag visible on the timeline. WAL is still
+    shipped at once, so this alone loses nothing at a crash."""
+    replication_kbps: int | None = Field(default=None, ge=1)
+    """Limit the replication link (Singapore → Japan WAL stream) to this many KB/s: under load an asynchronous
+    replica then falls behind, and a kill loses the acknowledged commits never shipped (RPO > 0). None: no limit."""
 
 
 class DrillLoad(_Strict):

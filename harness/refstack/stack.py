@@ -15,6 +15,9 @@ Faults for failover drills:
     StackConfig(origin_proxies=True)
                                the edge reaches each region through a Toxiproxy proxy (origin_proxies.py):
                                disable `origin_ap-southeast-1` to partition Singapore from the edge
+    StackConfig(replication_proxy=True)
+                               Japan streams WAL through the proxy `replication_ap-southeast-1` (a bandwidth toxic
+                               makes an asynchronous replica fall behind)
     POST <edge>/_edge/admin/primary {"region": ...}   the DR traffic switch (edge/admin.py; service-role key)
 """
 
@@ -37,6 +40,8 @@ REGION_FACTORY = "harness.refstack.region.app:build_app_from_options"
 LIVEKIT_FACTORY = "harness.refstack.livekit.server:build_app"
 EDGE_FACTORY = "harness.refstack.edge.server:build_app"
 TOXIPROXY_PIECE = "toxiproxy"
+REPLICATION_PROXY = f"replication_{PRIMARY_REGION}"
+"""The proxy Japan's WAL stream takes with `StackConfig.replication_proxy`."""
 REGION_OF = {"primary": PRIMARY_REGION, "replica": REPLICA_REGION}
 POSTGRES_DIR = "postgres"
 """A region's cluster directory under `<data_dir>/<region>/` (the region server's lifecycle.POSTGRES_DIR)."""
@@ -59,8 +64,9 @@ class StackPorts:
 
 
 PIECES = ("primary", "replica", "livekit", "edge")
-START_ORDER = ("livekit", "primary", "replica", TOXIPROXY_PIECE, "edge")
-"""LiveKit first (regions mint tokens pointing at it), then the regions, the proxies in front of them, the edge."""
+START_ORDER = ("livekit", "primary", TOXIPROXY_PIECE, "replica", "edge")
+"""LiveKit first (regions mint tokens pointing at it), Singapore, the proxies (Japan may replicate through one),
+Japan, then the edge in front of them all."""
 
 
 @dataclass
@@ -93,6 +99,9 @@ class StackConfig:
     livekit_join_timeout_s: float = 60.0
     """The LiveKit stand-in drops a participant that never becomes active after this long (real server: 60 s)."""
     origin_proxies: bool = False
+    replication_proxy: bool = False
+    """Japan streams Singapore's WAL through a Toxiproxy proxy (`replication_ap-southeast-1`), so a drill can slow
+    or cut the replication link (a bandwidth toxic makes an asynchronous replica fall behind under load)."""
     """Start an embedded Toxiproxy and put a proxy (`origin_<region>`) in front of each region's HTTP port; the edge
     uses the proxied URLs, replication and write forwarding the direct ones (origin_proxies.py)."""
 
@@ -103,6 +112,8 @@ class Endpoints:
     ports: dict[str, int] = field(default_factory=dict)
     origin_ports: dict[str, int] = field(default_factory=dict)
     """Region piece → listen port of its origin proxy (only with `StackConfig.origin_proxies`)."""
+    proxy_ports: dict[str, int] = field(default_factory=dict)
+    """Other proxies by name → listen port: `replication_ap-southeast-1` with `StackConfig.replication_proxy`."""
 
     def url(self, piece: str, scheme: str = "http") -> str:
         return f"{scheme}://{self.host}:{self.ports[piece]}"
@@ -165,6 +176,8 @@ class ReferenceStack:
         """piece → (factory, options) it was started with, for restart()."""
         self._postgres_ports: dict[str, int] = {}
         """region piece → its PostgreSQL port, kept for a restart (a replica's standby follows that port)."""
+        self._proxied: set[str] = set()
+        """Names of the proxies the running Toxiproxy has."""
 
     def _spec(self, piece: str, data_dir: Path) -> tuple[str, int, dict[str, Any]]:
         """(factory, port, factory options) of one piece, for `PieceProcess`."""
@@ -180,6 +193,8 @@ class ReferenceStack:
         if piece == "replica":
             if "primary" in endpoints.ports:
                 region["primary_url"] = endpoints.primary_url
+            if REPLICATION_PROXY in endpoints.proxy_ports:
+                region["primary_postgres"] = f"{config.host}:{endpoints.proxy_ports[REPLICATION_PROXY]}"
             region |= {"region": REPLICA_REGION, "role": "replica", "data_dir": str(data_dir / REPLICA_REGION),
                        "forward_writes": config.replica_forwards_writes,
                        "replication_lag_ms": config.replication_lag_ms}  # fmt: skip
@@ -206,7 +221,8 @@ class ReferenceStack:
         return f"ws://{self.config.host}:{self.config.ports.livekit}"
 
     def _wanted(self) -> list[str]:
-        wanted = set(self.config.pieces) | ({TOXIPROXY_PIECE} if self.config.origin_proxies else set())
+        proxied = self.config.origin_proxies or self.config.replication_proxy
+        wanted = set(self.config.pieces) | ({TOXIPROXY_PIECE} if proxied else set())
         return [piece for piece in START_ORDER if piece in wanted]
 
     def start(self) -> ReferenceStack:
@@ -244,17 +260,27 @@ class ReferenceStack:
             if postmaster is not None:
                 self._postgres_ports[piece] = postmaster.port
         if piece == TOXIPROXY_PIECE:
-            self._create_origin_proxies()
+            self._proxied.clear()  # a (re)started Toxiproxy has no proxies: make them all again, on the same ports
+        if TOXIPROXY_PIECE in self.processes:
+            self._create_proxies()
 
-    def _create_origin_proxies(self) -> None:
-        """One proxy per running region; on a Toxiproxy restart, again on the listen ports the edge already uses."""
+    def _create_proxies(self) -> None:
+        """The proxies not made yet: one per running region's HTTP port (origin proxies), and Singapore's PostgreSQL
+        (the replication proxy); on a Toxiproxy restart again on the listen ports already in use."""
         host, api = self.config.host, self.endpoints.toxiproxy_url
-        for piece, region in REGION_OF.items():
-            if piece in self.endpoints.ports:
-                listen = self.endpoints.origin_ports.get(piece, 0)
-                name = origin_proxies.proxy_name(region)
-                port = origin_proxies.create(api, name, host, self.endpoints.ports[piece], listen)
-                self.endpoints.origin_ports[piece] = port
+        wanted: list[tuple[str, str, int, dict[str, int]]] = []
+        if self.config.origin_proxies:
+            origins = self.endpoints.origin_ports
+            wanted += [(piece, origin_proxies.proxy_name(region), self.endpoints.ports[piece], origins)
+                       for piece, region in REGION_OF.items() if piece in self.endpoints.ports]  # fmt: skip
+        if self.config.replication_proxy and "primary" in self._postgres_ports:
+            wanted.append((REPLICATION_PROXY, REPLICATION_PROXY, self._postgres_ports["primary"],
+                           self.endpoints.proxy_ports))  # fmt: skip
+        for key, name, upstream, ports in wanted:
+            if name in self._proxied:
+                continue
+            ports[key] = origin_proxies.create(api, name, host, upstream, ports.get(key, 0))
+            self._proxied.add(name)
 
     def _cluster_dir(self, piece: str) -> Path:
         assert self._data_dir is not None, "start() sets the data directory"
@@ -282,7 +308,7 @@ class ReferenceStack:
                 ports.append(postmaster.port)
                 self._postgres_ports[piece] = postmaster.port
         if piece == TOXIPROXY_PIECE:
-            ports += list(self.endpoints.origin_ports.values())
+            ports += list(self.endpoints.origin_ports.values()) + list(self.endpoints.proxy_ports.values())
         process.kill_group()
         process.close()
         crash.wait_gone(f"kill({piece!r})", pids, self.config.host, ports)

@@ -30,6 +30,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="asynchronous replica: RPO is measured, gated only with --rpo-gate")  # fmt: skip
     parser.add_argument("--rpo-gate", type=int, metavar="N", help="most acknowledged messages that may be lost")
     parser.add_argument("--writers", type=positive_int, metavar="N", help="messaging users writing during the drill")
+    parser.add_argument(
+        "--replication-kbps", type=positive_int, metavar="KBPS",
+        help="limit Singapore → Japan WAL shipping to KBPS KB/s (an asynchronous replica then falls behind, and a "
+        "kill loses what was never shipped)",
+    )  # fmt: skip
     parser.add_argument("--max-duration", type=positive_float, metavar="S", help="the drill stops by itself after S")
     parser.add_argument("--promote-cmd", metavar="CMD",
                         help="promote with this command instead of the region's admin API (`false` breaks the DR: "
@@ -63,8 +68,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def profile_from_args(args: argparse.Namespace) -> DrillProfile:
     profile = load_drill_profile(args.profile)
     drill: dict[str, Any] = {}
-    for arg, key in (("synchronous", "synchronous_commit"), ("fault", "fault"), ("fault_at", "fault_at_s"),
-                     ("hold", "hold_s"), ("max_duration", "max_duration_s")):  # fmt: skip
+    overrides = (
+        ("synchronous", "synchronous_commit"),
+        ("fault", "fault"),
+        ("fault_at", "fault_at_s"),
+        ("hold", "hold_s"),
+        ("max_duration", "max_duration_s"),
+        ("replication_kbps", "replication_kbps"),
+    )
+    for arg, key in overrides:
         if getattr(args, arg, None) is not None:
             drill[key] = getattr(args, arg)
     update: dict[str, Any] = {"drill": profile.drill.model_copy(update=drill)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from harness.model.drill_profile import Fault
 from harness.network.toxiproxy_client import ToxiproxyClient
-from harness.refstack.stack import PRIMARY_REGION, ReferenceStack
+from harness.refstack.stack import PRIMARY_REGION, REPLICATION_PROXY, ReferenceStack
 
 PROXY = f"origin_{PRIMARY_REGION}"
 
@@ -27,6 +27,15 @@ def inject(stack: ReferenceStack, fault: Fault, slow_latency_ms: int) -> str:
         toxiproxy.add_toxic(PROXY, {"name": "drill_slow", "type": "latency", "stream": "downstream", "toxicity": 1.0,
                                     "attributes": {"latency": slow_latency_ms, "jitter": 0}})  # fmt: skip
         return f"slow: {slow_latency_ms} ms latency on {PROXY} (edge → Singapore)"
+
+
+def throttle_replication(stack: ReferenceStack, kbps: int) -> str:
+    """Limit Singapore's WAL stream to Japan (a bandwidth toxic on the replication proxy), before the load starts."""
+    with ToxiproxyClient(stack.endpoints.toxiproxy_url) as toxiproxy:
+        toxic = {"name": "drill_replication_bandwidth", "type": "bandwidth", "stream": "downstream",
+                 "toxicity": 1.0, "attributes": {"rate": kbps}}  # fmt: skip
+        toxiproxy.add_toxic(REPLICATION_PROXY, toxic)
+    return f"replication link Singapore → Japan limited to {kbps} KB/s"
 
 
 def heal(stack: ReferenceStack, fault: Fault) -> str:

@@ -27,6 +27,7 @@ from harness.model.drill import DrillEvent
 from harness.model.drill_profile import DrillProfile
 from harness.model.target_config import Secret
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
+from harness.run import drill_faults
 from harness.run.drill_watch import LagWatch, MeetingWatch, RealtimeWatch
 from harness.run.ledger import Ledger, Recorder
 
@@ -62,6 +63,7 @@ def stack_config(profile: DrillProfile, out_dir: Path) -> StackConfig:
         origin_proxies=True,
         synchronous_replica=profile.drill.synchronous_commit,
         replication_lag_ms=profile.drill.replication_lag_ms,
+        replication_proxy=profile.drill.replication_kbps is not None,
         health_interval_s=0.5,
     )
 
@@ -142,6 +144,8 @@ def build_rig(
                 failed_over.set()
 
     journal.listeners.append(on_entry)
+    if profile.drill.replication_kbps is not None:
+        rig.event("note", drill_faults.throttle_replication(stack, profile.drill.replication_kbps), 0.0)
     return rig
 
 
