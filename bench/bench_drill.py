@@ -1,9 +1,9 @@
 """Failover drill figures on this machine: each fault with a synchronous replica, and kill with an asynchronous one.
 
     for each case (each fault with a synchronous replica; kill with an asynchronous one; kill with either behind a
-    20 KB/s replication link): run_failover_drill (the reference stack, 16 writers + 4 readers through the edge, the DR monitor
-    probing every 1 s, failover after 3 failed rounds) ─► detect, promote, first write, RTO, RPO, lag at the fault,
-    realtime reconnect, meeting re-join, requests/s before the fault
+    20 KB/s replication link): run_failover_drill (the reference stack, 16 writers + 4 readers through the edge,
+    the DR monitor probing every 1 s, failover after 3 failed rounds) ─► detect, promote, first write, RTO, RPO,
+    lag at the fault, realtime reconnect, meeting re-join, requests/s before the fault
 
 Bounded: every drill stops by itself (recovered and held for --hold seconds, or --max-duration). Prints a markdown
 table for docs/BENCHMARKS.md.
@@ -49,7 +49,8 @@ def main() -> None:
         for case in args.cases:
             fault, sync, kbps = CASES[case]
             drill = base.drill.model_copy(update={"fault": fault, "synchronous_commit": sync, "hold_s": args.hold,
-                                                   "max_duration_s": args.max_duration, "replication_kbps": kbps})  # fmt: skip
+                                                   "max_duration_s": args.max_duration,
+                                                   "replication_kbps": kbps})  # fmt: skip
             gates = base.gates.model_copy(update={"rpo_messages": 0 if sync else None})
             profile = base.model_copy(update={"drill": drill, "gates": gates})
             result, _ = run_failover_drill(profile, DrillOptions(reports_dir=Path(tmp), run_id=case), log=io.StringIO())
