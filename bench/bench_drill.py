@@ -21,7 +21,8 @@ from pathlib import Path
 
 from harness.model.drill import DrillResult
 from harness.model.drill_profile import load_drill_profile
-from harness.run.drill import DrillOptions, run_failover_drill
+from harness.run.drill import run_failover_drill
+from harness.run.drill_rig import DrillOptions
 
 CASES = {"kill-sync": ("kill", True, None), "partition-sync": ("partition", True, None),
          "slow-sync": ("slow", True, None), "kill-async": ("kill", False, None),

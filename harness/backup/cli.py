@@ -243,13 +243,19 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_stores(args: argparse.Namespace, settings: aws.AwsSettings) -> tuple[BackupStore, BackupStore | None]:
+    """(the bucket to read the backup from, the other one); `--from-replica` reads the second region's copy."""
+    store, replica = _stores(args, settings)
+    if not args.from_replica:
+        return store, replica
+    if replica is None:
+        raise ConfigError("--from-replica needs --replica-bucket (or HARNESS_BACKUP_REPLICA_BUCKET)")
+    return replica, store
+
+
 def _verify(args: argparse.Namespace) -> int:
     settings = aws.from_args(args)
-    store, replica = _stores(args, settings)
-    if args.from_replica:
-        if replica is None:
-            raise ConfigError("--from-replica needs --replica-bucket (or HARNESS_BACKUP_REPLICA_BUCKET)")
-        store, replica = replica, store
+    store, replica = _read_stores(args, settings)
     source = None
     if args.source_dsn or args.source_region_url:
         source = resolve(args.source_dsn, args.source_region_url, what="source", dsn_flag="--source-dsn",
@@ -291,12 +297,7 @@ def _confirm(args: argparse.Namespace, url: str, target: str) -> None:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    settings = aws.from_args(args)
-    store, replica = _stores(args, settings)
-    if args.from_replica:
-        if replica is None:
-            raise ConfigError("--from-replica needs --replica-bucket (or HARNESS_BACKUP_REPLICA_BUCKET)")
-        store = replica
+    store, _other = _read_stores(args, aws.from_args(args))
     target = resolve(args.target_dsn, args.target_region_url, what="restore target", dsn_flag="--target-dsn",
                      region_flag="--target-region-url")  # fmt: skip
     key = _pick(args, store)

@@ -86,13 +86,13 @@ class Canary:
             self._find_conversation()
 
     def _retry_once_on_401(self, call: str) -> httpx.Response:
-        for attempt in (1, 2):
+        self.ensure()
+        resp = self._call(call)
+        if resp.status_code == 401:  # expired or revoked (a new primary may not know an old session): sign in again
+            self.token = None
             self.ensure()
             resp = self._call(call)
-            if resp.status_code != 401 or attempt == 2:
-                return resp
-            self.token = None  # expired or revoked (a new primary may not know an old session): sign in again
-        raise AssertionError("unreachable")
+        return resp
 
     def _call(self, call: str) -> httpx.Response:
         names = self.client.names

@@ -24,12 +24,11 @@ def _now_iso(unix_s: float) -> str:
 
 
 class Journal:
-    def __init__(self, state_dir: Path, out: TextIO | None = sys.stdout, quiet_probes: bool = False) -> None:
+    def __init__(self, state_dir: Path, out: TextIO | None = sys.stdout) -> None:
         self.state_dir = state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "journal.jsonl"
         self.out = out
-        self.quiet_probes = quiet_probes
         self.listeners: list[Any] = []
         """Callables given every entry (the drill's timeline)."""
 
@@ -40,7 +39,7 @@ class Journal:
         if event != "probe":
             with self.path.open("a") as f:
                 f.write(line + "\n")
-        if self.out is not None and not (self.quiet_probes and event == "probe"):
+        if self.out is not None:
             print(line, file=self.out, flush=True)
         for listener in self.listeners:
             listener(entry)

@@ -20,34 +20,23 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import httpx
 
-from harness.dr.monitor import MonitorSettings, monitor
 from harness.gates import drill as figures
 from harness.model.drill import DrillResult
 from harness.model.drill_profile import DrillProfile
-from harness.refstack.stack import ReferenceStack
 from harness.run import drill_faults, drill_measures
-from harness.run.drill_rig import DrillRig, build_rig, new_run_id, stack_config
+from harness.run.drill_rig import DrillOptions, DrillRig, open_rig
 from harness.run.signals import StopRequest
 
 PROGRESS_EVERY_S = 5.0
 
 
-@dataclass
-class DrillOptions:
-    reports_dir: Path = Path("reports")
-    run_id: str | None = None
-    promote_cmd: str | None = None
-    """Promote another way (or deliberately not at all: `false` breaks the DR, and the drill must fail)."""
-
-
 def _progress(rig: DrillRig, log: TextIO, fault_t: float | None) -> None:
-    samples = rig.recorder.samples()
+    samples = rig.recorder.samples(with_p95=False)
     last = samples[-2] if len(samples) > 1 else (samples[-1] if samples else None)
     rate = f"{last.sent} req/s, {last.error_pct:.0f}% errors" if last else "no requests yet"
     phase = "before the fault" if fault_t is None else f"{rig.recorder.now() - fault_t:.0f} s after the fault"
@@ -69,21 +58,8 @@ def drive(
     """Run load, monitor and fault until recovered and held (or the time limit); returns the fault's drill second."""
     settings = profile.drill
     monitor_stop = threading.Event()
-    rig.recorder.t0 = time.monotonic()
-    rig.t0_unix = time.time()
-    rig.ledger.start()
-    rig.realtime.start()
-    rig.lag.start()
-    mon = profile.monitor
-    bounded = int(settings.max_duration_s / mon.interval_s) + 10
-    monitor_thread = threading.Thread(
-        target=monitor,
-        name="dr-monitor",
-        daemon=True,
-        args=(rig.ctx, MonitorSettings(interval_s=mon.interval_s, failures=mon.failures, max_rounds=bounded)),
-        kwargs={"stop": monitor_stop, "on_action": rig.outcomes.append},
-    )
-    monitor_thread.start()
+    rig.start(realtime=True)
+    monitor_thread = rig.start_monitor(profile, monitor_stop)
     fault_t: float | None = None
     next_progress = 0.0
     try:
@@ -97,7 +73,7 @@ def drive(
                 rig.meeting.start()
             if fault_t is not None:
                 recovered = figures.recovered_at(
-                    rig.recorder.samples(), fault_t, settings.hold_s, profile.gates.error_pct
+                    rig.recorder.samples(with_p95=False), fault_t, settings.hold_s, profile.gates.error_pct
                 )
                 if recovered is not None and now >= recovered + settings.hold_s + 1 and _settled(rig, fault_t):
                     break
@@ -107,10 +83,7 @@ def drive(
             stop.wait(0.25)
     finally:
         monitor_stop.set()
-        rig.ledger.halt()
-        rig.realtime.halt()
-        rig.meeting.halt()
-        rig.lag.halt()
+        rig.halt()
         monitor_thread.join(60)
     return fault_t
 
@@ -118,31 +91,19 @@ def drive(
 def run_failover_drill(
     profile: DrillProfile, options: DrillOptions, log: TextIO = sys.stderr
 ) -> tuple[DrillResult, Path]:
-    run_id = options.run_id or new_run_id("failover")
-    out_dir = options.reports_dir / run_id
-    out_dir.mkdir(parents=True, exist_ok=True)
     settings = profile.drill
-    result = DrillResult(
-        "failover", settings.fault, run_id, time.time(), "reference stack", settings.synchronous_commit
-    )
-    print(
-        f"harness: drill {run_id}: fault {settings.fault} at {settings.fault_at_s:g} s, "
-        f"{'synchronous' if settings.synchronous_commit else 'asynchronous'} replica, reports in {out_dir}",
-        file=log,
-    )
+    commit = "synchronous" if settings.synchronous_commit else "asynchronous"
+    print(f"harness: drill: fault {settings.fault} at {settings.fault_at_s:g} s, {commit} replica", file=log)
     with StopRequest(log) as stop, contextlib.ExitStack() as cleanup:
-        stack = ReferenceStack(stack_config(profile, out_dir))
-        cleanup.callback(stack.stop)
-        stack.start()
-        rig = build_rig(stack, profile, run_id, out_dir, options.promote_cmd, cleanup)
-        print(f"harness: drill: stack up, {len(rig.ledger.writers)} writers provisioned; load starts", file=log)
+        run_id, out_dir, rig = open_rig("failover", profile, options, cleanup)
+        result = DrillResult("failover", settings.fault, run_id, time.time(), "reference stack",
+                             settings.synchronous_commit)  # fmt: skip
+        print(f"harness: drill {run_id}: stack up, {len(rig.ledger.writers)} writers provisioned; load starts; "
+              f"reports in {out_dir}", file=log)  # fmt: skip
         fault_t = drive(
-            rig, profile, stop, log, lambda: drill_faults.inject(stack, settings.fault, settings.slow_latency_ms)
+            rig, profile, stop, log, lambda: drill_faults.inject(rig.stack, settings.fault, settings.slow_latency_ms)
         )
-        lag_at_fault = max(
-            (ms for t, ms in rig.recorder.lag_ms.items() if fault_t is not None and t <= fault_t and t >= fault_t - 2),
-            default=None,
-        )
+        lag_at_fault = drill_measures.lag_before(rig, fault_t)
         try:
             stored, primary = drill_measures.stored_ids(rig)
             rig.event("note", f"acknowledged messages checked on {primary}")

@@ -17,8 +17,9 @@ from harness.model.argtypes import positive_float, positive_int
 from harness.model.drill import DrillResult
 from harness.model.drill_profile import FAULTS, DrillProfile, load_drill_profile
 from harness.report.drill import write_drill_reports
-from harness.run.drill import DrillOptions, run_failover_drill
+from harness.run.drill import run_failover_drill
 from harness.run.drill_recovery import run_recovery_drill
+from harness.run.drill_rig import DrillOptions
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -52,6 +52,13 @@ def stored_ids(rig: DrillRig) -> tuple[set[str], str]:
     return ids, primary.name
 
 
+def lag_before(rig: DrillRig, fault_t: float | None, window_s: int = 2) -> float | None:
+    """The primary's worst replication lag in the seconds just before the fault."""
+    if fault_t is None:
+        return None
+    return max((ms for t, ms in rig.recorder.lag_ms.items() if fault_t - window_s <= t <= fault_t), default=None)
+
+
 def measures(
     rig: DrillRig, profile: DrillProfile, fault_t: float | None, lag_at_fault_ms: float | None, stored: set[str] | None
 ) -> list[Measure]:
@@ -78,7 +85,7 @@ def measures(
     else:
         first_write = after_fault(
             next(
-                (t for t in sorted(rig.ledger.write_successes) if first_failure is not None and t > first_failure), None
+                (t for t in sorted(rig.ledger.acked.values()) if first_failure is not None and t > first_failure), None
             )
         )
     out.append(Measure("first_write_s", first_write, "s", detail="fault → first acknowledged write through the edge"))
@@ -121,7 +128,9 @@ def measures(
             reconnect,
             "s",
             gates.realtime_reconnect_s,
-            "fault → a message written to the new primary arrives over realtime (reconnect and rejoin included)",
+            "fault → a message written to the new primary arrives over realtime (reconnect and rejoin included); "
+            f"{rig.realtime.drops} reconnects"
+            + (f"; last error: {rig.realtime.last_error}" if rig.realtime.last_error else ""),
         )
     )
     out.append(

@@ -22,15 +22,14 @@ from typing import TextIO
 
 import httpx
 
+from harness.dr.actions import Outcome
 from harness.dr.failback import failback
-from harness.dr.monitor import MonitorSettings, monitor
 from harness.gates import drill as figures
 from harness.model.drill import DrillPhase, DrillResult, Measure
 from harness.model.drill_profile import DrillProfile
 from harness.refstack.stack import ReferenceStack
-from harness.run.drill import DrillOptions
 from harness.run.drill_measures import stored_ids
-from harness.run.drill_rig import DrillRig, build_rig, new_run_id, stack_config
+from harness.run.drill_rig import DrillOptions, DrillRig, open_rig
 from harness.run.signals import StopRequest
 from harness.run.smoke import run_checklist
 from harness.run.target import from_reference
@@ -59,6 +58,13 @@ class _Phases:
         return phase
 
 
+def _document(phase: DrillPhase, outcome: Outcome) -> None:
+    """A DR action that failed adds each failed step and the reason to its phase."""
+    if not outcome.ok:
+        phase.errors.extend(f"{step.name}: {step.detail}" for step in outcome.steps if not step.ok)
+        phase.errors.append(f"{outcome.action}: {outcome.error}")
+
+
 def _smoke(stack: ReferenceStack, *, failed_over: bool = False) -> Callable[[DrillPhase], None]:
     """The smoke checklist through the edge. While failed over every viewer goes to Japan by design, so the China
     routing check (CN → Japan, everyone else → Singapore) is left out of that one."""
@@ -74,19 +80,12 @@ def _smoke(stack: ReferenceStack, *, failed_over: bool = False) -> Callable[[Dri
 def run_recovery_drill(
     profile: DrillProfile, options: DrillOptions, log: TextIO = sys.stderr
 ) -> tuple[DrillResult, Path]:
-    run_id = options.run_id or new_run_id("recovery")
-    out_dir = options.reports_dir / run_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sync = profile.drill.synchronous_commit
-    result = DrillResult("recovery", "kill", run_id, time.time(), "reference stack", sync)
     with StopRequest(log) as stop, contextlib.ExitStack() as cleanup:
-        stack = ReferenceStack(stack_config(profile, out_dir))
-        cleanup.callback(stack.stop)
-        stack.start()
-        rig = build_rig(stack, profile, run_id, out_dir, options.promote_cmd, cleanup)
-        rig.recorder.t0, rig.t0_unix = time.monotonic(), time.time()
-        rig.ledger.start()
-        rig.lag.start()
+        run_id, out_dir, rig = open_rig("recovery", profile, options, cleanup)
+        stack = rig.stack
+        result = DrillResult("recovery", "kill", run_id, time.time(), "reference stack",
+                             profile.drill.synchronous_commit)  # fmt: skip
+        rig.start(realtime=False)
         phases = _Phases(rig, result, log)
         monitor_stop = threading.Event()
         fault_t: float | None = None
@@ -96,13 +95,8 @@ def run_recovery_drill(
 
             def fault_and_failover(phase: DrillPhase) -> None:
                 nonlocal fault_t
-                mon = profile.monitor
-                settings = MonitorSettings(interval_s=mon.interval_s, failures=mon.failures,
-                                           max_rounds=int(deadline_s / mon.interval_s) + 10)  # fmt: skip
-                thread = threading.Thread(target=monitor, args=(rig.ctx, settings), daemon=True, name="dr-monitor",
-                                          kwargs={"stop": monitor_stop, "on_action": rig.outcomes.append})  # fmt: skip
-                thread.start()
-                time.sleep(2 * mon.interval_s)  # the monitor has seen a healthy primary
+                thread = rig.start_monitor(profile, monitor_stop)
+                time.sleep(2 * profile.monitor.interval_s)  # the monitor has seen a healthy primary
                 stack.kill("primary")
                 fault_t = rig.recorder.now()
                 rig.event("fault", "kill -9 Singapore's region server and PostgreSQL", fault_t)
@@ -113,10 +107,7 @@ def run_recovery_drill(
                 thread.join(60)
                 if not rig.outcomes:
                     raise TimeoutError(f"the DR monitor did not fail over within {deadline_s:g} s")
-                outcome = rig.outcomes[-1]
-                if not outcome.ok:
-                    phase.errors.extend(f"{s.name}: {s.detail}" for s in outcome.steps if not s.ok)
-                    phase.errors.append(f"failover: {outcome.error}")
+                _document(phase, rig.outcomes[-1])
 
             phases.run("fault_and_failover", fault_and_failover)
             after_failover = phases.run("smoke_after_failover", _smoke(stack, failed_over=True))
@@ -127,17 +118,13 @@ def run_recovery_drill(
             phases.run("restart_singapore", restart_home)
 
             def fail_back(phase: DrillPhase) -> None:
-                outcome = failback(rig.ctx, stable_for_s=FAILBACK_STABLE_FOR_S)
-                if not outcome.ok:
-                    phase.errors.extend(f"{s.name}: {s.detail}" for s in outcome.steps if not s.ok)
-                    phase.errors.append(f"failback: {outcome.error}")
+                _document(phase, failback(rig.ctx, stable_for_s=FAILBACK_STABLE_FOR_S))
 
             phases.run("failback", fail_back)
             phases.run("smoke_after_failback", _smoke(stack))
         finally:
             monitor_stop.set()
-            rig.ledger.halt()
-            rig.lag.halt()
+            rig.halt()
         try:
             stored, primary = stored_ids(rig)
             missing = sorted(set(rig.ledger.acked) - stored)

@@ -21,9 +21,10 @@ from harness.clients.supabase.sync import SupabaseClient
 from harness.dr.actions import DrContext, Outcome
 from harness.dr.edge import EdgeSwitch
 from harness.dr.journal import Journal
+from harness.dr.monitor import MonitorSettings, monitor
 from harness.dr.topology import JAPAN, SINGAPORE, Region, Topology
 from harness.model import keys
-from harness.model.drill import DrillEvent
+from harness.model.drill import DrillEvent, EventKind
 from harness.model.drill_profile import DrillProfile
 from harness.model.target_config import Secret
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
@@ -51,8 +52,54 @@ class DrillRig:
     def t_of(self, unix_s: float) -> float:
         return unix_s - self.t0_unix
 
-    def event(self, kind: Any, label: str, t: float | None = None) -> None:
+    def event(self, kind: EventKind, label: str, t: float | None = None) -> None:
         self.events.append(DrillEvent(round(self.recorder.now() if t is None else t, 3), kind, label))
+
+    def start(self, *, realtime: bool) -> None:
+        """Start the drill's clock, the writers and readers, the lag sampler (and the realtime subscriber)."""
+        self.recorder.t0, self.t0_unix = time.monotonic(), time.time()
+        self.ledger.start()
+        self.lag.start()
+        if realtime:
+            self.realtime.start()
+
+    def start_monitor(self, profile: DrillProfile, stop: threading.Event) -> threading.Thread:
+        """The DR monitor in a thread, bounded to the drill's length; its failover outcomes land in `outcomes`."""
+        mon = profile.monitor
+        rounds = int(profile.drill.max_duration_s / mon.interval_s) + 10
+        settings = MonitorSettings(interval_s=mon.interval_s, failures=mon.failures, max_rounds=rounds)
+        thread = threading.Thread(target=monitor, args=(self.ctx, settings), name="dr-monitor", daemon=True,
+                                  kwargs={"stop": stop, "on_action": self.outcomes.append})  # fmt: skip
+        thread.start()
+        return thread
+
+    def halt(self) -> None:
+        """Stop every load and watcher thread (each join is bounded)."""
+        self.ledger.halt()
+        self.realtime.halt()
+        self.meeting.halt()
+        self.lag.halt()
+
+
+@dataclass
+class DrillOptions:
+    reports_dir: Path = Path("reports")
+    run_id: str | None = None
+    promote_cmd: str | None = None
+    """Promote another way (or deliberately not at all: `false` breaks the DR, and the drill must fail)."""
+
+
+def open_rig(
+    kind: str, profile: DrillProfile, options: DrillOptions, cleanup: contextlib.ExitStack
+) -> tuple[str, Path, DrillRig]:
+    """The run id, its report folder, and a rig on a freshly started stack (stopped by `cleanup`)."""
+    run_id = options.run_id or new_run_id(kind)
+    out_dir = options.reports_dir / run_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stack = ReferenceStack(stack_config(profile, out_dir))
+    cleanup.callback(stack.stop)
+    stack.start()
+    return run_id, out_dir, build_rig(stack, profile, run_id, out_dir, options.promote_cmd, cleanup)
 
 
 def stack_config(profile: DrillProfile, out_dir: Path) -> StackConfig:
@@ -114,7 +161,7 @@ def build_rig(
     writer0 = ledger.writers[0]
 
     def acked_recently() -> bool:
-        return bool(ledger.write_successes) and recorder.now() - ledger.write_successes[-1] < 2.0
+        return ledger.last_ack_t is not None and recorder.now() - ledger.last_ack_t < 2.0
 
     failed_over = threading.Event()
 

@@ -35,15 +35,11 @@ class RealtimeWatch:
         self.recorder = recorder
         self.acked_recently = acked_recently
         self.stop = threading.Event()
-        self.received: dict[str, int] = {}
-        self.duplicates = 0
-        self.disconnects: list[float] = []
-        self.last_change_t: float | None = None
         self.received_at: dict[str, float] = {}
         """client id → drill second it was first received."""
-        self.first_change_after_connect: list[float] = []
-        """Drill seconds of the first change received on each connection (reconnect = one after a fault)."""
-        self.errors: list[str] = []
+        self.duplicates = 0
+        self.drops = 0
+        self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="realtime-watch", daemon=True)
 
     def start(self) -> None:
@@ -51,23 +47,21 @@ class RealtimeWatch:
 
     def halt(self) -> None:
         self.stop.set()
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._thread.join(10)
 
     def back_after(self, acked: dict[str, float], since_t: float) -> float | None:
         """When realtime was back: the first receipt of a message acknowledged at or after `since_t` (written to
         the new primary). A socket still open on the old primary hears none of those, so it does not count."""
-        times = [self.received_at[cid] for cid, t in list(acked.items()) if t >= since_t and cid in self.received_at]
+        times = [t for cid, t in list(self.received_at.items()) if acked.get(cid, -1.0) >= since_t]
         return min(times, default=None)
 
-    def _on_change(self, record: dict[str, Any], first: bool) -> None:
+    def _on_change(self, record: dict[str, Any]) -> None:
         client_id = str(record.get("client_msg_id"))
-        count = self.received.get(client_id, 0)
-        self.duplicates += 1 if count else 0
-        self.received[client_id] = count + 1
-        self.received_at.setdefault(client_id, self.recorder.now())
-        self.last_change_t = self.recorder.now()
-        if first:
-            self.first_change_after_connect.append(self.recorder.now())
+        if client_id in self.received_at:
+            self.duplicates += 1
+        else:
+            self.received_at[client_id] = self.recorder.now()
 
     def _session(self) -> None:
         sock = self.client.realtime(SOCKET_TIMEOUT_S)
@@ -76,7 +70,7 @@ class RealtimeWatch:
             reply = sock.join(api.topic(f"drill-{self.writer.conversation_id}"), config, self.writer.token)
             if reply is None or api.reply_status(reply) != "ok":
                 raise ConnectionError(f"realtime join refused: {reply}")
-            first, last_heard = True, time.monotonic()
+            last_heard = time.monotonic()
             while not self.stop.is_set():
                 try:
                     frame = sock.next_frame(lambda f: api.change_record(f) is not None)
@@ -85,8 +79,8 @@ class RealtimeWatch:
                 if frame is not None:
                     record = api.change_record(frame)
                     assert record is not None
-                    self._on_change(record, first)
-                    first, last_heard = False, time.monotonic()
+                    self._on_change(record)
+                    last_heard = time.monotonic()
                 elif time.monotonic() - last_heard > SILENT_RECONNECT_S and self.acked_recently():
                     raise ConnectionError("silent while its writer's messages are acknowledged")
         finally:
@@ -97,9 +91,8 @@ class RealtimeWatch:
             try:
                 self._session()
             except (OSError, websocket.WebSocketException, ConnectionError, ValueError) as exc:
-                self.disconnects.append(self.recorder.now())
-                if len(self.errors) < 20:
-                    self.errors.append(f"{self.recorder.now():.1f}s {type(exc).__name__}: {exc}"[:200])
+                self.drops += 1
+                self.last_error = f"{self.recorder.now():.1f} s: {type(exc).__name__}: {exc}"[:200]
                 self.stop.wait(0.5)
 
 
@@ -156,8 +149,6 @@ class LagWatch:
         self.recorder = recorder
         self.interval_s = interval_s
         self.stop = threading.Event()
-        self.last: tuple[float, float] | None = None
-        """(drill second, lag ms) of the last answer."""
         self._thread = threading.Thread(target=self._run, name="lag-watch", daemon=True)
 
     def _run(self) -> None:
@@ -169,9 +160,7 @@ class LagWatch:
                     except (httpx.HTTPError, ValueError):
                         continue
                     if body.get("role") == "primary" and body.get("database_reachable", True):
-                        t, lag = self.recorder.now(), float(body.get("replication_lag_ms") or 0.0)
-                        self.recorder.record_lag(t, lag)
-                        self.last = (t, lag)
+                        self.recorder.record_lag(self.recorder.now(), float(body.get("replication_lag_ms") or 0.0))
                         break
                 self.stop.wait(self.interval_s)
 
@@ -180,4 +169,5 @@ class LagWatch:
 
     def halt(self) -> None:
         self.stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)

@@ -68,16 +68,16 @@ class Recorder:
             second = int(t)
             self.lag_ms[second] = max(lag_ms, self.lag_ms.get(second, 0.0))
 
-    def samples(self) -> list[DrillSample]:
+    def samples(self, *, with_p95: bool = True) -> list[DrillSample]:
+        """The timeline so far. `with_p95=False` skips sorting every second's latencies: the drill's control loop
+        asks for the error rates four times a second while the load runs in this process."""
         with self._lock:
             seconds = sorted(set(self._buckets) | set(self.lag_ms))
+            buckets = {t: self._buckets.get(t, _Bucket()) for t in seconds}
             return [
-                DrillSample(t, self._buckets[t].sent if t in self._buckets else 0,
-                            self._buckets[t].failed if t in self._buckets else 0,
-                            _p95(self._buckets[t].latencies_ms) if t in self._buckets else None,
-                            self.lag_ms.get(t))
-                for t in seconds
-            ]  # fmt: skip
+                DrillSample(t, b.sent, b.failed, _p95(b.latencies_ms) if with_p95 else None, self.lag_ms.get(t))
+                for t, b in buckets.items()
+            ]
 
 
 @dataclass
@@ -104,10 +104,10 @@ class Ledger:
         self.write_interval_s = write_interval_s
         self.read_interval_s = read_interval_s
         self.acked: dict[str, float] = {}
-        """client id → drill second of its acknowledgement."""
-        self.write_successes: list[float] = []
-        """Drill seconds of every acknowledged write (when acknowledged), and of every failed try (when sent)."""
+        """client id → drill second of its acknowledgement (so also: when every acknowledged write happened)."""
+        self.last_ack_t: float | None = None
         self.write_failures: list[float] = []
+        """Drill seconds at which every failed try was sent."""
         self._lock = threading.Lock()
         self.stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -133,16 +133,16 @@ class Ledger:
         return f"{self.run_id}:{writer.index}:{seq}"
 
     # -- load ---------------------------------------------------------------------------------------------------------
-    def _timed(self, call: Callable[[], httpx.Response], ok_codes: tuple[int, ...]) -> httpx.Response | None:
-        started_t = self.last_started_t = self.recorder.now()
+    def _timed(self, call: Callable[[], httpx.Response], ok_codes: tuple[int, ...]) -> tuple[bool, float]:
+        """(ok, drill second it was sent) of one request, recorded in its second's bucket."""
+        started_t = self.recorder.now()
         started = time.perf_counter()
         try:
-            resp: httpx.Response | None = call()
+            ok = call().status_code in ok_codes
         except httpx.HTTPError:
-            resp = None
-        ok = resp is not None and resp.status_code in ok_codes
+            ok = False
         self.recorder.record(started_t, ok, (time.perf_counter() - started) * 1000)
-        return resp
+        return ok, started_t
 
     def _write_loop(self, w: Writer) -> None:
         names = self.client.names
@@ -153,15 +153,13 @@ class Ledger:
                    "client_msg_id": self.client_id(w, seq), "content": f"drill message {seq}"}  # fmt: skip
             while not self.stop.is_set():
                 send = functools.partial(self.client.insert, names.messages, row, returning=False, token=w.token)
-                resp = self._timed(send, (201, 409))
-                if resp is not None and resp.status_code in (201, 409):
-                    now = self.recorder.now()
+                ok, sent_t = self._timed(send, (201, 409))
+                if ok:
                     with self._lock:
-                        self.acked[str(row["client_msg_id"])] = now
-                        self.write_successes.append(now)
+                        self.acked[str(row["client_msg_id"])] = self.last_ack_t = self.recorder.now()
                     break
                 with self._lock:
-                    self.write_failures.append(self.last_started_t)
+                    self.write_failures.append(sent_t)
                 self.stop.wait(self.write_interval_s)
             self.stop.wait(self.write_interval_s)
 

@@ -5,6 +5,7 @@ Failover changes the stack for good, so each test that acts gets a stack of its 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,3 +45,16 @@ def context_of(stack: ReferenceStack, state_dir: Path, *, edge: bool = True, **k
     topology = topology_of(stack)
     switches: list[TrafficSwitch] = [EdgeSwitch(topology)] if edge else []
     return DrContext(topology, Journal(state_dir, out=None), switches=switches, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No AWS_* variable, empty ~/.aws files, no instance metadata: boto3 finds nothing anywhere."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

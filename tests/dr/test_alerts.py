@@ -202,15 +202,8 @@ def test_one_channel_failing_does_not_stop_the_other(moto_server: Any, slack: Sl
 
 
 def test_no_credentials_for_sns_is_a_failure_not_an_exception(
-    moto_server: Any, sns_topic: SnsTopic, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    moto_server: Any, sns_topic: SnsTopic, no_credentials: None
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(name)
-    empty = tmp_path / "empty"
-    empty.write_text("")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     outcome = publish(
         failed_drill(),
         AlertSinks(sns_topic.arn, None, AwsSettings(endpoint_url=moto_server.endpoint_url)),

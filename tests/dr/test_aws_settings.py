@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from harness.dr.aws import AwsSettings, check_changes_allowed
 from harness.errors import ConfigError
 
 SECRET = "wJalrXUtnFEMI-not-a-real-secret-K7MDENG"
-
-
-@pytest.fixture
-def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No AWS_* variable, empty ~/.aws files, no instance metadata: boto3 finds nothing anywhere."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    empty = tmp_path / "empty"
-    empty.write_text("")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def test_changes_on_aws_with_unnamed_credentials_are_refused() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from harness.dr.actions import Outcome
 from harness.dr.monitor import MonitorSettings, monitor
 from harness.dr.probe import Check, ProbeRound
 from harness.dr.topology import Region
@@ -63,3 +64,15 @@ def test_n_failed_rounds_in_a_row_fail_over_once_then_watch_the_new_primary(
     assert len(decisions) == 1 and decisions[0]["consecutive_failures"] == 3
     probes = [line for line in ctx.journal.path.read_text().splitlines() if '"probe"' in line]
     assert probes == []  # probe lines go to stdout only; the journal file keeps actions
+
+
+def test_a_failed_failover_is_tried_again_after_n_more_failed_rounds(stack: ReferenceStack, tmp_path: Path) -> None:
+    ctx = context_of(stack, tmp_path / "state", promote_cmd="exit 3")  # the promotion always fails
+    prober = ScriptedProber([False] * 7)
+    outcomes: list[Outcome] = []
+    settings = MonitorSettings(interval_s=0.01, failures=3, max_rounds=7)
+    assert monitor(ctx, settings, prober=prober, on_action=outcomes.append) == 1  # type: ignore[arg-type]
+    assert len(outcomes) == 2 and not any(o.ok for o in outcomes)  # rounds 3 and 6, never round 4 or 5
+    assert "exited 3" in (outcomes[0].error or "")
+    assert set(prober.probed) == {"ap-southeast-1"}  # it never moved to a primary it could not promote
+    assert _role(stack.endpoints.replica_url) == "replica"

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -120,3 +122,26 @@ def test_recovery_drill_fails_over_smokes_fails_back_and_smokes(tmp_path: Path) 
     assert measures["recovery_s"]["passed"] is True
     record = (out / "recovery.md").read_text()
     assert "failback" in record and "smoke_after_failback" in record
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_drill_and_still_reports_it_as_invalid(tmp_path: Path) -> None:
+    profile = tmp_path / "long.toml"
+    profile.write_text(SHORT.format(max_duration=120).replace("fault_at_s = 3", "fault_at_s = 100"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "drill", "failover", "--profile", str(profile), "--reports-dir",
+         str(tmp_path / "reports"), "--run-id", "d"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:  # the stack is up and the load runs
+        if "load starts" in line or time.monotonic() > deadline:
+            break
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(60) == 2, rest
+    result = json.loads((tmp_path / "reports" / "d" / "drill.json").read_text())
+    assert any("interrupted" in error for error in result["errors"]), result["errors"]
+    assert (tmp_path / "reports" / "d" / "junit.xml").is_file() and "INVALID" in rest
