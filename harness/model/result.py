@@ -28,8 +28,9 @@ from harness.model.sketch import Sketch
 
 SCHEMA_VERSION: Literal[1] = 1
 """Bumped on any change that an older reader would misread; `load_result` refuses other versions."""
-SCHEMA_MINOR = 1
-"""Bumped when fields are added (1.1: `origins_by_class`); files of any earlier minor read with the defaults."""
+SCHEMA_MINOR = 2
+"""Bumped when fields are added (1.1: `origins_by_class`, 1.2: `process_cpu`); files of any earlier minor read
+with the defaults."""
 
 PAYLOAD_VERSION = 2
 """Version of the worker → master payload (2 adds a stats column: origins by user class); `merge` reads 1 and 2."""
@@ -139,6 +140,10 @@ class Result(_Model):
     windows: list[Window] = Field(default_factory=list)
     users: list[UsersSample] = Field(default_factory=list)
     cpu: list[CpuSample] = Field(default_factory=list)
+    process_cpu: list[CpuSample] = Field(default_factory=list)
+    """CPU % of one core per process role on the machine that ran the orchestrator (edge, primary,
+    primary-postgres, locust-worker, …, and `machine` for all cores), one sample per role every few seconds
+    (schema 1.2; empty in older files and when nothing was sampled)."""
     gates: GatesConfig | None = None
     """The profile's gates at run time, so `harness gate result.json` needs nothing else."""
 
@@ -465,3 +470,16 @@ def groups_of(result: Result) -> list[str]:
     """Groups seen in the data or declared in the run, in a stable order."""
     seen = {s.group for w in result.windows for s in w.stats}
     return sorted(seen | set(result.run.groups))
+
+
+def process_cpu_means(result: Result) -> dict[str, float]:
+    """Mean CPU % (of one core) per process role over the steady state (the whole run without one), busiest
+    first; `machine` is every core together."""
+    span = result.run.steady_state
+    start, end = (span.start_s, span.end_s) if span else (result.run.started_s, result.run.ended_s)
+    samples: dict[str, list[float]] = {}
+    for s in result.process_cpu:
+        if start <= s.t_s <= end:
+            samples.setdefault(s.worker, []).append(s.cpu_pct)
+    means = {role: sum(v) / len(v) for role, v in samples.items()}
+    return dict(sorted(means.items(), key=lambda kv: -kv[1]))
