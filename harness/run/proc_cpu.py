@@ -25,9 +25,14 @@ MACHINE = "machine"
 """The whole machine's busy CPU, % of one core (200 = both cores of a 2-core machine busy)."""
 
 
-def role_of(cmdline: list[str]) -> str:
-    """A short name for what a descendant process does, from its command line."""
+def role_of(cmdline: list[str], parent_role: str = "") -> str:
+    """A short name for what a descendant process does, from its command line (and its parent's role: a
+    PostgreSQL backend, titled `postgres: <user> <db> <client> <state>`, is its postmaster's role plus the user)."""
     text = " ".join(cmdline)
+    if text.startswith("postgres: ") and parent_role.endswith("postgres"):
+        words = text.split()
+        user = words[1] if len(words) > 2 and words[1] not in ("background", "walwriter", "checkpointer") else ""
+        return f"{parent_role} ({user})" if user and not user.endswith(":") else parent_role
     if "postgres" in (os.path.basename(cmdline[0]) if cmdline else ""):
         for region, piece in (("ap-southeast-1", "primary"), ("ap-northeast-1", "replica")):
             if f"/{region}/" in text:
@@ -72,6 +77,10 @@ class ProcessCpu:
             self._tick(time.time(), now - last)
             last = now
 
+    def _role(self, proc: psutil.Process, seen: dict[int, tuple[str, float]]) -> str:
+        parent = seen.get(proc.ppid()) or self._last.get(proc.ppid())
+        return role_of(proc.cmdline(), parent[0] if parent else "")
+
     def _tick(self, t_s: float, elapsed_s: float | None = None) -> None:
         busy: defaultdict[str, float] = defaultdict(float)
         seen: dict[int, tuple[str, float]] = {}
@@ -85,7 +94,7 @@ class ProcessCpu:
                     times = proc.cpu_times()
                     used = times.user + times.system
                     known = self._last.get(proc.pid)
-                    role = known[0] if known else role_of(proc.cmdline())
+                    role = known[0] if known else self._role(proc, seen)
             except psutil.Error:
                 continue  # it ended between listing and reading
             seen[proc.pid] = (role, used)

@@ -20,6 +20,9 @@ def test_role_names_come_from_the_command_line() -> None:
     assert role_of(["/x/bin/postgres", "-D", "/tmp/s/ap-southeast-1/postgres"]) == "primary-postgres"
     assert role_of(["/x/bin/postgres", "-D", "/tmp/s/ap-northeast-1/postgres"]) == "replica-postgres"
     assert role_of(["sleep", "1"]) == "other"
+    backend = ["postgres: authenticator postgres 127.0.0.1(4444) idle"]
+    assert role_of(backend, "primary-postgres") == "primary-postgres (authenticator)"
+    assert role_of(["postgres: walwriter"], "replica-postgres") == "replica-postgres"
 
 
 def test_a_busy_child_is_measured_busy_and_an_idle_one_idle() -> None:
