@@ -119,7 +119,7 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
             print_checks(checks, log)
         env = locust_env(options, target, profile_path, out_dir, run_id, workers)
         if not stop.requested and needs_accounts(profile, fallback):
-            count = users_needed(profile.load.peak_users, workers, configured_group_size())
+            count = users_needed(profile.peak_users, workers, configured_group_size())
             credentials = provision_for_run(target, count, run_id, out_dir, options.keep_users, cleanup_stack, log)
             env[scenario_env.CREDENTIALS] = str(credentials.resolve())
         paths: dict[str, china.GroupPath] = {}
