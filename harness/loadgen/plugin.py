@@ -31,9 +31,9 @@ from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from harness.loadgen.arrivals import ArrivalGate, install_gate
-from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, Settings, read_profile
+from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, SNAPSHOT_FILE, Settings, read_profile
 from harness.model.profile import ENVIRONMENT_ATTRIBUTE, USER_CLASSES, Profile
-from harness.model.result import GroupInfo, ResultBuilder, RunInfo, SteadyState, dump_result
+from harness.model.result import GroupInfo, Result, ResultBuilder, RunInfo, SteadyState, dump_result
 from harness.model.target_config import names_from_mapping
 
 CPU_SAMPLE_INTERVAL_S = 1.0
@@ -235,6 +235,7 @@ class HarnessPlugin:
                 gevent.spawn(runner.quit)
 
     def _progress_loop(self) -> None:
+        next_snapshot = time.monotonic()
         while not self._written:
             gevent.sleep(PROGRESS_INTERVAL_S)
             runner = self.environment.runner
@@ -245,6 +246,10 @@ class HarnessPlugin:
             if self._written:
                 break
             self._write_progress("running" if self.started_s is not None else "waiting")
+            snapshot_s = self.settings.snapshot_s
+            if snapshot_s is not None and self.started_s is not None and time.monotonic() >= next_snapshot:
+                next_snapshot = time.monotonic() + snapshot_s
+                self._write_snapshot()
 
     def _write_progress(self, state: str) -> None:
         runner = self.environment.runner
@@ -290,13 +295,23 @@ class HarnessPlugin:
             runner.quit()
         self.write_result()
 
+    def _write_snapshot(self) -> None:
+        """The result so far (partial), for a watcher that judges the run while it goes on (`harness capacity`)."""
+        result = self._build(time.time(), partial=True)
+        _write_atomic(self.settings.out_dir / SNAPSHOT_FILE, result.model_dump_json())
+
     def write_result(self) -> Path:
         """result.json in the output folder; partial unless the load shape reached its end."""
         path = self.settings.out_dir / RESULT_FILE
         if self._written:
             return path
         self._written = True
-        ended_s = time.time()
+        if not self.is_master:
+            self._flush_samples()
+        self._write_progress("finished")
+        return dump_result(self._build(time.time(), partial=not _shape_finished), path)
+
+    def _build(self, ended_s: float, partial: bool) -> Result:
         started_s = self.started_s if self.started_s is not None else ended_s
         workers_seen = len(self.builder.workers_seen) if self.is_master else 1
         profile = self.profile
@@ -308,15 +323,11 @@ class HarnessPlugin:
             target=self.settings.target_label,
             workers_expected=self.settings.workers_expected if self.is_master else 1,
             workers_seen=workers_seen,
-            partial=not _shape_finished,
+            partial=partial,
             steady_state=SteadyState.from_plateau(started_s, profile.plateau_s()),
             groups={name: GroupInfo(network=g.network, country=g.country) for name, g in profile.groups.items()},
         )
-        if not self.is_master:
-            self._flush_samples()
-        self._write_progress("finished")
-        result = self.builder.build(run, profile.gates).model_copy(update={"arrival": dict(profile.arrival)})
-        return dump_result(result, path)
+        return self.builder.build(run, profile.gates).model_copy(update={"arrival": dict(profile.arrival)})
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -24,6 +24,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -68,11 +69,21 @@ def resolve_target(options: RunOptions, profile: Profile, cleanup: contextlib.Ex
     return from_reference(stack.endpoints)
 
 
-def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
+def run(
+    options: RunOptions,
+    log: TextIO = sys.stderr,
+    *,
+    profile: Profile | None = None,
+    monitor: Callable[[Path], str | None] | None = None,
+) -> RunOutcome:
     """The whole run. Raises ConfigError before anything starts, TargetUnreachable (after reporting it),
-    NetworkShapingError when shaping cannot be set up; cleans up everything it started on every path."""
-    source = resolve_profile(options.profile)
-    profile = effective_profile(load_profile(source), options, str(source))
+    NetworkShapingError when shaping cannot be set up; cleans up everything it started on every path.
+
+    `profile` replaces options.profile's file (`harness capacity`'s stepped profile); `monitor(out_dir)`, called
+    while the load runs, stops it early (cleanly, as a first Ctrl-C does) by returning the reason."""
+    if profile is None:
+        source = resolve_profile(options.profile)
+        profile = effective_profile(load_profile(source), options, str(source))
     profile = china.with_network(profile, options.network)
     networks = china.shaped_networks(profile, options.overlays)
     if options.kernel:
@@ -144,6 +155,6 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
             )
             with running_cluster(config) as cluster:
                 printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
-                interrupted = watch(cluster, profile, stop, out_dir, printer)
+                interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
     result = collect(out_dir, profile, run_id, target.label, workers, checks, interrupted, log, network_profiles)
     return report(result, out_dir, log)
