@@ -47,3 +47,20 @@ def test_capacity_stops_at_the_first_gate_breach_past_the_knee(tmp_path: Path) -
     assert "stopping the run: capacity step 3 at 30 it/s failed" in done.stderr
     assert "sustainable rate: 20 it/s" in done.stdout
     assert "knee" in (out / "capacity.md").read_text() and "<svg" in (out / "capacity.svg").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--start", "10"), "capacity: --step, --max missing (e.g. --start 100 --step 100 --max 1000)"),
+        (("--start", "10", "--step", "1", "--max", "20", "--users-max", "3"), "give either --start, --step and --max"),
+        (("--users-start", "1", "--users-step", "1", "--users-max", "3", "--max-users", "5"), "--max-users sizes"),
+        (("--start", "10", "--step", "10", "--max", "50"), "has no [arrival] class; step users with --users-start"),
+        (("--start", "10", "--step", "10", "--max", "5"), "--max: 5 is below --start 10"),
+    ],
+)
+def test_capacity_flags_are_checked_before_anything_starts(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    done = run_harness("capacity", "smoke", "--host", "http://127.0.0.1:9", *args, "--reports-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert not list(tmp_path.iterdir())  # no run folder: nothing started
