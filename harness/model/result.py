@@ -9,7 +9,7 @@ Times are Unix seconds. Samples are kept per time window (`window_s`, aligned to
 workers need no shared clock origin) and per (request name, request type, user group); the steady-state figures
 merge the windows inside the plateau. Latency sketches hold successful samples only; failures are counted by kind.
 Origin regions are tallied per stat, and per user class within it (`origins_by_class`, schema 1.1). Open-model
-iterations are counted per window and user class (`Window.arrivals`, with the plan in `Result.arrival`, schema 1.2).
+iterations are counted per window and user class (`Window.arrivals`, with the plan in `Result.arrival`, schema 1.3).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from harness.model.sketch import Sketch
 
 SCHEMA_VERSION: Literal[1] = 1
 """Bumped on any change that an older reader would misread; `load_result` refuses other versions."""
-SCHEMA_MINOR = 2
-"""Bumped when fields are added (1.1: `origins_by_class`; 1.2: open-model `arrival` and `Window.arrivals`); files of
-any earlier minor read with the defaults."""
+SCHEMA_MINOR = 3
+"""Bumped when fields are added (1.1: `origins_by_class`, 1.2: `process_cpu`, 1.3: open-model `arrival` and
+`Window.arrivals`); files of any earlier minor read with the defaults."""
 
 PAYLOAD_VERSION = 3
 """Version of the worker → master payload (2 adds a stats column: origins by user class; 3 adds `arrivals`);
@@ -129,7 +129,7 @@ class Stat(_Model):
 
 
 class ArrivalStat(_Model):
-    """Open-model iterations of one user class in one window (schema 1.2), all workers together."""
+    """Open-model iterations of one user class in one window (schema 1.3), all workers together."""
 
     user_class: str
     target: float = 0.0
@@ -157,7 +157,7 @@ class Window(_Model):
     start_s: float
     stats: list[Stat]
     arrivals: list[ArrivalStat] = Field(default_factory=list)
-    """Open-model iteration counts per user class (schema 1.2; empty in closed runs and older files)."""
+    """Open-model iteration counts per user class (schema 1.3; empty in closed runs and older files)."""
 
 
 class Result(_Model):
@@ -169,10 +169,14 @@ class Result(_Model):
     windows: list[Window] = Field(default_factory=list)
     users: list[UsersSample] = Field(default_factory=list)
     cpu: list[CpuSample] = Field(default_factory=list)
+    process_cpu: list[CpuSample] = Field(default_factory=list)
+    """CPU % of one core per process role on the machine that ran the orchestrator (edge, primary,
+    primary-postgres, locust-worker, …, and `machine` for all cores), one sample per role every few seconds
+    (schema 1.2; empty in older files and when nothing was sampled)."""
     gates: GatesConfig | None = None
     """The profile's gates at run time, so `harness gate result.json` needs nothing else."""
     arrival: dict[str, Arrival] = Field(default_factory=dict)
-    """The profile's open-model classes and their target rates (schema 1.2; empty in closed runs)."""
+    """The profile's open-model classes and their target rates (schema 1.3; empty in closed runs)."""
 
 
 # ---- reading and writing ----
@@ -539,3 +543,16 @@ def arrival_totals(windows: Iterable[Window]) -> dict[str, ArrivalStat]:
         for a in win.arrivals:
             out.setdefault(a.user_class, ArrivalStat(user_class=a.user_class)).add(a)
     return out
+
+
+def process_cpu_means(result: Result) -> dict[str, float]:
+    """Mean CPU % (of one core) per process role over the steady state (the whole run without one), busiest
+    first; `machine` is every core together."""
+    span = result.run.steady_state
+    start, end = (span.start_s, span.end_s) if span else (result.run.started_s, result.run.ended_s)
+    samples: dict[str, list[float]] = {}
+    for s in result.process_cpu:
+        if start <= s.t_s <= end:
+            samples.setdefault(s.worker, []).append(s.cpu_pct)
+    means = {role: sum(v) / len(v) for role, v in samples.items()}
+    return dict(sorted(means.items(), key=lambda kv: -kv[1]))

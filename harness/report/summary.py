@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from harness.gates.verdict import GateResult, Verdict, fmt
-from harness.model.result import Result
+from harness.model.result import Result, process_cpu_means
 from harness.report.compare import Change
 from harness.report.series import GroupRow, group_rows, request_rows
 
@@ -82,6 +82,7 @@ def render_summary(
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "### Steady state by group", "", *_rows_table("group", group_rows(result, exclude), True)]
     lines += ["", "### Steady state by request name", "", *_rows_table("request", request_rows(result), False)]
+    lines += _cpu_table(result)
     if changes is not None:
         lines += ["", f"### Compared with `{base_id}`", ""]
         regressions = [c for c in changes if c.regressed]
@@ -93,3 +94,16 @@ def render_summary(
             mark = "⚠️ regression" if c.regressed else ""
             lines.append(f"| {_md(c.metric)} | {fmt(c.base, c.unit)} | {fmt(c.current, c.unit)} | {change} | {mark} |")
     return "\n".join(lines) + "\n"
+
+
+def _cpu_table(result: Result) -> list[str]:
+    """Where the CPU went in the steady state, per process role: tells a generator limit from a target limit."""
+    means = process_cpu_means(result)
+    if not means:
+        return []
+    machine = means.pop("machine", None)
+    out = ["", "### CPU by process (steady state, % of one core)", "", "| process | CPU |", "|---|---|"]
+    out += [f"| {_md(role)} | {pct:.0f} % |" for role, pct in means.items()]
+    if machine is not None:
+        out.append(f"| whole machine (all cores) | {machine:.0f} % |")
+    return out

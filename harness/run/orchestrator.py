@@ -32,6 +32,7 @@ from harness.errors import ConfigError, TargetUnreachable
 from harness.loadgen import env as hs
 from harness.loadgen.cluster import ClusterConfig
 from harness.model.profile import Profile, load_profile, resolve_profile
+from harness.model.result import CpuSample
 from harness.network import kernel
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import shaping as china
@@ -46,6 +47,7 @@ from harness.run.options import (
     profile_data,
     without_gates,
 )
+from harness.run.proc_cpu import ProcessCpu
 from harness.run.progress import ProgressPrinter, watch
 from harness.run.signals import StopRequest
 from harness.run.smoke import CheckResult, run_checklist
@@ -113,6 +115,7 @@ def run(
     profile_path.write_text(json.dumps(profile_data(profile), indent=2), encoding="utf-8")
 
     checks: list[CheckResult] = []
+    process_cpu: list[CpuSample] = []
     network_profiles: dict[str, str] = {}
     with StopRequest(log) as stop, contextlib.ExitStack() as cleanup_stack:
         target = resolve_target(options, profile, cleanup_stack, out_dir)
@@ -153,8 +156,13 @@ def run(
                 bind_host=namespaces[0].host_addr if namespaces else "127.0.0.1",
                 groups=groups,
             )
-            with running_cluster(config) as cluster:
-                printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
-                interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
+            sampler = ProcessCpu().start()
+            try:
+                with running_cluster(config) as cluster:
+                    printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
+                    interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
+            finally:
+                process_cpu = sampler.stop()
     result = collect(out_dir, profile, run_id, target.label, workers, checks, interrupted, log, network_profiles)
+    result = result.model_copy(update={"process_cpu": process_cpu})
     return report(result, out_dir, log)

@@ -200,6 +200,10 @@ class Hub:
     def channel_count(self) -> int:
         return sum(len(c) for c in self.topics.values())
 
+    def listening(self) -> bool:
+        """Some channel wants postgres_changes of some table (the change feed may poll slowly when none does)."""
+        return any(subs.size for subs in self.by_table.values())
+
     def _joined(self, channel: Channel) -> bool:
         return channel in self.topics.get(channel.topic_key, ())
 
