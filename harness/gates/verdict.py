@@ -16,9 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from harness.model.metrics import DELIVERY_NAME, DUPLICATE_KIND, LOST_KIND, MEETING_JOIN_NAME, OBSERVATION_NAMES
+from harness.model.metrics import (
+    DELIVERY_NAME,
+    DROPPED_SUFFIX,
+    DUPLICATE_KIND,
+    ITERATIONS,
+    LOST_KIND,
+    MEETING_JOIN_NAME,
+    OBSERVATION_NAMES,
+    RATE_SUFFIX,
+)
 from harness.model.profile import GatesConfig
-from harness.model.result import Aggregate, Result, Span, steady_windows
+from harness.model.result import Aggregate, ArrivalStat, Result, Span, arrival_totals, steady_windows
 from harness.model.sketch import RELATIVE_ACCURACY
 
 Status = Literal["passed", "failed", "invalid"]
@@ -93,6 +102,7 @@ def evaluate(result: Result, config: GatesConfig | None = None) -> Verdict:
         for c in result.run.smoke_checks
     ]
     gates += _slo_gates(cfg, steady, whole)
+    gates += iteration_gates(result, cfg)
     statuses = {g.status for g in gates}
     status: Status = "invalid" if "invalid" in statuses else "failed" if "failed" in statuses else "passed"
     return Verdict(status, gates)
@@ -195,6 +205,44 @@ def _slo_gates(cfg: GatesConfig, steady: Span, whole: Span) -> list[GateResult]:
         a = steady.select(exclude_names=excl, group=d.group)
         b = steady.select(exclude_names=excl, group=d.baseline)
         out.append(_delta(d.group, d.baseline, a, b, d.max_p95_delta_ms))
+    return out
+
+
+def iteration_gates(result: Result, cfg: GatesConfig) -> list[GateResult]:
+    """Open model, per [arrival] class, over the steady state (`steady_state_only`) or the whole run: dropped
+    iterations as a share of those due, and iterations started per second as a share of the target rate."""
+    if not result.arrival:
+        return []
+    windows, duration_s = steady_windows(result) if cfg.steady_state_only else (result.windows, result.run.duration_s)
+    totals = arrival_totals(windows)
+    out: list[GateResult] = []
+    for user_class, plan in sorted(result.arrival.items()):
+        a = totals.get(user_class) or ArrivalStat(user_class=user_class)
+        prefix = f"{ITERATIONS}[{user_class}]"
+        if cfg.max_dropped_iterations_pct is not None:
+            limit = cfg.max_dropped_iterations_pct
+            dropped_pct = 100.0 * a.dropped / a.due if a.due else None
+            g = _value_gate(f"{prefix}.{DROPPED_SUFFIX}", dropped_pct, "<=", limit, "%", a.due)
+            if dropped_pct is None:
+                g = _with_reason(g, f"no iterations of {user_class} due (is the locustfile's class running?)")
+            else:
+                g = _with_reason(
+                    g, f"{g.reason} dropped ({a.dropped:,} of {a.due:,} due; {plan.max_users:,} users in the pool)"
+                )
+            out.append(g)
+        if cfg.min_rate_achieved_pct is not None:
+            floor = cfg.min_rate_achieved_pct
+            achieved_pct = 100.0 * a.started / a.target if a.target > 0 else None
+            g = _value_gate(f"{prefix}.{RATE_SUFFIX}", achieved_pct, ">=", floor, "%", round(a.target))
+            if achieved_pct is None:
+                g = _with_reason(g, f"no target rate for {user_class} in this stretch of the run")
+            elif duration_s > 0:
+                g = _with_reason(
+                    g,
+                    f"{g.reason} of the target rate ({fmt(a.started / duration_s, 'it/s')} started, target "
+                    f"{fmt(a.target / duration_s, 'it/s')}; {a.completed:,} completed)",
+                )
+            out.append(g)
     return out
 
 

@@ -29,9 +29,13 @@ HOST = "HARNESS_HOST"
 because Locust's master overwrites every worker's host with its own; the plugin sets the user classes' host."""
 SAMPLE_LOG = "HARNESS_SAMPLE_LOG"
 """Test mode: "1" makes each worker also write every sample to samples-<worker>.jsonl in the output folder."""
+SNAPSHOT_S = "HARNESS_SNAPSHOT_S"
+"""Seconds between the master's snapshot.json (the result so far, marked partial); unset: none. `harness capacity`
+sets it to judge each step while the run goes on and stop at the first breaking one."""
 
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.json"
+SNAPSHOT_FILE = "snapshot.json"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Settings:
     worker_name: str | None
     sample_log: bool
     host: str | None = None
+    snapshot_s: float | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings | None:
@@ -61,7 +66,20 @@ class Settings:
             worker_name=env.get(WORKER_NAME) or None,
             sample_log=env.get(SAMPLE_LOG) == "1",
             host=env.get(HOST) or None,
+            snapshot_s=_positive_seconds(SNAPSHOT_S, env.get(SNAPSHOT_S)),
         )
+
+
+def _positive_seconds(name: str, text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ConfigError(f"{name}: {text!r} is not a number of seconds above 0 (e.g. {name}=2)")
+    return value
 
 
 def read_profile(path: Path) -> Profile:

@@ -16,6 +16,7 @@ apart from `ProfileShape` following `-u/-r/-t`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -29,15 +30,18 @@ from locust import LoadTestShape, events
 from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, Settings, read_profile
+from harness.loadgen.arrivals import ArrivalGate, install_gate
+from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, SNAPSHOT_FILE, Settings, read_profile
 from harness.model.profile import ENVIRONMENT_ATTRIBUTE, USER_CLASSES, Profile
-from harness.model.result import GroupInfo, ResultBuilder, RunInfo, SteadyState, dump_result
+from harness.model.result import GroupInfo, Result, ResultBuilder, RunInfo, SteadyState, dump_result
 from harness.model.target_config import names_from_mapping
 
 CPU_SAMPLE_INTERVAL_S = 1.0
 """How often each generator process samples its own CPU use (the validity gate judges saturation from these)."""
 PROGRESS_INTERVAL_S = 1.0
 """How often the master writes progress.json and samples the user count."""
+
+log = logging.getLogger(__name__)
 
 _payload_key = "harness"
 _plugin: HarnessPlugin | None = None
@@ -91,6 +95,8 @@ class HarnessPlugin:
         self._samples: list[str] = []
         self._written = False
         self._apply_scenarios()
+        self.arrival_gates: list[ArrivalGate] = []
+        self.missing_arrival_classes = self._apply_arrivals()
         if settings.host and not self.is_master:
             for cls in environment.user_classes:
                 cls.host = settings.host  # the master sends no host in group runs, so Locust keeps this one
@@ -98,6 +104,8 @@ class HarnessPlugin:
         if not self.is_master:
             ev.request.add_listener(self._on_request)
             gevent.spawn(self._sample_cpu)
+            ev.test_start.add_listener(self._start_arrivals)
+            ev.test_stop.add_listener(self._stop_arrivals)
         if self.is_worker:
             ev.report_to_master.add_listener(self._on_report_to_master)
         else:
@@ -116,11 +124,37 @@ class HarnessPlugin:
         if not {c.__name__ for c in classes} & set(USER_CLASSES):
             return  # a locustfile with its own classes (fixtures, the fallback): its weights stand
         weights = self.profile.scenarios.weights()
-        keep = [c for c in classes if weights.get(c.__name__, 0) > 0]
+        keep = [c for c in classes if weights.get(c.__name__, 0) > 0 or c.__name__ in self.profile.arrival]
         for cls in keep:
-            cls.weight = weights[cls.__name__]
+            cls.weight = weights.get(cls.__name__, 1)  # open classes: fixed_count decides (_apply_arrivals)
         if keep:
             classes[:] = keep
+
+    # ---- open model ([arrival] classes) ----
+
+    def _apply_arrivals(self) -> list[str]:
+        """Each open class spawns exactly its pool (Locust's fixed_count, before any weighted class) and, on
+        processes that run users, waits for slots from its scheduler. Returns the classes the locustfile lacks."""
+        by_name = {c.__name__: c for c in self.environment.user_classes}
+        share = 1.0 / max(1, self.settings.workers_expected)
+        for name, arrival in self.profile.arrival.items():
+            cls = by_name.get(name)
+            if cls is None:
+                continue
+            cls.fixed_count = arrival.max_users
+            if not self.is_master:
+                gate = ArrivalGate(name, arrival.schedule(), share, self.builder)
+                install_gate(cls, gate)
+                self.arrival_gates.append(gate)
+        return sorted(set(self.profile.arrival) - set(by_name))
+
+    def _start_arrivals(self, **_: Any) -> None:
+        for gate in self.arrival_gates:
+            gate.start()
+
+    def _stop_arrivals(self, **_: Any) -> None:
+        for gate in self.arrival_gates:
+            gate.stop()
 
     # ---- worker side ----
 
@@ -189,8 +223,19 @@ class HarnessPlugin:
     def _on_test_start(self, **_: Any) -> None:
         if self.started_s is None:
             self.started_s = time.time()
+        if self.missing_arrival_classes:
+            log.error(
+                "harness: [arrival] names %s, not a user class of this locustfile (%s); fix the profile",
+                ", ".join(self.missing_arrival_classes),
+                ", ".join(c.__name__ for c in self.environment.user_classes),
+            )
+            self.environment.process_exit_code = 2
+            runner = self.environment.runner
+            if runner is not None:
+                gevent.spawn(runner.quit)
 
     def _progress_loop(self) -> None:
+        next_snapshot = time.monotonic()
         while not self._written:
             gevent.sleep(PROGRESS_INTERVAL_S)
             runner = self.environment.runner
@@ -201,6 +246,10 @@ class HarnessPlugin:
             if self._written:
                 break
             self._write_progress("running" if self.started_s is not None else "waiting")
+            snapshot_s = self.settings.snapshot_s
+            if snapshot_s is not None and self.started_s is not None and time.monotonic() >= next_snapshot:
+                next_snapshot = time.monotonic() + snapshot_s
+                self._write_snapshot()
 
     def _write_progress(self, state: str) -> None:
         runner = self.environment.runner
@@ -246,13 +295,23 @@ class HarnessPlugin:
             runner.quit()
         self.write_result()
 
+    def _write_snapshot(self) -> None:
+        """The result so far (partial), for a watcher that judges the run while it goes on (`harness capacity`)."""
+        result = self._build(time.time(), partial=True)
+        _write_atomic(self.settings.out_dir / SNAPSHOT_FILE, result.model_dump_json())
+
     def write_result(self) -> Path:
         """result.json in the output folder; partial unless the load shape reached its end."""
         path = self.settings.out_dir / RESULT_FILE
         if self._written:
             return path
         self._written = True
-        ended_s = time.time()
+        if not self.is_master:
+            self._flush_samples()
+        self._write_progress("finished")
+        return dump_result(self._build(time.time(), partial=not _shape_finished), path)
+
+    def _build(self, ended_s: float, partial: bool) -> Result:
         started_s = self.started_s if self.started_s is not None else ended_s
         workers_seen = len(self.builder.workers_seen) if self.is_master else 1
         profile = self.profile
@@ -264,14 +323,11 @@ class HarnessPlugin:
             target=self.settings.target_label,
             workers_expected=self.settings.workers_expected if self.is_master else 1,
             workers_seen=workers_seen,
-            partial=not _shape_finished,
+            partial=partial,
             steady_state=SteadyState.from_plateau(started_s, profile.plateau_s()),
             groups={name: GroupInfo(network=g.network, country=g.country) for name, g in profile.groups.items()},
         )
-        if not self.is_master:
-            self._flush_samples()
-        self._write_progress("finished")
-        return dump_result(self.builder.build(run, profile.gates), path)
+        return self.builder.build(run, profile.gates).model_copy(update={"arrival": dict(profile.arrival)})
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -294,10 +350,11 @@ class ProfileShape(LoadTestShape):
         if _plugin is None:
             return self._plain_tick(t_s)
         end_s = 0.0
+        pools = _plugin.profile.arrival_users  # open-model pools run the whole time, on top of each stage's users
         for stage in _plugin.profile.load.as_stages():
             end_s += stage.duration_s
             if t_s < end_s:
-                return stage.users, stage.spawn_rate
+                return stage.users + pools, stage.spawn_rate
         _shape_finished = True
         return None
 

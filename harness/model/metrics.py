@@ -33,3 +33,9 @@ DUPLICATE_KIND = "duplicate"
 
 REGION_HEADER = "x-origin-region"
 """Response header naming the region that served a request: the route-share gates count its values."""
+
+ITERATIONS = "iterations"
+"""Open model: the gates `iterations[<user class>].dropped` (profile `max_dropped_iterations_pct`) and
+`iterations[<user class>].rate` (profile `min_rate_achieved_pct`), over the result's `Window.arrivals` counts."""
+DROPPED_SUFFIX = "dropped"
+RATE_SUFFIX = "rate"

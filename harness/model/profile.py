@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from harness.errors import ConfigError
 from harness.model.metrics import TOTALS_EXCLUDED
+from harness.model.rates import RateSchedule
 
 USER_CLASSES = ("MessagingUser", "MeetingUser", "FileTransferUser", "WebUser")
 """Locust user classes a profile can weight (locustfiles/*.py)."""
@@ -102,6 +103,12 @@ Country = Annotated[
 ]
 Region = Annotated[str, BeforeValidator(_pattern(r"[a-z]{2}(-[a-z]+)+-\d", "an AWS region name", "ap-northeast-1"))]
 Name = Annotated[str, BeforeValidator(_pattern(r"\S+", "a name", "china"))]
+IterationRate = Annotated[float, BeforeValidator(_number("a number of iterations per second", "100"))]
+OptIterationRate = Annotated[float | None, BeforeValidator(_number("a number of iterations per second", "100", **_off))]
+PoolUsers = Annotated[int, BeforeValidator(_number("a whole number of users", "100", low=1, integer=True))]
+UserClassName = Annotated[
+    str, BeforeValidator(_pattern(r"[A-Za-z_][A-Za-z0-9_]*", "a Locust user class name", "MessagingUser"))
+]
 
 
 class _Strict(BaseModel):
@@ -130,8 +137,9 @@ class Load(_Strict):
     def as_stages(self) -> list[Stage]:
         if self.stages is not None:
             return list(self.stages)
-        assert self.users is not None and self.spawn_rate is not None and self.duration_s is not None
-        return [Stage(duration_s=self.duration_s, users=self.users, spawn_rate=self.spawn_rate)]
+        assert self.spawn_rate is not None and self.duration_s is not None
+        # users may be absent in an open profile ([arrival] pools play every user): 0 closed-model users
+        return [Stage(duration_s=self.duration_s, users=self.users or 0, spawn_rate=self.spawn_rate)]
 
     @property
     def total_duration_s(self) -> float:
@@ -167,6 +175,35 @@ class Scenarios(_Strict):
 
     def weights(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in USER_CLASSES if getattr(self, name) > 0}
+
+
+class RateStage(_Strict):
+    """One ramping-arrival-rate stage: a straight line from the previous stage's rate (0 before the first) to
+    `rate` over `duration_s`."""
+
+    duration_s: Seconds
+    rate: IterationRate
+
+
+class Arrival(_Strict):
+    """Open model for one user class: iterations (task picks) start at this rate over the whole run, all workers
+    together, whatever the latency; an iteration due when none of the `max_users` users is free is dropped."""
+
+    rate: OptIterationRate = None
+    """Constant iterations/s from the start of the run."""
+    stages: list[RateStage] | None = None
+    """Ramping iterations/s; after the last stage its rate holds until the run ends."""
+    max_users: PoolUsers
+    """Users (k6's VUs) of this class that run the iterations, spawned at the run's spawn rate."""
+
+    def schedule(self) -> RateSchedule:
+        if self.stages is not None:
+            return RateSchedule.ramping((s.duration_s, s.rate) for s in self.stages)
+        return RateSchedule.constant(self.rate or 0.0)
+
+    @property
+    def peak_rate(self) -> float:
+        return self.schedule().peak
 
 
 class Group(_Strict):
@@ -231,6 +268,11 @@ class GatesConfig(_Strict):
     delivery_max_loss_pct: OptPct = None
     delivery_max_duplicates: OptCount = None
     meeting_join_p95_ms: OptMs = None
+    max_dropped_iterations_pct: OptPct = 1.0
+    """Open model: iterations dropped for lack of a free user, at most this share of those due (steady state).
+    Applies only to runs with [arrival] classes."""
+    min_rate_achieved_pct: OptPct = 95.0
+    """Open model: iterations started per second, at least this share of the target rate (steady state)."""
     groups: dict[str, LatencyGate] = Field(default_factory=dict)
     requests: dict[str, LatencyGate] = Field(default_factory=dict)
     route_share: list[RouteShareGate] = Field(default_factory=list)
@@ -256,23 +298,37 @@ class Profile(_Strict):
     """Length of the result's time windows (sketches and counts are kept per window)."""
     load: Load
     steady_state: SteadyStateConfig = Field(default_factory=SteadyStateConfig)
-    scenarios: Scenarios
+    scenarios: Scenarios = Field(default_factory=Scenarios)
+    """Closed-model weights; may be left out when every user class runs open ([arrival])."""
     groups: dict[str, Group] = Field(default_factory=lambda: {"baseline": Group(network="baseline-lan")})
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    arrival: dict[UserClassName, Arrival] = Field(default_factory=dict)
+    """Open-model user classes (docs/profiles.md "Open model"); the others run closed, with think time."""
 
     def plateau_s(self) -> tuple[float, float]:
         """(start, end) of the steady state in seconds from the run start."""
-        return _plateau_s(self.load, self.steady_state)
+        return _plateau_s(self.load, self.steady_state, self.arrival)
+
+    @property
+    def arrival_users(self) -> int:
+        """Users of the open-model pools (always running, on top of each stage's closed-model users)."""
+        return sum(a.max_users for a in self.arrival.values())
+
+    @property
+    def peak_users(self) -> int:
+        """Most Locust users at once: the closed-model peak plus the open-model pools."""
+        return self.load.peak_users + self.arrival_users
 
 
-def _plateau_s(load: Load, steady: SteadyStateConfig) -> tuple[float, float]:
+def _plateau_s(load: Load, steady: SteadyStateConfig, arrival: dict[str, Arrival] | None = None) -> tuple[float, float]:
     stages = load.as_stages()
+    pools = sum(a.max_users for a in (arrival or {}).values())
     start, end = 0.0, load.total_duration_s
     if steady.exclude_ramp:
         peak = load.peak_users
         t, prev_users, first = 0.0, 0, None
         for stage in stages:
-            ramp_s = abs(stage.users - prev_users) / stage.spawn_rate
+            ramp_s = abs(stage.users + pools - prev_users) / stage.spawn_rate
             if stage.users == peak:
                 if first is None:
                     first = t + min(ramp_s, stage.duration_s)
@@ -280,8 +336,11 @@ def _plateau_s(load: Load, steady: SteadyStateConfig) -> tuple[float, float]:
             elif first is not None:
                 break  # the first contiguous run of peak stages is the plateau; later ones are a ramp-down or a dip
             t += stage.duration_s
-            prev_users = stage.users
+            prev_users = stage.users + pools
         start = first or 0.0
+        for a in (arrival or {}).values():  # and every open class at its peak rate
+            a_start, a_end = _peak_rate_span(a, load.total_duration_s)
+            start, end = max(start, a_start), min(end, a_end)
     start += steady.warmup_s
     end -= steady.cooldown_s
     if steady.start_s is not None:
@@ -289,6 +348,23 @@ def _plateau_s(load: Load, steady: SteadyStateConfig) -> tuple[float, float]:
     if steady.end_s is not None:
         end = steady.end_s
     return start, end
+
+
+def _peak_rate_span(a: Arrival, total_s: float) -> tuple[float, float]:
+    """The first stretch at the class's peak rate: from reaching it to the first stage below it (or the end)."""
+    if a.stages is None:
+        return 0.0, total_s
+    peak = a.peak_rate
+    t, prev, start = 0.0, 0.0, None
+    for stage in a.stages:
+        if stage.rate == peak:
+            if start is None:
+                start = t if prev == peak else t + stage.duration_s
+        elif start is not None:
+            return start, t
+        t += stage.duration_s
+        prev = stage.rate
+    return (start if start is not None else total_s), total_s
 
 
 # ---- loading and messages ----
@@ -311,6 +387,8 @@ def parse_profile(text: str, where: str, default_name: str = "profile") -> Profi
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     data.setdefault("name", default_name)
+    if "scenarios" not in data and "arrival" not in data:  # only an open profile may go without [scenarios]
+        raise ConfigError(f"{where}: scenarios: is required")
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:
@@ -414,16 +492,23 @@ def _check_consistency(p: Profile, where: str) -> None:
             )
         if not load.stages:
             raise ConfigError(f"{where}: load.stages: is empty (e.g. [[load.stages]] duration_s = 60, users = 100, …)")
-    elif any(v is None for v in simple):
+    elif any(v is None for v in simple[int(bool(p.arrival)) :]):  # an open profile may leave users out
         missing = [n for n, v in zip(("users", "spawn_rate", "duration_s"), simple, strict=True) if v is None]
+        missing = [n for n in missing if n != "users" or not p.arrival]
         raise ConfigError(
             f"{where}: load: {', '.join(missing)} missing (e.g. users = 100, spawn_rate = 10, duration_s = 300, "
             "or a list of [[load.stages]])"
         )
-    if load.peak_users < 1:
+    _check_arrival(p, where)
+    if p.peak_users < 1:
         raise ConfigError(f"{where}: load: peak users is 0; at least one stage needs users >= 1 (e.g. users = 100)")
-    if not p.scenarios.weights():
+    if not p.scenarios.weights() and not p.arrival:
         raise ConfigError(f"{where}: scenarios: every weight is 0 (e.g. MessagingUser = 60, WebUser = 40)")
+    if not p.scenarios.weights() and load.peak_users > 0:
+        raise ConfigError(
+            f"{where}: load: {load.peak_users} closed-model users but no [scenarios] weight to play them; "
+            "weight a class in [scenarios] (e.g. WebUser = 1) or leave users out (the [arrival] pools run alone)"
+        )
     groups = p.groups
     if not groups:
         raise ConfigError(f'{where}: groups: is empty (e.g. [groups.baseline] network = "baseline-lan")')
@@ -446,4 +531,25 @@ def _check_consistency(p: Profile, where: str) -> None:
         raise ConfigError(
             f"{where}: steady_state: the plateau from {start:g} s to {end:g} s is shorter than one window "
             f"(window_s = {p.window_s:g}); lengthen the peak stage or lower warmup_s/cooldown_s"
+        )
+
+
+def _check_arrival(p: Profile, where: str) -> None:
+    """Open-model rules: one of rate and stages, some rate above 0, and no class both open and weighted."""
+    for name, a in p.arrival.items():
+        field = f"arrival.{name}"
+        if (a.rate is None) == (a.stages is None):
+            raise ConfigError(
+                f"{where}: {field}: give either rate (e.g. rate = 400) or stages "
+                "(e.g. stages = [{ duration_s = 30, rate = 100 }]), not both nor neither"
+            )
+        if a.stages is not None and not a.stages:
+            raise ConfigError(f"{where}: {field}.stages: is empty (e.g. stages = [{{ duration_s = 30, rate = 100 }}])")
+        if not a.peak_rate > 0:
+            raise ConfigError(f"{where}: {field}: the rate is 0 throughout; give a rate above 0 (e.g. rate = 100)")
+    both = sorted(set(p.arrival) & set(p.scenarios.weights()))
+    if both:
+        raise ConfigError(
+            f"{where}: scenarios.{both[0]}: {both[0]} runs open-model in [arrival.{both[0]}]; a class is either "
+            f"weighted in [scenarios] (closed model) or in [arrival] (open model): remove its weight"
         )

@@ -8,7 +8,8 @@
 Times are Unix seconds. Samples are kept per time window (`window_s`, aligned to multiples of it in Unix time, so
 workers need no shared clock origin) and per (request name, request type, user group); the steady-state figures
 merge the windows inside the plateau. Latency sketches hold successful samples only; failures are counted by kind.
-Origin regions are tallied per stat, and per user class within it (`origins_by_class`, schema 1.1).
+Origin regions are tallied per stat, and per user class within it (`origins_by_class`, schema 1.1). Open-model
+iterations are counted per window and user class (`Window.arrivals`, with the plan in `Result.arrival`, schema 1.3).
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
 
 from harness.errors import ConfigError
-from harness.model.profile import GatesConfig
+from harness.model.profile import Arrival, GatesConfig
 from harness.model.sketch import Sketch
 
 SCHEMA_VERSION: Literal[1] = 1
 """Bumped on any change that an older reader would misread; `load_result` refuses other versions."""
-SCHEMA_MINOR = 2
-"""Bumped when fields are added (1.1: `origins_by_class`, 1.2: `process_cpu`); files of any earlier minor read
-with the defaults."""
+SCHEMA_MINOR = 3
+"""Bumped when fields are added (1.1: `origins_by_class`, 1.2: `process_cpu`, 1.3: open-model `arrival` and
+`Window.arrivals`); files of any earlier minor read with the defaults."""
 
-PAYLOAD_VERSION = 2
-"""Version of the worker → master payload (2 adds a stats column: origins by user class); `merge` reads 1 and 2."""
-_PAYLOAD_VERSIONS = (1, 2)
+PAYLOAD_VERSION = 3
+"""Version of the worker → master payload (2 adds a stats column: origins by user class; 3 adds `arrivals`);
+`merge` reads 1 to 3."""
+_PAYLOAD_VERSIONS = (1, 2, 3)
 
 DEFAULT_FAILURE_KIND = "error"
 """Failure kind recorded when the caller gives none."""
@@ -126,9 +128,36 @@ class Stat(_Model):
     """Responses by user class, then origin region (schema 1.1; empty in older files and for unlabelled requests)."""
 
 
+class ArrivalStat(_Model):
+    """Open-model iterations of one user class in one window (schema 1.3), all workers together."""
+
+    user_class: str
+    target: float = 0.0
+    """Iterations due by the schedule in this window (the integral of the target rate)."""
+    started: int = 0
+    """Iterations handed to a free user (a task pick)."""
+    dropped: int = 0
+    """Iterations due when no user of the pool was free (k6's dropped_iterations)."""
+    completed: int = 0
+    """Iterations whose task returned (in the window it returned in)."""
+
+    def add(self, other: ArrivalStat) -> None:
+        self.target += other.target
+        self.started += other.started
+        self.dropped += other.dropped
+        self.completed += other.completed
+
+    @property
+    def due(self) -> int:
+        """Iterations the scheduler emitted: started or dropped."""
+        return self.started + self.dropped
+
+
 class Window(_Model):
     start_s: float
     stats: list[Stat]
+    arrivals: list[ArrivalStat] = Field(default_factory=list)
+    """Open-model iteration counts per user class (schema 1.3; empty in closed runs and older files)."""
 
 
 class Result(_Model):
@@ -146,6 +175,8 @@ class Result(_Model):
     (schema 1.2; empty in older files and when nothing was sampled)."""
     gates: GatesConfig | None = None
     """The profile's gates at run time, so `harness gate result.json` needs nothing else."""
+    arrival: dict[str, Arrival] = Field(default_factory=dict)
+    """The profile's open-model classes and their target rates (schema 1.3; empty in closed runs)."""
 
 
 # ---- reading and writing ----
@@ -244,6 +275,8 @@ class ResultBuilder:
         self._stats: dict[_Key, _Acc] = {}
         self._users: list[UsersSample] = []
         self._cpu: list[CpuSample] = []
+        self._arrivals: dict[tuple[int, str], list[float]] = {}
+        """(window index, user class) → [target, started, dropped, completed] (open model)."""
 
     def record(
         self,
@@ -279,6 +312,22 @@ class ResultBuilder:
                     regions = acc.by_class[user_class] = {}
                 regions[origin_region] = regions.get(origin_region, 0) + 1
 
+    def record_arrival(
+        self, t_s: float, user_class: str, *, target: float = 0.0, started: int = 0, dropped: int = 0,
+        completed: int = 0,
+    ) -> None:  # fmt: skip
+        """Open-model iteration counts at Unix time `t_s` (the worker's scheduler calls it)."""
+        self._add_arrival((int(t_s // self.window_s), user_class), target, started, dropped, completed)
+
+    def _add_arrival(self, key: tuple[int, str], target: float, started: int, dropped: int, completed: int) -> None:
+        row = self._arrivals.get(key)
+        if row is None:
+            row = self._arrivals[key] = [0.0, 0, 0, 0]
+        row[0] += target
+        row[1] += started
+        row[2] += dropped
+        row[3] += completed
+
     def record_users(self, t_s: float, users: int) -> None:
         self._users.append(UsersSample(t_s=t_s, users=users))
 
@@ -301,8 +350,10 @@ class ResultBuilder:
             ],
             "cpu": [[c.t_s, c.worker, c.cpu_pct] for c in self._cpu],
             "users": [[u.t_s, u.users] for u in self._users],
+            "arrivals": [[k[0], k[1], *row] for k, row in self._arrivals.items()],
         }
         if reset:
+            self._arrivals = {}
             self._stats = {}
             self._cpu = []
             self._users = []
@@ -333,6 +384,8 @@ class ResultBuilder:
             acc.merge(count, failures, nbytes, Sketch.from_dict(sketch), origins, by_class)
         self._cpu.extend(CpuSample(t_s=t, worker=w, cpu_pct=c) for t, w, c in payload.get("cpu", []))
         self._users.extend(UsersSample(t_s=t, users=u) for t, u in payload.get("users", []))
+        for win, user_class, target, started, dropped, completed in payload.get("arrivals", []):  # version 3
+            self._add_arrival((int(win), str(user_class)), target, started, dropped, completed)
 
     def build(self, run: RunInfo, gates: GatesConfig | None = None) -> Result:
         by_window: dict[int, list[Stat]] = {}
@@ -350,7 +403,18 @@ class ResultBuilder:
                     origins_by_class={c: dict(r) for c, r in a.by_class.items()},
                 )
             )
-        windows = [Window(start_s=win * self.window_s, stats=stats) for win, stats in sorted(by_window.items())]
+        arrivals: dict[int, list[ArrivalStat]] = {}
+        for (win, user_class), (target, started, dropped, completed) in sorted(self._arrivals.items()):
+            arrivals.setdefault(win, []).append(
+                ArrivalStat(
+                    user_class=user_class, target=target, started=int(started), dropped=int(dropped),
+                    completed=int(completed),
+                )
+            )  # fmt: skip
+        windows = [
+            Window(start_s=win * self.window_s, stats=by_window.get(win, []), arrivals=arrivals.get(win, []))
+            for win in sorted(by_window.keys() | arrivals.keys())
+        ]
         return Result(
             run=run,
             window_s=self.window_s,
@@ -470,6 +534,15 @@ def groups_of(result: Result) -> list[str]:
     """Groups seen in the data or declared in the run, in a stable order."""
     seen = {s.group for w in result.windows for s in w.stats}
     return sorted(seen | set(result.run.groups))
+
+
+def arrival_totals(windows: Iterable[Window]) -> dict[str, ArrivalStat]:
+    """Open-model iteration counts per user class over `windows`."""
+    out: dict[str, ArrivalStat] = {}
+    for win in windows:
+        for a in win.arrivals:
+            out.setdefault(a.user_class, ArrivalStat(user_class=a.user_class)).add(a)
+    return out
 
 
 def process_cpu_means(result: Result) -> dict[str, float]:

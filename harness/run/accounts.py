@@ -30,8 +30,8 @@ CREDENTIALS_FILE = "credentials.json"
 
 def needs_accounts(profile: Profile, fallback: bool) -> bool:
     """Whether the run's user classes play provisioned test users (the fallback load signs up its own)."""
-    weights = profile.scenarios.weights()
-    return not fallback and any(weights.get(name, 0) > 0 for name in ACCOUNT_CLASSES)
+    classes = set(profile.scenarios.weights()) | set(profile.arrival)  # closed- and open-model classes
+    return not fallback and any(name in classes for name in ACCOUNT_CLASSES)
 
 
 def users_needed(peak_users: int, workers: int, group_size: int) -> int:

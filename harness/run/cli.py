@@ -11,7 +11,9 @@ from pathlib import Path
 
 from harness.dr.alerts import Alert, AlertSinks, publish
 from harness.errors import ConfigError
+from harness.model.capacity import plan_levels
 from harness.refstack.postgres.migrations import check_folder
+from harness.run.capacity import CapacityOptions, run_capacity
 from harness.run.options import RunOptions
 from harness.run.orchestrator import run
 from harness.run.target_cli import MIGRATIONS_HELP
@@ -117,6 +119,96 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     any_profile.add_argument("profile", metavar="PROFILE", help="profile name or .toml path")
     _add_run_arguments(any_profile, checks_default=False)
     _add_network_arguments(any_profile)
+    _register_capacity(subparsers)
+
+
+CAPACITY_DESCRIPTION = """Steps the load up in one run and finds the highest step that passes the profile's gates.
+
+Open model (a profile with [arrival]): --start/--step/--max give the total iterations/s; every [arrival] class's
+rate is scaled by the same factor. Closed model: --users-start/--users-step/--users-max give the users.
+Each step holds for --hold; its first --settle (or its users' ramp, if longer) is left out, and the rest is judged
+by the profile's gates (min_rps aside). The run stops at the first step that fails a gate, or that is invalid
+because the generator saturated (its CPU above gates.validity.max_cpu_pct): that is a harness limit, not the
+target's. Writes capacity.md, capacity.json, capacity.svg and capacity.html beside the run's report.
+
+Exit codes: 0 a sustainable level was found, 1 the first step already failed a gate, 2 invalid run or error."""
+
+
+def _register_capacity(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "capacity",
+        help="step the rate (or users) up until a gate breaks; report the sustainable level and the knee",
+        description=CAPACITY_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("profile", nargs="?", default="load", metavar="PROFILE", help="profile name or .toml path")
+    rate = parser.add_argument_group("open model (profiles with [arrival])")
+    rate.add_argument("--start", metavar="R", help="first step's total iterations/s")
+    rate.add_argument("--step", metavar="R", help="iterations/s added per step")
+    rate.add_argument("--max", metavar="R", help="last step's iterations/s at most")
+    rate.add_argument("--max-users", metavar="N", help="pool size of every [arrival] class (default: the profile's)")
+    users = parser.add_argument_group("closed model")
+    users.add_argument("--users-start", metavar="N", help="first step's users")
+    users.add_argument("--users-step", metavar="N", help="users added per step")
+    users.add_argument("--users-max", metavar="N", help="last step's users at most")
+    parser.add_argument("--hold", default="30s", metavar="TIME", help="each step's length (default: 30s)")
+    parser.add_argument("--settle", default="10s", metavar="TIME", help="left out at each step's start (default: 10s)")
+    parser.add_argument("--workers", metavar="N", help="local Locust worker processes (default: one per CPU)")
+    parser.add_argument("--host", metavar="URL", help="target SUPABASE_URL (default: start the reference stack)")
+    parser.add_argument("--env-file", type=Path, metavar="FILE", help="read the target from a production.env file")
+    parser.add_argument(
+        "--confirm-remote", action="store_true", help="allow load on a non-loopback target not in HARNESS_ALLOW_HOSTS"
+    )
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR", help="default: reports")
+    parser.add_argument("--run-id", metavar="ID", help="folder name under the reports dir (default: generated)")
+    parser.add_argument("--locustfile", type=Path, metavar="FILE", help="default: locustfiles/mixed.py")
+    parser.add_argument("--keep-users", action="store_true", help="keep the provisioned test users")
+    parser.set_defaults(func=_capacity)
+
+
+def capacity_options_from(args: argparse.Namespace) -> CapacityOptions:
+    rate_flags = ("--start", "--step", "--max")
+    user_flags = ("--users-start", "--users-step", "--users-max")
+    rate_values = (args.start, args.step, args.max)
+    user_values = (args.users_start, args.users_step, args.users_max)
+    given_rate, given_users = any(v is not None for v in rate_values), any(v is not None for v in user_values)
+    if given_rate == given_users:
+        raise ConfigError(
+            "capacity: give either --start, --step and --max (iterations/s, open model) or --users-start, "
+            "--users-step and --users-max (closed model), e.g. --start 100 --step 100 --max 1000"
+        )
+    flags, values = (rate_flags, rate_values) if given_rate else (user_flags, user_values)
+    missing = [f for f, v in zip(flags, values, strict=True) if v is None]
+    if missing:
+        raise ConfigError(
+            f"capacity: {', '.join(missing)} missing (e.g. {flags[0]} 100 {flags[1]} 100 {flags[2]} 1000)"
+        )
+    start, step, maximum = (_positive_float(f, v) for f, v in zip(flags, values, strict=True))
+    hold_s = parse_duration_s(args.hold)
+    settle_s = parse_duration_s(args.settle) if args.settle not in ("0", "0s") else 0.0
+    run_options = RunOptions(
+        profile=args.profile,
+        workers=_positive_int("--workers", args.workers) if args.workers is not None else None,
+        host=args.host,
+        env_file=args.env_file,
+        confirm_remote=args.confirm_remote,
+        reports_dir=args.reports_dir,
+        run_id=args.run_id,
+        locustfile=args.locustfile,
+        keep_users=args.keep_users,
+    )
+    return CapacityOptions(
+        run=run_options,
+        mode="rate" if given_rate else "users",
+        levels=plan_levels(start, step, maximum, flags=flags),
+        hold_s=hold_s,
+        settle_s=settle_s,
+        max_users=_positive_int("--max-users", args.max_users) if args.max_users is not None else None,
+    )
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    return run_capacity(capacity_options_from(args))
 
 
 def options_from(args: argparse.Namespace) -> RunOptions:

@@ -49,6 +49,8 @@ class RunOptions:
     """Leave the provisioned test users (and credentials.json) in place after the run."""
     migrations_dir: Path | None = None
     """Supabase migrations the reference stack applies (None: the app's own); ignored against a real target."""
+    snapshot_s: float | None = None
+    """Seconds between the master's snapshot.json (`harness capacity` judges steps from it); None: no snapshots."""
 
 
 def effective_profile(profile: Profile, options: RunOptions, where: str) -> Profile:

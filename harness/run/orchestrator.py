@@ -24,6 +24,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -70,11 +71,21 @@ def resolve_target(options: RunOptions, profile: Profile, cleanup: contextlib.Ex
     return from_reference(stack.endpoints)
 
 
-def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
+def run(
+    options: RunOptions,
+    log: TextIO = sys.stderr,
+    *,
+    profile: Profile | None = None,
+    monitor: Callable[[Path], str | None] | None = None,
+) -> RunOutcome:
     """The whole run. Raises ConfigError before anything starts, TargetUnreachable (after reporting it),
-    NetworkShapingError when shaping cannot be set up; cleans up everything it started on every path."""
-    source = resolve_profile(options.profile)
-    profile = effective_profile(load_profile(source), options, str(source))
+    NetworkShapingError when shaping cannot be set up; cleans up everything it started on every path.
+
+    `profile` replaces options.profile's file (`harness capacity`'s stepped profile); `monitor(out_dir)`, called
+    while the load runs, stops it early (cleanly, as a first Ctrl-C does) by returning the reason."""
+    if profile is None:
+        source = resolve_profile(options.profile)
+        profile = effective_profile(load_profile(source), options, str(source))
     profile = china.with_network(profile, options.network)
     networks = china.shaped_networks(profile, options.overlays)
     if options.kernel:
@@ -122,7 +133,7 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
             print_checks(checks, log)
         env = locust_env(options, target, profile_path, out_dir, run_id, workers)
         if not stop.requested and needs_accounts(profile, fallback):
-            count = users_needed(profile.load.peak_users, workers, configured_group_size())
+            count = users_needed(profile.peak_users, workers, configured_group_size())
             credentials = provision_for_run(target, count, run_id, out_dir, options.keep_users, cleanup_stack, log)
             env[scenario_env.CREDENTIALS] = str(credentials.resolve())
         paths: dict[str, china.GroupPath] = {}
@@ -149,7 +160,7 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
             try:
                 with running_cluster(config) as cluster:
                     printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
-                    interrupted = watch(cluster, profile, stop, out_dir, printer)
+                    interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
             finally:
                 process_cpu = sampler.stop()
     result = collect(out_dir, profile, run_id, target.label, workers, checks, interrupted, log, network_profiles)

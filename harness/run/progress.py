@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -79,8 +80,21 @@ def read_progress(out_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def watch(cluster: LocustCluster, profile: Profile, stop: StopRequest, out_dir: Path, printer: ProgressPrinter) -> bool:
-    """Print progress until the master exits by itself (False) or the run is stopped or overruns (True)."""
+MONITOR_INTERVAL_S = 1.0
+"""How often a run's monitor (`harness capacity`'s step judge) is asked whether to stop."""
+
+
+def watch(
+    cluster: LocustCluster,
+    profile: Profile,
+    stop: StopRequest,
+    out_dir: Path,
+    printer: ProgressPrinter,
+    monitor: Callable[[Path], str | None] | None = None,
+) -> bool:
+    """Print progress until the master exits by itself (False) or the run is stopped, overruns or its monitor
+    gives a reason to stop (True)."""
+    next_check = time.monotonic() + MONITOR_INTERVAL_S
     deadline = time.monotonic() + profile.load.total_duration_s + EXPECT_WORKERS_MAX_WAIT_S + OVERRUN_GRACE_S
     while cluster.master_running():
         if stop.requested:
@@ -92,5 +106,11 @@ def watch(cluster: LocustCluster, profile: Profile, stop: StopRequest, out_dir: 
             )
             return True
         printer.maybe_print(read_progress(out_dir))
+        if monitor is not None and time.monotonic() >= next_check:
+            next_check = time.monotonic() + MONITOR_INTERVAL_S
+            reason = monitor(out_dir)
+            if reason:
+                say(printer.log, f"stopping the run: {reason}")
+                return True
         stop.wait(0.2)
     return False

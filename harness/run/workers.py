@@ -28,6 +28,7 @@ def locust_env(
         hs.WORKERS_EXPECTED: str(workers),
         hs.TARGET_LABEL: target.label,
         scenario_env.CONFIRM_REMOTE: "1" if options.confirm_remote else "",
+        hs.SNAPSHOT_S: f"{options.snapshot_s:g}" if options.snapshot_s else "",
     }
 
 

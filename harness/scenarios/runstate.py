@@ -152,7 +152,7 @@ class RunState:
             peak = int(getattr(options, "num_users", 0) or 0)
             profile = _profile(self.environment)
             if profile is not None:
-                peak = max(peak, profile.load.peak_users)
+                peak = max(peak, profile.peak_users)
             workers = self.settings.workers_expected
             wanted = math.ceil(max(peak, 1) / workers)
         return (math.ceil(wanted / size) + 1) * size

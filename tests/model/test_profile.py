@@ -105,7 +105,8 @@ MESSAGES = [
     (
         "p59_ms = 2000",
         "profiles/load.toml: gates.p59_ms: unknown field (valid: min_rps, p95_ms, p99_ms, max_error_pct, "
-        "delivery_p95_ms, delivery_max_loss_pct, delivery_max_duplicates, meeting_join_p95_ms, groups, requests, "
+        "delivery_p95_ms, delivery_max_loss_pct, delivery_max_duplicates, meeting_join_p95_ms, "
+        "max_dropped_iterations_pct, min_rate_achieved_pct, groups, requests, "
         "route_share, delta, steady_state_only, totals_exclude, validity)",
     ),
     (
