@@ -191,7 +191,7 @@ def test_a_schema_1_0_file_loads_and_new_files_are_1_1(tmp_path):
     b = ResultBuilder(5.0)
     b.record("a", "GET", "g", 10.0, True, T0, origin_region="r1", user_class="WebUser")
     data = json.loads(b.build(run_info()).model_dump_json())
-    assert (data["schema_version"], data["schema_minor"]) == (1, SCHEMA_MINOR) == (1, 1)
+    assert (data["schema_version"], data["schema_minor"]) == (1, SCHEMA_MINOR) == (1, 2)
     del data["schema_minor"]  # as written before minor versions existed
     del data["windows"][0]["stats"][0]["origins_by_class"]
     path = tmp_path / "result.json"
@@ -206,5 +206,5 @@ def test_a_file_from_a_newer_minor_with_unknown_fields_says_so(tmp_path):
     data["schema_minor"], data["future_field"] = SCHEMA_MINOR + 1, 1
     path = tmp_path / "result.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(ConfigError, match=r"future_field: .*written by schema 1\.2, this harness reads up to 1\.1"):
+    with pytest.raises(ConfigError, match=r"future_field: .*written by schema 1\.3, this harness reads up to 1\.2"):
         load_result(path)
