@@ -184,6 +184,9 @@ def attribute(windows: list[HopWindow], has_server: bool, start_s: float | None 
         text = f"{head}, yet every hop counted them (late receipts, or counts missing from a piece)"
     else:
         text = f"no delivery lost ({expected:,} expected, {c.get(hc.DELIVERED, 0):,} delivered)"
+    late = c.get(hc.LATE, 0)
+    if late:
+        text += f"; {late:,} of the lost arrived after the delivery timeout (late, not dropped)"
     if t.fault_dropped:
         text += f" [{t.fault_dropped:,} dropped on purpose by {hc.FAULT_ENV}]"
     return Attribution(start_s=start_s, expected=expected, lost=lost, first_hop=first, losses=losses, text=text)

@@ -101,6 +101,14 @@ def test_attribution_names_the_first_hop_short_and_counts_slow_sockets() -> None
     )
 
 
+def test_late_receipts_are_said_to_be_late_not_dropped() -> None:
+    client = {"acked": 5, "expected": 10, "received": 10, "delivered": 6, "lost": 4, "late": 4}
+    server = {"region a": {"feed": 5, "fanout": 10, "written": 10}, "edge": {"relayed": 10}}
+    verdict = attribute([_window(0.0, client, server)], has_server=True)
+    assert verdict.first_hop is None
+    assert verdict.text.endswith("4 of the lost arrived after the delivery timeout (late, not dropped)")
+
+
 def test_feed_counts_once_per_region_and_frames_add_up() -> None:
     client = {"acked": 10, "expected": 20, "received": 20, "delivered": 20}
     server = {"region a": {"feed": 10, "fanout": 12, "written": 12}, "region b": {"feed": 10, "fanout": 8,
