@@ -35,6 +35,7 @@ from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, SNAPSHOT_FILE, Setti
 from harness.model.profile import ENVIRONMENT_ATTRIBUTE, USER_CLASSES, Profile
 from harness.model.result import GroupInfo, Result, ResultBuilder, RunInfo, SteadyState, dump_result
 from harness.model.target_config import names_from_mapping
+from harness.scenarios import runstate
 
 CPU_SAMPLE_INTERVAL_S = 1.0
 """How often each generator process samples its own CPU use (the validity gate judges saturation from these)."""
@@ -191,7 +192,14 @@ class HarnessPlugin:
         if self.settings.sample_log:
             self._samples.append(json.dumps({"t": t_s, "name": name, "group": group, "ms": ms, "ok": ok}))
 
+    def _take_hops(self) -> None:
+        """The delivery recorder's hop counts and leg sketches since the last report, into the builder."""
+        state = runstate.state_of(self.environment)
+        if state is not None and state.recorder is not None:
+            self.builder.record_hops(*state.recorder.drain_hops())
+
     def _on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        self._take_hops()
         data[_payload_key] = self.builder.to_payload(reset=True)
         self._flush_samples()
 
@@ -308,6 +316,7 @@ class HarnessPlugin:
         self._written = True
         if not self.is_master:
             self._flush_samples()
+            self._take_hops()
         self._write_progress("finished")
         return dump_result(self._build(time.time(), partial=not _shape_finished), path)
 

@@ -23,13 +23,15 @@ Per (recipient, message) it holds one dict entry while pending and one, bounded 
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.model.metrics import DELIVERY_NAME, DUPLICATE_KIND, LOST_KIND
+from harness.model.metrics import DELIVERY_LEGS, DELIVERY_NAME, DUPLICATE_KIND, LOST_KIND
 
 __all__ = [
     "DELIVERY_NAME",
@@ -40,6 +42,7 @@ __all__ = [
     "Envelope",
     "Lost",
     "Outcome",
+    "delivery_legs",
 ]
 
 METADATA_KEY = "harness"
@@ -286,3 +289,41 @@ class DeliveryTracker:
         if key not in self._settled:
             self._settled_order.append((now, key))
         self._settled[key] = state
+
+
+# ---- latency legs ----
+
+_STAMPS = (("commit", "c"), ("feed", "f"), ("fanout", "o"), ("edge", "e"))
+"""Leg → the `_hops` stamp that ends it (harness/model/hop_counts.py); the `client` leg ends at the receipt."""
+
+
+def delivery_legs(
+    sent_at_s: float, received_s: float, stamp: Any = None, commit_timestamp: Any = None
+) -> list[tuple[str, float]]:
+    """The delivery's latency (receipt − send, ms, clamped at 0) split into legs (metrics.DELIVERY_LEGS) by the
+    frame's `_hops` stamp, or without one by Realtime's `commit_timestamp` alone. Stamps are clamped into order
+    between the send and the receipt, so the legs always sum to the total exactly; a missing stamp folds its leg
+    into the next one."""
+    sent_ms, recv_ms = sent_at_s * 1000.0, received_s * 1000.0
+    if recv_ms < sent_ms:
+        recv_ms = sent_ms
+    times: dict[str, float] = {}
+    if isinstance(stamp, dict):
+        for leg, field_name in _STAMPS:
+            value = stamp.get(field_name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                times[leg] = float(value)
+    elif isinstance(commit_timestamp, str):
+        with contextlib.suppress(ValueError):
+            times["commit"] = dt.datetime.fromisoformat(commit_timestamp).timestamp() * 1000.0
+    legs: list[tuple[str, float]] = []
+    previous = sent_ms
+    for leg in DELIVERY_LEGS[:-1]:
+        at = times.get(leg)
+        if at is None:
+            continue
+        at = min(max(at, previous), recv_ms)
+        legs.append((leg, at - previous))
+        previous = at
+    legs.append((DELIVERY_LEGS[-1], recv_ms - previous))
+    return legs

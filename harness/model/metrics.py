@@ -12,6 +12,12 @@ DELIVERY_TYPE = "DELIVERY"
 DELIVERY_NAME = "message.delivery"
 """Request name of end-to-end message delivery samples (send to receipt over Realtime); losses and duplicates
 are its failures."""
+DELIVERY_LEGS = ("commit", "feed", "fanout", "edge", "client")
+"""The legs a delivery's latency splits into (docs/delivery.md): send → commit, commit → change feed decoded it,
+feed → fan-out queued the frame, fan-out → edge relayed it (the region's outbox and socket, the edge's read), edge →
+client reader. A leg whose end stamp is missing (no edge, a real deployment) is folded into the next one."""
+DELIVERY_LEG_NAMES = {leg: f"{DELIVERY_NAME}.{leg}" for leg in DELIVERY_LEGS}
+"""`message.delivery.<leg>`: the per-leg sketches in result.json's `hops.legs` (not request events)."""
 REORDERED_NAME = "message.reordered"
 """A receipt that came after a later message of the same sender: a delivery observation, not a request."""
 OBSERVATION_NAMES = (REORDERED_NAME,)

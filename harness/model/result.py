@@ -10,6 +10,8 @@ workers need no shared clock origin) and per (request name, request type, user g
 merge the windows inside the plateau. Latency sketches hold successful samples only; failures are counted by kind.
 Origin regions are tallied per stat, and per user class within it (`origins_by_class`, schema 1.1). Open-model
 iterations are counted per window and user class (`Window.arrivals`, with the plan in `Result.arrival`, schema 1.3).
+Delivery hops (schema 1.4): workers also ship their per-hop message counts and delivery-leg sketches (payload 4,
+`record_hops`); the orchestrator adds the servers' counts and the attribution (harness/model/hops.py).
 """
 
 from __future__ import annotations
@@ -24,19 +26,20 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
 
 from harness.errors import ConfigError
+from harness.model.hops import DeliveryHops, HopWindow, LegWindow
 from harness.model.profile import Arrival, GatesConfig
 from harness.model.sketch import Sketch
 
 SCHEMA_VERSION: Literal[1] = 1
 """Bumped on any change that an older reader would misread; `load_result` refuses other versions."""
-SCHEMA_MINOR = 3
+SCHEMA_MINOR = 4
 """Bumped when fields are added (1.1: `origins_by_class`, 1.2: `process_cpu`, 1.3: open-model `arrival` and
-`Window.arrivals`); files of any earlier minor read with the defaults."""
+`Window.arrivals`, 1.4: `hops`); files of any earlier minor read with the defaults."""
 
-PAYLOAD_VERSION = 3
-"""Version of the worker → master payload (2 adds a stats column: origins by user class; 3 adds `arrivals`);
-`merge` reads 1 to 3."""
-_PAYLOAD_VERSIONS = (1, 2, 3)
+PAYLOAD_VERSION = 4
+"""Version of the worker → master payload (2 adds a stats column: origins by user class; 3 adds `arrivals`;
+4 adds `hops`: delivery hop counts and leg sketches); `merge` reads 1 to 4."""
+_PAYLOAD_VERSIONS = (1, 2, 3, 4)
 
 DEFAULT_FAILURE_KIND = "error"
 """Failure kind recorded when the caller gives none."""
@@ -177,6 +180,9 @@ class Result(_Model):
     """The profile's gates at run time, so `harness gate result.json` needs nothing else."""
     arrival: dict[str, Arrival] = Field(default_factory=dict)
     """The profile's open-model classes and their target rates (schema 1.3; empty in closed runs)."""
+    hops: DeliveryHops | None = None
+    """Delivery accounted per hop, its attribution and latency legs (schema 1.4; None in older files and runs that
+    sent no message)."""
 
 
 # ---- reading and writing ----
@@ -277,6 +283,15 @@ class ResultBuilder:
         self._cpu: list[CpuSample] = []
         self._arrivals: dict[tuple[int, str], list[float]] = {}
         """(window index, user class) → [target, started, dropped, completed] (open model)."""
+        self._hop_counts: dict[int, dict[str, int]] = {}
+        self._legs: dict[tuple[int, str], Sketch] = {}
+
+    def record_hops(self, counts: dict[int, dict[str, int]], legs: dict[tuple[int, str], Sketch]) -> None:
+        """Add client hop counts and leg sketches, keyed by window index (DeliveryRecorder.drain_hops)."""
+        for win, hops in counts.items():
+            _add_counts(self._hop_counts.setdefault(int(win), {}), hops)
+        for (win, leg), sketch in legs.items():
+            self._legs.setdefault((int(win), leg), Sketch()).merge(sketch)
 
     def record(
         self,
@@ -352,11 +367,18 @@ class ResultBuilder:
             "users": [[u.t_s, u.users] for u in self._users],
             "arrivals": [[k[0], k[1], *row] for k, row in self._arrivals.items()],
         }
+        if self._hop_counts or self._legs:
+            payload["hops"] = {
+                "counts": [[win, counts] for win, counts in self._hop_counts.items()],
+                "legs": [[win, leg, sketch.to_dict()] for (win, leg), sketch in self._legs.items()],
+            }
         if reset:
             self._arrivals = {}
             self._stats = {}
             self._cpu = []
             self._users = []
+            self._hop_counts = {}
+            self._legs = {}
         return payload
 
     @classmethod
@@ -386,6 +408,12 @@ class ResultBuilder:
         self._users.extend(UsersSample(t_s=t, users=u) for t, u in payload.get("users", []))
         for win, user_class, target, started, dropped, completed in payload.get("arrivals", []):  # version 3
             self._add_arrival((int(win), str(user_class)), target, started, dropped, completed)
+        hops = payload.get("hops")  # version 4
+        if isinstance(hops, dict):
+            self.record_hops(
+                {int(win): counts for win, counts in hops.get("counts", [])},
+                {(int(win), leg): Sketch.from_dict(sketch) for win, leg, sketch in hops.get("legs", [])},
+            )
 
     def build(self, run: RunInfo, gates: GatesConfig | None = None) -> Result:
         by_window: dict[int, list[Stat]] = {}
@@ -422,6 +450,22 @@ class ResultBuilder:
             users=sorted(self._users, key=lambda u: u.t_s),
             cpu=sorted(self._cpu, key=lambda c: (c.worker, c.t_s)),
             gates=gates,
+            hops=self._build_hops(),
+        )
+
+    def _build_hops(self) -> DeliveryHops | None:
+        """The clients' side of the delivery hops (the orchestrator adds the servers' and the attribution)."""
+        if not self._hop_counts and not self._legs:
+            return None
+        legs: dict[int, dict[str, Sketch]] = {}
+        for (win, leg), sketch in sorted(self._legs.items()):
+            legs.setdefault(win, {})[leg] = sketch.copy()
+        return DeliveryHops(
+            windows=[
+                HopWindow(start_s=win * self.window_s, client=dict(counts))
+                for win, counts in sorted(self._hop_counts.items())
+            ],
+            legs=[LegWindow(start_s=win * self.window_s, legs=by_leg) for win, by_leg in sorted(legs.items())],
         )
 
 

@@ -7,6 +7,7 @@ from html import escape
 from harness.gates.verdict import Verdict, fmt
 from harness.model.result import Result
 from harness.report.compare import Change
+from harness.report.hops import hops_section
 from harness.report.series import GroupRow
 from harness.report.summary import STATUS_MARK, observed_text, threshold_text
 
@@ -80,6 +81,7 @@ def render_html(
                 [[n, g.network, g.country or ""] for n, g in run.groups.items()],
             ),
         ]
+    parts += _hops_html(result)
     if changes is not None:
         parts.append(f"<h2>Compared with {escape(base_id or 'base')}</h2>")
         rows = [
@@ -102,3 +104,20 @@ def render_html(
         parts.append(f'<h3>{escape(title)}</h3><img alt="{escape(title)}" src="data:image/png;base64,{png}">')
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def _hops_html(result: Result) -> list[str]:
+    """Delivery by hop: the attribution, the counts per hop and the latency legs (docs/delivery.md)."""
+    section = hops_section(result)
+    if section is None:
+        return []
+    parts = ["<h2>Delivery by hop</h2>", f"<p>{escape(section.attribution)}</p>"]
+    if section.windows:
+        parts.append("<ul>" + "".join(f"<li>{escape(w)}</li>" for w in section.windows) + "</ul>")
+    if section.server_note:
+        parts.append(f"<p>{escape(section.server_note)}</p>")
+    parts.append(html_table(["hop", "counted by", "count"], section.hop_rows))
+    if section.leg_rows:
+        head = ["delivery leg", "deliveries", "p50", "p95", "mean", "share of mean"]
+        parts += [html_table(head, section.leg_rows), f"<p>{escape(section.leg_note)}</p>"]
+    return parts

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from harness.gates.verdict import GateResult, Verdict, fmt
 from harness.model.result import Result, process_cpu_means
 from harness.report.compare import Change
+from harness.report.hops import hops_section
 from harness.report.series import GroupRow, group_rows, request_rows
 
 STATUS_MARK = {"passed": "✅ passed", "failed": "❌ failed", "invalid": "⚠️ invalid"}
@@ -83,6 +84,7 @@ def render_summary(
     lines += ["", "### Steady state by group", "", *_rows_table("group", group_rows(result, exclude), True)]
     lines += ["", "### Steady state by request name", "", *_rows_table("request", request_rows(result), False)]
     lines += _cpu_table(result)
+    lines += _hops_md(result)
     if changes is not None:
         lines += ["", f"### Compared with `{base_id}`", ""]
         regressions = [c for c in changes if c.regressed]
@@ -107,3 +109,22 @@ def _cpu_table(result: Result) -> list[str]:
     if machine is not None:
         out.append(f"| whole machine (all cores) | {machine:.0f} % |")
     return out
+
+
+def _hops_md(result: Result) -> list[str]:
+    """Delivery by hop: the attribution, the counts per hop and the latency legs (docs/delivery.md)."""
+    section = hops_section(result)
+    if section is None:
+        return []
+    lines = ["", "### Delivery by hop", "", _md(section.attribution)]
+    if section.windows:
+        lines += ["", *(f"- {_md(w)}" for w in section.windows)]
+    if section.server_note:
+        lines += ["", _md(section.server_note)]
+    lines += ["", "| hop | counted by | count |", "|---|---|---|"]
+    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in section.hop_rows]
+    if section.leg_rows:
+        lines += ["", "| delivery leg | deliveries | p50 | p95 | mean | share of mean |", "|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in section.leg_rows]
+        lines += ["", _md(section.leg_note)]
+    return lines

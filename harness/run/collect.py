@@ -1,5 +1,5 @@
-"""After the load: read the master's result.json (or an empty, partial one), add the smoke checks and network
-fingerprints, gate it and write the reports."""
+"""After the load: read the master's result.json (or an empty, partial one), add the smoke checks, network
+fingerprints and the servers' delivery hop counts (hops.py), gate it and write the reports."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from harness.loadgen import env as hs
 from harness.model.profile import Profile
 from harness.model.result import Result, ResultBuilder, RunInfo, load_result
 from harness.report import render_text, write_reports
+from harness.run.hops import ServerHops, add_server_hops
 from harness.run.smoke import CheckResult
 
 
@@ -57,6 +58,7 @@ def collect(
     interrupted: bool,
     log: TextIO,
     network_profiles: dict[str, str] | None = None,
+    server_hops: ServerHops | None = None,
 ) -> Result:
     try:
         result = load_result(out_dir / hs.RESULT_FILE)
@@ -68,7 +70,7 @@ def collect(
     if network_profiles:
         update["network_profiles"] = {**result.run.network_profiles, **network_profiles}
     run = result.run.model_copy(update=update)
-    return result.model_copy(update={"run": run})
+    return add_server_hops(result.model_copy(update={"run": run}), server_hops)
 
 
 def report(result: Result, out_dir: Path, log: TextIO) -> RunOutcome:

@@ -4,8 +4,9 @@
         ─► smoke checklist (smoke runs) ─► test users (credentials.json, 0600) ─► shaped paths for groups not on
         the direct network (harness/run/shaping.py: namespace, Toxiproxy, proxies, toxics) ─► Locust master + workers
         (one worker set per group in multi-group runs) ─► progress line every ~2 s on stderr
-        ─► stop ─► collect result.json ─► gates ─► reports/<run-id>/ ─► clean up (every exit path, in reverse:
-        Locust, toxics, proxies, Toxiproxy, namespace, test users, reference stack)
+        ─► stop ─► the servers' delivery hop counts (hops.py) ─► collect result.json ─► gates ─► reports/<run-id>/
+        ─► clean up (every exit path, in reverse: Locust, toxics, proxies, Toxiproxy, namespace, test users,
+        reference stack)
 
 The first SIGINT/SIGTERM stops the load gracefully and still reports (the result is marked partial, so the
 verdict is invalid); a second one aborts at once. Children are stopped in `finally`, and die with this process
@@ -36,8 +37,9 @@ from harness.model.result import CpuSample
 from harness.network import kernel
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import shaping as china
-from harness.run.accounts import configured_group_size, needs_accounts, provision_for_run, users_needed
+from harness.run.accounts import configured_group_size, needs_accounts, provision_for_run, users_needed, users_tag
 from harness.run.collect import RunOutcome, collect, empty_result, print_checks, report
+from harness.run.hops import ServerHops, fetch_server_hops
 from harness.run.options import (
     FALLBACK_GATES_OFF,
     FALLBACK_LOCUSTFILE,
@@ -117,6 +119,7 @@ def run(
     checks: list[CheckResult] = []
     process_cpu: list[CpuSample] = []
     network_profiles: dict[str, str] = {}
+    server_hops: ServerHops | None = None
     with StopRequest(log) as stop, contextlib.ExitStack() as cleanup_stack:
         target = resolve_target(options, profile, cleanup_stack, out_dir)
         check_allowed(target, options.confirm_remote)
@@ -163,6 +166,10 @@ def run(
                     interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
             finally:
                 process_cpu = sampler.stop()
-    result = collect(out_dir, profile, run_id, target.label, workers, checks, interrupted, log, network_profiles)
+            # Before the reference stack stops; envelopes carry the users' tag of the run id (accounts.py).
+            server_hops = fetch_server_hops(target, users_tag(run_id))
+    result = collect(
+        out_dir, profile, run_id, target.label, workers, checks, interrupted, log, network_profiles, server_hops
+    )
     result = result.model_copy(update={"process_cpu": process_cpu})
     return report(result, out_dir, log)

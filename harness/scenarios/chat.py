@@ -88,7 +88,9 @@ class Chat:
     def _on_insert(self, data: dict[str, Any]) -> None:
         record = data.get("record")
         if isinstance(record, dict):
-            self.recorder.received(self.user_id, record)
+            self.recorder.received(
+                self.user_id, record, stamp=data.get("_hops"), commit_timestamp=data.get("commit_timestamp")
+            )
 
     def send(self) -> bool:
         """Send one message to a conversation with listeners (any conversation if none has); True when stored."""
@@ -99,6 +101,7 @@ class Chat:
         audience = self.recorder.audience(conversation, self.user_id)
         envelope = Envelope(self.run_id, self.user_id, self.next_seq(self.user_id), time.time(), conversation)
         row = envelope.message_row(f"load test message {envelope.seq}")
+        self.recorder.sending(envelope)
         reply = self.session.insert(self.table, row, returning=False, duplicate_ok=True)
         if not reply.ok and (reply.status == 0 or reply.status >= 500):
             reply = self.session.insert(self.table, row, returning=False, duplicate_ok=True)  # same client_msg_id

@@ -34,6 +34,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.model.assign import Assignment, SlotPool, assignment_for
 from harness.model.credentials import Credentials
 from harness.model.delivery import DeliveryTracker
+from harness.model.hop_counts import Fault
 from harness.model.profile import ENVIRONMENT_ATTRIBUTE, Profile
 from harness.model.target_config import TargetConfig, load_target
 from harness.scenarios.delivery_recorder import DeliveryRecorder
@@ -139,7 +140,13 @@ class RunState:
         # client_msg_ids (the insert would be a 409 and never reach anyone).
         self.run_id = f"{credentials.run_id}-{secrets.token_hex(3)}"
         tracker = DeliveryTracker(self.run_id, credentials.membership())
-        self.recorder = DeliveryRecorder(tracker, self.settings.delivery_timeout_s)
+        profile = _profile(self.environment)
+        self.recorder = DeliveryRecorder(
+            tracker,
+            self.settings.delivery_timeout_s,
+            window_s=profile.window_s if profile is not None else 5.0,
+            fault=Fault.from_env(),  # the test hook HARNESS_FAULT_DROP_HOP=received:<n> (hop_counts.py)
+        )
         self.credentials = credentials
         self.target = target
 

@@ -4,12 +4,14 @@
            ◄── status, end-to-end headers, body chunks, + x-edge-location ◄──
 
 Errors before the origin answers become CloudFront's error pages (502 cannot connect, 504 timed out).
+Load-test frames from the origin (a `_hops` stamp in the text) get the edge's time and are counted (hops.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 
@@ -17,6 +19,10 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
+
+from harness.model import hop_counts as hc
+
+from .hops import HOPS, EdgeHops
 
 CHUNK_BYTES = 64 * 1024
 """Body chunk size in both directions; uploads and downloads never sit whole in the edge's memory."""
@@ -185,10 +191,15 @@ def is_websocket(request: web.Request) -> bool:
 async def _pump(
     source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
     sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    hops: EdgeHops | None = None,
 ) -> None:
+    """Relay frames from `source` to `sink`; `hops` on the origin → viewer direction stamps and counts."""
     try:
         async for msg in source:
             if msg.type is WSMsgType.TEXT:
+                if hops is not None and hc.STAMP_MARK in msg.data:
+                    await _relay_stamped(msg.data, sink, hops)
+                    continue
                 await sink.send_str(msg.data)
             elif msg.type is WSMsgType.BINARY:
                 await sink.send_bytes(msg.data)
@@ -202,6 +213,20 @@ async def _pump(
     if code is None or code in (1005, 1006):
         code = 1000 if code is None or code == 1005 else 1011
     await sink.close(code=code)
+
+
+async def _relay_stamped(
+    text: str, sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, hops: EdgeHops
+) -> None:
+    text, key = hc.edge_stamp(text, time.time() * 1000.0)
+    if key is None:
+        await sink.send_str(text)
+        return
+    if hops.fault is not None and hops.fault.drop(hc.RELAYED):
+        hops.counters.add(key, hc.FAULT_DROPPED)
+        return
+    await sink.send_str(text)
+    hops.counters.add(key, hc.RELAYED)
 
 
 async def proxy_websocket(
@@ -237,7 +262,8 @@ async def proxy_websocket(
             if key.lower() not in _WS_HANDSHAKE and key.lower() != "content-length":
                 viewer.headers[key] = value
         await viewer.prepare(request)
-        tasks = [asyncio.ensure_future(_pump(viewer, upstream)), asyncio.ensure_future(_pump(upstream, viewer))]
+        hops = request.app.get(HOPS)
+        tasks = [asyncio.ensure_future(_pump(viewer, upstream)), asyncio.ensure_future(_pump(upstream, viewer, hops))]
         _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             # The other side has closed; give the close handshake a moment, then stop pumping.

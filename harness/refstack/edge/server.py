@@ -5,6 +5,7 @@
                 │       └─► routing.choose_origin(country, path, health) ─► proxy to that region's origin
                 ├── /_edge/status          health state, current decisions and primary region (JSON)
                 ├── /_edge/admin/primary   DR traffic switch: which region is everyone's primary (admin.py)
+                ├── /_edge/admin/hops      load-test frames relayed, per run and second (hops.py)
                 └── everything else        the web shell (webshell.py)
     health checker (background task) ── GET <origin>/health every interval ──► health map used by choose_origin
 
@@ -25,7 +26,7 @@ from aiohttp import web
 from harness.errors import ConfigError
 from harness.model.target_config import Secret
 
-from . import admin, webshell
+from . import admin, hops, webshell
 from .health import HealthChecker, stop_task
 from .proxy import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, is_websocket, proxy_http, proxy_websocket
 from .routing import RoutingPolicy, choose_origin
@@ -191,5 +192,6 @@ def build_app(
     app.on_cleanup.append(_cleanup)
     app.router.add_get(STATUS_PATH, _status)
     admin.add_routes(app, switch, admin_token)
+    hops.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", _handle)
     return app

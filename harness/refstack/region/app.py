@@ -8,6 +8,7 @@
     /functions/v1 functions.py  the livekit-token edge function
     /health                     region, role, uptime, replication
     /_admin/postgres            where its PostgreSQL listens (service role; a replica's base backup asks it)
+    /_admin/hops                load-test messages counted per hop (service role; realtime/hopstats.py)
 
 Every response carries `x-origin-region`, so a load test can tell which region served it.
 """
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from harness.refstack.region import auth, forwarding, functions, lifecycle, realtime, replication, rest, storage
 from harness.refstack.region.config import RegionConfig
+from harness.refstack.region.realtime import hopstats
 from harness.refstack.region.state import CONFIG, STARTED_AT, require_service
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ def build_app(config: RegionConfig | None = None) -> web.Application:
     app.router.add_get("/health", _health)
     app.router.add_get("/_admin/postgres", lifecycle.postgres_address)
     app.router.add_post("/_admin/realtime/disconnect", _drop_realtime_sockets)
+    hopstats.add_routes(app)
     for module in (auth, rest, realtime, storage, functions, replication, forwarding):
         module.setup(app)
     app.on_cleanup.append(lifecycle.stop)

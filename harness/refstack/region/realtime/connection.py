@@ -3,6 +3,10 @@
 Writes never block the caller: `enqueue` appends a ready frame and, if no writer is running, starts one that
 drains the outbox and exits. An idle socket therefore holds no writer task, and a socket whose outbox overflows
 (a client that stopped reading) is dropped instead of growing memory.
+
+Load-test frames come with their hop bucket (`hop_key`): the writer counts them `written` once the socket took them,
+and frames lost on the way (outbox overflow, a closed socket, a failed write) are counted by reason
+(harness/model/hop_counts.py).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from harness.model import hop_counts as hc
 from harness.model.keys import Claims
 from harness.refstack.region.realtime import frames, tokens
 from harness.refstack.region.realtime.channel import Channel, JoinConfig, JoinPayloadError
@@ -35,38 +40,70 @@ class Connection:
         self.secret = secret
         self.channels: dict[str, Channel] = {}
         self.closed = False
-        self._outbox: deque[str] = deque()
+        self._outbox: deque[tuple[str, str | None]] = deque()
+        """(frame, hop bucket of a load-test frame or None)."""
         self._writer: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
 
     # -- writing --------------------------------------------------------------------------------------------------
-    def enqueue(self, text: str) -> None:
+    def enqueue(self, text: str, hop_key: str | None = None) -> None:
         if self.closed:
+            if hop_key is not None:
+                self.hub.hops.add(hop_key, hc.DROPPED_CLOSED)
             return
         if len(self._outbox) >= self.hub.settings.max_queued_frames:
             log.warning(
                 "realtime: dropping a slow socket from %s: %d frames queued", self.request.remote, len(self._outbox)
             )
             self.hub.dropped_slow_sockets += 1
+            self._outbox.append((text, hop_key))
+            self._count_lost(hc.DROPPED_SLOW, slow_socket=True)
+            self._outbox.clear()
             self.abort()
             return
-        self._outbox.append(text)
+        self._outbox.append((text, hop_key))
         if self._writer is None:
             self._writer = self._loop.create_task(self._drain())
 
     async def _drain(self) -> None:
+        hops = self.hub.hops
         try:
             while self._outbox and not self.closed:
-                await self.ws.send_str(self._outbox.popleft())
+                text, key = self._outbox.popleft()
+                if key is None:
+                    await self.ws.send_str(text)
+                    continue
+                fault = self.hub.fault
+                if fault is not None and fault.drop(hc.WRITTEN):
+                    hops.add(key, hc.FAULT_DROPPED)
+                    continue
+                try:
+                    await self.ws.send_str(text)
+                except BaseException:  # a failed write, or the writer cancelled by abort() mid-write
+                    hops.add(key, hc.WRITE_FAILED)
+                    raise
+                hops.add(key, hc.WRITTEN)
         except Exception as exc:  # the peer went away mid-write: the reader side ends the connection
             log.debug("realtime: write failed: %r", exc)
+            self._count_lost(hc.WRITE_FAILED)
             self._outbox.clear()
         finally:
             self._writer = None
 
+    def _count_lost(self, reason: str, slow_socket: bool = False) -> None:
+        """Count the load-test frames still queued as lost for `reason` (only when a socket goes: rare)."""
+        hops, first = self.hub.hops, None
+        for _, key in self._outbox:
+            if key is not None:
+                hops.add(key, reason)
+                first = first or key
+        if slow_socket and first is not None:
+            hops.add(first, hc.SLOW_SOCKETS)
+
     def abort(self) -> None:
         """Drop the connection now, without a close handshake (a slow consumer, or a simulated network drop)."""
         self.closed = True
+        self._count_lost(hc.DROPPED_CLOSED)
         self._outbox.clear()
         if self._writer is not None:
             self._writer.cancel()
@@ -105,6 +142,7 @@ class Connection:
 
     def teardown(self) -> None:
         self.closed = True
+        self._count_lost(hc.DROPPED_CLOSED)
         self._outbox.clear()
         for channel in list(self.channels.values()):
             self.hub.remove_channel(channel)

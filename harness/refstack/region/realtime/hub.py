@@ -11,11 +11,13 @@ postgres_changes fan-out, per batch of decoded changes (wal.py feeds it):
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.model import hop_counts as hc
 from harness.model.keys import Claims
 from harness.refstack.region.database import API_ROLES
 from harness.refstack.region.realtime import frames
@@ -162,6 +164,10 @@ class Hub:
         """Sockets dropped because their outbox overflowed (a sign the load generator cannot keep up)."""
         self.undelivered_changes = 0
         """Changes some subscribers did not get because their visibility could not be checked (logged)."""
+        self.hops = hc.HopCounters()
+        """Load-test messages per hop (feed, fanout; connections count written and drops): GET /_admin/hops."""
+        self.fault: hc.Fault | None = hc.Fault.from_env()
+        """Test hook: drop every n-th load-test message at one hop (HARNESS_FAULT_DROP_HOP, POST /_admin/hops)."""
 
     # -- registry -----------------------------------------------------------------------------------------------
     def add_channel(self, channel: Channel) -> None:
@@ -223,8 +229,14 @@ class Hub:
                 found[channel] = ids
         return found
 
-    async def publish(self, changes: Sequence[Change], check: VisibilityCheck) -> None:
-        """Deliver committed changes, in order, to the channels allowed to see them, once each."""
+    async def publish(self, changes: Sequence[Change], check: VisibilityCheck, decoded_s: float | None = None) -> None:
+        """Deliver committed changes, in order, to the channels allowed to see them, once each. `decoded_s`: when
+        the feed decoded them (Unix s), stamped on load-test frames."""
+        feed_ms = (time.time() if decoded_s is None else decoded_s) * 1000.0
+        marks = self._count_feed(changes)
+        if marks is not None:
+            kept = [(c, m) for c, m in zip(changes, marks, strict=True) if m is not False]
+            changes, marks = [c for c, _ in kept], [m for _, m in kept]
         plans = [(change, self.recipients(change)) for change in changes]
         checks: dict[tuple[int, str], Check] = {}
         asked: list[list[tuple[Check, int, list[Channel]]]] = [[] for _ in plans]
@@ -247,7 +259,8 @@ class Hub:
                 self.undelivered_changes += sum(1 for a in asked if a)
                 log.warning("realtime: %d change(s) not delivered to RLS-checked subscribers: visibility check "
                             "failed: %r", sum(1 for a in asked if a), exc)  # fmt: skip
-        for (change, recipients), questions in zip(plans, asked, strict=True):
+        fanout_ms = time.time() * 1000.0
+        for n, ((change, recipients), questions) in enumerate(zip(plans, asked, strict=True)):
             if not recipients:
                 continue
             if change.type != "DELETE":
@@ -256,9 +269,60 @@ class Hub:
             if not recipients:
                 continue
             data_json = change.data_json()
+            mark = marks[n] if marks is not None else None
+            if isinstance(mark, tuple):
+                self._fan_out_stamped(change, recipients, data_json, mark, feed_ms, fanout_ms)
+                continue
             for channel, ids in recipients.items():
                 if self._joined(channel):
                     channel.conn.enqueue(f'{channel.pg_prefix}{frames.dumps(ids)},"data":{data_json}}}}}')
+
+    def _count_feed(self, changes: Sequence[Change]) -> list[tuple[str, str] | bool] | None:
+        """Per change: (bucket key, sender) of a load-test INSERT, False for one the feed fault drops, True for any
+        other; None when the batch holds no load-test message (the common case costs one dict look-up per row)."""
+        marks: list[tuple[str, str] | bool] | None = None
+        for n, change in enumerate(changes):
+            if change.type != "INSERT":
+                continue
+            found = hc.envelope_key(change.record)
+            if found is None:
+                continue
+            if marks is None:
+                marks = [True] * len(changes)
+            key = found[0]
+            if self.fault is not None and self.fault.drop(hc.FEED):
+                self.hops.add(key, hc.FAULT_DROPPED)
+                marks[n] = False
+                continue
+            self.hops.add(key, hc.FEED)
+            marks[n] = (key, found[1])
+        return marks
+
+    def _fan_out_stamped(
+        self,
+        change: Change,
+        recipients: dict[Channel, list[int]],
+        data_json: str,
+        mark: tuple[str, str],
+        feed_ms: float,
+        fanout_ms: float,
+    ) -> None:
+        """A load-test message: stamped frames (counted) to everyone but the sender, who gets the plain frame."""
+        key, sender = mark
+        commit_ms = change.commit_time.timestamp() * 1000.0
+        stamped = hc.stamp_json(key, commit_ms, feed_ms, fanout_ms) + data_json[1:]
+        hops, fault = self.hops, self.fault
+        for channel, ids in recipients.items():
+            if not self._joined(channel):
+                continue
+            if channel.claims.sub == sender:
+                channel.conn.enqueue(f'{channel.pg_prefix}{frames.dumps(ids)},"data":{data_json}}}}}')
+                continue
+            if fault is not None and fault.drop(hc.FANOUT):
+                hops.add(key, hc.FAULT_DROPPED)
+                continue
+            hops.add(key, hc.FANOUT)
+            channel.conn.enqueue(f'{channel.pg_prefix}{frames.dumps(ids)},"data":{stamped}}}}}', key)
 
     # -- broadcast ------------------------------------------------------------------------------------------------
     def broadcast(self, key: tuple[bool, str], payload: dict[str, Any], sender: Channel | None = None) -> int:

@@ -152,7 +152,8 @@ class ChangeFeed:
                 changes = await self._decode([bytes(r["data"]) for r in rows])
                 if changes:
                     self.changes_seen += len(changes)
-                    await self.hub.publish(changes, functools.partial(visibility.visible, db.admin))
+                    decoded_s = time.time()  # the feed's stamp on load-test frames (the commit → feed leg)
+                    await self.hub.publish(changes, functools.partial(visibility.visible, db.admin), decoded_s)
                     self._watch_lag(changes[-1].commit_time)
             await self._advance(db)
             if len(rows) >= BATCH:

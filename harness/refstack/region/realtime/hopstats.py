@@ -1,0 +1,61 @@
+"""The region's per-hop counts of load-test messages, for the orchestrator (docs/delivery.md):
+
+    GET  /_admin/hops?run=<run id>     {"piece": "region", "region": R, "buckets": [{"run", "t_s", "counts"}], …}
+    POST /_admin/hops {"fault": "<hop>:<n>" | "off"}   test hook: drop every n-th load-test message at a region hop
+
+Both need the service-role key, like every /_admin route. The counts live in the hub (`Hub.hops`): the change feed
+counts `feed`, the fan-out `fanout`, each socket's writer `written` and what it lost, by reason.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from harness.errors import ConfigError
+from harness.model import hop_counts as hc
+from harness.refstack.region.realtime.endpoint import HUB
+from harness.refstack.region.state import CONFIG, require_service
+
+PATH = "/_admin/hops"
+NO_STORE = {"Cache-Control": "no-store"}
+REGION_FAULTS = (hc.FEED, hc.FANOUT, hc.WRITTEN)
+
+
+async def get_hops(request: web.Request) -> web.Response:
+    require_service(request)
+    hub = request.app[HUB]
+    run = request.query.get("run") or None
+    body = {
+        "piece": "region",
+        "region": request.app[CONFIG].region,
+        "buckets": hub.hops.snapshot(run),
+        "evicted_buckets": hub.hops.evicted,
+        "dropped_slow_sockets": hub.dropped_slow_sockets,
+        "fault": hub.fault.as_dict() if hub.fault is not None else None,
+    }
+    return web.json_response(body, headers=NO_STORE)
+
+
+async def set_fault(request: web.Request) -> web.Response:
+    require_service(request)
+    try:
+        body = json.loads(await request.read())
+        fault = hc.Fault.parse(str(body["fault"]), "fault") if isinstance(body, dict) else None
+    except (ValueError, KeyError, UnicodeDecodeError, ConfigError) as exc:
+        message = str(exc) if isinstance(exc, ConfigError) else 'expected {"fault": "<hop>:<n>"} or {"fault": "off"}'
+        return web.json_response({"message": message}, status=400, headers=NO_STORE)
+    if fault is not None and fault.hop not in REGION_FAULTS:
+        return web.json_response(
+            {"message": f"a region drops at {', '.join(REGION_FAULTS)} only; {fault.hop} is another piece's hop"},
+            status=400,
+            headers=NO_STORE,
+        )
+    request.app[HUB].fault = fault
+    return web.json_response({"fault": fault.as_dict() if fault is not None else None}, headers=NO_STORE)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(PATH, get_hops)
+    app.router.add_post(PATH, set_fault)
