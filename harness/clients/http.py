@@ -73,12 +73,19 @@ class Reply:
     """From the request's start (after any connect) to its response headers: send, server time, first byte."""
     body_ms: float | None = None
     """From the headers to the end of the body."""
+    wire_bytes: int = 0
+    """Body bytes as they came over the wire (before Content-Encoding was undone)."""
 
     def leg_context(self) -> dict[str, Any]:
         """The legs as an event context's keys (empty when no response came), for callers firing their own event."""
         if self.wait_ms is None:
             return {}
-        return {"connect_ms": self.connect_ms, "wait_ms": self.wait_ms, "body_ms": self.body_ms}
+        return {
+            "connect_ms": self.connect_ms,
+            "wait_ms": self.wait_ms,
+            "body_ms": self.body_ms,
+            "wire_bytes": self.wire_bytes,
+        }
 
     @property
     def body(self) -> Any:
@@ -207,11 +214,12 @@ class Transport:
         raw: bytes | None = None
         connect_ms: float | None = None
         first_byte_ms = -1.0
+        wire = 0
         if response is not None:
             first_byte_ms = (time.perf_counter() - started) * 1000
             connect_ms = pool.take_connect_ms(getattr(response, "_response", None))
             resp_headers = response.headers or {}
-            raw, error = _read_body(response, resp_headers, label, status)
+            raw, error, wire = _read_body(response, resp_headers, label, status)
         elapsed_ms = (time.perf_counter() - started) * 1000
         region = str(resp_headers.get(self.region_header, "") or "") if status else ""
         parsed: Any = None
@@ -239,6 +247,7 @@ class Transport:
                 ctx["connect_ms"] = connect_ms
                 ctx["wait_ms"] = wait_ms
                 ctx["body_ms"] = body_ms
+                ctx["wire_bytes"] = wire
             self.reporter.fire(
                 request_type,
                 name,
@@ -250,7 +259,8 @@ class Transport:
             )
         pending = parsed is not None and not (binary and error is None and 200 <= status < 300)
         return Reply(
-            status, parsed, elapsed_ms, region, error, resp_headers, duplicate, pending, connect_ms, wait_ms, body_ms
+            *(status, parsed, elapsed_ms, region, error, resp_headers, duplicate, pending),
+            *(connect_ms, wait_ms, body_ms, wire),
         )
 
     def _send(
@@ -278,21 +288,22 @@ class Transport:
         self.http.client.close()
 
 
-def _read_body(response: Any, headers: Any, label: str, status: int) -> tuple[bytes | None, RequestFailed | None]:
+def _read_body(response: Any, headers: Any, label: str, status: int) -> tuple[bytes | None, RequestFailed | None, int]:
     """Read the whole body and undo its Content-Encoding; a failure (with the status that came) if either breaks.
+    The last item is the body's length on the wire.
     The connection goes back to the pool only when the body was read to its end (geventhttpclient checks)."""
     encoding = str(headers.get("Content-Encoding", "") or "")
     try:
         raw = response.read()
     except Exception as exc:  # a reset or a timeout mid-body, a malformed chunk: the reply is unusable
-        return None, RequestFailed(label, status, "body_read_error", f"reading the body: {_short(exc)}")
+        return None, RequestFailed(label, status, "body_read_error", f"reading the body: {_short(exc)}"), 0
     finally:
         response.release()
     try:
-        return decode_body(raw, encoding), None
+        return decode_body(raw, encoding), None, len(raw)
     except Exception as exc:  # zlib.error, brotli.error, an unknown coding: say which and how big
         message = f"cannot decode a {len(raw)}-byte body with Content-Encoding {encoding!r}: {_short(exc)}"
-        return None, RequestFailed(label, status, "body_decode_error", message)
+        return None, RequestFailed(label, status, "body_decode_error", message), len(raw)
 
 
 def _short(exc: BaseException) -> str:

@@ -163,6 +163,7 @@ class HarnessPlugin:
             wait_ms=wait_ms,
             body_ms=body_ms,
             sent_bytes=int(ctx.get("bytes_sent") or 0) if wait_ms is not None else 0,
+            wire_bytes=int(ctx.get("wire_bytes") or 0),
         )
         if self.settings.sample_log:
             self._samples.append(json.dumps({"t": t_s, "name": name, "group": group, "ms": ms, "ok": ok}))

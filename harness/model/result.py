@@ -95,6 +95,28 @@ class SteadyState(_Model):
         return cls(start_s=started_s + plateau_s[0], end_s=started_s + plateau_s[1])
 
 
+class NetworkConditions(_Model):
+    """What a shaped group's path applied (schema 1.2), for the report's network prediction
+    (harness/model/network_predict.py). Latency and jitter come from the Toxiproxy toxics, loss only with --kernel."""
+
+    profile: str
+    rtt_ms: float = 0.0
+    """Round trip added by the path (twice the one-way latency toxic)."""
+    jitter_ms: float = 0.0
+    """± uniform variation of each direction's latency (Toxiproxy jitter)."""
+    loss_pct: float = 0.0
+    """Downstream packet loss the profile configures."""
+    loss_applied: bool = False
+    """True only when the kernel dropped packets (--kernel); Toxiproxy cannot drop packets."""
+    down_kbps: float | None = None
+    up_kbps: float | None = None
+    stall_pct: float = 0.0
+    """Share of connections (%) the path stalls (Toxiproxy `timeout`), then closes."""
+    stall_ms: float = 0.0
+    tls: bool = False
+    """The group's URLs are https (a new connection then pays the TLS handshake too)."""
+
+
 class RunInfo(_Model):
     run_id: str
     profile: str
@@ -111,6 +133,8 @@ class RunInfo(_Model):
     network_profiles: dict[str, str] = Field(default_factory=dict)
     """Network profile name → its content hash or version, recorded for the report."""
     smoke_checks: list[SmokeCheck] = Field(default_factory=list)
+    networks: dict[str, NetworkConditions] = Field(default_factory=dict)
+    """Group → the conditions its shaped path applied (schema 1.2; empty for unshaped runs and older files)."""
 
     @property
     def duration_s(self) -> float:
@@ -157,6 +181,8 @@ class Legs(_Model):
     """Requests that went over a kept-alive connection."""
     sent_bytes: int = 0
     """Request body bytes the client named (`bytes_sent`: uploads), for the network prediction."""
+    wire_bytes: int = 0
+    """Response body bytes as they came over the wire (compressed), for the network prediction."""
     connect: SketchField = Field(default_factory=Sketch)
     """Connect time of the successful requests that opened a connection, ms."""
     wait: SketchField = Field(default_factory=Sketch)
@@ -230,10 +256,11 @@ def dump_result(result: Result, path: str | Path) -> Path:
 class _LegAcc:
     """`Legs` while recording: the tail as a dict of mutable rows, so a request updates numbers in place."""
 
-    __slots__ = ("body", "connect", "new", "reused", "sent", "tail", "wait")
+    __slots__ = ("body", "connect", "new", "received", "reused", "sent", "tail", "wait")
 
     def __init__(self) -> None:
         self.sent = 0
+        self.received = 0
         self.new = 0
         self.reused = 0
         self.connect = Sketch()
@@ -242,9 +269,10 @@ class _LegAcc:
         self.tail: dict[int, list[float]] = {}
 
     def add(
-        self, ok: bool, total_ms: float, connect_ms: float | None, wait_ms: float, body_ms: float, sent: int
+        self, ok: bool, total_ms: float, connect_ms: float | None, wait_ms: float, body_ms: float, sent: int, wire: int
     ) -> None:
         self.sent += sent
+        self.received += wire
         if connect_ms is None:
             self.reused += 1
         else:
@@ -269,6 +297,7 @@ class _LegAcc:
         self.new += other.new
         self.reused += other.reused
         self.sent += other.sent
+        self.received += other.received
         self.connect.merge(other.connect)
         self.wait.merge(other.wait)
         self.body.merge(other.body)
@@ -281,6 +310,7 @@ class _LegAcc:
 
     def merge_legs(self, legs: Legs) -> None:
         self.sent += legs.sent_bytes
+        self.received += legs.wire_bytes
         self.new += legs.new_connections
         self.reused += legs.reused
         self.connect.merge(legs.connect)
@@ -296,6 +326,7 @@ class _LegAcc:
     def to_legs(self) -> Legs:
         return Legs(
             sent_bytes=self.sent,
+            wire_bytes=self.received,
             new_connections=self.new,
             reused=self.reused,
             connect=self.connect.copy(),
@@ -376,6 +407,7 @@ class ResultBuilder:
         wait_ms: float | None = None,
         body_ms: float | None = None,
         sent_bytes: int = 0,
+        wire_bytes: int = 0,
     ) -> None:
         """One request (called per request: keep it cheap). `t_s` is Unix time in seconds. With both an
         `origin_region` and a `user_class`, the region is also tallied for that class. With `wait_ms` the request's
@@ -402,7 +434,7 @@ class ResultBuilder:
             legs = acc.legs
             if legs is None:
                 legs = acc.legs = _LegAcc()
-            legs.add(ok, response_time_ms, connect_ms, wait_ms, body_ms or 0.0, sent_bytes)
+            legs.add(ok, response_time_ms, connect_ms, wait_ms, body_ms or 0.0, sent_bytes, wire_bytes)
 
     def record_users(self, t_s: float, users: int) -> None:
         self._users.append(UsersSample(t_s=t_s, users=users))

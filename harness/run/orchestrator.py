@@ -31,11 +31,13 @@ from harness.errors import ConfigError, TargetUnreachable
 from harness.loadgen import env as hs
 from harness.loadgen.cluster import ClusterConfig
 from harness.model.profile import Profile, load_profile, resolve_profile
+from harness.model.result import NetworkConditions
 from harness.network import kernel
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import shaping as china
 from harness.run.accounts import configured_group_size, needs_accounts, provision_for_run, users_needed
 from harness.run.collect import RunOutcome, collect, empty_result, print_checks, report
+from harness.run.network_conditions import all_conditions
 from harness.run.options import (
     FALLBACK_GATES_OFF,
     FALLBACK_LOCUSTFILE,
@@ -46,6 +48,7 @@ from harness.run.options import (
     without_gates,
 )
 from harness.run.progress import ProgressPrinter, watch
+from harness.run.rate_preflight import check_rate
 from harness.run.signals import StopRequest
 from harness.run.smoke import CheckResult, run_checklist
 from harness.run.target import Target, check_allowed, from_reference, preflight, resolve
@@ -82,6 +85,8 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
             f"--kernel: profile {profile.name} has no group to shape (every group is {china.DIRECT_NETWORK})"
         )
     locustfile, fallback = choose_locustfile(options.locustfile)
+    if not fallback:  # a min_rps the users cannot produce: exit 2 before anything starts
+        check_rate(profile, networks, log, users_overridden=options.users is not None)
     if fallback:
         print(
             f"harness: light fallback load ({FALLBACK_LOCUSTFILE.name}); "
@@ -103,6 +108,7 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
 
     checks: list[CheckResult] = []
     network_profiles: dict[str, str] = {}
+    conditions: dict[str, NetworkConditions] = {}
     with StopRequest(log) as stop, contextlib.ExitStack() as cleanup_stack:
         target = resolve_target(options, profile, cleanup_stack, out_dir)
         check_allowed(target, options.confirm_remote)
@@ -129,6 +135,7 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
                 cleanup_stack, networks, urls, use_kernel=options.kernel, out_dir=out_dir, log=log
             )
             network_profiles = china.write_network(out_dir, paths, api_url, log)
+            conditions = all_conditions(networks, kernel=options.kernel, url=target.url)
         interrupted = stop.requested
         if not interrupted:
             groups = group_workers(profile, workers, target, paths, out_dir) if multi_group else ()
@@ -145,5 +152,7 @@ def run(options: RunOptions, log: TextIO = sys.stderr) -> RunOutcome:
             with running_cluster(config) as cluster:
                 printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
                 interrupted = watch(cluster, profile, stop, out_dir, printer)
-    result = collect(out_dir, profile, run_id, target.label, workers, checks, interrupted, log, network_profiles)
+    result = collect(
+        out_dir, profile, run_id, target.label, workers, checks, interrupted, log, network_profiles, conditions
+    )
     return report(result, out_dir, log)
