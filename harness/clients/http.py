@@ -7,6 +7,15 @@ means an empty body is never "decompressed" (a 304 that names `Content-Encoding:
 cannot be read or decoded is a failure value, never an exception. That keeps one transport for Locust and for
 scripts, at the cost of FastHttpSession's own overhead only.
 
+The time of a call is split into legs (docs/result-schema.md, "Request legs"), from three clock reads the call
+makes anyway or adds (one `perf_counter` when the headers are in) and the pool's connect timing (pool.py):
+
+    started ── connect (new connection only: DNS + TCP + TLS) ── wait (send, server, first byte) ── headers in
+            ── body (read the rest) ── elapsed                      total = connect + wait + body
+
+A reused keep-alive connection has connect None (0 ms). The legs travel in the event's context (`connect_ms`,
+`wait_ms`, `body_ms`) and on the `Reply`, for callers that fire their own event (`Reply.leg_context`).
+
 Error bodies of the Supabase services differ (docs/protocols.md §2.4, §3.3, §5.2, §6); `error_fields` reads all of
 them, so a failure reads `REST insert messages: 409 23505 "duplicate key value violates unique constraint"`.
 """
@@ -57,6 +66,26 @@ class Reply:
     duplicate: bool = False
     """True when an insert was answered 409 23505 and the caller said that means already delivered."""
     json_pending: bool = False
+    connect_ms: float | None = None
+    """Time to open the connection (DNS + TCP + TLS); None when a keep-alive connection was reused or no
+    response came."""
+    wait_ms: float | None = None
+    """From the request's start (after any connect) to its response headers: send, server time, first byte."""
+    body_ms: float | None = None
+    """From the headers to the end of the body."""
+    wire_bytes: int = 0
+    """Body bytes as they came over the wire (before Content-Encoding was undone)."""
+
+    def leg_context(self) -> dict[str, Any]:
+        """The legs as an event context's keys (empty when no response came), for callers firing their own event."""
+        if self.wait_ms is None:
+            return {}
+        return {
+            "connect_ms": self.connect_ms,
+            "wait_ms": self.wait_ms,
+            "body_ms": self.body_ms,
+            "wire_bytes": self.wire_bytes,
+        }
 
     @property
     def body(self) -> Any:
@@ -183,9 +212,14 @@ class Transport:
         response, status, error = self._send(label, method, path, {**self.headers, **headers}, body)
         resp_headers: Any = {}
         raw: bytes | None = None
+        connect_ms: float | None = None
+        first_byte_ms = -1.0
+        wire = 0
         if response is not None:
+            first_byte_ms = (time.perf_counter() - started) * 1000
+            connect_ms = pool.take_connect_ms(getattr(response, "_response", None))
             resp_headers = response.headers or {}
-            raw, error = _read_body(response, resp_headers, label, status)
+            raw, error, wire = _read_body(response, resp_headers, label, status)
         elapsed_ms = (time.perf_counter() - started) * 1000
         region = str(resp_headers.get(self.region_header, "") or "") if status else ""
         parsed: Any = None
@@ -201,10 +235,19 @@ class Transport:
                 duplicate = True
             else:
                 error = RequestFailed(label, status, code, message)
+        wait_ms = body_ms = None
+        if first_byte_ms >= 0:
+            wait_ms = first_byte_ms - (connect_ms or 0.0)
+            body_ms = elapsed_ms - first_byte_ms
         if fire:
             ctx = {"origin_region": region, **(context or {})}
             if binary and raw and error is None:
                 ctx["bytes_received"] = len(raw)
+            if wait_ms is not None:
+                ctx["connect_ms"] = connect_ms
+                ctx["wait_ms"] = wait_ms
+                ctx["body_ms"] = body_ms
+                ctx["wire_bytes"] = wire
             self.reporter.fire(
                 request_type,
                 name,
@@ -215,7 +258,10 @@ class Transport:
                 context=ctx,
             )
         pending = parsed is not None and not (binary and error is None and 200 <= status < 300)
-        return Reply(status, parsed, elapsed_ms, region, error, resp_headers, duplicate, json_pending=pending)
+        return Reply(
+            *(status, parsed, elapsed_ms, region, error, resp_headers, duplicate, pending),
+            *(connect_ms, wait_ms, body_ms, wire),
+        )
 
     def _send(
         self, label: str, method: str, path: str, headers: dict[str, str], body: bytes | str | None
@@ -242,21 +288,22 @@ class Transport:
         self.http.client.close()
 
 
-def _read_body(response: Any, headers: Any, label: str, status: int) -> tuple[bytes | None, RequestFailed | None]:
+def _read_body(response: Any, headers: Any, label: str, status: int) -> tuple[bytes | None, RequestFailed | None, int]:
     """Read the whole body and undo its Content-Encoding; a failure (with the status that came) if either breaks.
+    The last item is the body's length on the wire.
     The connection goes back to the pool only when the body was read to its end (geventhttpclient checks)."""
     encoding = str(headers.get("Content-Encoding", "") or "")
     try:
         raw = response.read()
     except Exception as exc:  # a reset or a timeout mid-body, a malformed chunk: the reply is unusable
-        return None, RequestFailed(label, status, "body_read_error", f"reading the body: {_short(exc)}")
+        return None, RequestFailed(label, status, "body_read_error", f"reading the body: {_short(exc)}"), 0
     finally:
         response.release()
     try:
-        return decode_body(raw, encoding), None
+        return decode_body(raw, encoding), None, len(raw)
     except Exception as exc:  # zlib.error, brotli.error, an unknown coding: say which and how big
         message = f"cannot decode a {len(raw)}-byte body with Content-Encoding {encoding!r}: {_short(exc)}"
-        return None, RequestFailed(label, status, "body_decode_error", message)
+        return None, RequestFailed(label, status, "body_decode_error", message), len(raw)
 
 
 def _short(exc: BaseException) -> str:

@@ -32,6 +32,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRu
 
 from harness.loadgen.arrivals import ArrivalGate, install_gate
 from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, SNAPSHOT_FILE, Settings, read_profile
+from harness.model.breakdown import CONNECT_EVENTS
 from harness.model.profile import ENVIRONMENT_ATTRIBUTE, USER_CLASSES, Profile
 from harness.model.result import GroupInfo, Result, ResultBuilder, RunInfo, SteadyState, dump_result
 from harness.model.target_config import names_from_mapping
@@ -177,6 +178,11 @@ class HarnessPlugin:
         ok = exception is None
         t_s = start_time or time.time()
         ms = float(response_time or 0.0)
+        wait_ms = ctx.get("wait_ms")
+        connect_ms = ctx.get("connect_ms")
+        body_ms = ctx.get("body_ms")
+        if wait_ms is None and CONNECT_EVENTS.get(name) == request_type:
+            connect_ms, wait_ms, body_ms = ms, 0.0, 0.0  # a websocket connect is all connect leg
         self.builder.record(
             name,
             request_type,
@@ -188,6 +194,11 @@ class HarnessPlugin:
             failure_kind=None if ok else failure_kind(exception, ctx),
             bytes=int(response_length or 0),
             user_class=ctx.get("user_class") or None,
+            connect_ms=connect_ms,
+            wait_ms=wait_ms,
+            body_ms=body_ms,
+            sent_bytes=int(ctx.get("bytes_sent") or 0) if wait_ms is not None else 0,
+            wire_bytes=int(ctx.get("wire_bytes") or 0),
         )
         if self.settings.sample_log:
             self._samples.append(json.dumps({"t": t_s, "name": name, "group": group, "ms": ms, "ok": ok}))

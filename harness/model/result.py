@@ -12,6 +12,9 @@ Origin regions are tallied per stat, and per user class within it (`origins_by_c
 iterations are counted per window and user class (`Window.arrivals`, with the plan in `Result.arrival`, schema 1.3).
 Delivery hops (schema 1.4): workers also ship their per-hop message counts and delivery-leg sketches (payload 4,
 `record_hops`); the orchestrator adds the servers' counts and the attribution (harness/model/hops.py).
+Requests whose client times their legs (connect, wait, body: harness/clients/http.py; websocket connects) also carry
+`legs` (schema 1.5): connection reuse counts, a sketch per leg and leg sums per coarse bucket of the total, which
+harness/model/breakdown.py reads to say which requests and legs make up a p95.
 """
 
 from __future__ import annotations
@@ -32,17 +35,24 @@ from harness.model.sketch import Sketch
 
 SCHEMA_VERSION: Literal[1] = 1
 """Bumped on any change that an older reader would misread; `load_result` refuses other versions."""
-SCHEMA_MINOR = 4
+SCHEMA_MINOR = 5
 """Bumped when fields are added (1.1: `origins_by_class`, 1.2: `process_cpu`, 1.3: open-model `arrival` and
-`Window.arrivals`, 1.4: `hops`); files of any earlier minor read with the defaults."""
+`Window.arrivals`, 1.4: `hops`, 1.5: request `legs` and `run.networks`); files of any earlier minor read with
+the defaults."""
 
-PAYLOAD_VERSION = 4
+PAYLOAD_VERSION = 5
 """Version of the worker → master payload (2 adds a stats column: origins by user class; 3 adds `arrivals`;
-4 adds `hops`: delivery hop counts and leg sketches); `merge` reads 1 to 4."""
-_PAYLOAD_VERSIONS = (1, 2, 3, 4)
+4 adds `hops`: delivery hop counts and leg sketches; 5 adds a stats column: request legs); `merge` reads 1 to 5."""
+_PAYLOAD_VERSIONS = (1, 2, 3, 4, 5)
 
 DEFAULT_FAILURE_KIND = "error"
 """Failure kind recorded when the caller gives none."""
+
+TAIL_GAMMA = 2**0.25
+"""Width of the coarse buckets of a request's total time in which `Legs.tail` sums its legs (about 19 %)."""
+_INV_LOG_TAIL = 1.0 / math.log(TAIL_GAMMA)
+_log = math.log
+_ceil = math.ceil
 
 
 def _sketch_in(v: Any) -> Sketch:
@@ -90,6 +100,28 @@ class SteadyState(_Model):
         return cls(start_s=started_s + plateau_s[0], end_s=started_s + plateau_s[1])
 
 
+class NetworkConditions(_Model):
+    """What a shaped group's path applied (schema 1.2), for the report's network prediction
+    (harness/model/network_predict.py). Latency and jitter come from the Toxiproxy toxics, loss only with --kernel."""
+
+    profile: str
+    rtt_ms: float = 0.0
+    """Round trip added by the path (twice the one-way latency toxic)."""
+    jitter_ms: float = 0.0
+    """± uniform variation of each direction's latency (Toxiproxy jitter)."""
+    loss_pct: float = 0.0
+    """Downstream packet loss the profile configures."""
+    loss_applied: bool = False
+    """True only when the kernel dropped packets (--kernel); Toxiproxy cannot drop packets."""
+    down_kbps: float | None = None
+    up_kbps: float | None = None
+    stall_pct: float = 0.0
+    """Share of connections (%) the path stalls (Toxiproxy `timeout`), then closes."""
+    stall_ms: float = 0.0
+    tls: bool = False
+    """The group's URLs are https (a new connection then pays the TLS handshake too)."""
+
+
 class RunInfo(_Model):
     run_id: str
     profile: str
@@ -106,6 +138,8 @@ class RunInfo(_Model):
     network_profiles: dict[str, str] = Field(default_factory=dict)
     """Network profile name → its content hash or version, recorded for the report."""
     smoke_checks: list[SmokeCheck] = Field(default_factory=list)
+    networks: dict[str, NetworkConditions] = Field(default_factory=dict)
+    """Group → the conditions its shaped path applied (schema 1.2; empty for unshaped runs and older files)."""
 
     @property
     def duration_s(self) -> float:
@@ -129,6 +163,8 @@ class Stat(_Model):
     """Responses by origin region (from the origin-region header)."""
     origins_by_class: dict[str, dict[str, int]] = Field(default_factory=dict)
     """Responses by user class, then origin region (schema 1.1; empty in older files and for unlabelled requests)."""
+    legs: Legs | None = None
+    """Connect / wait / body of requests whose client times them (schema 1.2; None in older files and for others)."""
 
 
 class ArrivalStat(_Model):
@@ -161,6 +197,32 @@ class Window(_Model):
     stats: list[Stat]
     arrivals: list[ArrivalStat] = Field(default_factory=list)
     """Open-model iteration counts per user class (schema 1.3; empty in closed runs and older files)."""
+
+
+class Legs(_Model):
+    """Where the time of one stat's requests went (schema 1.2; docs/result-schema.md "Request legs").
+
+    total = connect + wait + body: connect is DNS + TCP (+ TLS) on a new connection and 0 on a reused one (a
+    websocket's upgrade, and for `/rtc` its join reply, counts as connect); wait is sending the request, the
+    server's time and the first byte back; body is reading the rest. Sketches hold successful requests only.
+    """
+
+    new_connections: int = 0
+    """Requests (successful or not) that opened a connection."""
+    reused: int = 0
+    """Requests that went over a kept-alive connection."""
+    sent_bytes: int = 0
+    """Request body bytes the client named (`bytes_sent`: uploads), for the network prediction."""
+    wire_bytes: int = 0
+    """Response body bytes as they came over the wire (compressed), for the network prediction."""
+    connect: SketchField = Field(default_factory=Sketch)
+    """Connect time of the successful requests that opened a connection, ms."""
+    wait: SketchField = Field(default_factory=Sketch)
+    body: SketchField = Field(default_factory=Sketch)
+    tail: list[list[float]] = Field(default_factory=list)
+    """Rows `[key, count, total_ms, connect_ms, wait_ms, body_ms]`: sums per coarse bucket of the total time
+    (bucket `key` holds totals in (TAIL_GAMMA**(key-1), TAIL_GAMMA**key] ms), so the legs of the requests above
+    any threshold can be read back."""
 
 
 class Result(_Model):
@@ -232,8 +294,95 @@ def dump_result(result: Result, path: str | Path) -> Path:
 # ---- the accumulator (workers and master) ----
 
 
+class _LegAcc:
+    """`Legs` while recording: the tail as a dict of mutable rows, so a request updates numbers in place."""
+
+    __slots__ = ("body", "connect", "new", "received", "reused", "sent", "tail", "wait")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+        self.new = 0
+        self.reused = 0
+        self.connect = Sketch()
+        self.wait = Sketch()
+        self.body = Sketch()
+        self.tail: dict[int, list[float]] = {}
+
+    def add(
+        self, ok: bool, total_ms: float, connect_ms: float | None, wait_ms: float, body_ms: float, sent: int, wire: int
+    ) -> None:
+        self.sent += sent
+        self.received += wire
+        if connect_ms is None:
+            self.reused += 1
+        else:
+            self.new += 1
+        if not ok:
+            return
+        if connect_ms is not None:
+            self.connect.add(connect_ms)
+        self.wait.add(wait_ms)
+        self.body.add(body_ms)
+        k = _ceil(_log(total_ms) * _INV_LOG_TAIL) if total_ms > 1e-6 else 0
+        row = self.tail.get(k)
+        if row is None:
+            row = self.tail[k] = [0.0, 0.0, 0.0, 0.0, 0.0]
+        row[0] += 1
+        row[1] += total_ms
+        row[2] += connect_ms or 0.0
+        row[3] += wait_ms
+        row[4] += body_ms
+
+    def merge_acc(self, other: _LegAcc) -> None:
+        self.new += other.new
+        self.reused += other.reused
+        self.sent += other.sent
+        self.received += other.received
+        self.connect.merge(other.connect)
+        self.wait.merge(other.wait)
+        self.body.merge(other.body)
+        for key, sums in other.tail.items():
+            row = self.tail.get(key)
+            if row is None:
+                row = self.tail[key] = [0.0, 0.0, 0.0, 0.0, 0.0]
+            for i in range(5):
+                row[i] += sums[i]
+
+    def merge_legs(self, legs: Legs) -> None:
+        self.sent += legs.sent_bytes
+        self.received += legs.wire_bytes
+        self.new += legs.new_connections
+        self.reused += legs.reused
+        self.connect.merge(legs.connect)
+        self.wait.merge(legs.wait)
+        self.body.merge(legs.body)
+        for key, *sums in legs.tail:
+            row = self.tail.get(int(key))
+            if row is None:
+                row = self.tail[int(key)] = [0.0, 0.0, 0.0, 0.0, 0.0]
+            for i, v in enumerate(sums[:5]):
+                row[i] += v
+
+    def to_legs(self) -> Legs:
+        return Legs(
+            sent_bytes=self.sent,
+            wire_bytes=self.received,
+            new_connections=self.new,
+            reused=self.reused,
+            connect=self.connect.copy(),
+            wait=self.wait.copy(),
+            body=self.body.copy(),
+            tail=[[float(k), *row] for k, row in sorted(self.tail.items())],
+        )
+
+
+def _legs_payload(legs: _LegAcc | None) -> dict[str, Any] | None:
+    return None if legs is None else legs.to_legs().model_dump()
+
+
 class _Acc:
-    __slots__ = ("by_class", "bytes", "count", "failures", "origins", "sketch")
+    __slots__ = ("by_class", "bytes", "count", "failures", "legs", "origins", "sketch")
 
     def __init__(self) -> None:
         self.count = 0
@@ -242,6 +391,7 @@ class _Acc:
         self.origins: dict[str, int] = {}
         self.by_class: dict[str, dict[str, int]] = {}
         self.sketch = Sketch()
+        self.legs: _LegAcc | None = None
 
     def merge(
         self,
@@ -305,9 +455,15 @@ class ResultBuilder:
         failure_kind: str | None = None,
         bytes: int = 0,
         user_class: str | None = None,
+        connect_ms: float | None = None,
+        wait_ms: float | None = None,
+        body_ms: float | None = None,
+        sent_bytes: int = 0,
+        wire_bytes: int = 0,
     ) -> None:
         """One request (called per request: keep it cheap). `t_s` is Unix time in seconds. With both an
-        `origin_region` and a `user_class`, the region is also tallied for that class."""
+        `origin_region` and a `user_class`, the region is also tallied for that class. With `wait_ms` the request's
+        legs are recorded too (`connect_ms` None: a reused connection)."""
         key = (int(t_s // self.window_s), name, request_type, group)
         acc = self._stats.get(key)
         if acc is None:
@@ -326,6 +482,11 @@ class ResultBuilder:
                 if regions is None:
                     regions = acc.by_class[user_class] = {}
                 regions[origin_region] = regions.get(origin_region, 0) + 1
+        if wait_ms is not None:
+            legs = acc.legs
+            if legs is None:
+                legs = acc.legs = _LegAcc()
+            legs.add(ok, response_time_ms, connect_ms, wait_ms, body_ms or 0.0, sent_bytes, wire_bytes)
 
     def record_arrival(
         self, t_s: float, user_class: str, *, target: float = 0.0, started: int = 0, dropped: int = 0,
@@ -360,7 +521,10 @@ class ResultBuilder:
             "worker": self.worker,
             "window_s": self.window_s,
             "stats": [
-                [k[0], k[1], k[2], k[3], a.count, a.failures, a.bytes, a.sketch.to_dict(), a.origins, a.by_class]
+                [
+                    *(k[0], k[1], k[2], k[3], a.count, a.failures, a.bytes, a.sketch.to_dict(), a.origins),
+                    *(a.by_class, _legs_payload(a.legs)),
+                ]
                 for k, a in self._stats.items()
             ],
             "cpu": [[c.t_s, c.worker, c.cpu_pct] for c in self._cpu],
@@ -404,6 +568,11 @@ class ResultBuilder:
             if acc is None:
                 acc = self._stats[key] = _Acc()
             acc.merge(count, failures, nbytes, Sketch.from_dict(sketch), origins, by_class)
+            legs = row[10] if len(row) > 10 else None  # rows before version 3 have no legs column
+            if legs is not None:
+                if acc.legs is None:
+                    acc.legs = _LegAcc()
+                acc.legs.merge_legs(legs if isinstance(legs, Legs) else Legs.model_validate(legs))
         self._cpu.extend(CpuSample(t_s=t, worker=w, cpu_pct=c) for t, w, c in payload.get("cpu", []))
         self._users.extend(UsersSample(t_s=t, users=u) for t, u in payload.get("users", []))
         for win, user_class, target, started, dropped, completed in payload.get("arrivals", []):  # version 3
@@ -429,6 +598,7 @@ class ResultBuilder:
                     sketch=a.sketch.copy(),
                     origins=dict(a.origins),
                     origins_by_class={c: dict(r) for c, r in a.by_class.items()},
+                    legs=a.legs.to_legs() if a.legs is not None else None,
                 )
             )
         arrivals: dict[int, list[ArrivalStat]] = {}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from html import escape
 
-from harness.gates.verdict import Verdict, fmt
+from harness.gates.verdict import Verdict, fmt, totals_excluded
+from harness.model.profile import GatesConfig
 from harness.model.result import Result
 from harness.report.compare import Change
 from harness.report.hops import hops_section
+from harness.report.sections import to_html
 from harness.report.series import GroupRow
-from harness.report.summary import STATUS_MARK, observed_text, threshold_text
+from harness.report.summary import STATUS_MARK, breakdown_sections, observed_text, threshold_text
 
 # Shared with drill_html.py.
 CSS = """
@@ -73,6 +75,8 @@ def render_html(
     head = ["name", "requests", "rps", "p50", "p95", "p99", "errors", "network"]
     parts += ["<h2>Steady state by group</h2>", html_table(head, _stat_rows(groups))]
     parts += ["<h2>Steady state by request name</h2>", html_table(head, _stat_rows(requests))]
+    exclude = totals_excluded(result.gates or GatesConfig())
+    parts += [to_html(section) for section in breakdown_sections(result, exclude)]
     if run.groups:
         parts += [
             "<h2>Groups</h2>",

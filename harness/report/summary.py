@@ -6,9 +6,12 @@ from datetime import UTC, datetime
 
 from harness.gates.verdict import GateResult, Verdict, fmt
 from harness.model.result import Result, process_cpu_means
+from harness.report.china import china_sections
 from harness.report.compare import Change
 from harness.report.hops import hops_section
+from harness.report.sections import Section, to_markdown
 from harness.report.series import GroupRow, group_rows, request_rows
+from harness.report.tail import tail_sections
 
 STATUS_MARK = {"passed": "✅ passed", "failed": "❌ failed", "invalid": "⚠️ invalid"}
 STATUS_WORD = {"passed": "PASS", "failed": "FAIL", "invalid": "INVALID"}
@@ -61,6 +64,11 @@ def _rows_table(title: str, rows: list[GroupRow], with_network: bool) -> list[st
     return out
 
 
+def breakdown_sections(result: Result, exclude: list[str]) -> list[Section]:
+    """Where the time went: the China explanation (runs with shaped groups), the p95's top contributors, legs."""
+    return [*china_sections(result, exclude), *tail_sections(result, exclude)]
+
+
 def render_summary(
     result: Result,
     verdict: Verdict,
@@ -83,8 +91,10 @@ def render_summary(
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "### Steady state by group", "", *_rows_table("group", group_rows(result, exclude), True)]
     lines += ["", "### Steady state by request name", "", *_rows_table("request", request_rows(result), False)]
-    lines += _cpu_table(result)
+    for section in breakdown_sections(result, exclude):
+        lines += to_markdown(section)
     lines += _hops_md(result)
+    lines += _cpu_table(result)
     if changes is not None:
         lines += ["", f"### Compared with `{base_id}`", ""]
         regressions = [c for c in changes if c.regressed]

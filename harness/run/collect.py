@@ -14,7 +14,7 @@ from harness.errors import ConfigError
 from harness.gates.verdict import Verdict, evaluate
 from harness.loadgen import env as hs
 from harness.model.profile import Profile
-from harness.model.result import Result, ResultBuilder, RunInfo, load_result
+from harness.model.result import NetworkConditions, Result, ResultBuilder, RunInfo, load_result
 from harness.report import render_text, write_reports
 from harness.run.hops import ServerHops, add_server_hops
 from harness.run.smoke import CheckResult
@@ -59,6 +59,7 @@ def collect(
     log: TextIO,
     network_profiles: dict[str, str] | None = None,
     server_hops: ServerHops | None = None,
+    networks: dict[str, NetworkConditions] | None = None,
 ) -> Result:
     try:
         result = load_result(out_dir / hs.RESULT_FILE)
@@ -69,6 +70,8 @@ def collect(
     update: dict[str, Any] = {"smoke_checks": smoke, "partial": result.run.partial or interrupted}
     if network_profiles:
         update["network_profiles"] = {**result.run.network_profiles, **network_profiles}
+    if networks:
+        update["networks"] = {**result.run.networks, **networks}
     run = result.run.model_copy(update=update)
     return add_server_hops(result.model_copy(update={"run": run}), server_hops)
 

@@ -33,13 +33,14 @@ from harness.errors import ConfigError, TargetUnreachable
 from harness.loadgen import env as hs
 from harness.loadgen.cluster import ClusterConfig
 from harness.model.profile import Profile, load_profile, resolve_profile
-from harness.model.result import CpuSample
+from harness.model.result import CpuSample, NetworkConditions
 from harness.network import kernel
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import shaping as china
 from harness.run.accounts import configured_group_size, needs_accounts, provision_for_run, users_needed, users_tag
 from harness.run.collect import RunOutcome, collect, empty_result, print_checks, report
 from harness.run.hops import ServerHops, fetch_server_hops
+from harness.run.network_conditions import all_conditions
 from harness.run.options import (
     FALLBACK_GATES_OFF,
     FALLBACK_LOCUSTFILE,
@@ -51,6 +52,7 @@ from harness.run.options import (
 )
 from harness.run.proc_cpu import ProcessCpu
 from harness.run.progress import ProgressPrinter, watch
+from harness.run.rate_preflight import check_rate
 from harness.run.signals import StopRequest
 from harness.run.smoke import CheckResult, run_checklist
 from harness.run.target import Target, check_allowed, from_reference, preflight, resolve
@@ -97,6 +99,8 @@ def run(
             f"--kernel: profile {profile.name} has no group to shape (every group is {china.DIRECT_NETWORK})"
         )
     locustfile, fallback = choose_locustfile(options.locustfile)
+    if not fallback:  # a min_rps the users cannot produce: exit 2 before anything starts
+        check_rate(profile, networks, log, users_overridden=options.users is not None)
     if fallback:
         print(
             f"harness: light fallback load ({FALLBACK_LOCUSTFILE.name}); "
@@ -120,6 +124,7 @@ def run(
     process_cpu: list[CpuSample] = []
     network_profiles: dict[str, str] = {}
     server_hops: ServerHops | None = None
+    conditions: dict[str, NetworkConditions] = {}
     with StopRequest(log) as stop, contextlib.ExitStack() as cleanup_stack:
         target = resolve_target(options, profile, cleanup_stack, out_dir)
         check_allowed(target, options.confirm_remote)
@@ -146,6 +151,7 @@ def run(
                 cleanup_stack, networks, urls, use_kernel=options.kernel, out_dir=out_dir, log=log
             )
             network_profiles = china.write_network(out_dir, paths, api_url, log)
+            conditions = all_conditions(networks, kernel=options.kernel, url=target.url)
         interrupted = stop.requested
         if not interrupted:
             groups = group_workers(profile, workers, target, paths, out_dir) if multi_group else ()
@@ -169,7 +175,17 @@ def run(
             # Before the reference stack stops; envelopes carry the users' tag of the run id (accounts.py).
             server_hops = fetch_server_hops(target, users_tag(run_id))
     result = collect(
-        out_dir, profile, run_id, target.label, workers, checks, interrupted, log, network_profiles, server_hops
+        out_dir,
+        profile,
+        run_id,
+        target.label,
+        workers,
+        checks,
+        interrupted,
+        log,
+        network_profiles,
+        server_hops,
+        conditions,
     )
     result = result.model_copy(update={"process_cpu": process_cpu})
     return report(result, out_dir, log)

@@ -127,7 +127,8 @@ class WebShell:
         self.reporter.fire(
             REQUEST_TYPE, name, reply.elapsed_ms, exception=error,
             response_length=len(reply.body) if isinstance(reply.body, bytes) else 0,
-            context={"origin_region": reply.origin_region, "content_encoding": reply.headers.get("Content-Encoding")},
+            context={"origin_region": reply.origin_region, "content_encoding": reply.headers.get("Content-Encoding"),
+                     **reply.leg_context()},
         )  # fmt: skip
         reply.error = error
         return reply

@@ -161,7 +161,7 @@ def test_workers_ship_hops_and_the_master_merges_them() -> None:
     legs[(2, "commit")].add(4.0)
     worker.record_hops({2: {"sent": 3, "acked": 3}}, legs)
     payload = worker.to_payload(reset=True)
-    assert payload["v"] == PAYLOAD_VERSION == 4 and "hops" not in worker.to_payload()
+    assert payload["v"] == PAYLOAD_VERSION == 5 and "hops" not in worker.to_payload()
     master = ResultBuilder(window_s=5.0)
     master.merge(json.loads(json.dumps(payload)))
     master.merge(payload)
