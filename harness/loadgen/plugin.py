@@ -33,6 +33,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRu
 from harness.loadgen.arrivals import ArrivalGate, install_gate
 from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, SNAPSHOT_FILE, Settings, read_profile
 from harness.model.breakdown import CONNECT_EVENTS
+from harness.model.metrics import ACKED_OBJECT_MISSING_KIND, ACKED_UPLOAD
 from harness.model.profile import ENVIRONMENT_ATTRIBUTE, USER_CLASSES, Profile
 from harness.model.result import GroupInfo, Result, ResultBuilder, RunInfo, SteadyState, dump_result
 from harness.model.target_config import names_from_mapping
@@ -56,10 +57,13 @@ def current_profile() -> Profile | None:
 
 
 def failure_kind(exception: BaseException | None, context: dict[str, Any]) -> str:
-    """`context["failure_kind"]`, an exception's `kind`, "timeout" for timeouts, else "error"."""
+    """`context["failure_kind"]`, an exception's `kind`, `acked_object_missing` for a 404 on a read of an
+    acknowledged upload, "timeout" for timeouts, else "error"."""
     kind = context.get("failure_kind") or getattr(exception, "kind", None)
     if isinstance(kind, str) and kind:
         return kind
+    if context.get(ACKED_UPLOAD) and getattr(exception, "status", None) == 404:
+        return ACKED_OBJECT_MISSING_KIND
     if isinstance(exception, TimeoutError | socket.timeout) or "timeout" in type(exception).__name__.lower():
         return "timeout"
     return "error"

@@ -45,3 +45,9 @@ ITERATIONS = "iterations"
 `iterations[<user class>].rate` (profile `min_rate_achieved_pct`), over the result's `Window.arrivals` counts."""
 DROPPED_SUFFIX = "dropped"
 RATE_SUFFIX = "rate"
+
+ACKED_OBJECT_MISSING_KIND = "acked_object_missing"
+"""Failure kind of a download (or signed fetch) answered 404 for an object whose upload was acknowledged: data loss,
+or a read served by a region the write has not reached yet (the stat's origins say which region answered)."""
+ACKED_UPLOAD = "acked_upload"
+"""Event context key: the request reads an object whose upload was acknowledged (the scenario only downloads those)."""

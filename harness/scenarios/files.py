@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from harness.clients.supabase.session import SupabaseSession
+from harness.model.metrics import ACKED_UPLOAD
 from harness.scenarios.runstate import RunState
 from harness.scenarios.sizes import MAX_BYTES, SizeDistribution
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from harness.scenarios.base import AccountUser
 
 SIGNED_URL_TTL_S = 60
+ACKED = {ACKED_UPLOAD: True}
+"""Every download names an object whose upload was acknowledged (`upload` records only those), so a 404 is filed
+as `acked_object_missing`, never as the target's ordinary error (harness/loadgen/plugin.py)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -73,7 +77,7 @@ class Files:
     def download(self) -> bool | None:
         """None when there is nothing to download yet."""
         path = self._pick()
-        return None if path is None else self.session.download(path).ok
+        return None if path is None else self.session.download(path, context=ACKED).ok
 
     def signed_download(self) -> bool | None:
         """Sign a URL for a recent file, then fetch it (what opening an attachment in the app does)."""
@@ -82,7 +86,7 @@ class Files:
             return None
         signed = self.session.sign(path, expires_in_s=SIGNED_URL_TTL_S)
         url = signed.body.get("signedURL") if signed.ok and isinstance(signed.body, dict) else None
-        return bool(url) and self.session.fetch_signed(str(url)).ok
+        return bool(url) and self.session.fetch_signed(str(url), context=ACKED).ok
 
 
 def files_for(user: AccountUser) -> Files:

@@ -6,12 +6,16 @@ import random
 
 import pytest
 
-from harness.clients.events import ListEvent, Reporter
+from harness.clients.events import ListEvent, Reporter, RequestFailed
 from harness.clients.http import Reply
 from harness.errors import ConfigError
+from harness.loadgen.plugin import failure_kind
 from harness.model.delivery import DeliveryTracker, Envelope
+from harness.model.metrics import ACKED_UPLOAD
 from harness.scenarios.delivery_recorder import DeliveryRecorder
+from harness.scenarios.files import Files
 from harness.scenarios.meeting import RenamedEvent
+from harness.scenarios.runstate import RunState
 from harness.scenarios.settings import ScenarioSettings
 from harness.scenarios.sizes import parse_sizes
 from harness.scenarios.web import NO_CACHE, Expect, check, expected_encoding
@@ -102,3 +106,31 @@ def test_check_names_the_broken_header() -> None:
     )
     plain = {k: v for k, v in good.items() if k != "Content-Encoding"}
     assert check(Reply(200, b"", 1.0, headers=plain), expect, "br") == "Content-Encoding is 'identity', expected 'br'"
+
+
+def test_a_404_on_an_acknowledged_upload_is_filed_as_missing_not_as_an_error() -> None:
+    """Downloads only ever name acknowledged uploads, so a 404 there is data loss (or a read served by a region the
+    write has not reached), filed under its own kind; other failures keep theirs."""
+
+    class Session:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, dict[str, object] | None]] = []
+
+        def upload(self, path: str, data: bytes, content_type: str) -> Reply:
+            return Reply(201, None, 1.0, "ap-southeast-1", None, {}, False)
+
+        def download(self, path: str, context: dict[str, object] | None = None) -> Reply:
+            self.calls.append((path, context))
+            return Reply(200, b"", 1.0, "ap-southeast-1", None, {}, False)
+
+    session = Session()
+    state = RunState.__new__(RunState)
+    state.files = {}
+    files = Files(session, "me", ["conv"], state, parse_sizes("10KB:1", "t"), random.Random(1))  # type: ignore[arg-type]
+    assert files.upload() and files.download()
+    [(path, context)] = session.calls
+    assert path.startswith("conv/") and context == {ACKED_UPLOAD: True}
+    missing = RequestFailed("STORAGE download", 404, "not_found", "Object not found")
+    assert failure_kind(missing, {ACKED_UPLOAD: True}) == "acked_object_missing"
+    assert failure_kind(missing, {}) == "error"
+    assert failure_kind(RequestFailed("STORAGE download", 500, "x", "y"), {ACKED_UPLOAD: True}) == "error"

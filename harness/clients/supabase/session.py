@@ -288,12 +288,12 @@ class SupabaseSession:
             context={"bytes_sent": len(data)},
         )
 
-    def download(self, path: str, *, bucket: str | None = None) -> Reply:
+    def download(self, path: str, *, bucket: str | None = None, context: dict[str, Any] | None = None) -> Reply:
         """`GET /storage/v1/object/<bucket>/<path>` (`STORAGE download`); `body` is the bytes."""
-        return self._download("download", api.storage_object(bucket or self.bucket, path))
+        return self._download("download", api.storage_object(bucket or self.bucket, path), context)
 
-    def _download(self, name: str, url: str) -> Reply:
-        return self._call("STORAGE", name, "GET", url, binary=True)
+    def _download(self, name: str, url: str, context: dict[str, Any] | None = None) -> Reply:
+        return self._call("STORAGE", name, "GET", url, binary=True, context=context)
 
     def sign(self, path: str, *, expires_in_s: int = 60, bucket: str | None = None) -> Reply:
         """`POST /storage/v1/object/sign/<bucket>/<path>` (`STORAGE sign`); `body["signedURL"]` is relative to the
@@ -307,9 +307,9 @@ class SupabaseSession:
             body=json.dumps({"expiresIn": str(expires_in_s)}),
         )
 
-    def fetch_signed(self, signed_url: str) -> Reply:
+    def fetch_signed(self, signed_url: str, *, context: dict[str, Any] | None = None) -> Reply:
         """GET a signed URL (`STORAGE fetch signed`): absolute, or relative to `/storage/v1` as `sign` returns it."""
-        return self._download("fetch signed", api.signed_url(signed_url))
+        return self._download("fetch signed", api.signed_url(signed_url), context)
 
     def list(self, prefix: str = "", *, limit: int = 100, offset: int = 0, bucket: str | None = None) -> Reply:
         """`POST /storage/v1/object/list/<bucket>` (`STORAGE list`)."""

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -93,7 +96,15 @@ class HealthChecker:
                     error = f"HTTP {resp.status}"
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        self.state[region].record(error is None, error, self.failure_threshold, self.recovery_threshold)
+        state = self.state[region]
+        if state.record(error is None, error, self.failure_threshold, self.recovery_threshold):
+            # Said in the edge's log: a flip moves traffic between regions (under overload a slow /health alone can
+            # do it, and reads then land on a replica that may not have the latest writes yet).
+            if state.healthy:
+                log.warning("edge: origin %s healthy again after %d good probes", region, state.consecutive_successes)
+            else:
+                log.warning("edge: origin %s unhealthy after %d failed probes (last: %s); traffic moves to the other "
+                            "region", region, state.consecutive_failures, error)  # fmt: skip
 
     async def run(self) -> None:
         """Probe rounds forever, one round every interval_s (the round's own duration included)."""

@@ -21,9 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,11 +40,10 @@ from harness.refstack.region.auth_passwords import (
     hash_password,
 )
 from harness.refstack.region.state import CONFIG, DB, api_key, bearer_token
+from harness.refstack.region.token_cache import verify_token
 
 log = logging.getLogger(__name__)
 
-TOKEN_CACHE_SIZE = 20_000
-"""Verified tokens kept in memory, so a hot path verifies each distinct token's signature once."""
 MAX_VARCHAR = 255
 """auth.users' email and role are varchar(255): longer values are refused before they reach the database."""
 MAX_PAGE = 1_000_000
@@ -69,25 +66,6 @@ def gateway_key_error(request: web.Request) -> web.Response | None:
     if key not in (config.anon_key, config.service_role_key):
         return web.json_response({"message": "Invalid authentication credentials"}, status=401)
     return None
-
-
-_token_cache: OrderedDict[tuple[str, str], Claims] = OrderedDict()
-
-
-def verify_token(token: str, secret: str) -> Claims:
-    """`keys.verify` with an LRU in front, keyed by (secret, token) and honoured only until the token's `exp`."""
-    cache_key = (secret, token)
-    claims = _token_cache.get(cache_key)
-    if claims is not None:
-        if float(claims.raw.get("exp", 0)) > time.time():
-            return claims
-        del _token_cache[cache_key]
-        raise TokenError("expired", "JWT expired")
-    claims = keys.verify(token, secret)
-    _token_cache[cache_key] = claims
-    if len(_token_cache) > TOKEN_CACHE_SIZE:
-        _token_cache.popitem(last=False)
-    return claims
 
 
 # -- responses ------------------------------------------------------------------------------------------------------

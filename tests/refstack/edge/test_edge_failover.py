@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import httpx
 import websocket
 
-from harness.refstack.edge.health import OriginHealth
+from harness.refstack.edge.health import HealthChecker, OriginHealth
 
 SINGAPORE = "ap-southeast-1"
 JAPAN = "ap-northeast-1"
@@ -107,3 +109,20 @@ def test_thresholds_need_consecutive_results() -> None:
     assert [h.record(ok, None, 3, 2) for ok in (True, False, True, True)] == [False, False, False, True]
     assert h.healthy is True
     assert h.transitions == 2
+
+
+def test_a_health_flip_is_said_in_the_log(caplog: Any) -> None:
+    """A flip moves traffic between regions, so the edge's log names it (an overloaded /health alone can do it)."""
+    # Port 9 on loopback: nothing listens, every probe fails at once.
+    checker = HealthChecker(origins={"ap-southeast-1": "http://127.0.0.1:9"}, failure_threshold=2, timeout_s=1.0)
+
+    async def probes() -> None:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(3):
+                await checker.probe(session, "ap-southeast-1")
+
+    with caplog.at_level("WARNING", logger="harness.refstack.edge.health"):
+        asyncio.run(probes())
+    flips = [r.getMessage() for r in caplog.records if "unhealthy" in r.getMessage()]
+    assert len(flips) == 1 and "ap-southeast-1 unhealthy after 2 failed probes" in flips[0]
+    assert "traffic moves to the other region" in flips[0]

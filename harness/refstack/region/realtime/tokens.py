@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import jwt
 
-from harness.model.keys import Claims, TokenError, verify
+from harness.model.keys import Claims, TokenError
+from harness.refstack.region.token_cache import verify_token
 
 HANDSHAKE_ERRORS = {
     "missing": "API key is missing",
@@ -48,7 +49,7 @@ def check(token: str | None, secret: str) -> Claims | Rejected:
     if not token:
         return Rejected("missing", "Unauthorized: API key is missing")
     try:
-        claims = verify(token.strip(), secret, require_exp=True)
+        claims = verify_token(token.strip(), secret, require_exp=True)
     except TokenError as exc:
         if exc.reason == "expired":
             message = f"Token has expired {_expired_seconds(token)} seconds ago"

@@ -21,6 +21,7 @@ from harness.refstack.region.database import API_ROLES, Database
 from harness.refstack.region.state import CONFIG, DB, bearer_token
 from harness.refstack.region.storage import errors
 from harness.refstack.region.storage.errors import StorageError
+from harness.refstack.region.token_cache import verify_token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -68,7 +69,7 @@ def claims_of(request: web.Request) -> Claims:
     if token is None:
         raise errors.access_denied("Missing JWT: send Authorization: Bearer <anon key, service key or access token>")
     try:
-        claims = keys.verify(token, request.app[CONFIG].jwt_secret, require_exp=False)
+        claims = verify_token(token, request.app[CONFIG].jwt_secret, require_exp=False)
     except keys.TokenError as exc:
         raise errors.access_denied(str(exc)) from None
     if claims.role in API_ROLES:
