@@ -32,9 +32,9 @@ from harness.model import keys  # noqa: E402
 from harness.model.credentials import Credentials  # noqa: E402
 from harness.model.delivery import Envelope  # noqa: E402
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts  # noqa: E402
-from harness.scenarios.runstate import install  # noqa: E402
 from harness.scenarios.base import AccountUser  # noqa: E402
 from harness.scenarios.provisioning import provision_users, remove_users  # noqa: E402
+from harness.scenarios.runstate import install  # noqa: E402
 from harness.scenarios.settings import ScenarioSettings  # noqa: E402
 
 _seq = itertools.count(1)
