@@ -12,6 +12,7 @@ stack's.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,7 +45,13 @@ ADMIN_USERS = f"{AUTH}/admin/users"
 
 def query(params: Iterable[tuple[str, str]]) -> str:
     """`?a=1&b=2` (percent-encoded as postgrest-py does), or "" when there are none."""
-    pairs = list(params)
+    return _encoded(tuple(params))
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(pairs: tuple[tuple[str, str], ...]) -> str:
+    # Load users repeat the same few queries (a conversation's history page): percent-encoding each one anew was a
+    # measurable share of the client layer's cost per request (docs/BENCHMARKS.md, "Side by side").
     return "?" + urlencode(pairs, quote_via=quote) if pairs else ""
 
 

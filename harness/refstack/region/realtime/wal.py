@@ -2,7 +2,7 @@
 
     start  ─► catalog (published tables) ─► slot.create (on a standby: nudging the primary)
     loop   ─► slot.poll ─► pgoutput.parse ─► changes.Decoder ─► hub.publish (visibility as each subscriber)
-           ─► full batch: poll again at once; some rows: again after BUSY_POLL_S; none: back off to MAX_IDLE_S;
+           ─► full batch: poll again at once; some rows: again after MIN_IDLE_S; none: back off to MAX_IDLE_S;
               no channel listening: every UNHEARD_POLL_S
     error  ─► log what may be missed, wait, make the slot again (the database restarted, was rewound, or the
               pools were replaced), carry on
@@ -39,11 +39,6 @@ BATCH = 1000
 MIN_IDLE_S = 0.002
 MAX_IDLE_S = 0.016
 """Poll cadence when nothing came back: doubling from MIN_IDLE_S up to this (the idle delivery latency bound)."""
-BUSY_POLL_S = 0.02
-"""Pause after a poll that brought rows but not a full batch. Every poll starts logical decoding again from the
-slot's restart point, a fixed cost paid per poll: under load, polling every 2 ms made PostgreSQL decode the same
-WAL hundreds of times a second (its backends were the busiest processes of a `harness load` run); 20 ms batches
-the changes of ~20 ms per poll for at most 20 ms more delivery latency."""
 UNHEARD_POLL_S = 0.25
 """Pause between polls while no channel listens to postgres_changes (a replica nobody reads from, say): the slot
 is still read, so its WAL does not pile up, but a poll costs a decoding start-up that nobody benefits from. A
@@ -161,7 +156,7 @@ class ChangeFeed:
             if not self.hub.listening():
                 await asyncio.sleep(UNHEARD_POLL_S)
                 continue
-            await asyncio.sleep(BUSY_POLL_S if rows else idle_s)
+            await asyncio.sleep(MIN_IDLE_S if rows else idle_s)
             idle_s = MIN_IDLE_S if rows else min(idle_s * 2, MAX_IDLE_S)
 
     async def _decode(self, datas: list[bytes]) -> list[Change]:
