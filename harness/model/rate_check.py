@@ -123,12 +123,11 @@ class RateCheck:
 
 def check(profile: Profile, rtt_ms: Mapping[str, float], meeting_stay_s: float = MEETING_STAY_S) -> RateCheck:
     """The upper bound per group at the profile's peak users (`rtt_ms`: group → its network's round trip). No bound
-    (min_rps None) when the closed model does not set the rate: an open-model profile (`[arrival]`: its rate is
-    planned and gated by iterations[<class>].rate), or user classes this module does not know (a custom
-    locustfile's think times are unknown here)."""
-    weights = profile.scenarios.weights()
-    if profile.arrival or any(c not in ITERATIONS for c, w in weights.items() if w > 0):
+    (min_rps None) for an open-model profile (`[arrival]`): its rate is planned, and gated by
+    iterations[<class>].rate."""
+    if profile.arrival:
         return RateCheck(None, [])
+    weights = profile.scenarios.weights()
     total_weight = sum(weights.values())
     per_user = {
         g: sum(w / total_weight * ITERATIONS[c].max_rps(rtt_ms.get(g, 0.0), _stay(c, meeting_stay_s)) for c, w in

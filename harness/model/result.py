@@ -343,11 +343,7 @@ class _LegAcc:
         self.wait.merge(other.wait)
         self.body.merge(other.body)
         for key, sums in other.tail.items():
-            row = self.tail.get(key)
-            if row is None:
-                row = self.tail[key] = [0.0, 0.0, 0.0, 0.0, 0.0]
-            for i in range(5):
-                row[i] += sums[i]
+            self._add_row(key, sums)
 
     def merge_legs(self, legs: Legs) -> None:
         self.sent += legs.sent_bytes
@@ -358,11 +354,12 @@ class _LegAcc:
         self.wait.merge(legs.wait)
         self.body.merge(legs.body)
         for key, *sums in legs.tail:
-            row = self.tail.get(int(key))
-            if row is None:
-                row = self.tail[int(key)] = [0.0, 0.0, 0.0, 0.0, 0.0]
-            for i, v in enumerate(sums[:5]):
-                row[i] += v
+            self._add_row(int(key), sums[:5])
+
+    def _add_row(self, key: int, sums: list[float]) -> None:
+        row = self.tail.setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0])
+        for i, value in enumerate(sums):
+            row[i] += value
 
     def to_legs(self) -> Legs:
         return Legs(

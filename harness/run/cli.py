@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import Any
 
 from harness.dr.alerts import Alert, AlertSinks, publish
 from harness.errors import ConfigError
@@ -186,19 +187,8 @@ def capacity_options_from(args: argparse.Namespace) -> CapacityOptions:
     start, step, maximum = (_positive_float(f, v) for f, v in zip(flags, values, strict=True))
     hold_s = parse_duration_s(args.hold)
     settle_s = parse_duration_s(args.settle) if args.settle not in ("0", "0s") else 0.0
-    run_options = RunOptions(
-        profile=args.profile,
-        workers=_positive_int("--workers", args.workers) if args.workers is not None else None,
-        host=args.host,
-        env_file=args.env_file,
-        confirm_remote=args.confirm_remote,
-        reports_dir=args.reports_dir,
-        run_id=args.run_id,
-        locustfile=args.locustfile,
-        keep_users=args.keep_users,
-    )
     return CapacityOptions(
-        run=run_options,
+        run=RunOptions(**_common_options(args)),
         mode="rate" if given_rate else "users",
         levels=plan_levels(start, step, maximum, flags=flags),
         hold_s=hold_s,
@@ -211,24 +201,31 @@ def _capacity(args: argparse.Namespace) -> int:
     return run_capacity(capacity_options_from(args))
 
 
+def _common_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunOptions fields every run-like command (run, load, …, capacity) takes from the same flags."""
+    return {
+        "profile": args.profile,
+        "workers": _positive_int("--workers", args.workers) if args.workers is not None else None,
+        "host": args.host,
+        "env_file": args.env_file,
+        "confirm_remote": args.confirm_remote,
+        "reports_dir": args.reports_dir,
+        "run_id": args.run_id,
+        "locustfile": args.locustfile,
+        "keep_users": args.keep_users,
+    }
+
+
 def options_from(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
-        profile=args.profile,
-        workers=_positive_int("--workers", args.workers) if args.workers is not None else None,
+        **_common_options(args),
         duration_s=parse_duration_s(args.duration) if args.duration is not None else None,
         users=_positive_int("--users", args.users) if args.users is not None else None,
         spawn_rate=_positive_float("--spawn-rate", args.spawn_rate) if args.spawn_rate is not None else None,
-        host=args.host,
-        env_file=args.env_file,
-        confirm_remote=args.confirm_remote,
-        reports_dir=args.reports_dir,
-        run_id=args.run_id,
-        locustfile=args.locustfile,
         checks=args.checks,
         network=args.network,
         overlays=tuple(args.overlay),
         kernel=args.kernel,
-        keep_users=args.keep_users,
         migrations_dir=check_folder(args.migrations) if args.migrations else None,
     )
 

@@ -20,9 +20,9 @@ from aiohttp import web
 from livekit import api as livekit_api
 
 from harness.model.keys import Claims, TokenError
-from harness.refstack.region.auth import verify_token
 from harness.refstack.region.auth_input import read_bounded
 from harness.refstack.region.state import CONFIG, DB, bearer_token
+from harness.refstack.region.token_cache import verify_token
 
 MAX_BODY_BYTES = 64 * 1024
 """The function's body is `{"room": "<uuid>"}`; anything far larger is refused before it is read."""

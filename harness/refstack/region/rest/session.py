@@ -10,10 +10,10 @@ import asyncpg
 from aiohttp import web
 
 from harness.model.keys import Claims, TokenError
-from harness.refstack.region.auth import verify_token
 from harness.refstack.region.database import Database
 from harness.refstack.region.rest.errors import bad_query, jwt_invalid
 from harness.refstack.region.state import CONFIG, DB, api_key, bearer_token
+from harness.refstack.region.token_cache import verify_token
 
 ANON_ROLE = "anon"
 
