@@ -189,6 +189,8 @@ class Transport:
         # Every status is a response whose body we read: otherwise geventhttpclient reads and decodes an error body
         # itself to build a debug string, which raises on a body it cannot decode (or that is not UTF-8).
         self.http.client.valid_response_codes = ALL_STATUSES  # type: ignore[misc]
+        # A redirect is a response like any other: its Location names a host nobody allowed (docs/safety.md).
+        self.http.client.redirect_response_codes = frozenset()  # type: ignore[misc]
 
     def call(
         self,

@@ -31,7 +31,7 @@ from livekit.protocol import rtc as proto_rtc
 
 from harness.clients.events import Reporter, RequestEvent, RequestFailed
 from harness.clients.http import Transport, error_fields, redact
-from harness.clients.sockets import close_websocket
+from harness.clients.sockets import NO_REDIRECTS, close_websocket
 
 SIGNAL_TIMEOUT_S = 10.0
 """How long a join waits for the JoinResponse, and a ping for its pong."""
@@ -196,6 +196,7 @@ class LiveKitClient:
                 header=[f"Authorization: Bearer {token}"],
                 timeout=self.signal_timeout_s,
                 enable_multithread=True,
+                redirect_limit=NO_REDIRECTS,
             )
             try:
                 join = _first_join(ws)

@@ -1,10 +1,15 @@
-"""Closing a websocket-client socket from a greenlet that may be killed while it closes."""
+"""websocket-client settings and helpers every websocket of the harness shares: no redirects followed, and closing
+a socket from a greenlet that may be killed while it closes."""
 
 from __future__ import annotations
 
 import contextlib
 
 import websocket
+
+NO_REDIRECTS = 0
+"""`redirect_limit` of every `websocket.create_connection`: a handshake answered with a redirect fails; its Location
+names a host the allow-list never checked (docs/safety.md). websocket-client follows 3 by default."""
 
 
 def close_websocket(ws: websocket.WebSocket) -> None:

@@ -13,30 +13,19 @@ that says where boto3 looks; a credential value is never printed.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
 import botocore.exceptions
 
 from harness.errors import ConfigError
+from harness.model.hosts import is_loopback_url
 
 DEFAULT_REGION = "ap-southeast-1"
 _RETRIES = botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
-
-
-def _is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -58,7 +47,7 @@ class AwsSettings:
     @property
     def is_local(self) -> bool:
         """True when every call goes to a loopback endpoint (moto): nothing real can change."""
-        return self.endpoint_url is not None and _is_loopback_url(self.endpoint_url)
+        return self.endpoint_url is not None and is_loopback_url(self.endpoint_url)
 
     def describe(self) -> str:
         where = self.endpoint_url or "AWS"

@@ -9,7 +9,6 @@ in `--state-dir`; exit 0 done, 1 a step failed, 2 refused or bad input (nothing 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import signal
@@ -18,7 +17,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlsplit
 
 from harness.dr import aws
 from harness.dr.actions import DrContext, Outcome
@@ -37,6 +35,7 @@ from harness.dr.topology import JAPAN, SINGAPORE, Region, Topology
 from harness.errors import ConfigError
 from harness.model import keys
 from harness.model.argtypes import positive_float, positive_int
+from harness.model.hosts import is_loopback_url
 from harness.model.target_config import Secret, read_env_file
 
 REFERENCE = {"public": "http://127.0.0.1:54320", "home": "http://127.0.0.1:54321", "standby": "http://127.0.0.1:54322"}
@@ -175,14 +174,6 @@ def _action_flags(parser: argparse.ArgumentParser) -> None:
 
 
 # -- building the context ---------------------------------------------------------------------------------------
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _values(args: argparse.Namespace) -> dict[str, str]:
     values = dict(os.environ)
     if args.env_file is not None:
@@ -212,7 +203,7 @@ def topology_from_args(args: argparse.Namespace) -> Topology:
     for name, url in urls.items():
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{name} URL {url!r} is not an http(s) URL (e.g. https://abc.supabase.co)")
-        if not _is_loopback(url) and not args.confirm_remote:
+        if not is_loopback_url(url) and not args.confirm_remote:
             raise ConfigError(f"{name} URL {url} is not loopback: add --confirm-remote to act on a real deployment")
     return Topology(
         home=Region(args.home_region, urls["home"]),

@@ -14,7 +14,6 @@ Every problem is a `ConfigError` naming the variable (and the file and line, for
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -23,12 +22,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
+from harness.model import hosts as _hosts
 from harness.model.metrics import REGION_HEADER
 
 NO_TARGET_HELP = (
     "set SUPABASE_URL and SUPABASE_ANON_KEY (and SUPABASE_SERVICE_ROLE_KEY to provision test users) in the "
     "environment, or pass --env-file FILE naming a production.env-style file with those lines"
 )
+
+TARGET_URL_SOURCE = "--target-url"
+"""The source of a SUPABASE_URL given on the command line (`load_target(supabase_url=...)`)."""
+CONFIRM_FLAG = "--confirm-remote"
+"""How a user confirms a host that is neither loopback nor allow-listed (named in the refusal)."""
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -125,7 +130,7 @@ class TargetConfig:
         return urlsplit(self.supabase_url).hostname or ""
 
     def is_loopback(self) -> bool:
-        return _is_loopback(self.host)
+        return _hosts.is_loopback(self.host)
 
     def require_service_key(self, purpose: str) -> Secret:
         if self.service_role_key is None:
@@ -135,14 +140,44 @@ class TargetConfig:
             )
         return self.service_role_key
 
-    def check_allowed(self, *, confirmed: bool = False) -> None:
-        """Refuse a non-loopback target unless allow-listed or explicitly confirmed (docs/architecture.md, rules)."""
-        host = self.host
-        if confirmed or _is_loopback(host) or any(_host_matches(host, pattern) for pattern in self.allow_hosts):
+    def hosts(self) -> list[tuple[str, str]]:
+        """(variable, host) of every place this target sends traffic to, in the order they are checked."""
+        urls = (("SUPABASE_URL", self.supabase_url), ("SUPABASE_URL_JAPAN", self.supabase_url_japan),
+                ("LIVEKIT_URL", self.livekit_url))  # fmt: skip
+        out = [(name, _hosts.url_host(url)) for name, url in urls if url]
+        if self.domain_name:
+            out.append(("DOMAIN_NAME", self.domain_name.lower()))  # the web shell: https://DOMAIN_NAME
+        return out
+
+    def check_allowed(self, *, confirmed: bool = False, confirm_hint: str = CONFIRM_FLAG) -> None:
+        """ConfigError unless every host of `hosts()` is loopback, in HARNESS_ALLOW_HOSTS, or `confirmed` (the
+        user's --confirm-remote). Called before the first request of every command that talks to a target."""
+        for name, host in self.hosts():
+            source = self._source_of(name)
+            where = f" ({source})" if source != "environment" else ""
+            self.check_host(f"{name}{where}", host, confirmed=confirmed, confirm_hint=confirm_hint)
+
+    def _source_of(self, name: str) -> str:
+        """Where variable `name` came from: --target-url sets SUPABASE_URL alone."""
+        flag = TARGET_URL_SOURCE
+        if name == "SUPABASE_URL" or flag not in self.source:
+            return self.source
+        return "environment" if self.source == flag else self.source.removesuffix(f" and {flag}")
+
+    def check_url(self, what: str, url: str, *, confirmed: bool = False, confirm_hint: str = CONFIRM_FLAG) -> None:
+        """The same rule for a URL the target hands out (the LiveKit URL its token function returns), checked
+        before it is used; `what` names it in the message."""
+        host = _hosts.url_host(url)
+        if not host:
+            raise ConfigError(f"{what}: {url!r} is not a URL with a host")
+        self.check_host(what, host, confirmed=confirmed, confirm_hint=confirm_hint)
+
+    def check_host(self, what: str, host: str, *, confirmed: bool = False, confirm_hint: str = CONFIRM_FLAG) -> None:
+        if confirmed or _hosts.allowed(host, self.allow_hosts):
             return
         raise ConfigError(
-            f"SUPABASE_URL host {host!r} is not loopback and not in HARNESS_ALLOW_HOSTS; add it there "
-            f"(e.g. HARNESS_ALLOW_HOSTS={host}) or pass --confirm-remote"
+            f"{what}: {host} is not a loopback address (127.0.0.0/8, ::1, localhost); the harness sends traffic "
+            f"elsewhere only when HARNESS_ALLOW_HOSTS lists it (e.g. HARNESS_ALLOW_HOSTS={host}) or with {confirm_hint}"
         )
 
     @classmethod
@@ -185,9 +220,9 @@ def load_target(
         source = str(env_file)
     if supabase_url is not None:
         values["SUPABASE_URL"] = supabase_url
-        source = "--target-url" if env_file is None else f"{source} and --target-url"
+        source = TARGET_URL_SOURCE if env_file is None else f"{source} and {TARGET_URL_SOURCE}"
     url = values.get("SUPABASE_URL", "").strip()
-    if url and _is_loopback(urlsplit(url).hostname or ""):
+    if url and _hosts.is_loopback_url(url):
         from harness.model import keys
 
         for name, demo in (("SUPABASE_ANON_KEY", keys.ANON_KEY), ("SUPABASE_SERVICE_ROLE_KEY", keys.SERVICE_ROLE_KEY)):
@@ -334,14 +369,14 @@ def _domain(value: str | None, where: str) -> str | None:
 def _allow_hosts(value: str | None, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    hosts = tuple(h.strip().lower() for h in value.split(",") if h.strip())
-    for host in hosts:
+    patterns = tuple(h.strip().lower() for h in value.split(",") if h.strip())
+    for host in patterns:
         if not _HOST.match(host):
             raise ConfigError(
                 f"HARNESS_ALLOW_HOSTS{where}: {host!r} is not a host name; give a comma-separated list of hosts "
                 "(e.g. staging.example.com,*.supabase.co)"
             )
-    return hosts
+    return patterns
 
 
 def _seconds(name: str, value: str | None, where: str) -> float:
@@ -354,19 +389,3 @@ def _seconds(name: str, value: str | None, where: str) -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise ConfigError(f"{name}{where}: {value!r} is not a positive number of seconds (e.g. 30)")
     return seconds
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _host_matches(host: str, pattern: str) -> bool:
-    host = host.lower()
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:])
-    return host == pattern

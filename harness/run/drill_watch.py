@@ -18,8 +18,10 @@ from typing import Any
 import httpx
 import websocket
 
+from harness.clients.sockets import NO_REDIRECTS
 from harness.clients.supabase import api
 from harness.clients.supabase.sync import SupabaseClient
+from harness.model.hosts import is_loopback_url
 from harness.run.ledger import Recorder, Writer
 
 SOCKET_TIMEOUT_S = 2.0
@@ -115,7 +117,10 @@ class MeetingWatch:
         if grant.status_code != 200:
             raise ConnectionError(f"livekit-token: HTTP {grant.status_code}")
         body = grant.json()
-        sock = websocket.create_connection(f"{str(body['url']).rstrip('/')}/rtc", timeout=SOCKET_TIMEOUT_S,
+        url = str(body["url"]).rstrip("/")
+        if not is_loopback_url(url):  # drills run on the reference stack: a name elsewhere is never joined
+            raise ValueError(f"the token function named {url}, not a loopback address (docs/safety.md)")
+        sock = websocket.create_connection(f"{url}/rtc", timeout=SOCKET_TIMEOUT_S, redirect_limit=NO_REDIRECTS,
                                            header=[f"Authorization: Bearer {body['token']}"])  # fmt: skip
         try:
             sock.recv_data(control_frame=False)  # the join response: the server accepted the participant

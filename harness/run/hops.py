@@ -13,7 +13,6 @@ Called after the load stopped and before the reference stack is, so every count 
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness.model import hops as hop_model
+from harness.model.hosts import is_loopback_url
 from harness.model.result import Result
 from harness.run.target import Target
 
@@ -36,14 +36,6 @@ class ServerHops:
     """Piece (`edge`, `region <name>`) → its buckets `{"run", "t_s", "counts"}`."""
     notes: list[str] = field(default_factory=list)
     """Why a piece has no counts (not exposed, unreachable)."""
-
-
-def _loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _get(client: httpx.Client, url: str, run_id: str | None, token: str | None) -> tuple[Any, str | None]:
@@ -76,7 +68,7 @@ def fetch_server_hops(target: Target, run_id: str) -> ServerHops:
             body, why = _get(client, base + EDGE_HOPS, run_id, token)
             _keep(out, "edge", body, why)
             urls = [o.get("url") for o in status["origins"].values() if isinstance(o, dict)]
-            regions = sorted({u.rstrip("/") for u in urls if isinstance(u, str) and _loopback(u)})
+            regions = sorted({u.rstrip("/") for u in urls if isinstance(u, str) and is_loopback_url(u)})
         for url in regions:
             body, why = _get(client, url + REGION_HOPS, run_id, token)
             name = body.get("region") if isinstance(body, dict) else None

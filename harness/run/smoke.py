@@ -30,11 +30,12 @@ import websocket
 from livekit.protocol import models as proto_models
 from livekit.protocol import rtc as proto_rtc
 
+from harness.clients.sockets import NO_REDIRECTS
 from harness.clients.supabase import api
 from harness.clients.supabase.sync import SupabaseClient
 from harness.model.result import SmokeCheck
 from harness.model.target_config import Names
-from harness.run.target import Target, check_allowed
+from harness.run.target import Target, check_allowed, check_url
 from harness.scenarios.viewer import viewer_headers
 
 CHECK_TIMEOUT_S = 10.0
@@ -190,11 +191,15 @@ def _meeting_join(ctx: _Context) -> str:
     room = ctx.conversation()
     grant = _expect(ctx.supabase.livekit_token(room, token=alice.token), 200, f"{ctx.names.livekit_function} function")
     livekit_url = str(grant["url"]).rstrip("/")
-    # The function names the LiveKit server: it must pass the same safety rule as the target itself.
-    check_allowed(Target(url=ctx.target.url, env={"LIVEKIT_URL": livekit_url}), ctx.confirm_remote)
+    # The function names the LiveKit server: it must pass the same safety rule (and allow-list) as the target itself.
+    what = f"the LiveKit URL the {ctx.names.livekit_function} function returned"
+    check_url(ctx.target, what, livekit_url, ctx.confirm_remote)
     started = time.perf_counter()
     sock = websocket.create_connection(
-        f"{livekit_url}/rtc", header=[f"Authorization: Bearer {grant['token']}"], timeout=CHECK_TIMEOUT_S
+        f"{livekit_url}/rtc",
+        header=[f"Authorization: Bearer {grant['token']}"],
+        timeout=CHECK_TIMEOUT_S,
+        redirect_limit=NO_REDIRECTS,
     )
     try:
         opcode, frame = sock.recv_data(control_frame=False)
@@ -316,6 +321,7 @@ CHECK_NAMES = [name for name, _ in _CHECKS]
 def run_checklist(target: Target, *, china: bool | None = None, confirm_remote: bool = False) -> list[CheckResult]:
     """Every check in order. `china` (default: only on the reference stack, whose edge takes the viewer country
     from a header) adds the China routing check; a real CloudFront sets that header itself."""
+    check_allowed(target, confirm_remote)  # before the first request, whoever calls
     with_china = target.reference if china is None else china
     results: list[CheckResult] = []
     names = target.config.names if target.config is not None else Names()

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness.clients.supabase import api
-from harness.errors import ConfigError, TargetUnreachable
+from harness.errors import TargetUnreachable
 from harness.model import keys
 from harness.model.target_config import TargetConfig, load_target, target_from_mapping
 from harness.refstack.stack import Endpoints
@@ -28,7 +28,7 @@ from harness.refstack.stack import Endpoints
 PREFLIGHT_TIMEOUT_S = 5.0
 """How long the target may take to answer the preflight request."""
 URL_VARS = ("SUPABASE_URL", "SUPABASE_URL_JAPAN", "LIVEKIT_URL")
-"""Every URL load may go to; each host must pass the safety rule."""
+"""Every URL load may go to; each host (and DOMAIN_NAME's) must pass the safety rule (`TargetConfig.hosts`)."""
 
 
 @dataclass
@@ -72,6 +72,9 @@ def child_env(config: TargetConfig) -> dict[str, str]:
         "LIVEKIT_API_KEY": config.livekit_api_key,
         "LIVEKIT_API_SECRET": config.livekit_api_secret.reveal() if config.livekit_api_secret else None,
         "DOMAIN_NAME": config.domain_name,
+        # The workers check every host again (scenarios.runstate): they must apply the same allow-list, also when
+        # it came from --env-file rather than the environment they inherit.
+        "HARNESS_ALLOW_HOSTS": ",".join(config.allow_hosts),
     }
     return {k: v for k, v in values.items() if v}
 
@@ -98,28 +101,25 @@ def resolve(host: str | None, env_file: Path | None) -> Target:
 
 
 def check_allowed(target: Target, confirm_remote: bool) -> None:
-    """ConfigError unless every URL's host is loopback, in HARNESS_ALLOW_HOSTS, or the user confirmed."""
-    if confirm_remote:
-        return
-    config = target.config or _adhoc_config(target.url)
-    for var in URL_VARS:
-        url = target.url if var == "SUPABASE_URL" else target.env.get(var)
-        host = urlsplit(url).hostname if url else None
-        if not host:
-            continue
-        try:
-            dataclasses.replace(config, supabase_url=str(url)).check_allowed()
-        except ConfigError:
-            raise ConfigError(
-                f"{var}: {host} is not a loopback address; load goes elsewhere only when HARNESS_ALLOW_HOSTS lists "
-                f"it (e.g. HARNESS_ALLOW_HOSTS={host}) or with --confirm-remote"
-            ) from None
+    """ConfigError unless every host the run sends traffic to (SUPABASE_URL, SUPABASE_URL_JAPAN, LIVEKIT_URL,
+    DOMAIN_NAME) is loopback, in HARNESS_ALLOW_HOSTS, or the user confirmed: before the first request."""
+    allow_list(target).check_allowed(confirmed=confirm_remote)
 
 
-def _adhoc_config(url: str) -> TargetConfig:
-    """A config for a bare URL, only to apply the allow-list from the environment (the key is the public demo one)."""
-    allow = os.environ.get("HARNESS_ALLOW_HOSTS", "")
-    return target_from_mapping({"SUPABASE_URL": url, "SUPABASE_ANON_KEY": keys.ANON_KEY, "HARNESS_ALLOW_HOSTS": allow})
+def check_url(target: Target, what: str, url: str, confirm_remote: bool) -> None:
+    """The same rule for a URL a response names (the LiveKit URL the token function returns), before it is used."""
+    allow_list(target).check_url(what, url, confirmed=confirm_remote)
+
+
+def allow_list(target: Target) -> TargetConfig:
+    """The validated config whose hosts and HARNESS_ALLOW_HOSTS the rule applies to (for a bare ad-hoc target: one
+    built from its URLs, with the allow-list from the environment)."""
+    if target.config is not None:
+        return target.config
+    values = {name: target.env[name] for name in (*URL_VARS, "DOMAIN_NAME") if target.env.get(name)}
+    values |= {"SUPABASE_URL": target.url, "SUPABASE_ANON_KEY": keys.ANON_KEY}  # the public demo key: never sent
+    values["HARNESS_ALLOW_HOSTS"] = os.environ.get("HARNESS_ALLOW_HOSTS", "")
+    return target_from_mapping(values)
 
 
 def preflight(target: Target) -> None:

@@ -13,9 +13,10 @@ the stand-in), so a stay must be shorter (ScenarioSettings checks it).
 
 from __future__ import annotations
 
+import functools
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -89,11 +90,14 @@ class Meeting:
         stay_s: float,
         ping_interval_s: float,
         url: str | None = None,
+        allow_url: Callable[[str], bool] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.livekit = livekit
         self.url = url
         """LIVEKIT_URL when configured: wins over the URL the token function names (a group's shaped path)."""
+        self.allow_url = allow_url
+        """Whether a URL the token function named may be joined (the target's allow-list: RunState.check_url)."""
         self.session = session
         self.user_id = user_id
         self.conversations = conversations
@@ -109,6 +113,8 @@ class Meeting:
         if isinstance(token, RequestFailed):
             return False  # the FUNC call already fired its failure (or minting is impossible: see join_token)
         url = self.url or token[1]
+        if self.url is None and self.allow_url is not None and not self.allow_url(url):
+            return False  # a host nobody allowed: refused before any packet (the run ends with the reason)
         return attend(self.livekit, token[0], url, self.stay_s, self.ping_interval_s)
 
     def close(self) -> None:
@@ -135,5 +141,8 @@ def meeting_for(user: AccountUser) -> Meeting:
         stay_s=settings.meeting_stay_s,
         ping_interval_s=settings.meeting_ping_interval_s,
         url=target.livekit_url,
+        allow_url=functools.partial(
+            user.harness_state.check_url, f"the LiveKit URL the {target.names.livekit_function} function returned"
+        ),
         rng=user.rng,
     )

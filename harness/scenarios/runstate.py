@@ -52,6 +52,8 @@ NO_TARGET = (
     "reference stack), or set SUPABASE_URL and SUPABASE_ANON_KEY (and SUPABASE_SERVICE_ROLE_KEY to provision users)"
 )
 
+CONFIRM_HINT = "--confirm-remote (HARNESS_CONFIRM_REMOTE=1 under plain Locust)"
+
 
 @dataclass(frozen=True)
 class Role:
@@ -121,7 +123,8 @@ class RunState:
 
     def _setup(self) -> None:
         target = resolve_target(self.environment.host or _class_host(self.environment))
-        target.check_allowed(confirmed=self.settings.confirm_remote)
+        # Every host (DOMAIN_NAME's for web.py included) before the first request; also under plain Locust.
+        target.check_allowed(confirmed=self.settings.confirm_remote, confirm_hint=CONFIRM_HINT)
         if not self.needs_accounts:
             self.target = target
             return
@@ -149,6 +152,18 @@ class RunState:
         )
         self.credentials = credentials
         self.target = target
+
+    def check_url(self, what: str, url: str) -> bool:
+        """Whether traffic may go to `url`, which a response named (the token function's LiveKit URL): the target's
+        own rule. A refusal ends the run (exit 2) with its message, reported once."""
+        assert self.target is not None
+        try:
+            self.target.check_url(what, url, confirmed=self.settings.confirm_remote, confirm_hint=CONFIRM_HINT)
+        except ConfigError as exc:
+            if self.error is None:
+                self.fail(str(exc))
+            return False
+        return True
 
     def _provision_count(self) -> int:
         """Users for this process: -u (or the profile's peak) spread over the workers, plus one spare group."""

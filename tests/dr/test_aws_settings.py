@@ -31,6 +31,12 @@ def test_a_loopback_endpoint_needs_no_confirmation() -> None:
         check_changes_allowed(AwsSettings(endpoint_url=url), confirm_remote=False, what="flip Route53 records")
 
 
+def test_a_name_under_localhost_is_not_a_local_endpoint() -> None:
+    # Only literal loopback addresses and `localhost` are local (harness/model/hosts.py): a resolver decides the rest.
+    with pytest.raises(ConfigError, match="add --confirm-remote"):
+        check_changes_allowed(AwsSettings(endpoint_url="http://s3.localhost:5000"), confirm_remote=False, what="upload")
+
+
 @pytest.mark.usefixtures("no_credentials")
 def test_missing_credentials_are_a_config_error_without_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     # A secret without its key id: boto3 finds no credentials; the message must not quote what it did find.

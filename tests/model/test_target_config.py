@@ -186,8 +186,9 @@ def test_check_allowed() -> None:
     with pytest.raises(ConfigError) as info:
         remote.check_allowed()
     assert str(info.value) == (
-        "SUPABASE_URL host 'abcdefgh.supabase.co' is not loopback and not in HARNESS_ALLOW_HOSTS; add it there "
-        "(e.g. HARNESS_ALLOW_HOSTS=abcdefgh.supabase.co) or pass --confirm-remote"
+        "SUPABASE_URL: abcdefgh.supabase.co is not a loopback address (127.0.0.0/8, ::1, localhost); the harness "
+        "sends traffic elsewhere only when HARNESS_ALLOW_HOSTS lists it "
+        "(e.g. HARNESS_ALLOW_HOSTS=abcdefgh.supabase.co) or with --confirm-remote"
     )
     remote.check_allowed(confirmed=True)
     target_from_mapping({**BASE, "HARNESS_ALLOW_HOSTS": "*.supabase.co"}).check_allowed()

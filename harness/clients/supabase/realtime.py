@@ -38,7 +38,7 @@ from gevent.socket import wait_read
 
 from harness.clients.events import Reporter, RequestEvent, RequestFailed
 from harness.clients.http import error_fields, redact
-from harness.clients.sockets import close_websocket
+from harness.clients.sockets import NO_REDIRECTS, close_websocket
 from harness.clients.supabase import api
 from harness.model.metrics import REGION_HEADER
 
@@ -214,6 +214,7 @@ class RealtimeClient:
                 timeout=self.connect_timeout_s,
                 skip_utf8_validation=True,
                 enable_multithread=True,
+                redirect_limit=NO_REDIRECTS,
             )
         except (websocket.WebSocketException, OSError) as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000

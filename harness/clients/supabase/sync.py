@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import websocket
 
+from harness.clients.sockets import NO_REDIRECTS
 from harness.clients.supabase import api
 from harness.clients.supabase.api import Filters
 from harness.model.target_config import Names
@@ -200,7 +201,7 @@ class RealtimeSocket:
     def __init__(self, url: str, *, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self._refs = itertools.count(1)
-        self.sock = websocket.create_connection(url, timeout=timeout_s)
+        self.sock = websocket.create_connection(url, timeout=timeout_s, redirect_limit=NO_REDIRECTS)
 
     def join(self, topic: str, config: Mapping[str, Any], access_token: str | None) -> dict[str, Any] | None:
         """Send `phx_join` and return its `phx_reply` (None if none came within the timeout)."""
