@@ -106,6 +106,13 @@ Name = Annotated[str, BeforeValidator(_pattern(r"\S+", "a name", "china"))]
 IterationRate = Annotated[float, BeforeValidator(_number("a number of iterations per second", "100"))]
 OptIterationRate = Annotated[float | None, BeforeValidator(_number("a number of iterations per second", "100", **_off))]
 PoolUsers = Annotated[int, BeforeValidator(_number("a whole number of users", "100", low=1, integer=True))]
+GroupName = Annotated[
+    str,
+    BeforeValidator(
+        _pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", "a group name (letters, digits, '.', '_' and '-')", "china")
+    ),
+]
+"""A group's name also names files in the run's folder (`profile-<group>.json`): one safe path component."""
 UserClassName = Annotated[
     str, BeforeValidator(_pattern(r"[A-Za-z_][A-Za-z0-9_]*", "a Locust user class name", "MessagingUser"))
 ]
@@ -300,7 +307,7 @@ class Profile(_Strict):
     steady_state: SteadyStateConfig = Field(default_factory=SteadyStateConfig)
     scenarios: Scenarios = Field(default_factory=Scenarios)
     """Closed-model weights; may be left out when every user class runs open ([arrival])."""
-    groups: dict[str, Group] = Field(default_factory=lambda: {"baseline": Group(network="baseline-lan")})
+    groups: dict[GroupName, Group] = Field(default_factory=lambda: {"baseline": Group(network="baseline-lan")})
     gates: GatesConfig = Field(default_factory=GatesConfig)
     arrival: dict[UserClassName, Arrival] = Field(default_factory=dict)
     """Open-model user classes (docs/profiles.md "Open model"); the others run closed, with think time."""

@@ -13,6 +13,7 @@ from typing import Any
 from harness.dr.alerts import Alert, AlertSinks, publish
 from harness.errors import ConfigError
 from harness.model.capacity import plan_levels
+from harness.model.run_ids import check_run_id
 from harness.refstack.postgres.migrations import check_folder
 from harness.run.capacity import CapacityOptions, run_capacity
 from harness.run.options import RunOptions
@@ -210,7 +211,7 @@ def _common_options(args: argparse.Namespace) -> dict[str, Any]:
         "env_file": args.env_file,
         "confirm_remote": args.confirm_remote,
         "reports_dir": args.reports_dir,
-        "run_id": args.run_id,
+        "run_id": check_run_id(args.run_id) if args.run_id is not None else None,
         "locustfile": args.locustfile,
         "keep_users": args.keep_users,
     }

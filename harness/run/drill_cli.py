@@ -16,6 +16,7 @@ from harness.dr.alerts import Alert, AlertSinks, publish
 from harness.model.argtypes import positive_float, positive_int
 from harness.model.drill import DrillResult
 from harness.model.drill_profile import FAULTS, DrillProfile, load_drill_profile
+from harness.model.run_ids import check_run_id
 from harness.report.drill import write_drill_reports
 from harness.run.drill import run_failover_drill
 from harness.run.drill_recovery import run_recovery_drill
@@ -117,13 +118,18 @@ def _finish(args: argparse.Namespace, result: DrillResult, out_dir: Path) -> int
     return result.exit_code
 
 
+def drill_options(args: argparse.Namespace) -> DrillOptions:
+    run_id = check_run_id(args.run_id) if args.run_id is not None else None  # before the profile or the stack
+    return DrillOptions(reports_dir=args.reports_dir, run_id=run_id, promote_cmd=args.promote_cmd)
+
+
 def _failover(args: argparse.Namespace) -> int:
-    options = DrillOptions(reports_dir=args.reports_dir, run_id=args.run_id, promote_cmd=args.promote_cmd)
+    options = drill_options(args)
     result, out_dir = run_failover_drill(profile_from_args(args), options)
     return _finish(args, result, out_dir)
 
 
 def _recovery(args: argparse.Namespace) -> int:
-    options = DrillOptions(reports_dir=args.reports_dir, run_id=args.run_id, promote_cmd=args.promote_cmd)
+    options = drill_options(args)
     result, out_dir = run_recovery_drill(profile_from_args(args), options)
     return _finish(args, result, out_dir)

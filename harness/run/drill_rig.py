@@ -26,6 +26,7 @@ from harness.dr.topology import JAPAN, SINGAPORE, Region, Topology
 from harness.model import keys
 from harness.model.drill import DrillEvent, EventKind
 from harness.model.drill_profile import DrillProfile
+from harness.model.run_ids import run_dir
 from harness.model.target_config import Secret
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import drill_faults
@@ -94,7 +95,7 @@ def open_rig(
 ) -> tuple[str, Path, DrillRig]:
     """The run id, its report folder, and a rig on a freshly started stack (stopped by `cleanup`)."""
     run_id = options.run_id or new_run_id(kind)
-    out_dir = options.reports_dir / run_id
+    out_dir = run_dir(options.reports_dir, run_id)  # before the stack starts: a bad --run-id is refused at once
     out_dir.mkdir(parents=True, exist_ok=True)
     stack = ReferenceStack(stack_config(profile, out_dir))
     cleanup.callback(stack.stop)

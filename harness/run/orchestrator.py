@@ -34,6 +34,7 @@ from harness.loadgen import env as hs
 from harness.loadgen.cluster import ClusterConfig
 from harness.model.profile import Profile, load_profile, resolve_profile
 from harness.model.result import CpuSample, NetworkConditions
+from harness.model.run_ids import run_dir, safe_part
 from harness.network import kernel
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import shaping as china
@@ -112,8 +113,8 @@ def run(
     workers = options.workers or profile.workers or os.cpu_count() or 1
     if multi_group:
         workers = sum(china.worker_split(profile, workers).values())
-    run_id = options.run_id or f"{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    out_dir = options.reports_dir / run_id
+    run_id = options.run_id or f"{safe_part(profile.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    out_dir = run_dir(options.reports_dir, run_id)  # --run-id ../x would write outside the reports dir: refused
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (hs.RESULT_FILE, hs.PROGRESS_FILE, china.NETWORK_FILE):
         (out_dir / stale).unlink(missing_ok=True)

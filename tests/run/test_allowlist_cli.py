@@ -11,13 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli import build_parser, main
 from harness.errors import ConfigError
 from harness.model import keys
 from harness.model.target_config import load_target
 from harness.run.target import Target, check_allowed, check_url, child_env, from_config
 
 TARGET_VARS = ("SUPABASE_URL", "SUPABASE_URL_JAPAN", "LIVEKIT_URL", "DOMAIN_NAME", "HARNESS_ALLOW_HOSTS")
+
+# Import every command module now, outside any test's captured stderr: the run functions bind `log=sys.stderr` as a
+# default when imported, and a capture closed by an earlier test would then be written to.
+build_parser()
 
 
 class CountingListener:
