@@ -65,6 +65,11 @@ class Child:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """None while it runs; else its exit status (negative: the signal that ended it, as subprocess reports)."""
+        return self.proc.poll()
+
     def signal(self, sig: int) -> None:
         if self.running():
             with contextlib.suppress(ProcessLookupError):
@@ -102,3 +107,14 @@ class Child:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+def describe_exit(code: int) -> str:
+    """`exit code 3`, or `killed by SIGKILL (-9)` for a child a signal ended."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"killed by {name} ({code})"

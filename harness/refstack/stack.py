@@ -327,6 +327,10 @@ class ReferenceStack:
             options["postgres_port"] = self._postgres_ports[piece]
         self._launch(piece, factory, self.endpoints.ports[piece], options)
 
+    def exited(self) -> dict[str, int]:
+        """Pieces that exited on their own (not by `kill` or `stop`), with their exit codes: a supervisor's check."""
+        return {piece: code for piece, process in self.processes.items() if (code := process.exit_code) is not None}
+
     def stop(self) -> None:
         for piece in reversed(list(self.processes)):
             self.processes.pop(piece).stop()

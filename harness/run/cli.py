@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.dr.alerts import Alert, AlertSinks, publish
 from harness.errors import ConfigError
+from harness.model import limits
 from harness.model.capacity import plan_levels
 from harness.model.run_ids import check_run_id
 from harness.refstack.postgres.migrations import check_folder
@@ -32,31 +33,37 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration_s(text: str) -> float:
-    """`30s`, `5m`, `1h`, `1500ms` or a bare number of seconds."""
+def parse_duration_s(
+    text: str, flag: str = "--duration", most_s: float = limits.MAX_DURATION_S, shown: str = "7 days (168h)"
+) -> float:
+    """`30s`, `5m`, `1h`, `1500ms` or a bare number of seconds, at most `most_s` (model/limits.py)."""
     match = _DURATION.fullmatch(text.strip())
     if match is None or float(match.group(1)) <= 0:
-        raise ConfigError(f"--duration: {text!r} is not a duration (e.g. 30s, 5m, 1h)")
-    return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+        raise ConfigError(f"{flag}: {text!r} is not a duration (e.g. 30s, 5m, 1h)")
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+    limits.check_at_most(flag, text, seconds, most_s, shown)
+    return seconds
 
 
-def _positive_int(flag: str, text: str) -> int:
+def _positive_int(flag: str, text: str, most: int, unit: str) -> int:
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
         raise ConfigError(f"{flag}: {text!r} is not a whole number of at least 1 (e.g. {flag} 4)")
+    limits.check_at_most(flag, text, value, most, f"{most:,} {unit}")
     return value
 
 
-def _positive_float(flag: str, text: str) -> float:
+def _positive_float(flag: str, text: str, most: float, unit: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = 0.0
     if not value > 0:
         raise ConfigError(f"{flag}: {text!r} is not a positive number (e.g. {flag} 10)")
+    limits.check_at_most(flag, text, value, most, f"{most:,.0f} {unit}")
     return value
 
 
@@ -185,16 +192,23 @@ def capacity_options_from(args: argparse.Namespace) -> CapacityOptions:
         raise ConfigError(
             f"capacity: {', '.join(missing)} missing (e.g. {flags[0]} 100 {flags[1]} 100 {flags[2]} 1000)"
         )
-    start, step, maximum = (_positive_float(f, v) for f, v in zip(flags, values, strict=True))
-    hold_s = parse_duration_s(args.hold)
-    settle_s = parse_duration_s(args.settle) if args.settle not in ("0", "0s") else 0.0
+    most, unit = (limits.MAX_RATE, "iterations/s") if given_rate else (limits.MAX_USERS, "users")
+    start, step, maximum = (_positive_float(f, v, most, unit) for f, v in zip(flags, values, strict=True))
+    hold_s = parse_duration_s(args.hold, "--hold", limits.MAX_STEP_S, "1 day (24h)")
+    settle_s = (
+        parse_duration_s(args.settle, "--settle", limits.MAX_STEP_S, "1 day (24h)")
+        if args.settle not in ("0", "0s")
+        else 0.0
+    )
     return CapacityOptions(
         run=RunOptions(**_common_options(args)),
         mode="rate" if given_rate else "users",
         levels=plan_levels(start, step, maximum, flags=flags),
         hold_s=hold_s,
         settle_s=settle_s,
-        max_users=_positive_int("--max-users", args.max_users) if args.max_users is not None else None,
+        max_users=_positive_int("--max-users", args.max_users, limits.MAX_USERS, "users")
+        if args.max_users is not None
+        else None,
     )
 
 
@@ -206,7 +220,9 @@ def _common_options(args: argparse.Namespace) -> dict[str, Any]:
     """The RunOptions fields every run-like command (run, load, …, capacity) takes from the same flags."""
     return {
         "profile": args.profile,
-        "workers": _positive_int("--workers", args.workers) if args.workers is not None else None,
+        "workers": _positive_int("--workers", args.workers, limits.MAX_WORKERS, "local workers")
+        if args.workers is not None
+        else None,
         "host": args.host,
         "env_file": args.env_file,
         "confirm_remote": args.confirm_remote,
@@ -221,8 +237,10 @@ def options_from(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         **_common_options(args),
         duration_s=parse_duration_s(args.duration) if args.duration is not None else None,
-        users=_positive_int("--users", args.users) if args.users is not None else None,
-        spawn_rate=_positive_float("--spawn-rate", args.spawn_rate) if args.spawn_rate is not None else None,
+        users=_positive_int("--users", args.users, limits.MAX_USERS, "users") if args.users is not None else None,
+        spawn_rate=_positive_float("--spawn-rate", args.spawn_rate, limits.MAX_SPAWN_RATE, "users started per second")
+        if args.spawn_rate is not None
+        else None,
         checks=args.checks,
         network=args.network,
         overlays=tuple(args.overlay),

@@ -13,7 +13,8 @@ from typing import Any
 
 from harness.dr import aws
 from harness.dr.alerts import Alert, AlertSinks, publish
-from harness.model.argtypes import positive_float, positive_int
+from harness.model import limits
+from harness.model.argtypes import at_most, positive_float, positive_int
 from harness.model.drill import DrillResult
 from harness.model.drill_profile import FAULTS, DrillProfile, load_drill_profile
 from harness.model.run_ids import check_run_id
@@ -21,6 +22,9 @@ from harness.report.drill import write_drill_reports
 from harness.run.drill import run_failover_drill
 from harness.run.drill_recovery import run_recovery_drill
 from harness.run.drill_rig import DrillOptions
+
+_seconds = at_most(positive_float, limits.MAX_DURATION_S, "7 days (604800 s)")
+_hold_seconds = at_most(positive_float, limits.MAX_STEP_S, "1 day (86400 s)")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +41,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="limit Singapore → Japan WAL shipping to KBPS KB/s (an asynchronous replica then falls behind, and a "
         "kill loses what was never shipped)",
     )  # fmt: skip
-    parser.add_argument("--max-duration", type=positive_float, metavar="S", help="the drill stops by itself after S")
+    parser.add_argument("--max-duration", type=_seconds, metavar="S", help="the drill stops by itself after S")
     parser.add_argument("--promote-cmd", metavar="CMD",
                         help="promote with this command instead of the region's admin API (`false` breaks the DR: "
                              "the drill must then fail)")  # fmt: skip
@@ -57,8 +61,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     fo = sub.add_parser("failover", help="fault Singapore under load; the DR monitor fails over; RTO and RPO")
     _common(fo)
     fo.add_argument("--fault", choices=FAULTS, help="kill, partition or slow (default: the profile's)")
-    fo.add_argument("--fault-at", type=positive_float, metavar="S", help="seconds of load before the fault")
-    fo.add_argument("--hold", type=positive_float, metavar="S",
+    fo.add_argument("--fault-at", type=_seconds, metavar="S", help="seconds of load before the fault")
+    fo.add_argument("--hold", type=_hold_seconds, metavar="S",
                     help="errors must stay under the gate this long for RTO to end (profile default: 30)")  # fmt: skip
     fo.add_argument("--rto-gate", type=positive_float, metavar="S", help="largest passing RTO in seconds")
     fo.set_defaults(func=_failover)

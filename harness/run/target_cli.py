@@ -8,8 +8,9 @@ import sys
 import threading
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, TargetUnreachable
 from harness.model import keys
+from harness.procs.child import describe_exit
 from harness.refstack.postgres.migrations import check_folder
 from harness.refstack.region.config import REGIONS
 from harness.refstack.stack import PIECES, ReferenceStack, StackConfig, StackPorts
@@ -19,6 +20,10 @@ MIGRATIONS_HELP = (
     "push` would, so smoke and load runs test your own tables and policies (default: the app's own, "
     "supabase/migrations/); a failing file stops start-up with its line and PostgreSQL's message"
 )
+SUPERVISE_INTERVAL_S = 0.5
+"""How often `target up` checks that every piece still runs."""
+LOG_TAIL_LINES = 5
+"""Lines of a dead piece's log quoted in the message."""
 _LOCAL_KEYS_NOTE = "local demo keys: they protect nothing; never use them for a real project"
 
 
@@ -80,11 +85,22 @@ def _check_port(name: str, port: int | None) -> None:
         raise ConfigError(f"--{name}: {port} is not a TCP port (0-65535; 0 lets the OS choose)")
 
 
-def _wait_for_signal() -> None:
+def _supervise(stack: ReferenceStack) -> None:
+    """Until Ctrl-C or SIGTERM. A piece that exits on its own ends it: TargetUnreachable names the piece, how it
+    ended and its log's last lines (the `with` around it stops the other pieces), so `target up` exits 2."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(SUPERVISE_INTERVAL_S):
+        exited = stack.exited()
+        if exited:
+            piece, code = next(iter(exited.items()))
+            process = stack.processes[piece]
+            tail = "\n".join(process.log_tail().splitlines()[-LOG_TAIL_LINES:])
+            raise TargetUnreachable(
+                f"piece {piece!r} of the reference stack stopped on its own ({describe_exit(code)}); the other pieces "
+                f"are stopped too. Its log {process.log_path} ends with:\n{tail}"
+            )
 
 
 def _print_keys() -> None:
@@ -116,7 +132,7 @@ def run_up(args: argparse.Namespace) -> int:
             print(f"  {piece:<8} {scheme}://{args.bind}:{port}   (log: {stack.processes[piece].log_path})")
         _print_keys()
         print("Ctrl-C stops it.", flush=True)
-        _wait_for_signal()
+        _supervise(stack)
         print("stopping...", file=sys.stderr)
     return 0
 

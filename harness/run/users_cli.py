@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.model import limits
+from harness.model.argtypes import at_most
 from harness.model.credentials import Credentials, check_tag, new_run_id
 from harness.model.target_config import NO_TARGET_HELP, TargetConfig, load_target, target_configured
 from harness.run.users import cleanup, provision
@@ -26,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = users.add_subparsers(title="users commands", metavar="COMMAND", required=True)
 
     up = sub.add_parser("provision", help="create test users, their conversations, and a credentials file (0600)")
-    up.add_argument("--count", type=_positive, required=True, metavar="N", help="number of users")
+    up.add_argument("--count", type=_count, required=True, metavar="N", help="number of users")
     up.add_argument(
         "--group-size", type=_group_size, default=4, metavar="K",
         help="users per block: one group of K plus ring pairs inside each block (default: %(default)s)",
@@ -63,6 +65,9 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number (e.g. 1000)")
     return value
+
+
+_count = at_most(_positive, limits.MAX_USERS, f"{limits.MAX_USERS:,} users")
 
 
 def _group_size(text: str) -> int:
