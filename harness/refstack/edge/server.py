@@ -28,7 +28,15 @@ from harness.model.target_config import Secret
 
 from . import admin, hops, webshell
 from .health import HealthChecker, stop_task
-from .proxy import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, is_websocket, proxy_http, proxy_websocket
+from .proxy import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    bad_request,
+    has_unsendable_header,
+    is_websocket,
+    proxy_http,
+    proxy_websocket,
+)
 from .routing import RoutingPolicy, choose_origin
 
 ORIGIN_PREFIXES = ("/auth/v1", "/rest/v1", "/realtime/v1", "/storage/v1", "/functions/v1", "/health")
@@ -115,6 +123,8 @@ async def _status(request: web.Request) -> web.Response:
 async def _handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if is_websocket(request) or is_origin_path(request.path):
+        if has_unsendable_header(request):
+            return bad_request(state.proxy_headers)
         decision = choose_origin(
             request.headers.get(VIEWER_COUNTRY_HEADER), request.path, state.checker.health_map(), state.switch.policy
         )
