@@ -39,20 +39,39 @@ def request(
     with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
         sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
         answer = b""
-        while len(answer) < MAX_ANSWER_BYTES:
+        while len(answer) < MAX_ANSWER_BYTES and not _complete(answer, method):
             chunk = sock.recv(65536)
             if not chunk:
                 break
             answer += chunk
+    status, parsed, rest = _parse(answer)
+    if parsed.get("transfer-encoding", "").lower() == "chunked":
+        rest = _unchunk(rest)
+    return RawResponse(status, parsed, rest)
+
+
+def _parse(answer: bytes) -> tuple[int, dict[str, str], bytes]:
     head, _, rest = answer.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     parsed = {}
     for line in header_lines:
         name, _, value = line.partition(":")
         parsed[name.strip().lower()] = value.strip()
-    if parsed.get("transfer-encoding", "").lower() == "chunked":
-        rest = _unchunk(rest)
-    return RawResponse(int(status_line.split(" ")[1]), parsed, rest)
+    return int(status_line.split(" ")[1]), parsed, rest
+
+
+def _complete(answer: bytes, method: bytes) -> bool:
+    """Whether `answer` is a whole response: a 101 (the socket stays open), or a body of the announced length."""
+    if b"\r\n\r\n" not in answer:
+        return False
+    status, headers, rest = _parse(answer)
+    if status == 101 or method == b"HEAD" or status in (204, 304):
+        return True
+    if "content-length" in headers:
+        return len(rest) >= int(headers["content-length"])
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        return rest.endswith(b"0\r\n\r\n")
+    return False
 
 
 def _unchunk(data: bytes) -> bytes:

@@ -216,3 +216,34 @@ def test_the_region_still_serves_after_bad_input(region: tuple[BackgroundServer,
     assert health.status_code == 200 and health.json()["role"] == "primary", health.text
     listed = httpx.get(server.url + "/rest/v1/conversations?select=id", headers=user_headers(ids["token"]), timeout=10)
     assert listed.status_code == 200 and [r["id"] for r in listed.json()] == [ids["conversation"]]
+
+
+ROUTER_ERRORS = [
+    ("PUT", "/rest/v1/messages", 405, {"code": "PGRST117"}),
+    ("GET", "/rest/v1/messages/extra", 404, {"code": "PGRST125"}),
+    ("GET", "/auth/v1/no-such-route", 404, {"error_code": "not_found"}),
+    ("DELETE", "/auth/v1/settings", 405, {"error_code": "method_not_allowed"}),
+    ("POST", "/functions/v1/livekit-token/extra", 404, {}),
+    ("GET", "/no/such/service", 404, {"message": "no Route matched with those values"}),
+    ("POST", "/health", 405, {"message": "Method Not Allowed"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "fields"), ROUTER_ERRORS, ids=[f"{m} {p}" for m, p, *_ in ROUTER_ERRORS]
+)
+def test_paths_and_methods_no_route_serves_answer_in_the_services_shape(
+    region: tuple[BackgroundServer, dict[str, str]], method: str, path: str, status: int, fields: dict[str, str]
+) -> None:
+    """aiohttp's own 404 and 405 are text/plain; the region answers them as the service the path belongs to."""
+    server, ids = region
+    response = httpx.request(method, server.url + path, headers=_headers("user", ids["token"]), timeout=10)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert fields.items() <= body.items(), body
+    if path.startswith("/rest/"):
+        assert set(body) == {"code", "details", "hint", "message"}
+    if path.startswith("/functions/"):
+        assert isinstance(body["error"], str)
+    if status == 405:
+        assert method not in response.headers["Allow"]
