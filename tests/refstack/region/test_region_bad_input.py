@@ -247,3 +247,19 @@ def test_paths_and_methods_no_route_serves_answer_in_the_services_shape(
         assert isinstance(body["error"], str)
     if status == 405:
         assert method not in response.headers["Allow"]
+
+
+@pytest.mark.parametrize("length", [255, 256, 2_000])
+def test_a_refresh_token_longer_than_any_stored_one_is_not_found(
+    region: tuple[BackgroundServer, dict[str, str]], length: int
+) -> None:
+    """auth.refresh_tokens.token is varchar(255): a longer token cannot exist (was a 500 from Postgres)."""
+    server, _ = region
+    response = httpx.post(
+        f"{server.url}/auth/v1/token?grant_type=refresh_token",
+        headers={"apikey": keys.ANON_KEY},
+        json={"refresh_token": "x" * length},
+        timeout=10,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "refresh_token_not_found"
