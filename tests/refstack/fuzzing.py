@@ -143,15 +143,14 @@ def service_shape(path: str) -> Callable[[Any], bool]:
 
 
 def check_region_answer(method: bytes, target: bytes, response: RawResponse) -> None:
-    """No 5xx; an error the region itself answered (it stamps x-origin-region) is JSON in its service's shape.
-    A request aiohttp's HTTP parser refuses (bytes no HTTP/1.1 request line or header may hold) gets its plain 400,
-    as Kong's nginx answers such requests with its own page."""
+    """No 5xx; an error the region answered is JSON in its service's shape, stamped with x-origin-region. A request
+    aiohttp's HTTP parser refuses (bytes no HTTP/1.1 request line or header may hold) gets the parser's plain 400."""
     assert response.status < 500, (method, target, response)
     if response.status < 400 or method == b"HEAD":
         return
-    if "x-origin-region" not in response.headers:
-        assert response.status == 400, (method, target, response)
+    if response.refused_by_http_parser:
         return
+    assert "x-origin-region" in response.headers, (method, target, response)
     body = json.loads(response.body)
     path = target.split(b"?", 1)[0].decode("latin-1")
     assert service_shape(path)(body), (method, target, response.status, body)

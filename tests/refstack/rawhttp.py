@@ -19,9 +19,20 @@ class RawResponse:
     headers: dict[str, str]
     """Lower-cased names; a repeated header keeps its last value."""
     body: bytes
+    version: str = "HTTP/1.1"
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    @property
+    def refused_by_http_parser(self) -> bool:
+        """aiohttp's HTTP parser refused the request line or a header before any route ran: it answers a plain
+        `HTTP/1.0 400` (as Kong's nginx answers such requests with its own page), never the application's shape."""
+        return (
+            self.status == 400
+            and self.version == "HTTP/1.0"
+            and self.headers.get("content-type", "").startswith("text/plain")
+        )
 
 
 def request(
@@ -47,7 +58,7 @@ def request(
     status, parsed, rest = _parse(answer)
     if parsed.get("transfer-encoding", "").lower() == "chunked":
         rest = _unchunk(rest)
-    return RawResponse(status, parsed, rest)
+    return RawResponse(status, parsed, rest, answer.split(b" ", 1)[0].decode("latin-1"))
 
 
 def _parse(answer: bytes) -> tuple[int, dict[str, str], bytes]:

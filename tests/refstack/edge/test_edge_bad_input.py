@@ -93,3 +93,23 @@ def test_a_proxied_header_that_is_not_utf8_gets_cloudfronts_400_not_a_changed_he
         response = rawhttp.request(edge.port, b"GET", target, [(name, value), *upgrade])
         assert response.status == 400, (target, response)
         assert response.headers["x-cache"] == "Error from cloudfront" and b"Bad request" in response.body
+
+
+@pytest.mark.parametrize("target", [b"/rest/v1/%0A", b"/rest/v1/a%0d%0ab", b"/auth/v1/%0a?x=%0a"])
+def test_paths_with_encoded_newlines_are_proxied_not_a_404_of_the_edge(edge: BackgroundServer, target: bytes) -> None:
+    response = rawhttp.request(edge.port, b"GET", target)
+    assert response.status == 200 and response.headers["x-origin-region"] in (SINGAPORE, JAPAN), response
+    assert response.json()["raw_path"] == target.decode()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [(b"PUT", b"/_edge/admin/primary", 405), (b"DELETE", b"/_edge/admin/hops", 405),
+     (b"POST", b"/_edge/status", 405), (b"GET", b"/_edge/admin/nope", 404), (b"POST", b"/_edge/", 404)],
+)  # fmt: skip
+def test_the_edges_own_routes_answer_other_methods_and_paths_in_json(
+    edge: BackgroundServer, method: bytes, path: bytes, status: int
+) -> None:
+    response = rawhttp.request(edge.port, method, path, AUTH)
+    assert response.status == status, response
+    assert isinstance(response.json()["message"], str) and response.headers["cache-control"] == "no-store"
