@@ -83,14 +83,23 @@ def hazard_json(draw: st.DrawFn, fields: dict[str, Any] | None = None) -> bytes:
     return raw
 
 
+OVERSIZE_BYTES = [64 * 1024 + 1, 1024 * 1024 + 1]
+"""Just over the function's and GoTrue's body limits (Storage's fuzz region has a 4 KiB object limit)."""
+
+
+def _oversize(size: int) -> bytes:
+    return b'{"x":"' + b"a" * size + b'"}'
+
+
 def any_body(fields: dict[str, Any] | None = None) -> st.SearchStrategy[bytes]:
-    """A hazardous JSON body, a well-formed one, or arbitrary bytes."""
+    """A hazardous JSON body, a well-formed one, arbitrary bytes, or one just over a service's size limit."""
     well_formed = st.dictionaries(text, plain_json, max_size=3).map(lambda extra: {**(fields or {}), **extra})
     return st.one_of(
         hazard_json(fields),
         well_formed.map(lambda v: json.dumps(v).encode()),
         plain_json.map(lambda v: json.dumps(v).encode()),
         st.binary(max_size=64),
+        st.sampled_from(OVERSIZE_BYTES).map(_oversize),
     )
 
 

@@ -6,7 +6,8 @@
                                                                                  as Phoenix's socket process dies
     text that is not UTF-8                                                     → closed with 1007 too
 
-A refused frame reaches no other socket, and the socket that sent one (when answered) keeps working."""
+A refused frame reaches no other socket, and the socket that sent one (when answered) keeps working. And a row
+inserted with odd metadata is either refused at insert or delivered, never lost."""
 
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import websocket
 
 from harness.model import keys
 from harness.procs.serving import BackgroundServer, background
+from harness.refstack import strict_json
 from harness.refstack.region.app import build_app
+from tests.refstack.region.conftest import create_conversation, create_user, user_headers
+from tests.refstack.region.test_realtime import pg_config
 
 TOPIC = "realtime:bad-frames"
 INVALID_TEXT = 1007
@@ -135,5 +140,57 @@ def test_a_binary_frame_is_decoded_as_json_like_phoenix_v1_does(server: Backgrou
         sock.send_binary(b"\x00\x01not json")
         opcode, data = sock.recv_data(control_frame=True)
         assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(data[:2], "big") == INVALID_TEXT, data
+    finally:
+        sock.close()
+
+
+# -- rows: an insert with odd metadata is refused at insert or delivered, never lost ----------------------------
+ODD_METADATA = {
+    "lone surrogate": '{"s":"\\ud800"}',
+    "NaN": '{"n":NaN}',
+    "NUL": '{"nul":"a\\u0000b"}',
+    "nested 600 deep": '{"d":' + "[" * 599 + "]" * 599 + "}",
+    "float beyond a double": '{"big":1e400}',
+    "5,000-digit number": '{"huge":1e5000}',
+    "nested 505 deep": '{"d":' + "[" * 504 + "]" * 504 + "}",
+    "emoji and separators": '{"e":"\\ud83d\\ude00 a\\u2028b"}',
+}
+
+
+def test_an_insert_with_odd_metadata_is_refused_at_insert_or_delivered(server: BackgroundServer) -> None:
+    """What PostgREST and Postgres take, Realtime delivers, as strict JSON; nothing taken goes missing."""
+    user_id, token, _ = create_user(server.url)
+    conversation = create_conversation(server.url, token, [])
+    sock = _connect(server)
+    try:
+        join = {
+            "config": pg_config({"event": "INSERT", "schema": "public", "table": "messages"}),
+            "access_token": token,
+        }
+        sock.send(json.dumps({"topic": "realtime:rows", "event": "phx_join", "ref": "j", "payload": join}))
+        while strict_json.loads(sock.recv()).get("event") != "system":  # subscribed to PostgreSQL
+            pass
+        delivered, refused = [], []
+        for name, metadata in ODD_METADATA.items():
+            body = (
+                f'{{"conversation_id":"{conversation}","sender_id":"{user_id}","client_msg_id":"{name}",'
+                f'"content":"odd","metadata":{metadata}}}'
+            )
+            response = httpx.post(
+                f"{server.url}/rest/v1/messages",
+                content=body.encode("utf-8", "surrogatepass"),
+                headers={**user_headers(token), "Content-Type": "application/json"},
+                timeout=10,
+            )
+            assert response.status_code in (201, 400), (name, response.text)
+            (delivered if response.status_code == 201 else refused).append(name)
+        for _ in range(100):  # bounded: every accepted row's event, each frame strict JSON
+            frame = strict_json.loads(sock.recv(), max_depth=1000)
+            if frame["event"] == "postgres_changes":
+                delivered.remove(frame["payload"]["data"]["record"]["client_msg_id"])
+            if not delivered:
+                break
+        assert delivered == []
+        assert sorted(refused) == ["NUL", "NaN", "lone surrogate", "nested 600 deep"]
     finally:
         sock.close()
