@@ -52,6 +52,10 @@ class Claims:
 
 def verify(token: str, secret: str = JWT_SECRET, *, require_exp: bool = True) -> Claims:
     """Verify an HS256 token; raise TokenError with a reason the caller maps to its service's error shape."""
+    if not token.isascii():
+        # A JWT is base64url and dots. Header bytes that are not UTF-8 reach us as lone surrogates (aiohttp decodes
+        # with surrogateescape), which PyJWT cannot even encode: refuse them as the malformed tokens they are.
+        raise TokenError("malformed", "JWT cannot be decoded: it is not ASCII")
     try:
         raw = jwt.decode(
             token,

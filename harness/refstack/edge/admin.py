@@ -14,13 +14,13 @@ Open websockets stay where they are: a switch changes where new requests and upg
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from harness.model.target_config import Secret
+from harness.refstack import strict_json
 
 from .routing import RoutingPolicy, switched_policy
 
@@ -70,7 +70,7 @@ class Admin:
 ADMIN = web.AppKey("edge_admin", Admin)
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"message": message}, status=status, headers={**NO_STORE, **(headers or {})})
 
 
@@ -78,12 +78,13 @@ def _refusal(request: web.Request) -> web.Response | None:
     """404 when the API is off, 401 without the right bearer token; None when the caller may go on."""
     token = request.app[ADMIN].token
     if token is None:
-        return _error(404, "the edge admin API is off: the edge was started without an admin token")
+        return json_error(404, "the edge admin API is off: the edge was started without an admin token")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
-        return _error(401, "missing bearer token: send Authorization: Bearer <admin token>", CHALLENGE)
-    if not hmac.compare_digest(given.strip().encode(), token.reveal().encode()):
-        return _error(401, "invalid admin token", CHALLENGE)
+        return json_error(401, "missing bearer token: send Authorization: Bearer <admin token>", CHALLENGE)
+    # surrogateescape: header bytes that are not UTF-8 arrive as lone surrogates; they compare (unequal) as bytes.
+    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.reveal().encode()):
+        return json_error(401, "invalid admin token", CHALLENGE)
     return None
 
 
@@ -101,16 +102,16 @@ async def set_primary(request: web.Request) -> web.Response:
     switch = request.app[ADMIN].switch
     valid = ", ".join(switch.home.regions)
     try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        body = None
+        body = strict_json.loads(await request.read())
+    except strict_json.JsonBodyError as exc:
+        return json_error(400, f'the body is not JSON ({exc.message}); expected {{"region": R}} with R one of: {valid}')
     region = body.get("region") if isinstance(body, dict) else None
     if not isinstance(region, str):
-        return _error(400, f'expected a JSON object {{"region": R}} with R one of: {valid}')
+        return json_error(400, f'expected a JSON object {{"region": R}} with R one of: {valid}')
     try:
         changed = switch.switch(region)
     except ValueError:
-        return _error(400, f"unknown region {region!r}; valid regions: {valid}")
+        return json_error(400, f"unknown region {region!r}; valid regions: {valid}")
     return web.json_response(
         {
             "primary_region": switch.primary_region,

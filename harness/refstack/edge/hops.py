@@ -9,15 +9,15 @@ Protected like the other admin routes (admin.py): 404 without an admin token, 40
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from harness.errors import ConfigError
 from harness.model import hop_counts as hc
+from harness.refstack import strict_json
 
-from .admin import NO_STORE, _error, _refusal
+from .admin import NO_STORE, _refusal, json_error
 
 PATH = "/_edge/admin/hops"
 
@@ -49,13 +49,19 @@ async def set_fault(request: web.Request) -> web.Response:
     refusal = _refusal(request)
     if refusal is not None:
         return refusal
+    expected = 'expected {"fault": "relayed:<n>" | "off"}'
     try:
-        body = json.loads(await request.read())
-        fault = hc.Fault.parse(str(body["fault"]), "fault") if isinstance(body, dict) else None
-    except (ValueError, KeyError, UnicodeDecodeError, ConfigError) as exc:
-        return _error(400, str(exc) if isinstance(exc, ConfigError) else 'expected {"fault": "relayed:<n>" | "off"}')
+        body = strict_json.loads(await request.read())
+    except strict_json.JsonBodyError as exc:
+        return json_error(400, f"the body is not JSON ({exc.message}); {expected}")
+    if not isinstance(body, dict) or not isinstance(body.get("fault"), str):
+        return json_error(400, expected)
+    try:
+        fault = hc.Fault.parse(body["fault"], "fault")
+    except ConfigError as exc:
+        return json_error(400, str(exc))
     if fault is not None and fault.hop != hc.RELAYED:
-        return _error(400, f"the edge drops at {hc.RELAYED} only; {fault.hop} is another piece's hop")
+        return json_error(400, f"the edge drops at {hc.RELAYED} only; {fault.hop} is another piece's hop")
     request.app[HOPS].fault = fault
     return web.json_response({"fault": fault.as_dict() if fault is not None else None}, headers=NO_STORE)
 

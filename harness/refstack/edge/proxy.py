@@ -100,6 +100,23 @@ def request_headers(request: web.Request, drop: frozenset[str] = _REQUEST_DROP) 
     return out
 
 
+def has_unsendable_header(request: web.Request) -> bool:
+    """Whether a viewer header holds bytes that are not UTF-8 (aiohttp hands them to us as lone surrogates). The
+    edge's HTTP client would silently drop those characters, forwarding a header the viewer never sent."""
+    for value in request.headers.values():
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
+def bad_request(headers: Mapping[str, str]) -> web.Response:
+    """CloudFront's answer to a request it will not forward."""
+    return error_response(400, "Bad request.", headers)
+
+
 def response_headers(upstream: CIMultiDictProxy[str], added: Mapping[str, str]) -> CIMultiDict[str]:
     """The origin's end-to-end headers; `added` (edge and security headers) only where the origin set none."""
     extra = _connection_tokens(upstream)

@@ -28,7 +28,15 @@ from harness.model.target_config import Secret
 
 from . import admin, hops, webshell
 from .health import HealthChecker, stop_task
-from .proxy import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, is_websocket, proxy_http, proxy_websocket
+from .proxy import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    bad_request,
+    has_unsendable_header,
+    is_websocket,
+    proxy_http,
+    proxy_websocket,
+)
 from .routing import RoutingPolicy, choose_origin
 
 ORIGIN_PREFIXES = ("/auth/v1", "/rest/v1", "/realtime/v1", "/storage/v1", "/functions/v1", "/health")
@@ -115,6 +123,8 @@ async def _status(request: web.Request) -> web.Response:
 async def _handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if is_websocket(request) or is_origin_path(request.path):
+        if has_unsendable_header(request):
+            return bad_request(state.proxy_headers)
         decision = choose_origin(
             request.headers.get(VIEWER_COUNTRY_HEADER), request.path, state.checker.health_map(), state.switch.policy
         )
@@ -123,6 +133,12 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         if is_websocket(request):
             return await proxy_websocket(request, state.session, origin_url, state.proxy_headers)
         return await proxy_http(request, state.session, origin_url, state.proxy_headers)
+    if request.path.startswith("/_edge/"):
+        # The edge's own API (status, admin) answers in its JSON, for a method or path it does not serve too.
+        known = request.path in (STATUS_PATH, admin.PRIMARY_PATH, hops.PATH)
+        if known:
+            return admin.json_error(405, f"{request.method[:20]} is not served on {request.path}")
+        return admin.json_error(404, f"no edge route {request.path[:200]!r}")
     if request.method not in ("GET", "HEAD"):
         # The web shell's behaviour allows GET and HEAD only, like an S3 origin behind CloudFront.
         return web.Response(
@@ -193,5 +209,5 @@ def build_app(
     app.router.add_get(STATUS_PATH, _status)
     admin.add_routes(app, switch, admin_token)
     hops.add_routes(app)
-    app.router.add_route("*", "/{tail:.*}", _handle)
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", _handle)  # newlines too: a path may hold %0A
     return app

@@ -23,7 +23,17 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.refstack.region import auth, forwarding, functions, lifecycle, realtime, replication, rest, storage
+from harness.refstack.region import (
+    auth,
+    forwarding,
+    functions,
+    http_errors,
+    lifecycle,
+    realtime,
+    replication,
+    rest,
+    storage,
+)
 from harness.refstack.region.config import RegionConfig
 from harness.refstack.region.realtime import hopstats
 from harness.refstack.region.state import CONFIG, STARTED_AT, require_service
@@ -78,7 +88,8 @@ async def _drop_realtime_sockets(request: web.Request) -> web.Response:
 def build_app(config: RegionConfig | None = None) -> web.Application:
     config = config or RegionConfig()
     app = web.Application(
-        middlewares=[_never_500_on_bad_input], client_max_size=config.storage_file_size_limit_bytes + 1024 * 1024
+        middlewares=[http_errors.json_errors, _never_500_on_bad_input],
+        client_max_size=config.storage_file_size_limit_bytes + 1024 * 1024,
     )
     app[CONFIG] = config
     app[STARTED_AT] = time.monotonic()

@@ -45,7 +45,8 @@ from harness.refstack.region.token_cache import verify_token
 log = logging.getLogger(__name__)
 
 MAX_VARCHAR = 255
-"""auth.users' email and role are varchar(255): longer values are refused before they reach the database."""
+"""auth.users' email and role, and refresh tokens, are varchar(255): longer values are refused before they reach
+the database."""
 MAX_PAGE = 1_000_000
 """Admin list pages beyond this are clamped to it (the offset must fit the database's bigint)."""
 READ_ONLY_SQLSTATE = "25006"
@@ -250,6 +251,10 @@ async def _refresh_grant(request: web.Request, body: dict[str, Any]) -> auth_sto
     token = body.get("refresh_token")
     if not isinstance(token, str) or not token:
         raise AuthError(400, "validation_failed", "refresh_token is required")
+    if len(token) > MAX_VARCHAR:  # auth.refresh_tokens.token is varchar(255): no longer token was ever issued
+        raise AuthError(
+            400, auth_store.RefreshRefused.NOT_FOUND.value, "Invalid Refresh Token: Refresh Token Not Found"
+        )
     result = await auth_store.refresh(request.app[DB], token)
     if result is auth_store.RefreshRefused.ALREADY_USED:
         raise AuthError(400, result.value, "Invalid Refresh Token: Already Used")

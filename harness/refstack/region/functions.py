@@ -20,6 +20,7 @@ from aiohttp import web
 from livekit import api as livekit_api
 
 from harness.model.keys import Claims, TokenError
+from harness.refstack import strict_json
 from harness.refstack.region.auth_input import read_bounded
 from harness.refstack.region.state import CONFIG, DB, bearer_token
 from harness.refstack.region.token_cache import verify_token
@@ -72,9 +73,9 @@ async def _livekit_token(request: web.Request) -> web.Response:
             413, f'the body must be JSON like {{"room": "<conversation id>"}}, at most {MAX_BODY_BYTES} bytes'
         )
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return _error(400, 'the body must be JSON like {"room": "<conversation id>"}')
+        body = strict_json.loads(raw)
+    except strict_json.JsonBodyError as exc:
+        return _error(400, f'the body must be JSON like {{"room": "<conversation id>"}}: {exc.message}')
     room = body.get("room") if isinstance(body, dict) else None
     if not isinstance(room, str) or not room:
         return _error(400, f'"room" must be a conversation id, e.g. {{"room": "<uuid>"}}; got {json.dumps(room)}')

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 
 from harness.model import keys
 from harness.procs.serving import BackgroundServer, background
+from harness.refstack import strict_json
 from harness.refstack.region.app import build_app
+from tests.refstack import fuzzing
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -241,3 +243,71 @@ def test_the_rest_broadcast_api_refuses_what_no_socket_could_carry(server: Backg
     assert bulk.status_code == 400, bulk.text
     one = httpx.post(f"{server.url}/realtime/v1/api/broadcast/t/events/e", headers=headers, content=body, timeout=5)
     assert one.status_code == 400 and "JSON" in one.json()["error"]
+
+
+def _answer_or_close(sock: websocket.WebSocket, ref: str) -> tuple[list[dict[str, Any]], int | None]:
+    """Frames up to the reply to a heartbeat sent after the frame under test, or the close code if the server
+    closed the socket instead (bounded)."""
+    try:
+        sock.send(json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": ref}))
+        seen = []
+        for _ in range(200):
+            opcode, data = sock.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return seen, int.from_bytes(data[:2], "big")
+            frame = json.loads(data)
+            if frame["topic"] == "phoenix" and frame["ref"] == ref:
+                return seen, None
+            seen.append(frame)
+        raise AssertionError(f"no heartbeat reply among {seen}")
+    except (websocket.WebSocketConnectionClosedException, ConnectionError, BrokenPipeError):
+        return [], -1
+
+
+@FUZZ
+@given(
+    where=st.sampled_from(["payload", "topic", "ref", "event"]),
+    body=st.data(),
+)
+def test_a_frame_no_strict_parser_takes_is_answered_or_closes_the_socket(
+    server: BackgroundServer, where: str, body: st.DataObject
+) -> None:
+    """Never dropped in silence: a phx_reply error on its ref when it names a topic, else a 1007 close."""
+    fields = {
+        "topic": "realtime:hazard",
+        "event": "broadcast",
+        "ref": "h",
+        "payload": {"type": "broadcast", "event": "e"},
+    }
+    del fields[where]
+    text = body.draw(fuzzing.hazard_json(fields)).decode("utf-8", "replace").replace('"hazard":', f'"{where}":', 1)
+    sender, listener = _joined(server), _joined(server)
+    try:
+        sender.send(text)
+        seen, closed = _answer_or_close(sender, "probe")
+        # Anything the frame broadcast was queued to the listener before it reads this heartbeat.
+        heard, _ = _answer_or_close(listener, "probe")
+        try:
+            strict_json.loads(text, max_depth=100)
+        except strict_json.JsonBodyError:
+            replies = [f for f in seen if f["event"] == "phx_reply" and f["payload"]["status"] == "error"]
+            assert closed == 1007 or replies, (text[:200], seen, closed)
+            assert [f for f in heard if f["event"] == "broadcast"] == [], heard
+    finally:
+        sender.close()
+        listener.close()
+
+
+@FUZZ
+@given(body=fuzzing.any_body({"messages": [{"topic": "hazard", "event": "e", "payload": {}}]}), bulk=st.booleans())
+def test_the_rest_broadcast_api_refuses_bodies_no_strict_parser_takes(
+    server: BackgroundServer, body: bytes, bulk: bool
+) -> None:
+    path = "/realtime/v1/api/broadcast" if bulk else "/realtime/v1/api/broadcast/hazard/events/e"
+    headers = {"apikey": keys.ANON_KEY, "Content-Type": "application/json"}
+    response = httpx.post(server.url + path, headers=headers, content=body, timeout=10)
+    assert response.status_code in (202, 400), response.text
+    try:
+        strict_json.loads(body or b"null", max_depth=100)
+    except strict_json.JsonBodyError:
+        assert response.status_code == 400 and "JSON" in response.json()["error"], response.text

@@ -1,5 +1,5 @@
-"""Fuzzing /rest/v1 with query strings and JSON bodies: bad input always gets a 4xx in PostgREST's error shape,
-never a 500."""
+"""Fuzzing /rest/v1 with query strings and JSON bodies (hostile ones too: NaN, lone surrogates, deep nesting,
+invalid UTF-8): bad input always gets a 4xx in PostgREST's error shape, never a 500."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.procs.serving import BackgroundServer, background
+from harness.refstack import strict_json
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
+from tests.refstack import fuzzing
 from tests.refstack.region.conftest import create_conversation, create_user, user_headers
 
 TABLES = ["messages", "conversations", "conversation_members", "profiles", "nope"]
@@ -170,3 +172,32 @@ def test_bodies_with_surrogates_and_control_characters_never_500(
         timeout=10,
     )
     _assert_client_error_shape(response)
+
+
+@settings(FUZZ, max_examples=80)
+@given(
+    table=st.sampled_from(["messages", "conversations"]),
+    method=st.sampled_from(["POST", "PATCH"]),
+    body=st.data(),
+)
+def test_hazardous_bodies_are_pgrst102_when_postgrest_would_not_parse_them(
+    fuzz_target: tuple[BackgroundServer, dict[str, str], dict[str, Any]], table: str, method: str, body: st.DataObject
+) -> None:
+    """NaN, Infinity, lone surrogates, deep nesting, integers too long, invalid UTF-8, truncation: PGRST102 before
+    any SQL (Aeson refuses them); what parses goes to Postgres, whose refusals (NUL: 22P05) are 400s too."""
+    server, headers, ids = fuzz_target
+    fields = {"conversation_id": ids["conv"], "sender_id": ids["user"], "client_msg_id": "h", "content": "c"}
+    raw = body.draw(fuzzing.hazard_json(fields if table == "messages" else {"is_group": False}))
+    query = "?id=eq.00000000-0000-0000-0000-000000000000" if method == "PATCH" else ""
+    response = httpx.request(
+        method,
+        f"{server.url}/rest/v1/{table}{query}",
+        content=raw,
+        headers={**headers, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    _assert_client_error_shape(response)
+    try:
+        strict_json.loads(raw, big_floats=True)
+    except strict_json.JsonBodyError:
+        assert response.status_code == 400 and response.json()["code"] == "PGRST102", response.text

@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 
 from harness.model import keys
 from harness.procs.serving import BackgroundServer, background
+from harness.refstack import strict_json
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
+from tests.refstack import fuzzing
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -168,3 +170,34 @@ def test_random_multipart_uploads(
 def test_server_still_serves_after_fuzzing(srv: BackgroundServer) -> None:
     got = httpx.get(_url(srv, "object/attachments/seed/a.txt"), headers=SERVICE, timeout=10)
     assert got.status_code == 200 and got.content == b"seed"
+
+
+JSON_ROUTES = [
+    ("POST", "object/list/attachments", {"prefix": "", "limit": 10}),
+    ("POST", "object/sign/attachments/seed/a.txt", {"expiresIn": 60}),
+    ("POST", "object/sign/attachments", {"expiresIn": 60, "paths": ["seed/a.txt"]}),
+    ("POST", "object/copy", {"bucketId": "attachments", "sourceKey": "seed/a.txt", "destinationKey": "seed/c.txt"}),
+    ("POST", "bucket", {"id": "fuzzed", "name": "fuzzed"}),
+    ("PUT", "bucket/attachments", {"public": False}),
+    ("DELETE", "object/attachments", {"prefixes": ["seed/none.txt"]}),
+]
+
+
+@FUZZ
+@given(route=st.sampled_from(JSON_ROUTES), body=st.data())
+def test_hazardous_json_bodies_are_invalid_requests(
+    srv: BackgroundServer, route: tuple[str, str, dict[str, Any]], body: st.DataObject
+) -> None:
+    """NaN, Infinity, floats beyond a double, lone surrogates, deep nesting, invalid UTF-8 in an otherwise valid body:
+    JSON.parse (Storage's parser) refuses them, so does the stand-in, as InvalidRequest naming JSON."""
+    method, path, fields = route
+    raw = body.draw(fuzzing.hazard_json(fields))
+    response = httpx.request(
+        method, _url(srv, path), headers={**SERVICE, "Content-Type": "application/json"}, content=raw, timeout=30
+    )
+    _check(response)
+    try:
+        strict_json.loads(raw or b"{}")  # an empty body is {} to Storage
+    except strict_json.JsonBodyError:
+        refused = response.json()
+        assert response.status_code == 400 and refused["code"] == "InvalidRequest" and "JSON" in refused["message"]

@@ -142,6 +142,7 @@ def test_malformed_messages_raise_protocol_errors(data: bytes) -> None:
         (pgvalues.FLOAT4, "1e-05", 1e-05),
         (pgvalues.JSONB, '{"k": "\\u00e9"}', {"k": "é"}),
         (pgvalues.JSON, '"\\ud800"', '"\\ud800"'),  # a lone surrogate cannot go out as UTF-8: its JSON text does
+        (pgvalues.JSON, '{"n": 1e400}', '{"n": 1e400}'),  # beyond a double: no JSON number for it, so its text
         (pgvalues.JSONB, "[" * 600 + "]" * 600, "[" * 600 + "]" * 600),  # too deep to re-encode: its text
         (pgvalues.TIMESTAMPTZ, "2025-01-02 03:04:05+00", "2025-01-02T03:04:05+00:00"),
         (pgvalues.TIMESTAMPTZ, "2025-01-02 03:04:05.123456+05:30", "2025-01-02T03:04:05.123456+05:30"),

@@ -111,14 +111,16 @@ class Connection:
         if transport is not None:
             transport.abort()
 
-    async def close(self, code: int = WSCloseCode.GOING_AWAY) -> None:
-        """Close with a close frame after flushing what is queued (bounded by the close timeout)."""
+    async def close(self, code: int = WSCloseCode.GOING_AWAY, reason: str = "") -> None:
+        """Close with a close frame after flushing what is queued (bounded by the close timeout); `reason` is cut
+        to the 123 bytes a close frame carries."""
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._writer), self.hub.settings.close_timeout_s)
         self.closed = True
         with contextlib.suppress(Exception):
-            await self.ws.close(code=code)
+            message = reason.encode("utf-8", "replace")[:123].decode("utf-8", "ignore").encode("utf-8")
+            await self.ws.close(code=code, message=message)
 
     # -- reading --------------------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -131,14 +133,28 @@ class Connection:
                 await self.close(WSCloseCode.OK)
                 return
             if msg.type == WSMsgType.TEXT:
-                try:
-                    self.handle_text(msg.data)
-                except Exception:  # a bug must not take the socket down; the fuzz tests fail on this log
-                    log.exception("realtime: error handling a client frame")
+                text = msg.data
             elif msg.type == WSMsgType.BINARY:
-                log.debug("realtime: binary frame ignored (vsn 1.0.0 is text only)")
-            else:  # CLOSE, CLOSING, CLOSED, ERROR
+                # Phoenix's V1 serializer decodes a frame's bytes as JSON whatever the opcode.
+                try:
+                    text = msg.data.decode("utf-8")
+                except UnicodeDecodeError:
+                    await self._refuse("binary frame is not UTF-8 JSON")
+                    return
+            else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp closed a text frame that is not UTF-8 with 1007)
                 return
+            try:
+                self.handle_text(text)
+            except frames.FrameError as exc:  # nothing to answer on
+                await self._refuse(str(exc))
+                return
+            except Exception:  # a bug must not take the socket down; the fuzz tests fail on this log
+                log.exception("realtime: error handling a client frame")
+
+    async def _refuse(self, reason: str) -> None:
+        """Close on a frame that cannot be answered, with 1007 and the reason, as a client can see and log it."""
+        log.info("realtime: closing a socket from %s: %s", self.request.remote, reason[:200])
+        await self.close(WSCloseCode.INVALID_TEXT, reason)
 
     def teardown(self) -> None:
         self.closed = True
@@ -149,10 +165,14 @@ class Connection:
         self.channels.clear()
 
     def handle_text(self, text: str) -> None:
+        """Run one client frame. A refused frame that names a topic gets a phx_reply error there; one that names
+        none raises FrameError (the caller closes the socket)."""
         try:
             msg = frames.parse(text)
-        except ValueError as exc:
-            log.debug("realtime: malformed frame ignored: %s", exc)
+        except frames.FrameError as exc:
+            if exc.topic is None:
+                raise
+            self.enqueue(frames.error(exc.topic, exc.ref, f"MalformedMessage: {exc}"))
             return
         if msg.topic == frames.PHOENIX_TOPIC and msg.event == "heartbeat":
             self.enqueue(frames.ok(msg.topic, msg.ref))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
+from harness.refstack import strict_json
 from harness.refstack.region.realtime import frames, tokens
 from harness.refstack.region.realtime.connection import Connection
 from harness.refstack.region.realtime.hub import Hub
@@ -17,7 +17,6 @@ log = logging.getLogger(__name__)
 
 HUB = web.AppKey("realtime_hub", Hub)
 SUPPORTED_VSN = ("1.0.0",)
-_NOT_JSON = object()
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -70,20 +69,19 @@ def _unauthorized(request: web.Request) -> web.Response | None:
 
 
 async def _json_body(request: web.Request) -> Any:
-    """The body as JSON, or _NOT_JSON (not JSON, not UTF-8, a lone surrogate, nested deeper than frames allow)."""
-    try:
-        body = json.loads(await request.read() or b"null")
-        frames.dumps(body).encode("utf-8")
-    except (ValueError, UnicodeError, RecursionError):
-        return _NOT_JSON
-    return _NOT_JSON if frames.too_deep(body) else body
+    """The body as JSON (null when empty), or a JsonBodyError: not JSON, not UTF-8, NaN or Infinity, a lone
+    surrogate, or nested deeper than a frame may carry (no socket could take it on)."""
+    return strict_json.loads(await request.read() or b"null", max_depth=frames.MAX_DEPTH)
 
 
 async def broadcast_bulk(request: web.Request) -> web.Response:
     """`POST /realtime/v1/api/broadcast` with `{"messages":[{"topic","event","payload","private"?}]}` → 202."""
     if (denied := _unauthorized(request)) is not None:
         return denied
-    body = await _json_body(request)
+    try:
+        body = await _json_body(request)
+    except strict_json.JsonBodyError as exc:
+        return _error(400, f"body must be JSON: {exc.message}")
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list):
         return _error(400, 'body must be {"messages":[{"topic":"<name>","event":"<event>","payload":{…}}]}')
@@ -109,9 +107,10 @@ async def broadcast_one(request: web.Request) -> web.Response:
         # vsn 1.0.0 sockets cannot carry binary broadcasts; accept like Realtime, deliver to none.
         await request.read()
         return web.json_response({}, status=202)
-    body = await _json_body(request)
-    if body is _NOT_JSON:
-        return _error(400, "body must be JSON (or application/octet-stream)")
+    try:
+        body = await _json_body(request)
+    except strict_json.JsonBodyError as exc:
+        return _error(400, f"body must be JSON (or application/octet-stream): {exc.message}")
     private = request.query.get("private") == "true"
     payload = {"type": "broadcast", "event": request.match_info["event"], "payload": body}
     request.app[HUB].broadcast((private, f"realtime:{request.match_info['topic']}"), payload)

@@ -8,13 +8,12 @@ as strings so a fan-out can serialize a payload once and reuse it for every subs
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from harness.refstack import strict_json
+
 PHOENIX_TOPIC = "phoenix"
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-"""A \\uD800-\\uDFFF escape: a surrogate, which is only text as half of a pair."""
 TOPIC_PREFIX = "realtime:"
 MAX_DEPTH = 100
 """Deepest JSON nesting accepted in a frame (and sent on in a record): deeper values would overflow Python's
@@ -41,10 +40,6 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
-
-
-def _bracket_count(text: str) -> int:
-    return text.count("[") + text.count("{")
 
 
 def frame(topic: str, event: str, payload_json: str, ref: str | None = None) -> str:
@@ -77,13 +72,24 @@ def close(topic: str, join_ref: str | None) -> str:
 
 @dataclass(frozen=True)
 class Inbound:
-    """A client frame that has the Phoenix shape; anything else is dropped before it reaches a channel."""
+    """A client frame that has the Phoenix shape; anything else is refused before it reaches a channel."""
 
     topic: str
     event: str
     payload: dict[str, Any]
     ref: str | None
     join_ref: str | None
+
+
+class FrameError(ValueError):
+    """A client frame refused, with where to answer: `topic` (and `ref`) when the frame still names a topic an
+    error reply can go to, else None: nothing to answer on, so the socket closes (Phoenix's socket process dies on a
+    frame it cannot decode, and the client sees its socket go)."""
+
+    def __init__(self, reason: str, topic: str | None = None, ref: str | None = None) -> None:
+        super().__init__(reason)
+        self.topic = topic
+        self.ref = ref
 
 
 def _ref(value: Any) -> str | None:
@@ -96,28 +102,41 @@ def _ref(value: Any) -> str | None:
     raise ValueError("ref must be a string, an integer or null")
 
 
-def parse(text: str) -> Inbound:
-    """Parse one text frame; ValueError (with a reason) when it is not a vsn 1.0.0 message."""
+_ADDRESS = frozenset({"topic", "ref"})
+
+
+def _reply_address(text: str) -> tuple[str | None, str | None]:
+    """The topic and ref of a frame the strict reader refused for what its payload holds (NaN, a lone surrogate,
+    depth), when both are strict JSON an error reply can carry; (None, None) otherwise."""
+    members = strict_json.top_level_members(text, _ADDRESS)
+    topic = members.get("topic")
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ValueError("frame is not JSON") from exc
-    if _bracket_count(text) > MAX_DEPTH and too_deep(data):  # counting is C-fast; most frames stop there
-        raise ValueError(f"frame nests JSON deeper than {MAX_DEPTH} levels")
-    if _SURROGATE_ESCAPE.search(text):
-        # A lone surrogate parses in Python but is not Unicode text: no UTF-8 frame can carry it on to other
-        # sockets. Phoenix's JSON decoder refuses it; so do we, before it reaches a channel.
-        try:
-            dumps(data).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("frame holds a lone surrogate escape (not Unicode text)") from None
+        ref = _ref(members.get("ref"))
+    except ValueError:
+        return None, None
+    return (topic, ref) if isinstance(topic, str) else (None, None)
+
+
+def parse(text: str) -> Inbound:
+    """Parse one text frame (strictly: harness/refstack/strict_json.py); FrameError when it is not a vsn 1.0.0
+    message this server takes. A lone surrogate could not be carried on to other sockets as UTF-8, NaN and
+    Infinity would reach them as invalid JSON, and nesting deeper than MAX_DEPTH would overflow re-encoding."""
+    try:
+        data = strict_json.loads(text, max_depth=MAX_DEPTH)
+    except strict_json.JsonBodyError as exc:
+        topic, ref = (None, None) if exc.reason in ("syntax", "not_utf8") else _reply_address(text)
+        raise FrameError(f"frame is not JSON this server takes: {exc.message}", topic, ref) from None
     if not isinstance(data, dict):
-        raise ValueError("frame is not a JSON object")
+        raise FrameError("frame is not a JSON object (vsn 1.0.0 frames are {topic, event, payload, ref})")
     topic, event, payload = data.get("topic"), data.get("event"), data.get("payload", {})
     if not isinstance(topic, str) or not isinstance(event, str):
-        raise ValueError("topic and event must be strings")
+        raise FrameError("topic and event must be strings")
+    try:
+        ref, join_ref = _ref(data.get("ref")), _ref(data.get("join_ref"))
+    except ValueError as exc:
+        raise FrameError(str(exc)) from None
     if payload is None:
         payload = {}
     if not isinstance(payload, dict):
-        raise ValueError("payload must be a JSON object")
-    return Inbound(topic, event, payload, _ref(data.get("ref")), _ref(data.get("join_ref")))
+        raise FrameError("payload must be a JSON object", topic, ref)
+    return Inbound(topic, event, payload, ref, join_ref)

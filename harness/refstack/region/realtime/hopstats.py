@@ -9,12 +9,11 @@ counts `feed`, the fan-out `fanout`, each socket's writer `written` and what it 
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from harness.errors import ConfigError
 from harness.model import hop_counts as hc
+from harness.refstack import strict_json
 from harness.refstack.region.realtime.endpoint import HUB
 from harness.refstack.region.state import CONFIG, require_service
 
@@ -40,12 +39,18 @@ async def get_hops(request: web.Request) -> web.Response:
 
 async def set_fault(request: web.Request) -> web.Response:
     require_service(request)
+    expected = 'expected {"fault": "<hop>:<n>"} or {"fault": "off"}'
     try:
-        body = json.loads(await request.read())
-        fault = hc.Fault.parse(str(body["fault"]), "fault") if isinstance(body, dict) else None
-    except (ValueError, KeyError, UnicodeDecodeError, ConfigError) as exc:
-        message = str(exc) if isinstance(exc, ConfigError) else 'expected {"fault": "<hop>:<n>"} or {"fault": "off"}'
-        return web.json_response({"message": message}, status=400, headers=NO_STORE)
+        body = strict_json.loads(await request.read())
+    except strict_json.JsonBodyError as exc:
+        return web.json_response({"message": f"the body is not JSON ({exc.message}); {expected}"}, status=400,
+                                 headers=NO_STORE)  # fmt: skip
+    if not isinstance(body, dict) or not isinstance(body.get("fault"), str):
+        return web.json_response({"message": expected}, status=400, headers=NO_STORE)
+    try:
+        fault = hc.Fault.parse(body["fault"], "fault")
+    except ConfigError as exc:
+        return web.json_response({"message": str(exc)}, status=400, headers=NO_STORE)
     if fault is not None and fault.hop not in REGION_FAULTS:
         return web.json_response(
             {"message": f"a region drops at {', '.join(REGION_FAULTS)} only; {fault.hop} is another piece's hop"},

@@ -14,12 +14,11 @@ offset of hours, optionally with minutes.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
 
-from harness.refstack.region.realtime import frames
+from harness.refstack import strict_json
 
 BOOL, INT2, INT4, INT8, OID = 16, 21, 23, 20, 26
 FLOAT4, FLOAT8, NUMERIC = 700, 701, 1700
@@ -30,7 +29,6 @@ RECORD_MAX_DEPTH = 500
 """Deepest json/jsonb value delivered as JSON (jsonb allows far deeper); deeper ones go out as their text, since
 encoding them again for the event would overflow Python's recursion limit (about 1,000 frames)."""
 _OFFSET_HOURS = re.compile(r"([+-]\d{2})$")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _bool(text: str) -> Any:
@@ -47,20 +45,14 @@ def _number(text: str) -> Any:
 
 
 def _json(text: str) -> Any:
+    """The value as JSON when a frame can carry it; else its JSON text, so the change is delivered, not lost: a
+    `json` (not jsonb) column keeps its text verbatim, lone surrogate escapes ("\\ud800") and floats beyond a
+    double (1e400) included, which no UTF-8 frame or JSON number can carry; and nesting past RECORD_MAX_DEPTH
+    (jsonb allows far deeper) would overflow encoding it again for the event."""
     try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        return text  # nested deeper than Python's parser goes: deliver the text rather than lose the change
-    if text.count("[") + text.count("{") > RECORD_MAX_DEPTH and frames.too_deep(value, RECORD_MAX_DEPTH):
-        return text  # too deep to encode again inside an event: delivered as its JSON text
-    if _SURROGATE_ESCAPE.search(text):
-        # A `json` (not jsonb) column keeps escapes such as "\ud800" verbatim; a lone surrogate cannot be sent as
-        # UTF-8 in a websocket frame, so such a value is delivered as its JSON text.
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            return text
-    return value
+        return strict_json.loads(text, max_depth=RECORD_MAX_DEPTH)
+    except strict_json.JsonBodyError:
+        return text
 
 
 def _timestamptz(text: str) -> Any:

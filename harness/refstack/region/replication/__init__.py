@@ -39,6 +39,7 @@ import asyncpg
 from aiohttp import web
 
 from harness.errors import TargetUnreachable
+from harness.refstack import strict_json
 from harness.refstack.region import following
 from harness.refstack.region.replication import failover, hooks, lag, switchover
 from harness.refstack.region.replication.gate import Gate
@@ -82,9 +83,11 @@ def _region_url(body: Any, name: str) -> str:
 
 async def _json_body(request: web.Request) -> Any:
     try:
-        return await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"message":"the body must be JSON"}', content_type="application/json") from None
+        return strict_json.loads(await request.read())
+    except strict_json.JsonBodyError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"message": f"the body must be JSON: {exc.message}"}), content_type="application/json"
+        ) from None
 
 
 async def is_standby(app: web.Application) -> bool:

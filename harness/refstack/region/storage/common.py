@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import re
 import uuid
@@ -17,6 +16,7 @@ from aiohttp import web
 
 from harness.model import keys
 from harness.model.keys import Claims
+from harness.refstack import strict_json
 from harness.refstack.region.database import API_ROLES, Database
 from harness.refstack.region.state import CONFIG, DB, bearer_token
 from harness.refstack.region.storage import errors
@@ -92,9 +92,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise errors.invalid_request("Body is not valid JSON: send a JSON object") from None
+        body = strict_json.loads(raw)
+    except strict_json.JsonBodyError as exc:
+        raise errors.invalid_request(f"Body is not valid JSON ({exc.message}): send a JSON object") from None
     if not isinstance(body, dict):
         raise errors.invalid_request(f"Body must be a JSON object, not {type(body).__name__}")
     return body

@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 from aiohttp import BodyPartReader, web
 
+from harness.refstack import strict_json
 from harness.refstack.region.state import CONFIG
 from harness.refstack.region.storage import errors
 from harness.refstack.region.storage.common import (
@@ -180,9 +181,11 @@ async def _read_body(request: web.Request, bucket: _Bucket, limit_bytes: int) ->
         body.cache_control = _cache_control(body.cache_control)
         if "metadata" in body.fields:
             try:
-                meta = json.loads(body.fields["metadata"])
-            except (ValueError, RecursionError):
-                raise errors.invalid_request('metadata must be a JSON object string, e.g. \'{"k": "v"}\'') from None
+                meta = strict_json.loads(body.fields["metadata"])
+            except strict_json.JsonBodyError as exc:
+                raise errors.invalid_request(
+                    f'metadata must be a JSON object string, e.g. \'{{"k": "v"}}\' ({exc.message})'
+                ) from None
             if not isinstance(meta, dict):
                 raise errors.invalid_request("metadata must be a JSON object, not " + type(meta).__name__)
             check_user_metadata(meta)
