@@ -17,9 +17,9 @@ from harness.network.toxiproxy.errors import (
     error_response,
     plain_text_response,
 )
-from harness.network.toxiproxy.proxy import Proxy
+from harness.network.toxiproxy.proxy import Proxy, check_listen
 from harness.network.toxiproxy.proxy_collection import ProxyCollection
-from harness.network.toxiproxy.wire import decode_json, encode_json, field
+from harness.network.toxiproxy.wire import decode_json, encode_json, field, json_type
 
 VERSION = "2.12.0"
 """The Toxiproxy release whose API this server reproduces (PATCH routes and JSON /version, without metrics)."""
@@ -80,6 +80,8 @@ async def _toxiproxy_middleware(request: web.Request, handler: Handler) -> web.S
             response = plain_text_response("404 page not found", 404)  # gorilla/mux's answer
         except web.HTTPMethodNotAllowed:
             response = web.Response(status=405)
+        except web.HTTPClientError as exc:  # e.g. 413 from reading a body over the size limit
+            response = error_response(ApiError(f"bad request body: {exc.text or exc.reason}", exc.status))
         except TimeoutError:
             response = web.Response(text=_TIMEOUT_BODY, status=503, content_type="text/html")
     response.headers[REQUEST_ID_HEADER] = _request_id()
@@ -114,16 +116,20 @@ async def _object_body(request: web.Request) -> dict[str, object]:
     if body is None:  # Go decodes `null` into the defaults
         return {}
     if not isinstance(body, dict):
-        raise ERR_BAD_REQUEST_BODY.joined(f"expected a JSON object, got {body!r}")
+        raise ERR_BAD_REQUEST_BODY.joined(f"expected a JSON object, got {json_type(body)}")
     return body
 
 
 def _fields(body: dict[str, object], defaults: dict[str, object]) -> dict[str, object]:
+    """The proxy fields named in `defaults`, checked (a malformed `listen` is a 400, not a failed listen)."""
     kinds = {"name": str, "listen": str, "upstream": str, "enabled": bool}
     try:
-        return {key: field(body, key, kinds[key], default) for key, default in defaults.items()}
+        values = {key: field(body, key, kinds[key], default) for key, default in defaults.items()}
+        if "listen" in body:
+            check_listen(str(values["listen"]))
     except ValueError as exc:
         raise ERR_BAD_REQUEST_BODY.joined(exc) from None
+    return values
 
 
 def _collection(request: web.Request) -> ProxyCollection:

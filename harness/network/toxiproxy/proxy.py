@@ -7,11 +7,16 @@ toxics (Toxiproxy's `proxy.go`).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
+import re
 import socket
 
 from harness.network.toxiproxy.connection import Connection
-from harness.network.toxiproxy.errors import listen_failed
+from harness.network.toxiproxy.errors import ApiError, listen_failed
 from harness.network.toxiproxy.toxic_collection import ToxicCollection
+
+log = logging.getLogger(__name__)
 
 LISTEN_BACKLOG = 1024
 """Pending-connection queue of each proxy listener."""
@@ -33,6 +38,23 @@ def split_host_port(address: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ValueError(f"address {address}: invalid port {port}")
     return host, port
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
+
+
+def check_listen(listen: str) -> None:
+    """Raise ValueError unless `listen` is empty or `host:port` with an IP address or a host name as its host:
+    a malformed address is the client's mistake (400), found before anything is stopped or bound."""
+    if not listen:
+        return
+    host, _ = split_host_port(listen)
+    if not host or (len(host) <= 253 and _HOST_NAME.fullmatch(host)):
+        return
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"address {listen[:80]}: {host[:64]!r} is neither an IP address nor a host name") from None
 
 
 def join_host_port(host: str, port: int) -> str:
@@ -77,16 +99,37 @@ class Proxy:
             await self._stop()
 
     async def update(self, listen: str, upstream: str, enabled: bool) -> None:
-        """Toxiproxy's Update: a new address restarts the proxy (closing its connections)."""
+        """Toxiproxy's Update: a new address restarts the proxy (closing its connections). If the new address
+        cannot be bound, the proxy goes back to its old address and state (Toxiproxy would leave it stopped on
+        the new one); only the connections closed by the restart stay closed."""
         async with self._lock:
-            if listen != self.listen or upstream != self.upstream:
-                await self._stop()
-                self.listen, self.upstream = listen, upstream
-            if enabled != self.enabled:
-                if enabled:
-                    await self._start()
-                else:
+            before = (self.listen, self.upstream, self.enabled)
+            try:
+                if listen != self.listen or upstream != self.upstream:
                     await self._stop()
+                    self.listen, self.upstream = listen, upstream
+                if enabled != self.enabled:
+                    if enabled:
+                        await self._start()
+                    else:
+                        await self._stop()
+            except ApiError:
+                await self._restore(*before)
+                raise
+
+    async def restore(self, listen: str, upstream: str, enabled: bool) -> None:
+        """Put back an address and state saved earlier (a failed populate undoing its replacements)."""
+        async with self._lock:
+            await self._restore(listen, upstream, enabled)
+
+    async def _restore(self, listen: str, upstream: str, enabled: bool) -> None:
+        await self._stop()
+        self.listen, self.upstream = listen, upstream
+        if enabled:
+            try:
+                await self._start()
+            except ApiError as err:  # its old port was taken meanwhile: it stays defined, disabled
+                log.warning("proxy %s could not listen again on %s: %s", self.name, listen, err.message)
 
     async def _start(self) -> bool:
         if self.enabled:
@@ -108,8 +151,9 @@ class Proxy:
         host = host or self._host_for_listeners  # Go would listen on every interface; we stay on loopback
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise listen_failed(f"listen tcp {listen}: lookup {host}: {exc.strerror or exc}") from None
+        except (OSError, ValueError) as exc:  # ValueError: a name the resolver cannot encode (checked earlier)
+            reason = getattr(exc, "strerror", None) or exc
+            raise listen_failed(f"listen tcp {listen}: lookup {host}: {reason}") from None
         family, _, _, _, sockaddr = sorted(infos, key=lambda info: info[0] != socket.AF_INET)[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:

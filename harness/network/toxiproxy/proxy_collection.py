@@ -11,8 +11,8 @@ from harness.network.toxiproxy.errors import (
     ERR_PROXY_NOT_FOUND,
     ApiError,
 )
-from harness.network.toxiproxy.proxy import Proxy
-from harness.network.toxiproxy.wire import field
+from harness.network.toxiproxy.proxy import Proxy, check_listen
+from harness.network.toxiproxy.wire import field, json_type
 
 
 class ProxyCollection:
@@ -46,31 +46,50 @@ class ProxyCollection:
             del self.proxies[name]
 
     async def populate(self, body: object) -> tuple[list[Proxy], ApiError | None]:
-        """POST /populate: check every entry first, then add or replace in order, stopping at the first failure.
-        Returns the proxies handled so far and the error, if any."""
+        """POST /populate: check every entry first (as Toxiproxy does), then add or replace in order. A failure
+        part-way (a listen that fails) undoes what this request did, so a failed populate changes nothing but the
+        connections of the proxies it had replaced; Toxiproxy would keep the entries applied before the failure.
+        Returns the proxies, or no proxies and the error."""
         try:
             entries = _parse_populate(body)
         except ApiError as err:
             return [], err
         done: list[Proxy] = []
+        undo: list[tuple[Proxy, Proxy | None, tuple[str, str, bool]]] = []  # (new, replaced, replaced's state)
         async with self._lock:
-            for name, listen, upstream, enabled in entries:
-                try:
-                    done.append(await self._add_or_replace(self.new_proxy(name, listen, upstream), enabled))
-                except ApiError as err:
-                    return done, err
+            try:
+                for name, listen, upstream, enabled in entries:
+                    done.append(await self._add_or_replace(self.new_proxy(name, listen, upstream), enabled, undo))
+            except ApiError as err:
+                await self._undo(undo)
+                return [], err
         return done, None
 
-    async def _add_or_replace(self, proxy: Proxy, start: bool) -> Proxy:
+    async def _add_or_replace(
+        self, proxy: Proxy, start: bool, undo: list[tuple[Proxy, Proxy | None, tuple[str, str, bool]]]
+    ) -> Proxy:
         existing = self.proxies.get(proxy.name)
         if existing is not None:
             if existing.listen == proxy.listen and existing.upstream == proxy.upstream:
                 return existing  # unchanged: keep it, its toxics and its connections
+            undo.append((proxy, existing, (existing.listen, existing.upstream, existing.enabled)))
             await existing.stop()
+        else:
+            undo.append((proxy, None, ("", "", False)))
         if start:
             await proxy.start()
         self.proxies[proxy.name] = proxy
         return proxy
+
+    async def _undo(self, undo: list[tuple[Proxy, Proxy | None, tuple[str, str, bool]]]) -> None:
+        for proxy, replaced, state in reversed(undo):
+            await proxy.stop()
+            if replaced is None:
+                if self.proxies.get(proxy.name) is proxy:
+                    del self.proxies[proxy.name]
+            else:
+                self.proxies[proxy.name] = replaced
+                await replaced.restore(*state)
 
     async def reset(self) -> None:
         """POST /reset: re-enable every proxy and remove every toxic."""
@@ -85,22 +104,28 @@ class ProxyCollection:
 
 
 def _parse_populate(body: object) -> list[tuple[str, str, str, bool]]:
+    """Every entry checked before anything changes: types, required fields, listen addresses, unique names."""
     if not isinstance(body, list):
-        raise ERR_BAD_REQUEST_BODY.joined(f"expected a JSON array of proxies, got {body!r}")
+        raise ERR_BAD_REQUEST_BODY.joined(f"expected a JSON array of proxies, got {json_type(body)}")
     entries = []
+    names: set[str] = set()
     for position, item in enumerate(body, start=1):
         if not isinstance(item, dict):
-            raise ERR_BAD_REQUEST_BODY.joined(f"proxy {position}: expected a JSON object, got {item!r}")
+            raise ERR_BAD_REQUEST_BODY.joined(f"proxy {position}: expected a JSON object, got {json_type(item)}")
         try:
-            name = field(item, "name", str, "")
-            listen = field(item, "listen", str, "")
-            upstream = field(item, "upstream", str, "")
-            enabled = field(item, "enabled", bool, True)
+            name = str(field(item, "name", str, ""))
+            listen = str(field(item, "listen", str, ""))
+            upstream = str(field(item, "upstream", str, ""))
+            enabled = bool(field(item, "enabled", bool, True))
+            check_listen(listen)
         except ValueError as exc:
             raise ERR_BAD_REQUEST_BODY.joined(f"proxy {position}: {exc}") from None
         if not name:
             raise ERR_MISSING_FIELD.joined(f"name at proxy {position}")
         if not upstream:
             raise ERR_MISSING_FIELD.joined(f"upstream at proxy {position}")
-        entries.append((str(name), str(listen), str(upstream), bool(enabled)))
+        if name in names:
+            raise ERR_BAD_REQUEST_BODY.joined(f"proxy {position}: duplicate proxy name (each name at most once)")
+        names.add(name)
+        entries.append((name, listen, upstream, enabled))
     return entries

@@ -17,7 +17,7 @@ from harness.network.toxiproxy.errors import (
 from harness.network.toxiproxy.link import Link
 from harness.network.toxiproxy.stream import Direction
 from harness.network.toxiproxy.toxics import REGISTRY, Toxic
-from harness.network.toxiproxy.wire import decode_json, field
+from harness.network.toxiproxy.wire import decode_json, field, json_type
 
 if TYPE_CHECKING:
     from harness.network.toxiproxy.connection import Connection
@@ -65,7 +65,7 @@ class ToxicCollection:
     async def add(self, body: object) -> ToxicWrapper:
         """Create a toxic from a POST body; checks run in Toxiproxy's order."""
         if not isinstance(body, dict):
-            raise ERR_BAD_REQUEST_BODY.joined(f"expected a JSON object, got {body!r}")
+            raise ERR_BAD_REQUEST_BODY.joined(f"expected a JSON object, got {json_type(body)}")
         try:
             name = field(body, "name", str, "")
             type_name = field(body, "type", str, "")
@@ -108,7 +108,7 @@ class ToxicCollection:
             if body is None:
                 body = {}
             if not isinstance(body, dict):
-                raise ERR_BAD_REQUEST_BODY.joined(f"expected a JSON object, got {body!r}")
+                raise ERR_BAD_REQUEST_BODY.joined(f"expected a JSON object, got {json_type(body)}")
             try:
                 toxicity = field(body, "toxicity", float, wrapper.toxicity)
                 toxic = type(wrapper.toxic).from_attributes(body.get("attributes"), wrapper.toxic)

@@ -7,6 +7,7 @@ plain-text body; a request without a token passes with no grants, and each handl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,17 @@ class AuthError(Exception):
 
 
 PERMISSION_DENIED = "permissions denied"
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """`text` with every lone UTF-16 surrogate replaced by U+FFFD, as Go's JSON decoder reads `"\\ud800"`.
+
+    Python's json module keeps lone surrogates in strings (and aiohttp keeps undecodable header bytes as
+    surrogates), but they cannot be encoded as UTF-8: in a protobuf field or a response body they would fail the
+    request with a 500. Everything read from a token, and every text echoed in an error, goes through here."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -64,13 +76,15 @@ def bearer_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str | 
 
 def verify(token: str, *, api_key: str, api_secret: str) -> Grants:
     """Verify an HS256 LiveKit token issued by `api_key`; raise AuthError(401, …) when it is not acceptable."""
+    if not token.isascii():  # a JWT is base64url and dots; other bytes in a header arrive here as surrogates
+        raise AuthError(401, "invalid authorization token")
     try:
         unverified = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise AuthError(401, "invalid authorization token") from exc
     issuer = unverified.get("iss")
     if issuer != api_key:
-        raise AuthError(401, f"invalid API key: {issuer if isinstance(issuer, str) else ''}")
+        raise AuthError(401, f"invalid API key: {valid_text(issuer) if isinstance(issuer, str) else ''}")
     try:
         claims = jwt.decode(
             token, api_secret, algorithms=["HS256"], leeway=LEEWAY_S, options={"require": ["exp"], "verify_aud": False}
@@ -91,18 +105,26 @@ def verify(token: str, *, api_key: str, api_secret: str) -> Grants:
 def _grants(claims: dict[str, Any]) -> Grants:
     identity = claims.get("sub") or claims.get("jti") or ""
     video = claims.get("video")
+    video = video if isinstance(video, dict) else {}
     attributes = claims.get("attributes")
+    attributes = attributes if isinstance(attributes, dict) else {}
     return Grants(
-        identity=identity if isinstance(identity, str) else "",
+        identity=_str(identity),
         name=_str(claims.get("name")),
         metadata=_str(claims.get("metadata")),
-        attributes={str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, dict) else {},
-        video=video if isinstance(video, dict) else {},
+        # A map of strings, as livekit-server's ClaimGrants; only scalars are turned into text (a nested value
+        # could be nested deeply enough for str() to overflow the stack).
+        attributes={valid_text(k): valid_text(str(v)) for k, v in attributes.items() if _is_scalar(v)},
+        video={k: valid_text(v) if isinstance(v, str) else v for k, v in video.items()},
     )
 
 
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
 def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    return valid_text(value) if isinstance(value, str) else ""
 
 
 def authenticate(

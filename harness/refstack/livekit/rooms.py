@@ -152,12 +152,8 @@ class RoomRegistry:
 
     # ---- participants ------------------------------------------------------------------------------------------
     def join(self, room_name: str, grants: Grants, sink: SignalSink) -> Participant:
-        """Add a participant (auto-creating the room), tell the others, and arm the join timer."""
-        state = self._rooms.get(room_name) or self._new_room(room_name)
-        state.cancel_close()
-        previous = state.participants.get(grants.identity)
-        if previous is not None:
-            self.leave(previous, proto_models.DisconnectReason.DUPLICATE_IDENTITY, notify_self=True)
+        """Add a participant (auto-creating the room), tell the others, and arm the join timer. The participant is
+        built before anything changes, so a join that fails leaves no room or participant behind."""
         now_ms = int(time.time() * 1000)
         info = proto_models.ParticipantInfo(
             sid=new_sid("PA_"),
@@ -172,6 +168,11 @@ class RoomRegistry:
             permission=_permission(grants),
         )
         info.attributes.update(grants.attributes)
+        state = self._rooms.get(room_name) or self._new_room(room_name)
+        state.cancel_close()
+        previous = state.participants.get(grants.identity)
+        if previous is not None:
+            self.leave(previous, proto_models.DisconnectReason.DUPLICATE_IDENTITY, notify_self=True)
         participant = Participant(info=info, sink=sink, room_name=room_name, hidden=grants.allows("hidden"))
         state.participants[grants.identity] = participant
         state.room.num_participants = len(state.participants)

@@ -127,7 +127,11 @@ async def serve_rtc(request: web.Request, rooms: RoomRegistry, grants: Grants | 
     ws = web.WebSocketResponse(heartbeat=WS_PING_INTERVAL_S)
     await ws.prepare(request)
     sink = WebSocketSink(ws)
-    participant = rooms.join(room_name, grants, sink)
+    try:
+        participant = rooms.join(room_name, grants, sink)
+    except Exception:
+        await sink.wait_closed()  # no writer task left behind; aiohttp logs the error
+        raise
     sink.send(proto_rtc.SignalResponse(join=rooms.join_response(participant)))
     try:
         async for msg in ws:

@@ -85,7 +85,7 @@ def build_app(
     app[CONFIG] = LiveKitConfig(api_key=api_key, api_secret=api_secret, region=region, join_timeout_s=join_timeout_s)
     app[ROOMS] = RoomRegistry(region=region, join_timeout_s=join_timeout_s)
     app.router.add_get("/", _health)
-    app.router.add_route("*", "/twirp/{route:.*}", _twirp)
+    app.router.add_route("*", r"/twirp/{route:[\s\S]*}", _twirp)  # [\s\S]: a decoded %0A is still Twirp's bad_route
     app.router.add_get("/rtc", _rtc)
     app.router.add_get("/rtc/validate", _validate)
     app.on_shutdown.append(_shutdown)

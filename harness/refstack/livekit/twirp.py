@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from livekit.protocol import room as proto_room
 
-from harness.refstack.livekit.auth import PERMISSION_DENIED, Grants
+from harness.refstack.livekit.auth import PERMISSION_DENIED, Grants, valid_text
 from harness.refstack.livekit.rooms import NotFound, RoomRegistry
 
 SERVICE = "livekit.RoomService"
@@ -59,10 +59,12 @@ class TwirpError(Exception):
 
 
 def error_response(err: TwirpError) -> web.Response:
-    body: dict[str, Any] = {"code": err.code, "msg": err.msg}
+    """The one renderer of Twirp errors. Messages may echo a path or a header, so their text is made valid first:
+    the body is always strict JSON (no NaN, no escaped lone surrogate)."""
+    body: dict[str, Any] = {"code": err.code, "msg": valid_text(err.msg)}
     if err.meta:
-        body["meta"] = err.meta
-    return web.Response(status=err.status, text=json.dumps(body), content_type=JSON)
+        body["meta"] = {valid_text(k): valid_text(v) for k, v in err.meta.items()}
+    return web.Response(status=err.status, text=json.dumps(body, allow_nan=False), content_type=JSON)
 
 
 def bad_route(msg: str, request: web.Request) -> TwirpError:
@@ -164,7 +166,11 @@ async def _serve(request: web.Request, rooms: RoomRegistry, grants: Grants | Non
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind not in (PROTOBUF, JSON):
         raise bad_route(f'unexpected Content-Type: "{content_type}"', request)
-    message = _decode(method.request_type, await request.read(), kind)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:  # Twirp answers any failure to read the body as malformed
+        raise TwirpError("malformed", f"failed to read request body: {exc.text}") from None
+    message = _decode(method.request_type, body, kind)
     try:
         reply = method.handler(rooms, grants, message)
     except NotFound as exc:

@@ -19,6 +19,7 @@ import dataclasses
 from typing import ClassVar
 
 from harness.network.toxiproxy.stream import Channel, Chunk, Item
+from harness.network.toxiproxy.wire import int64, json_type
 
 READ_BUFFER_BYTES = 64 * 1024
 """Default byte cap of a toxic's input channel before the source socket is paused (about Toxiproxy's unbuffered
@@ -86,14 +87,14 @@ class Toxic:
         values = base.attributes() if base is not None else {}
         if attributes is not None:
             if not isinstance(attributes, dict):
-                raise ValueError(f"attributes must be a JSON object, got {attributes!r}")
+                raise ValueError(f"attributes must be a JSON object, got {json_type(attributes)}")
             for field in dataclasses.fields(cls):
                 if field.name not in attributes or attributes[field.name] is None:
                     continue
                 value = attributes[field.name]
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise ValueError(f"attributes.{field.name}: {value!r} is not an integer (e.g. 100)")
-                values[field.name] = value
+                    raise ValueError(f"attributes.{field.name}: {json_type(value)} is not an integer (e.g. 100)")
+                values[field.name] = int64(f"attributes.{field.name}", value)
         toxic = cls(**values)
         problem = toxic.validate()
         if problem is not None:
