@@ -112,8 +112,10 @@ class Owner:
         try:
             process = psutil.Process(self.pid)
             return round(process.create_time(), 2) == self.create_time and process.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:  # gone, or not ours to see: a pid we cannot inspect is not our owner
+        except psutil.NoSuchProcess:
             return False
+        except psutil.Error:  # not ours to inspect: it cannot be shown dead, so its resources are kept
+            return True
 
 
 # ---- recording (the owner) ------------------------------------------------------------------------------------------
