@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from harness.errors import NetworkShapingError
 from harness.network import kernel
 from harness.network.profiles import NetworkProfile, Sourced, list_profiles, load_profile, load_stack
 from harness.network.render import render_all, toxiproxy_toxics
 from harness.network.toxiproxy_client import DEFAULT_URL, ToxiproxyClient
+from harness.procs import leftovers
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,9 +39,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--proxy", action="append", required=True, metavar="NAME", help="proxy to shape (repeatable)")
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser("clear", help="remove every toxic from Toxiproxy; --kernel also removes harness namespaces")
+    p = sub.add_parser(
+        "clear", help="remove every toxic from Toxiproxy; --kernel also removes what killed harness runs left behind"
+    )
     p.add_argument("--toxiproxy", default=DEFAULT_URL, metavar="URL")
-    p.add_argument("--kernel", action="store_true", help="also remove harness-* namespaces, veths, nft tables")
+    p.add_argument(
+        "--kernel",
+        action="store_true",
+        help="also remove the namespaces, veths, nft tables and temporary directories of harness runs that died "
+        "(kill -9) without cleaning up; those of running ones are kept (works without a Toxiproxy)",
+    )
     p.set_defaults(func=cmd_clear)
 
 
@@ -120,12 +129,38 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_clear(args: argparse.Namespace) -> int:
     with ToxiproxyClient(args.toxiproxy) as client:
-        proxies = client.proxies()
-        for name in proxies:
-            client.clear_toxics(name)
-    print(f"removed all toxics from {len(proxies)} proxies")
+        if args.kernel and not client.reachable():
+            print(f"no Toxiproxy answers at {args.toxiproxy}: no toxics to remove")
+        else:
+            proxies = client.proxies()
+            for name in proxies:
+                client.clear_toxics(name)
+            print(f"removed all toxics from {len(proxies)} proxies")
     if args.kernel:
         kernel.check_available()
-        removed = kernel.cleanup_all()
-        print(f"removed {', '.join(removed) if removed else 'no kernel shaping (none left)'}")
+        clear_kernel()
     return 0
+
+
+def clear_kernel() -> None:
+    """Reap the leftovers of dead harness processes; say what was kept and why. NetworkShapingError when some of
+    them could not be removed (they stay recorded for the next try)."""
+    done = kernel.reap()
+    where = leftovers.state_dir()
+    if done.removed:
+        print(f"removed what dead harness runs left behind: {', '.join(done.removed)}")
+    else:
+        print(f"no leftovers of dead harness runs (recorded in {where})")
+    if done.live:
+        print(f"kept (their harness run is still going): {', '.join(done.live)}")
+    strangers = kernel.unrecorded()
+    if strangers:
+        print(
+            f"left alone (recorded by no harness run in {where}): {', '.join(strangers)}; if nothing uses one, "
+            "remove it with `ip netns delete NAME`, `ip link delete NAME` or `nft delete table FAMILY NAME`"
+        )
+    if done.failed:
+        raise NetworkShapingError(
+            f"could not remove {len(done.failed)} leftover(s), kept for the next `harness net clear --kernel`: "
+            + "; ".join(done.failed)
+        )

@@ -14,8 +14,10 @@ side, so the sender's TCP sees real loss) and the downstream rate is a tbf on th
 `lo` even when policy rules split the local and main tables. GSO is off on the veth so packets have real sizes.
 
 Everything the namespace holds (nftables table, namespace-side qdisc) dies with it; deleting the namespace also
-deletes the host end of the veth. `cleanup_all()` removes every `harness-*` namespace, host link and host
-`harness_*` nftables table, so an interrupted run never leaves shaping behind.
+deletes the host end of the veth. Each is recorded before it is made (harness/procs/leftovers.py: kinds `netns`,
+`link`, `nft`) and forgotten once removed, so after a kill -9 `reap()` (run by `harness net clear --kernel`, every
+shaping session and every run) removes what the dead process made, and only that: the namespaces of a run still in
+progress, or of anything else named `harness-*`, are left alone.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -33,6 +36,9 @@ from dataclasses import dataclass
 from harness.errors import NetworkShapingError
 from harness.network.profiles import NetworkProfile
 from harness.network.render import nftables_script, tbf_commands
+from harness.procs import leftovers
+
+log = logging.getLogger(__name__)
 
 PREFIX = "harness-"
 """Names of our namespaces and host-side veths: `harness-` + 6 hex digits (14 chars, under IFNAMSIZ)."""
@@ -123,6 +129,8 @@ def create_namespace() -> Namespace:
     base = int(SUBNET.network_address) + 4 * slot
     host_addr, ns_addr = str(ipaddress.IPv4Address(base + 1)), str(ipaddress.IPv4Address(base + 2))
     ns = Namespace(f"{PREFIX}{ident}", f"{PREFIX}{ident}", NS_IFNAME, host_addr, ns_addr)
+    leftovers.record(NETNS, ns.name)  # before it exists: a kill in between leaves a record, never an orphan
+    leftovers.record(LINK, ns.host_ifname)
     try:
         _run(["ip", "netns", "add", ns.name])
         _run(["ip", "link", "add", ns.host_ifname, "type", "veth", "peer", "name", ns.ns_ifname, "netns", ns.name])
@@ -150,6 +158,7 @@ def apply_profile(ns: Namespace, profile: NetworkProfile) -> None:
     """Install the profile's downstream loss (nftables, in the namespace) and rates (tbf on both veth ends)."""
     script = nftables_script(profile, ns.ns_ifname, NFT_TABLE)
     if script:
+        leftovers.record(NFT, f"{ns.name} inet {NFT_TABLE}")
         _run(ns.exec_argv(["nft", "-f", "-"]), stdin=script)
     for line in tbf_commands(profile, down_dev=ns.host_ifname, up_dev=ns.ns_ifname):
         argv = line.split()
@@ -160,6 +169,11 @@ def destroy_namespace(ns: Namespace) -> None:
     """Remove the namespace (which removes the veth pair, its qdiscs and the nftables table). Idempotent."""
     _delete_namespace(ns.name)
     _delete_link(ns.host_ifname)
+    if not os.path.exists(f"/run/netns/{ns.name}"):
+        leftovers.forget(NFT, f"{ns.name} inet {NFT_TABLE}")
+        leftovers.forget(NETNS, ns.name)
+    if not os.path.exists(f"/sys/class/net/{ns.host_ifname}"):
+        leftovers.forget(LINK, ns.host_ifname)
 
 
 def _delete_namespace(name: str) -> None:
@@ -197,26 +211,73 @@ def list_host_tables() -> list[str]:
     return sorted(" ".join(t) for t in tables if len(t) == 2 and t[1].startswith("harness_"))
 
 
-def cleanup_all() -> list[str]:
-    """Remove every `harness-*` namespace, host link and host `harness_*` nftables table. Idempotent; returns what
-    it removed. Safe to call from a signal handler's cleanup path and when nothing exists."""
-    removed: list[str] = []
-    for name in list_namespaces():
-        _delete_namespace(name)
-        removed.append(f"netns {name}")
-    for ifname in list_host_links():
-        _delete_link(ifname)
-        removed.append(f"link {ifname}")
-    for table in list_host_tables():
-        with contextlib.suppress(NetworkShapingError):
-            _run(["nft", "delete", "table", *table.split()])
-            removed.append(f"nft table {table}")
-    return removed
+# ---- leftovers of killed runs --------------------------------------------------------------------------------------
+
+NETNS, LINK, NFT = "netns", "link", "nft"
+"""Kinds of recorded resources: a namespace, a host link (by name), an nftables table ("<netns> <family> <table>")."""
+
+
+def _ours(name: str) -> None:
+    if not name.startswith(PREFIX) or "/" in name:
+        raise NetworkShapingError(f"{name!r} is not a harness namespace or link; left alone")
+
+
+def _remove_netns(name: str) -> None:
+    _ours(name)
+    if os.path.exists(f"/run/netns/{name}"):
+        check_available()
+        _run(["ip", "netns", "delete", name])
+
+
+def _remove_link(name: str) -> None:
+    _ours(name)
+    if os.path.exists(f"/sys/class/net/{name}"):
+        check_available()
+        _run(["ip", "link", "delete", name])
+
+
+def _remove_nft(name: str) -> None:
+    netns, family, table = name.split()
+    _ours(netns)
+    if not table.startswith("harness_") or not os.path.exists(f"/run/netns/{netns}"):
+        return  # only our tables; one inside a namespace that is gone went with it
+    check_available()
+    if f"table {family} {table}" in _run(["ip", "netns", "exec", netns, "nft", "list", "tables"]):
+        _run(["ip", "netns", "exec", netns, "nft", "delete", "table", family, table])
+
+
+REMOVERS: dict[str, leftovers.Remover] = {
+    NETNS: _remove_netns,
+    LINK: _remove_link,
+    NFT: _remove_nft,
+    leftovers.DIR: leftovers.remove_dir,
+}
+"""Everything a harness process records, namespaces to temporary directories (this is the layer that knows all)."""
+
+
+def reap() -> leftovers.Reaped:
+    """Remove what dead harness processes recorded (namespaces, links, tables, temporary directories); a running
+    one's are kept. Resources that cannot be removed now (not root, PostgreSQL still stopping) stay recorded."""
+    return leftovers.reap(REMOVERS)
+
+
+def unrecorded() -> list[str]:
+    """`harness-*` namespaces, host links and host `harness_*` tables that no harness process recorded here (made
+    by an older harness, another user's state directory or by hand): reported, never removed."""
+    known = {(kind, name) for record in leftovers.records() for kind, name in record.resources}
+    found = [f"netns {n}" for n in list_namespaces() if (NETNS, n) not in known]
+    found += [f"link {n}" for n in list_host_links() if (LINK, n) not in known and (NETNS, n) not in known]
+    found += [f"nft table {t}" for t in list_host_tables()]
+    return found
 
 
 @contextlib.contextmanager
 def shaped_namespace(profile: NetworkProfile | None = None) -> Iterator[Namespace]:
-    """A namespace shaped by `profile` (or unshaped), always destroyed on exit, exceptions and Ctrl-C included."""
+    """A namespace shaped by `profile` (or unshaped), always destroyed on exit, exceptions and Ctrl-C included.
+    First removes what killed runs left (`reap`), which also frees their address slots."""
+    done = reap()
+    if done.removed:
+        log.info("kernel shaping: removed leftovers of dead harness processes: %s", ", ".join(done.removed))
     ns = create_namespace()
     try:
         if profile is not None:

@@ -123,6 +123,14 @@ class ToxiproxyClient:
             return response.text.strip()
         return str(data.get("version", "")) if isinstance(data, dict) else str(data)
 
+    def reachable(self) -> bool:
+        """Whether anything answers HTTP at the API address (`harness net clear --kernel` goes on without it)."""
+        try:
+            self._http.get("/version")
+        except httpx.HTTPError:
+            return False
+        return True
+
     def reset(self) -> None:
         """Re-enable every proxy and remove every toxic (`POST /reset`)."""
         self._request("POST", "/reset", expect=(204,))

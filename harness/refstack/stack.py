@@ -23,7 +23,6 @@ Faults for failover drills:
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +30,7 @@ from typing import Any
 
 from harness.errors import ConfigError, TargetUnreachable
 from harness.model import keys
+from harness.procs import leftovers
 from harness.procs.piece import PieceProcess
 from harness.refstack import crash, origin_proxies
 
@@ -169,7 +169,9 @@ class ReferenceStack:
         self.config = config or StackConfig()
         self.endpoints = Endpoints(self.config.host)
         self.processes: dict[str, PieceProcess] = {}
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp: Path | None = None
+        """The data directory made when none was configured: recorded (procs/leftovers.py), so a later run removes
+        it after a kill -9 of this one."""
         self._data_dir: Path | None = None
         self._log_dir: Path | None = None
         self._specs: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -228,8 +230,7 @@ class ReferenceStack:
     def start(self) -> ReferenceStack:
         data_dir = self.config.data_dir
         if data_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="harness-stack-")
-            data_dir = Path(self._tmp.name)
+            self._tmp = data_dir = leftovers.temporary_directory("harness-stack-")
         data_dir.mkdir(parents=True, exist_ok=True)
         log_dir = self.config.log_dir or data_dir
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -335,7 +336,7 @@ class ReferenceStack:
         for piece in reversed(list(self.processes)):
             self.processes.pop(piece).stop()
         if self._tmp is not None:
-            self._tmp.cleanup()
+            leftovers.remove_temporary_directory(self._tmp)
             self._tmp = None
 
     def __enter__(self) -> ReferenceStack:

@@ -113,6 +113,7 @@ def run(
     workers = options.workers or profile.workers or os.cpu_count() or 1
     if multi_group:
         workers = sum(china.worker_split(profile, workers).values())
+    china.reap_leftovers(log)  # what killed runs left behind (a kill -9 runs no cleanup)
     run_id = options.run_id or f"{safe_part(profile.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     out_dir = run_dir(options.reports_dir, run_id)  # --run-id ../x would write outside the reports dir: refused
     out_dir.mkdir(parents=True, exist_ok=True)

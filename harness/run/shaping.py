@@ -159,6 +159,26 @@ def describe(paths: Mapping[str, GroupPath], toxiproxy_url: str) -> dict[str, An
     return out
 
 
+# ---- what killed runs left behind ----
+
+
+def reap_leftovers(log: TextIO) -> None:
+    """Remove what dead harness processes recorded (namespaces, links, tables, temporary directories: a kill -9
+    runs no cleanup) before this run starts; a running one's are kept. Best effort: a run never fails on it."""
+    try:
+        done = kernel.reap()
+    except ConfigError as exc:  # an unsafe state directory: nothing is recorded there either
+        print(f"harness: warning: {exc}", file=log)
+        return
+    if done.removed:
+        print(f"harness: removed what killed harness runs left behind: {', '.join(done.removed)}", file=log)
+    if done.failed:
+        print(
+            f"harness: warning: could not remove {'; '.join(done.failed)} (kept for `harness net clear --kernel`)",
+            file=log,
+        )
+
+
 # ---- Toxiproxy ----
 
 

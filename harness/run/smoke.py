@@ -83,6 +83,8 @@ class _Context:
     confirm_remote: bool = False
     conversation_id: str = ""
     message_id: str = ""
+    uploaded: list[str] = field(default_factory=list)
+    """Storage paths the checks uploaded: removed at clean-up (deleting users does not delete their files)."""
 
     @property
     def names(self) -> Names:
@@ -225,6 +227,7 @@ def _file_transfer(ctx: _Context) -> str:
     path = f"{ctx.conversation()}/smoke-{uuid.uuid4().hex[:8]}.bin"
     data = secrets.token_bytes(FILE_BYTES)
     _expect(ctx.supabase.upload(path, data, token=alice.token), 200, "upload")
+    ctx.uploaded.append(path)
     download = ctx.supabase.download(path, token=bob.token)
     if download.status_code != 200:
         raise CheckFailed(f"download answered {download.status_code}: {_redact(download.text[:200])}")
@@ -353,7 +356,12 @@ def _timed(name: str, check: Callable[[_Context], str], ctx: _Context) -> CheckR
 
 
 def _cleanup(ctx: _Context) -> None:
-    """Best effort: the conversation (its creator may delete it) and the users (with the service key)."""
+    """Best effort: the uploaded files and the conversation (their owner and creator may delete them; its messages
+    and memberships go with it), then the users (with the service key)."""
+    with contextlib.suppress(httpx.HTTPError, CheckFailed):
+        alice = ctx.user("alice")
+        if ctx.uploaded:
+            ctx.supabase.remove(ctx.uploaded, token=alice.token)
     with contextlib.suppress(httpx.HTTPError, CheckFailed):
         if ctx.conversation_id:
             alice = ctx.user("alice")

@@ -7,7 +7,7 @@ credentials file; remove them all again.
       3. conversations, then members: batched REST inserts (JSON arrays, ids chosen here)
       → Credentials (users with passwords, conversations with members, target URL; never the service key)
     cleanup(target, credentials | prefix)
-      messages → members → conversations → profiles → users (admin delete)
+      files under the conversations' folders → messages → members → conversations → profiles → users (admin delete)
 
 Table names are the deployment's (`TargetConfig.names`); the protocol is `harness.clients.supabase` (sync client).
 
@@ -46,6 +46,10 @@ FILTER_IDS = 100
 """Ids per `in.(…)` filter: keeps URLs well under common 8 KB limits (a UUID is 36 characters)."""
 PAGE_USERS = 1000
 """Users per admin list page when cleaning up by prefix."""
+PAGE_OBJECTS = 1000
+"""Storage entries per list page when removing the files uploaded into the run's conversations."""
+MAX_PAGES = 10_000
+"""Bound on list pages in one cleanup (10 million entries)."""
 DEFAULT_EMAIL_DOMAIN = "example.com"
 
 
@@ -292,6 +296,7 @@ def _remove(admin: _Admin, user_ids: list[str], conversation_ids: list[str], pro
         extra = [row["id"] for row in response.json() if row["id"] not in known]
         known.update(extra)
         conversation_ids = [*conversation_ids, *extra]
+    _remove_files(admin, conversation_ids)
     for batch in _chunks(conversation_ids, FILTER_IDS):
         in_batch = api.in_(batch)
         admin.call("delete messages", deleted, delete, names.messages, filters={"conversation_id": in_batch})
@@ -310,3 +315,31 @@ def _remove(admin: _Admin, user_ids: list[str], conversation_ids: list[str], pro
         admin.call("delete user", (200, 204, 404), admin.client.admin_delete_user, user_id)
 
     _parallel(user_ids, delete_user, "delete users", progress)
+
+
+def _listing(admin: _Admin, prefix: str) -> Iterator[dict[str, Any]]:
+    """Every entry one folder level under `prefix` in the attachments bucket; nothing when the bucket is missing."""
+    for page in range(MAX_PAGES):
+        response = admin.call(
+            f"list files under {prefix or 'the bucket root'}", (200, 400, 404), admin.client.list_objects, prefix,
+            limit=PAGE_OBJECTS, offset=page * PAGE_OBJECTS,
+        )  # fmt: skip
+        if response.status_code != 200:
+            if "not found" in response.text.lower():
+                return  # a deployment without the bucket holds no files
+            raise _http_error(f"list files under {prefix or 'the bucket root'}", response)
+        entries = response.json()
+        yield from entries
+        if len(entries) < PAGE_OBJECTS:
+            return
+
+
+def _remove_files(admin: _Admin, conversation_ids: list[str]) -> None:
+    """Files the users uploaded (`<bucket>/<conversation id>/<name>`, the app's layout): deleting users and rows
+    leaves Storage objects behind, on Supabase as on the reference stack. One root listing finds the folders."""
+    ours = set(conversation_ids)
+    folders = [e["name"] for e in _listing(admin, "") if e.get("id") is None and e.get("name") in ours]
+    for folder in folders:
+        files = [f"{folder}/{e['name']}" for e in _listing(admin, folder) if e.get("id") is not None]
+        for batch in _chunks(files, FILTER_IDS):
+            admin.call("delete files", (200,), admin.client.remove, batch)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ import pytest
 from harness.errors import NetworkShapingError
 from harness.network import kernel
 from harness.network.profiles import Bandwidth, NetworkProfile, list_profiles, load_profile, load_stack, parse_profile
+from harness.procs import leftovers
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("nft") is None or shutil.which("ip") is None,
@@ -152,10 +156,6 @@ def test_gilbert_elliott_loss_is_bursty_with_the_profile_steady_state() -> None:
     assert burst >= 0.25, f"P(loss | previous lost) = {burst:.3f}: losses are not bursty"
 
 
-def host_state() -> tuple[list[str], list[str], list[str]]:
-    return kernel.list_namespaces(), kernel.list_host_links(), kernel.list_host_tables()
-
-
 @pytest.mark.root
 @needs_root
 def test_five_percent_downstream_drop_gives_three_to_nine_percent_tcp_retransmissions() -> None:
@@ -205,17 +205,125 @@ def test_context_manager_cleans_up_after_an_exception() -> None:
     assert names[0] not in kernel.list_host_links()
 
 
+_SHAPER = """
+import json, sys, time
+from harness.network import kernel
+from harness.network.profiles import parse_profile
+from harness.procs import leftovers
+loss = {"loss": {"model": "bernoulli", "model_source": "assumption", "percent": 2.0, "percent_source": "assumption"}}
+ns = kernel.create_namespace()
+kernel.apply_profile(ns, parse_profile(loss, "test", "test-loss"))
+scratch = leftovers.temporary_directory("harness-stack-")
+print(json.dumps({"ns": ns.name, "link": ns.host_ifname, "dir": str(scratch)}), flush=True)
+time.sleep(600)
+"""
+"""A process that shapes as a China run does (namespace, veth, nftables loss) with a stack's temporary directory,
+then waits to be killed."""
+
+
+class Shaper:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", _SHAPER], stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line, f"the shaper exited ({self.process.wait(30)}) before shaping"
+        self.made = json.loads(line)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def exists(self) -> dict[str, bool]:
+        in_ns = ""
+        if self.made["ns"] in kernel.list_namespaces():
+            in_ns = kernel._run(["ip", "netns", "exec", self.made["ns"], "nft", "list", "tables"])
+        return {
+            "netns": self.made["ns"] in kernel.list_namespaces(),
+            "link": self.made["link"] in kernel.list_host_links(),
+            "nft": f"table inet {kernel.NFT_TABLE}" in in_ns,
+            "dir": os.path.isdir(self.made["dir"]),
+        }
+
+
+ALL = {"netns": True, "link": True, "nft": True, "dir": True}
+NONE = {"netns": False, "link": False, "nft": False, "dir": False}
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A state directory of this test's own, so it reaps nothing of other runs on this machine; whatever its
+    shapers left is reaped at the end."""
+    folder, scratch = tmp_path / "state", tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv(leftovers.STATE_DIR_VAR, str(folder))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    yield folder
+    kernel.reap()
+
+
+@pytest.fixture
+def shapers(state: Path) -> Iterator[list[Shaper]]:
+    started: list[Shaper] = []
+    yield started
+    for shaper in started:
+        shaper.kill()
+
+
+def _net_clear() -> subprocess.CompletedProcess[str]:
+    # Nothing listens on port 9: there is no Toxiproxy to clear, and --kernel must not need one.
+    argv = [sys.executable, "-m", "harness", "net", "clear", "--kernel", "--toxiproxy", "http://127.0.0.1:9"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
 @pytest.mark.root
 @needs_root
-def test_cleanup_all_removes_leftovers_and_is_idempotent() -> None:
-    ns = kernel.create_namespace()  # as if a run had crashed before its own cleanup
-    kernel.apply_profile(ns, bernoulli(2.0))
-    subprocess.run(["nft", "add", "table", "inet", "harness_leftover"], check=True, timeout=10)
-    removed = kernel.cleanup_all()
-    assert f"netns {ns.name}" in removed
-    assert "nft table inet harness_leftover" in removed
-    assert host_state() == ([], [], [])
-    assert kernel.cleanup_all() == []
+def test_net_clear_removes_a_killed_runs_shaping_and_keeps_a_running_ones(shapers: list[Shaper]) -> None:
+    dead, alive = Shaper(), Shaper()
+    shapers += [dead, alive]
+    dead.kill()
+    assert dead.exists() == ALL  # SIGKILL ran no cleanup
+    done = _net_clear()
+    assert done.returncode == 0, done.stderr
+    assert "no Toxiproxy answers at http://127.0.0.1:9: no toxics to remove" in done.stdout
+    assert dead.exists() == NONE
+    for removed in (f"nft {dead.made['ns']} inet {kernel.NFT_TABLE}", f"link {dead.made['link']}",
+                    f"netns {dead.made['ns']}", f"dir {dead.made['dir']}"):  # fmt: skip
+        assert f"{removed} (pid {dead.process.pid})" in done.stdout
+    assert alive.exists() == ALL
+    assert f"kept (their harness run is still going): netns {alive.made['ns']} (pid {alive.process.pid}, running)" in (
+        done.stdout
+    )
+    alive.kill()
+    again = _net_clear()
+    assert again.returncode == 0 and alive.exists() == NONE, again.stdout + again.stderr
+
+
+@pytest.mark.root
+@needs_root
+def test_a_new_shaping_session_first_removes_a_killed_runs_leftovers(shapers: list[Shaper], state: Path) -> None:
+    dead = Shaper()
+    shapers.append(dead)
+    dead.kill()
+    with kernel.shaped_namespace(bernoulli(1.0)) as ns:
+        assert dead.exists() == NONE
+        assert [r.owner.pid for r in leftovers.records()] == [os.getpid()]  # only this session's own record
+        assert ns.name in kernel.list_namespaces()
+    assert leftovers.records() == []  # the session forgot what it removed itself
+
+
+@pytest.mark.root
+@needs_root
+def test_net_clear_leaves_namespaces_no_harness_run_recorded_alone(state: Path) -> None:
+    stranger = f"{kernel.PREFIX}{os.urandom(3).hex()}"
+    subprocess.run(["ip", "netns", "add", stranger], check=True, timeout=10)
+    try:
+        done = _net_clear()
+        assert done.returncode == 0, done.stderr
+        assert stranger in kernel.list_namespaces()
+        assert f"left alone (recorded by no harness run in {state}): " in done.stdout and stranger in done.stdout
+    finally:
+        subprocess.run(["ip", "netns", "delete", stranger], check=False, timeout=10)
 
 
 @pytest.mark.root

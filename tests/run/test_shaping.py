@@ -23,6 +23,7 @@ from harness.gates.verdict import evaluate
 from harness.model.profile import load_profile, parse_profile, resolve_profile
 from harness.model.result import aggregate, load_result
 from harness.network import kernel
+from harness.procs import leftovers
 from harness.run import shaping as china
 from harness.run.accounts import users_needed
 
@@ -294,3 +295,55 @@ def test_sigint_mid_china_run_leaves_no_toxics_proxies_namespaces_users_or_child
     assert result.run.partial is True and aggregate(result.windows, group="china").count > 0
     error = {c.get("name"): c for c in ET.parse(out / "junit.xml").getroot().iter("testcase")}["valid.complete"]
     assert error.find("error") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not IS_ROOT, reason="--kernel needs root (network namespaces, nftables)")
+def test_kill_9_mid_kernel_china_run_leaves_only_what_net_clear_then_removes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 item 7: SIGKILL runs no cleanup, so the run's namespace, veth, nftables table and the reference
+    stack's temporary directory stay; they were recorded, and `harness net clear --kernel` (no Toxiproxy needed)
+    removes them once the run is dead."""
+    state, scratch = tmp_path / "state", tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv(leftovers.STATE_DIR_VAR, str(state))  # this run's records only: other runs are not touched
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    profile = tmp_path / "long.toml"
+    profile.write_text(_profile_text(120), encoding="utf-8")
+    out = tmp_path / "killed"
+    with (tmp_path / "run.log").open("w") as log:
+        proc = subprocess.Popen(
+            _argv("run", str(profile), "--network", NETWORK, "--workers", "2", "--reports-dir", str(tmp_path),
+                  "--run-id", "killed", "--kernel"),
+            stdout=log, stderr=log,
+        )  # fmt: skip
+        try:
+            assert _wait_for(lambda: (out / "network.json").exists(), 90), (tmp_path / "run.log").read_text()[-3000:]
+            proc.kill()
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    (record,) = [r for r in leftovers.records() if r.owner.pid == proc.pid]
+    made = dict(record.resources)
+    namespace = json.loads((out / "network.json").read_text())["groups"]["china"]["namespace"]["name"]
+    assert made["netns"] == namespace and made["link"] == namespace
+    assert made["nft"] == f"{namespace} inet {kernel.NFT_TABLE}"
+    assert Path(made["dir"]).name.startswith("harness-stack-") and Path(made["dir"]).is_dir()
+    assert namespace in kernel.list_namespaces()  # left behind: nothing cleaned up
+
+    def cleared() -> bool:
+        done = subprocess.run(
+            _argv("net", "clear", "--kernel", "--toxiproxy", "http://127.0.0.1:9"),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        # Until the killed run's PostgreSQL has stopped (it gets SIGTERM with its parent), its directory is kept.
+        assert done.returncode == 0 or "PostgreSQL (pid" in done.stderr, done.stdout + done.stderr
+        return done.returncode == 0
+
+    assert _wait_for(cleared, 60)
+    assert namespace not in kernel.list_namespaces() and namespace not in kernel.list_host_links()
+    assert not Path(made["dir"]).exists()
+    assert leftovers.records() == []

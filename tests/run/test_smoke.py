@@ -9,12 +9,18 @@ import pytest
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run.smoke import CHECK_NAMES, run_checklist
 from harness.run.target import Target, from_reference
+from tests.refstack.region.conftest import run_sql
 
 
 @pytest.fixture(scope="module")
-def target() -> Iterator[Target]:
+def stack() -> Iterator[ReferenceStack]:
     with ReferenceStack(StackConfig(ports=StackPorts.any())) as stack:
-        yield from_reference(stack.endpoints)
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def target(stack: ReferenceStack) -> Target:
+    return from_reference(stack.endpoints)
 
 
 def test_every_check_passes_on_the_reference_stack(target: Target) -> None:
@@ -25,6 +31,24 @@ def test_every_check_passes_on_the_reference_stack(target: Target) -> None:
     assert "bob received alice's message over realtime" in by_name["message_realtime"].message
     assert "a stranger reads 0" in by_name["rls_stranger"].message
     assert "CN viewers served by ap-northeast-1" in by_name["china_routing"].message
+
+
+def test_the_checklist_leaves_no_users_rows_or_files_behind(stack: ReferenceStack, target: Target) -> None:
+    """Issue 14 item 3: the smoke users go with their conversation, memberships, messages and uploaded file."""
+    results = run_checklist(target, china=False)
+    assert all(r.passed for r in results), [(r.name, r.message) for r in results]
+    left = run_sql(
+        stack.endpoints.primary_url,
+        """select (select count(*) from auth.users where email like 'smoke-%') as users,
+                  (select count(*) from public.conversations where title = 'smoke') as conversations,
+                  (select count(*) from public.messages m
+                     where not exists (select 1 from public.conversations c where c.id = m.conversation_id)
+                        or m.conversation_id in (select id from public.conversations where title = 'smoke'))
+                    as messages,
+                  (select count(*) from storage.objects o where o.bucket_id = 'attachments' and o.name like '%/smoke-%')
+                    as files""",
+    )
+    assert dict(left[0]) == {"users": 0, "conversations": 0, "messages": 0, "files": 0}
 
 
 def test_checks_become_smoke_checks_with_their_time(target: Target) -> None:

@@ -7,12 +7,14 @@ import json
 import os
 import socket
 import stat
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from harness.clients.supabase.sync import SupabaseClient
 from harness.errors import ConfigError, ProvisionError, TargetUnreachable
 from harness.model import keys
 from harness.model.credentials import Credentials, write_private
@@ -21,6 +23,7 @@ from harness.model.target_config import Secret, TargetConfig
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import users, users_cli
 from harness.run.users import cleanup, provision
+from tests.refstack.region.conftest import create_conversation, create_user, user_headers
 
 SERVICE = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"}
 
@@ -232,3 +235,92 @@ def test_cli_refuses_a_remote_target_without_confirmation(monkeypatch: pytest.Mo
         run_cli(["users", "cleanup", "--prefix", "x"])
     with pytest.raises(SystemExit):
         run_cli(["users", "provision", "--count", "0"])
+
+
+def _send(target: TargetConfig, token: str, conversation: str, sender: str, text: str) -> None:
+    row = {"conversation_id": conversation, "sender_id": sender, "client_msg_id": uuid.uuid4().hex, "content": text}
+    sent = httpx.post(f"{target.supabase_url}/rest/v1/messages", headers=user_headers(token), json=row, timeout=10)
+    assert sent.status_code == 201, sent.text
+
+
+def _files(client: SupabaseClient, folder: str, token: str | None = None) -> list[str]:
+    listed = client.list_objects(folder, limit=100, token=token)
+    assert listed.status_code == 200, listed.text
+    return [entry["name"] for entry in listed.json()]
+
+
+def test_cleanup_leaves_nothing_a_recreated_id_could_read(
+    target: TargetConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 item 3: `harness users cleanup` removes the users' messages, memberships, conversations (those of
+    the credentials and those made during the run) and files; a user re-created with the same id reads nothing."""
+    for name in ("SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    out, url = tmp_path / "c.json", target.supabase_url
+    argv = ["users", "provision", "--count", "4", "--group-size", "2", "--prefix", "casc", "--run-id", "r"]
+    assert run_cli([*argv, "--out", str(out), "--target-url", url]) == 0
+    credentials = Credentials.load(out)
+    ids = [u.id for u in credentials.users]
+    tokens = {u.id: sign_in(target, u.email, u.password).json()["access_token"] for u in credentials.users}
+    for conversation in credentials.conversations:
+        for member in conversation.members:
+            _send(target, tokens[member], conversation.id, member, "provisioned")
+    first, second = ids[:2]
+    during_run = create_conversation(url, tokens[first], [second])  # not in the credentials file
+    _send(target, tokens[second], during_run, second, "during the run")
+    outsider_id, outsider, _ = create_user(url, f"outsider-{uuid.uuid4().hex[:8]}@example.com")
+    theirs = create_conversation(url, outsider, [first])  # someone else's conversation the user wrote in
+    _send(target, tokens[first], theirs, first, "mine")
+    _send(target, outsider, theirs, outsider_id, "theirs")
+    storage = SupabaseClient(url, keys.ANON_KEY)
+    service_storage = SupabaseClient(url, keys.SERVICE_ROLE_KEY)
+    folders = [credentials.conversations[0].id, during_run]
+    for folder in folders:
+        uploaded = storage.upload(f"{folder}/photo.bin", b"x" * 1000, token=tokens[first])
+        assert uploaded.status_code == 200, uploaded.text
+
+    assert run_cli(["users", "cleanup", "--credentials", str(out)]) == 0
+    conversations = [c.id for c in credentials.conversations] + [during_run]
+    assert rows(target, "messages", select="id", sender_id=in_(ids)) == []
+    assert rows(target, "messages", select="id", conversation_id=in_(conversations)) == []
+    assert rows(target, "conversation_members", select="user_id", user_id=in_(ids)) == []
+    assert rows(target, "conversations", select="id", id=in_(conversations)) == []
+    assert rows(target, "conversations", select="id", created_by=in_(ids)) == []
+    assert [_files(service_storage, folder) for folder in folders] == [[], []]
+    kept = rows(target, "messages", select="content,sender_id", conversation_id=f"eq.{theirs}")
+    assert kept == [{"content": "theirs", "sender_id": outsider_id}]  # the outsider keeps their own
+
+    # GoTrue's admin create takes an id: the same id again is a new user that reads nothing of the old one.
+    email, password = f"recreated-{uuid.uuid4().hex[:8]}@example.com", "correct-horse-battery"
+    recreated = httpx.post(
+        f"{url}/auth/v1/admin/users",
+        headers=SERVICE,
+        json={"id": first, "email": email, "password": password, "email_confirm": True},
+        timeout=10,
+    )
+    assert (recreated.status_code, recreated.json()["id"]) == (200, first), recreated.text
+    token = sign_in(target, email, password).json()["access_token"]
+    for table in ("messages", "conversations", "conversation_members"):
+        seen = httpx.get(f"{url}/rest/v1/{table}", headers=user_headers(token), timeout=10)
+        assert (seen.status_code, seen.json()) == (200, []), table
+    assert [_files(storage, folder, token) for folder in folders] == [[], []]
+    for user in (first, outsider_id):
+        assert httpx.delete(f"{url}/auth/v1/admin/users/{user}", headers=SERVICE, timeout=10).status_code == 200
+
+
+def test_admin_create_refuses_a_bad_or_taken_id(target: TargetConfig) -> None:
+    url = f"{target.supabase_url}/auth/v1/admin/users"
+    taken = create_user(target.supabase_url)[0]
+    cases = [
+        ("not-a-uuid", 400, "validation_failed", "ID must conform to the uuid v4 format"),
+        ("00000000-0000-0000-0000-000000000000", 400, "validation_failed", "ID cannot be a nil uuid"),
+        (taken, 422, "user_already_exists", "A user with this ID has already been registered"),
+    ]
+    for given, status, code, message in cases:
+        body = {"id": given, "email": f"id-{uuid.uuid4().hex[:8]}@example.com", "password": "correct-horse-battery"}
+        response = httpx.post(url, headers=SERVICE, json=body, timeout=10)
+        assert (response.status_code, response.json()["error_code"], response.json()["msg"]) == (
+            status,
+            code,
+            message,
+        ), response.text

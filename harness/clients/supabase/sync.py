@@ -175,6 +175,18 @@ class SupabaseClient:
         """200 with the object's bytes."""
         return self.request("GET", api.storage_object(bucket or self.names.bucket, path), token=token)
 
+    def list_objects(
+        self, prefix: str, *, limit: int, offset: int = 0, token: str | None = None, bucket: str | None = None
+    ) -> httpx.Response:
+        """200 with one folder level under `prefix`: files (with an `id`) and folders (`id` null)."""
+        url = api.storage_list(bucket or self.names.bucket)
+        return self.request("POST", url, token=token, json=api.list_body(prefix, limit, offset))
+
+    def remove(self, paths: Sequence[str], *, token: str | None = None, bucket: str | None = None) -> httpx.Response:
+        """200 with the objects deleted (those the token may not delete are skipped)."""
+        url = api.storage_bucket(bucket or self.names.bucket)
+        return self.request("DELETE", url, token=token, json={"prefixes": list(paths)})
+
     # -- Edge Functions (§6) -----------------------------------------------------------------------------------------
     def invoke(self, function: str, body: Mapping[str, Any], *, token: str | None = None) -> httpx.Response:
         return self.request("POST", api.function(function), token=token, json=dict(body))

@@ -183,6 +183,18 @@ def _require_admin(request: web.Request) -> None:
 
 
 # -- sign-up and grants ---------------------------------------------------------------------------------------------
+def _requested_id(value: Any) -> str | None:
+    """An admin create's optional `id` (GoTrue's adminUserCreate: any UUID but the nil one)."""
+    if value is None or value == "":
+        return None
+    user_id = _uuid_or_none(value)
+    if user_id is None:
+        raise AuthError(400, "validation_failed", "ID must conform to the uuid v4 format")
+    if user_id == str(uuid.UUID(int=0)):
+        raise AuthError(400, "validation_failed", "ID cannot be a nil uuid")
+    return user_id
+
+
 async def _create(request: web.Request, body: dict[str, Any], *, admin: bool) -> tuple[str, auth_store.Session | None]:
     """Validate, hash and store a new user; sign-up also starts its first session (autoconfirm)."""
     email = _email(body.get("email"))
@@ -190,6 +202,7 @@ async def _create(request: web.Request, body: dict[str, Any], *, admin: bool) ->
     user_metadata = _metadata("user_metadata" if admin else "data", body.get("user_metadata" if admin else "data"))
     app_metadata = {"provider": "email", "providers": ["email"]}
     role = "authenticated"
+    user_id = _requested_id(body.get("id")) if admin else None
     if admin:
         app_metadata |= _metadata("app_metadata", body.get("app_metadata"))
         requested = body.get("role")
@@ -208,7 +221,10 @@ async def _create(request: web.Request, body: dict[str, Any], *, admin: bool) ->
             app_metadata=app_metadata,
             confirmed=bool(body.get("email_confirm")) if admin else True,
             start_session=not admin,
+            user_id=user_id,
         )
+    except auth_store.IdTaken:
+        raise AuthError(422, "user_already_exists", "A user with this ID has already been registered") from None
     except auth_store.EmailTaken:
         if admin:
             raise AuthError(422, "email_exists", "A user with this email address has already been registered") from None

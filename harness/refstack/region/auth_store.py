@@ -29,10 +29,16 @@ INSTANCE_ID = "00000000-0000-0000-0000-000000000000"
 """GoTrue's instance_id for every row of a single-tenant project."""
 EMAIL_UNIQUE_INDEX = "users_email_partial_key"
 """supabase.sql's unique index on auth.users(email): its violation means the email is taken."""
+USERS_PRIMARY_KEY = "users_pkey"
+"""auth.users' primary key: violated by an admin create naming an id that has a user."""
 
 
 class EmailTaken(Exception):
     """A user with this email already exists."""
+
+
+class IdTaken(Exception):
+    """A user with this id already exists (an admin create naming its `id`)."""
 
 
 class RefreshRefused(Enum):
@@ -110,7 +116,7 @@ with u as (
     instance_id, id, aud, role, email, encrypted_password, email_confirmed_at, last_sign_in_at,
     raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_sso_user, is_anonymous
   ) values (
-    $1::uuid, gen_random_uuid(), 'authenticated', $3, $4, $5, case when $6 then now() end,
+    $1::uuid, coalesce($9::uuid, gen_random_uuid()), 'authenticated', $3, $4, $5, case when $6 then now() end,
     case when $2::text is not null then now() end, $7::jsonb, $8::jsonb, now(), now(), false, false
   )
   returning usr
@@ -242,9 +248,11 @@ async def create_user(
     app_metadata: dict[str, Any],
     confirmed: bool,
     start_session: bool,
+    user_id: str | None = None,
 ) -> tuple[str, Session | None]:
-    """Insert the user and its `email` identity (the trigger adds the profile), and with `start_session` its first
-    session. Returns the user object and the session; EmailTaken when the email has an account."""
+    """Insert the user (with `user_id`, or a random one) and its `email` identity (the trigger adds the profile),
+    and with `start_session` its first session. Returns the user object and the session; EmailTaken when the
+    email has an account, IdTaken when the id has."""
     refresh = new_refresh_token() if start_session else None
     try:
         row = await db.admin.fetchrow(
@@ -257,10 +265,13 @@ async def create_user(
             confirmed,
             json.dumps(app_metadata),
             json.dumps(user_metadata),
+            user_id,
         )
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == EMAIL_UNIQUE_INDEX:
             raise EmailTaken(email) from None
+        if exc.constraint_name == USERS_PRIMARY_KEY:
+            raise IdTaken(user_id) from None
         raise
     assert row is not None  # an insert ... returning always yields its row
     session = Session.from_row(row, refresh) if refresh is not None else None

@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -25,6 +23,7 @@ import asyncpg
 from aiohttp import web
 
 from harness.errors import TargetUnreachable
+from harness.procs import leftovers
 from harness.refstack.postgres import migrations
 from harness.refstack.postgres.cluster import Cluster
 from harness.refstack.region import following
@@ -82,7 +81,7 @@ async def primary_postgres_address(config: RegionConfig) -> tuple[str, int]:
 async def start(app: web.Application) -> None:
     config = app[CONFIG]
     if config.data_dir is None:
-        scratch = Path(tempfile.mkdtemp(prefix=f"harness-{config.region}-"))
+        scratch = leftovers.temporary_directory(f"harness-{config.region}-")
         app[SCRATCH] = scratch
         data_dir = scratch
     else:
@@ -166,7 +165,7 @@ async def stop(app: web.Application) -> None:
 
 def _remove_scratch(app: web.Application) -> None:
     if SCRATCH in app:
-        shutil.rmtree(app[SCRATCH], ignore_errors=True)
+        leftovers.remove_temporary_directory(app[SCRATCH])
 
 
 async def postgres_address(request: web.Request) -> web.Response:

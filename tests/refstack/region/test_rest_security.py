@@ -112,6 +112,111 @@ def test_upsert_passes_the_insert_and_the_update_policy(region: BackgroundServer
     assert _conversation(region, trio["conv"])["title"] == "renamed by alice"
 
 
+def _rows(region: BackgroundServer, path: str) -> list[dict[str, Any]]:
+    response = _rest(region, None, "GET", path)
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+@pytest.fixture
+def mallorys_own(region: BackgroundServer, trio: dict[str, Any]) -> str:
+    """A conversation of Mallory's own, so her upserts pass the INSERT policy and reach the UPDATE one."""
+    return create_conversation(region.url, trio["mallory"], [])
+
+
+# Issue 14 item 2: the same takeover on messages and memberships, with every way of naming the conflict target.
+# Postgres applies the INSERT policy to the proposed row and the UPDATE policy to the row it conflicts with, so
+# these hold by construction; they guard against a region that would skip either.
+@pytest.mark.parametrize(
+    ("who", "query", "attack", "status", "code"),
+    [
+        ("mallory", "on_conflict=id", "own_conversation", 403, "42501"),  # INSERT passes; she cannot see the row
+        ("mallory", "", "own_conversation", 403, "42501"),  # the primary key is the default target
+        ("mallory", "on_conflict=sender_id,client_msg_id", "as_alice", 403, "42501"),  # not her sender_id
+        ("mallory", "on_conflict=id&columns=id,content", "as_alice", 403, "42501"),  # sender_id absent: NULL fails
+        ("mallory", "on_conflict=client_msg_id", "own_conversation", 400, "42P10"),  # not unique alone
+        ("mallory", "on_conflict=conversation_id", "own_conversation", 400, "42P10"),
+        # Bob reads the message and passes the INSERT policy as himself; the UPDATE policy (sender only) refuses.
+        ("bob", "on_conflict=id", "as_self", 403, "42501"),
+        ("bob", "", "as_self", 403, "42501"),
+    ],
+)
+def test_upsert_cannot_take_over_another_users_message(
+    region: BackgroundServer,
+    trio: dict[str, Any],
+    mallorys_own: str,
+    who: str,
+    query: str,
+    attack: str,
+    status: int,
+    code: str,
+) -> None:
+    path = f"messages?conversation_id=eq.{trio['conv']}"
+    before = _rows(region, path)
+    (message,) = before
+    body = {"id": message["id"], "client_msg_id": "a1", "content": "pwned"}
+    if attack == "own_conversation":
+        body |= {"conversation_id": mallorys_own, "sender_id": trio["mallory_id"]}
+    elif attack == "as_self":
+        body |= {"conversation_id": trio["conv"], "sender_id": trio[f"{who}_id"]}
+    else:
+        body |= {"conversation_id": trio["conv"], "sender_id": trio["alice_id"]}
+    prefer = {"Prefer": "resolution=merge-duplicates,return=representation"}
+    response = _rest(region, trio[who], "POST", f"messages?{query}", json=body, headers=prefer)
+    assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    assert _rows(region, path) == before
+    assert _rest(region, trio["bob"], "GET", path).json()[0]["content"] == "hi"  # a member still reads it
+    assert _rest(region, trio["mallory"], "GET", f"messages?id=eq.{message['id']}").json() == []
+
+
+def test_upsert_on_an_id_absent_from_the_body_makes_a_new_message(
+    region: BackgroundServer, trio: dict[str, Any], mallorys_own: str
+) -> None:
+    """on_conflict=id with no id in the body: the default id never conflicts, so the row is Mallory's own."""
+    path = f"messages?conversation_id=eq.{trio['conv']}"
+    before = _rows(region, path)
+    body = {"conversation_id": mallorys_own, "sender_id": trio["mallory_id"], "client_msg_id": "a1", "content": "x"}
+    prefer = {"Prefer": "resolution=merge-duplicates,return=representation"}
+    response = _rest(region, trio["mallory"], "POST", "messages?on_conflict=id", json=body, headers=prefer)
+    assert response.status_code == 201, response.text
+    assert response.json()[0]["conversation_id"] == mallorys_own and response.json()[0]["id"] != before[0]["id"]
+    assert _rows(region, path) == before
+
+
+@pytest.mark.parametrize(
+    ("who", "query", "row", "status", "code"),
+    [
+        ("mallory", "", {"user_id": "mallory", "role": "owner"}, 403, "42501"),  # join someone's conversation
+        ("mallory", "on_conflict=conversation_id,user_id", {"user_id": "alice", "role": "member"}, 403, "42501"),
+        # A member passes the INSERT policy, but only the creator may UPDATE memberships: demoting Alice fails.
+        ("bob", "on_conflict=conversation_id,user_id", {"user_id": "alice", "role": "member"}, 403, "42501"),
+        ("bob", "", {"user_id": "bob", "role": "owner"}, 403, "42501"),  # nor may Bob promote himself
+        ("mallory", "on_conflict=user_id", {"user_id": "alice", "role": "member"}, 400, "42P10"),
+        # columns= leaves conversation_id out of the row: NULL fails the INSERT policy before any conflict.
+        ("mallory", "on_conflict=conversation_id,user_id&columns=user_id,role", {"user_id": "alice", "role": "x"},
+         403, "42501"),
+    ],
+)  # fmt: skip
+def test_upsert_cannot_take_over_a_membership(
+    region: BackgroundServer,
+    trio: dict[str, Any],
+    who: str,
+    query: str,
+    row: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    path = f"conversation_members?conversation_id=eq.{trio['conv']}&order=user_id"
+    before = _rows(region, path)
+    assert {m["user_id"]: m["role"] for m in before} == {trio["alice_id"]: "owner", trio["bob_id"]: "member"}
+    body = {"conversation_id": trio["conv"], "user_id": trio[f"{row['user_id']}_id"], "role": row["role"]}
+    prefer = {"Prefer": "resolution=merge-duplicates"}
+    response = _rest(region, trio[who], "POST", f"conversation_members?{query}", json=body, headers=prefer)
+    assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    assert _rows(region, path) == before
+    assert _rest(region, trio["mallory"], "GET", f"messages?conversation_id=eq.{trio['conv']}").json() == []
+
+
 # -- every verb as an outsider ------------------------------------------------------------------------------------
 def test_outsider_reads_counts_updates_and_deletes_nothing(region: BackgroundServer, trio: dict[str, Any]) -> None:
     outsider = trio["mallory"]

@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.model.keys import Claims
 from harness.refstack.region.realtime import filters, frames
+from harness.refstack.region.realtime.authorization import Permissions
 from harness.refstack.region.realtime.catalog import Catalog
 from harness.refstack.region.realtime.peer import Peer
 
@@ -163,6 +164,8 @@ class Channel:
     claims: Claims
     presence_enabled: bool = False
     expiry_timer: asyncio.TimerHandle | None = None
+    permissions: Permissions | None = None
+    """What the caller may do on a private channel (authorization.py); None on a public one (everything)."""
     pg_prefix: str = field(init=False, repr=False)
     """`{"topic":…,"event":"postgres_changes","ref":null,"payload":{"ids":` — built once per channel."""
     joined_at: dt.datetime = field(init=False, repr=False)
@@ -189,6 +192,23 @@ class Channel:
             if since <= commit_time:
                 return token, claims
         return None
+
+    @property
+    def sub_topic(self) -> str:
+        """The topic without `realtime:`: what policies see as realtime.topic()."""
+        return self.topic.removeprefix(frames.TOPIC_PREFIX)
+
+    @property
+    def may_broadcast(self) -> bool:
+        return self.permissions is None or self.permissions.broadcast_write
+
+    @property
+    def presence_readable(self) -> bool:
+        return self.permissions is None or self.permissions.presence_read
+
+    @property
+    def may_track(self) -> bool:
+        return self.permissions is None or self.permissions.presence_write
 
     @property
     def topic_key(self) -> tuple[bool, str]:

@@ -21,9 +21,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from harness.model import hop_counts as hc
 from harness.model.keys import Claims
-from harness.refstack.region.realtime import frames, tokens
+from harness.refstack.region.database import Database
+from harness.refstack.region.realtime import authorization, frames, tokens
+from harness.refstack.region.realtime.authorization import Permissions
 from harness.refstack.region.realtime.channel import Channel, JoinConfig, JoinPayloadError
 from harness.refstack.region.realtime.hub import Hub
+from harness.refstack.region.state import DB
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,9 @@ class Connection:
         self._outbox: deque[tuple[str, str | None]] = deque()
         """(frame, hop bucket of a load-test frame or None)."""
         self._writer: asyncio.Task[None] | None = None
+        self._pending: asyncio.Task[None] | None = None
+        """A private join or token refresh waiting for its policy check: the read loop waits for it before the
+        next frame, as a Phoenix socket waits for a channel's join (so frames keep their order)."""
         self._loop = asyncio.get_running_loop()
 
     # -- writing --------------------------------------------------------------------------------------------------
@@ -145,11 +151,15 @@ class Connection:
                 return
             try:
                 self.handle_text(text)
+                if self._pending is not None:  # a policy check: frames stay in order, as Phoenix keeps them
+                    await self._pending
             except frames.FrameError as exc:  # nothing to answer on
                 await self._refuse(str(exc))
                 return
             except Exception:  # a bug must not take the socket down; the fuzz tests fail on this log
                 log.exception("realtime: error handling a client frame")
+            finally:
+                self._pending = None
 
     async def _refuse(self, reason: str) -> None:
         """Close on a frame that cannot be answered, with 1007 and the reason, as a client can see and log it."""
@@ -158,6 +168,8 @@ class Connection:
 
     def teardown(self) -> None:
         self.closed = True
+        if self._pending is not None:
+            self._pending.cancel()
         self._count_lost(hc.DROPPED_CLOSED)
         self._outbox.clear()
         for channel in list(self.channels.values()):
@@ -202,16 +214,36 @@ class Connection:
         if isinstance(checked, tokens.Rejected):
             self.enqueue(frames.error(topic, ref, checked.join_reason))
             return
+        if config.private:
+            self._pending = self._loop.create_task(self._join_private(msg, config, token, checked))
+            return
+        self._admit(msg, config, token, checked, None)
+
+    async def _join_private(self, msg: frames.Inbound, config: JoinConfig, token: str, claims: Claims) -> None:
+        """A private channel: joined only if the caller's policies on realtime.messages let it read broadcasts."""
+        topic = msg.topic
+        try:
+            found = await authorization.check_join(self.db, topic.removeprefix(frames.TOPIC_PREFIX), claims.raw)
+        except authorization.Refused as exc:
+            self.enqueue(frames.error(topic, msg.ref, exc.reason))
+            return
+        if not self.closed:
+            self._admit(msg, config, token, claims, found)
+
+    def _admit(
+        self, msg: frames.Inbound, config: JoinConfig, token: str, claims: Claims, permissions: Permissions | None
+    ) -> None:
+        topic, ref = msg.topic, msg.ref
         old = self.channels.pop(topic, None)
         if old is not None:  # Phoenix closes the previous channel of a duplicate join
             self.hub.remove_channel(old)
-        channel = Channel(self, topic, msg.join_ref or ref, config, token, checked)
+        channel = Channel(self, topic, msg.join_ref or ref, config, token, claims, permissions=permissions)
         self.channels[topic] = channel
         self.hub.add_channel(channel)
         self._schedule_token_check(channel)
         echo = [{**b.echo, "id": b.id} for b in config.bindings]
         self.enqueue(frames.ok(topic, ref, {"postgres_changes": echo}))
-        if channel.presence_enabled:
+        if channel.presence_enabled and channel.presence_readable:
             self.enqueue(self.hub.presence_state(channel))
         if config.bindings:
             failed = next((b.error for b in config.bindings if b.error), None)
@@ -219,6 +251,10 @@ class Connection:
                 self.enqueue(frames.system(topic, "postgres_changes", "ok", "Subscribed to PostgreSQL"))
             else:
                 self.enqueue(frames.system(topic, "postgres_changes", "error", failed))
+
+    @property
+    def db(self) -> Database:
+        return self.request.app[DB]
 
     @staticmethod
     def _channel_token(payload: dict[str, Any]) -> str | None:
@@ -235,7 +271,8 @@ class Connection:
             self.enqueue(frames.ok(msg.topic, msg.ref))
             self.enqueue(frames.close(msg.topic, channel.join_ref))
         elif event == "broadcast":
-            self.hub.broadcast(channel.topic_key, payload, sender=channel)
+            if channel.may_broadcast:  # else dropped, as Realtime drops them (the ack below is still sent)
+                self.hub.broadcast(channel.topic_key, payload, sender=channel)
             if channel.config.ack:
                 self.enqueue(frames.ok(msg.topic, msg.ref))
         elif event == "presence":
@@ -249,13 +286,16 @@ class Connection:
         kind = payload.get("event")
         if not isinstance(kind, str):
             return "error"
+        if not channel.may_track:
+            return "ok"  # a private channel without a presence INSERT policy: ignored, as Realtime ignores it
         if kind.lower() == "track":
             fields = payload.get("payload", {})
             if not isinstance(fields, dict):
                 return "error"
             if not channel.presence_enabled:
                 channel.presence_enabled = True  # tracking turns presence on for this channel
-                self.enqueue(self.hub.presence_state(channel))
+                if channel.presence_readable:
+                    self.enqueue(self.hub.presence_state(channel))
             self.hub.track(channel, fields)
             return "ok"
         if kind.lower() == "untrack":
@@ -271,8 +311,24 @@ class Connection:
         if isinstance(checked, tokens.Rejected):
             self.shutdown(channel, checked.join_reason.partition(": ")[2])
             return
-
+        if channel.config.private:
+            self._pending = self._loop.create_task(self._reauthorize(channel, token, checked))
+            return
         self.hub.reindex(channel, lambda: channel.switch_identity(token, checked))
+        self._schedule_token_check(channel)
+
+    async def _reauthorize(self, channel: Channel, token: str, claims: Claims) -> None:
+        """A private channel's new token: its policies are checked again, and a refusal shuts the channel."""
+        try:
+            found = await authorization.check_join(self.db, channel.sub_topic, claims.raw)
+        except authorization.Refused as exc:
+            if self.channels.get(channel.topic) is channel:
+                self.shutdown(channel, exc.message)
+            return
+        if self.channels.get(channel.topic) is not channel:
+            return
+        channel.permissions = found
+        self.hub.reindex(channel, lambda: channel.switch_identity(token, claims))
         self._schedule_token_check(channel)
 
     def _schedule_token_check(self, channel: Channel) -> None:

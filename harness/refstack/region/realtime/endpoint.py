@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from harness.refstack import strict_json
-from harness.refstack.region.realtime import frames, tokens
+from harness.refstack.region.realtime import authorization, frames, tokens
 from harness.refstack.region.realtime.connection import Connection
 from harness.refstack.region.realtime.hub import Hub
-from harness.refstack.region.state import CONFIG, api_key, bearer_token
+from harness.refstack.region.state import CONFIG, DB, api_key, bearer_token
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,27 @@ def _unauthorized(request: web.Request) -> web.Response | None:
     return None
 
 
+async def _may_send(request: web.Request, topics: set[str]) -> set[str]:
+    """The private topics the request's caller (its bearer token, else its apikey) may broadcast to: their
+    INSERT policies on realtime.messages decide (authorization.py). Messages to the others are dropped, and the
+    request is still accepted (202), as Realtime's broadcast API does."""
+    if not topics:
+        return set()
+    claims = tokens.check(bearer_token(request) or api_key(request), request.app[CONFIG].jwt_secret)
+    if isinstance(claims, tokens.Rejected):
+        return set()
+    allowed: set[str] = set()
+    for topic in topics:
+        try:
+            found = await authorization.permissions(request.app[DB], topic, claims.raw)
+        except authorization.Refused as exc:
+            log.info("realtime: private broadcast to %r dropped: %s", topic[:128], exc.reason)
+            continue
+        if found.broadcast_write:
+            allowed.add(topic)
+    return allowed
+
+
 async def _json_body(request: web.Request) -> Any:
     """The body as JSON (null when empty), or a JsonBodyError: not JSON, not UTF-8, NaN or Infinity, a lone
     surrogate, or nested deeper than a frame may carry (no socket could take it on)."""
@@ -92,8 +113,11 @@ async def broadcast_bulk(request: web.Request) -> web.Response:
         if not isinstance(topic, str) or not topic or not isinstance(event, str) or not event:
             return _error(400, f"messages[{index}]: topic and event must be non-empty strings")
     hub = request.app[HUB]
+    allowed = await _may_send(request, {m["topic"] for m in messages if m.get("private") is True})
     for message in messages:
         private = message.get("private") is True
+        if private and message["topic"] not in allowed:
+            continue
         payload = {"type": "broadcast", "event": message["event"], "payload": message.get("payload", {})}
         hub.broadcast((private, f"realtime:{message['topic']}"), payload)
     return web.json_response({}, status=202)
@@ -111,7 +135,9 @@ async def broadcast_one(request: web.Request) -> web.Response:
         body = await _json_body(request)
     except strict_json.JsonBodyError as exc:
         return _error(400, f"body must be JSON (or application/octet-stream): {exc.message}")
-    private = request.query.get("private") == "true"
+    private, topic = request.query.get("private") == "true", request.match_info["topic"]
+    if private and topic not in await _may_send(request, {topic}):
+        return web.json_response({}, status=202)
     payload = {"type": "broadcast", "event": request.match_info["event"], "payload": body}
-    request.app[HUB].broadcast((private, f"realtime:{request.match_info['topic']}"), payload)
+    request.app[HUB].broadcast((private, f"realtime:{topic}"), payload)
     return web.json_response({}, status=202)

@@ -361,5 +361,5 @@ class Hub:
     def _presence_diff(self, key: tuple[bool, str], joins: RawState, leaves: RawState) -> None:
         text = frames.frame(key[1], "presence_diff", frames.dumps({"joins": joins, "leaves": leaves}))
         for channel in list(self.topics.get(key, ())):
-            if channel.presence_enabled:
+            if channel.presence_enabled and channel.presence_readable:
                 channel.conn.enqueue(text)
