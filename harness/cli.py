@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from harness import __version__
 from harness.errors import HarnessError
 
+INTERRUPTED_EXIT = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+
 # Command groups, in the order `--help` lists them. Adding a group is one line here.
 _COMMAND_MODULES = [
     "harness.run.cli",
@@ -44,17 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
+    # Ctrl-C may come at any moment, also while the command modules import (seconds on a busy machine): one line
+    # and exit 130 then too, never a traceback.
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        func = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return 2
         return int(func(args) or 0)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.filename is None:
+            raise  # not about a path the user gave: a bug, keep its traceback
+        # A path given on the command line (a folder to write reports to, a state dir, …) cannot be used.
+        print(f"harness: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("harness: interrupted", file=sys.stderr)
-        return 130
+        print("harness: interrupted (SIGINT)", file=sys.stderr)
+        return INTERRUPTED_EXIT

@@ -52,7 +52,7 @@ def unpack(tar_path: Path, folder: Path) -> Unpacked:
     except (tarfile.TarError, OSError) as exc:
         raise BundleError(f"not a tar archive ({exc})") from None
     try:
-        manifest = Manifest.from_json((folder / MANIFEST).read_text(), "the bundle's manifest.json")
+        manifest = Manifest.from_json((folder / MANIFEST).read_bytes(), "the bundle's manifest.json")
     except (ConfigError, UnicodeDecodeError) as exc:
         raise BundleError(str(exc)) from None
     return Unpacked(manifest, folder / ROLES, folder / DUMP)

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.backup.inventory import TableCount
 from harness.errors import ConfigError
+from harness.model.files import parse_json
 
 FORMAT = "harness-backup/1"
 
@@ -56,14 +57,21 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str) -> Manifest:
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"{where}: not UTF-8 text, so not a harness backup manifest") from None
+        data = parse_json(text, where)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: not a harness backup manifest (a JSON object with format {FORMAT!r})")
         try:
-            data: dict[str, Any] = json.loads(text)
             if data.get("format") != FORMAT:
                 raise ConfigError(f"{where}: format {data.get('format')!r} is not {FORMAT!r}")
             tables = tuple(_table(t) for t in data["tables"])
             return cls(**{**data, "tables": tables, "schemas": tuple(data["schemas"]),
                           "recipients": tuple(data.get("recipients", ()))})  # fmt: skip
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise ConfigError(f"{where}: not a harness backup manifest ({exc})") from None
 
 

@@ -37,7 +37,7 @@ class Journal:
         entry = {"ts": _now_iso(unix_s), "unix_s": round(unix_s, 3), "event": event, **fields}
         line = json.dumps(entry, default=str)
         if event != "probe":
-            with self.path.open("a") as f:
+            with self.path.open("a", encoding="utf-8") as f:
                 f.write(line + "\n")
         if self.out is not None:
             print(line, file=self.out, flush=True)
@@ -48,12 +48,14 @@ class Journal:
     def entries(self) -> Iterator[dict[str, Any]]:
         if not self.path.exists():
             return
-        with self.path.open() as f:
+        with self.path.open(encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue  # a line cut by a crash
+                    entry = json.loads(line)
+                except (ValueError, RecursionError):
+                    continue  # a line cut by a crash, or not ours
+                if isinstance(entry, dict):
+                    yield entry
 
     def last_actions(self, n: int = 10) -> list[dict[str, Any]]:
         return [e for e in self.entries() if e.get("event") != "probe"][-n:]
@@ -62,11 +64,13 @@ class Journal:
         return self.state_dir / "state.json"
 
     def state(self) -> dict[str, Any]:
+        # Unreadable or not an object: treated as empty, so a damaged file never stops a failover (it only spares
+        # a second run of --switch-cmd).
         try:
-            loaded: dict[str, Any] = json.loads(self._state_file().read_text())
-            return loaded
-        except (OSError, ValueError):
+            loaded = json.loads(self._state_file().read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
             return {}
+        return loaded if isinstance(loaded, dict) else {}
 
     def set_state(self, **values: Any) -> None:
         merged = {**self.state(), **values}

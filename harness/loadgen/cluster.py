@@ -129,7 +129,17 @@ class LocustCluster:
         return self.master is not None and self.master.running()
 
     def stop(self, master_grace_s: float = MASTER_STOP_GRACE_S, worker_grace_s: float = WORKER_STOP_GRACE_S) -> None:
-        """Graceful, then forceful: every child is gone when this returns."""
+        """Graceful, then forceful: every child is gone when this returns, also when a second Ctrl-C (a
+        KeyboardInterrupt) cuts the graceful part short: the rest are killed at once."""
+        try:
+            self._stop(master_grace_s, worker_grace_s)
+        except BaseException:
+            for child in self.children:
+                child.kill_group()
+                child.close()
+            raise
+
+    def _stop(self, master_grace_s: float, worker_grace_s: float) -> None:
         if self.master is not None:
             self.master.stop(master_grace_s)
         deadline = time.monotonic() + worker_grace_s

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ConfigError
+from harness.model.files import parse_json, read_text
 
 FORMAT = "harness-credentials/1"
 _TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -93,7 +94,7 @@ class Credentials:
                 str(data["run_id"]), str(data["prefix"]), str(data["target_url"]), int(data["group_size"]),
                 users, conversations,
             )  # fmt: skip
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(f"{where}: malformed credentials file ({type(exc).__name__}: {exc})") from None
 
     def save(self, path: Path) -> None:
@@ -102,15 +103,7 @@ class Credentials:
 
     @classmethod
     def load(cls, path: Path) -> Credentials:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read credentials file: {exc.strerror or exc}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: credentials file is not JSON ({exc})") from None
-        return cls.from_json(data, str(path))
+        return cls.from_json(parse_json(read_text(path, "credentials file"), str(path)), str(path))
 
 
 def write_private(path: Path, text: str) -> None:

@@ -9,10 +9,8 @@ the field, the bad value and the valid form:
 from __future__ import annotations
 
 import importlib.resources
-import json
 import math
 import re
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from harness.errors import ConfigError
+from harness.model.files import parse_toml, read_text, show_value
 from harness.model.metrics import TOTALS_EXCLUDED
 from harness.model.rates import RateSchedule
 
@@ -30,6 +29,8 @@ USER_CLASSES = ("MessagingUser", "MeetingUser", "FileTransferUser", "WebUser")
 ENVIRONMENT_ATTRIBUTE = "harness_profile"
 """The attribute of a Locust `Environment` holding the run's Profile (set by the harness plugin; scenarios read it,
 so neither imports the other)."""
+MIN_WINDOW_S = 0.1
+"""Shortest result window: below it every request would get a window of its own."""
 with importlib.resources.as_file(importlib.resources.files("harness.profiles")) as _shipped:
     DEFAULT_PROFILES_DIR = _shipped.resolve()
     """Where `resolve_profile("load")` looks when `profiles/` is not in the working directory: the shipped profiles
@@ -39,7 +40,7 @@ with importlib.resources.as_file(importlib.resources.files("harness.profiles")) 
 # ---- field types: each validator owns its message, so errors read "<value> is not <what> (e.g. <example>)" ----
 
 
-def _number(
+def number_check(
     what: str,
     example: str,
     *,
@@ -54,12 +55,15 @@ def _number(
             return None  # `gate = false` turns a default gate off
         if v is None and off_allowed:
             return None
-        ok_type = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok_type or (integer and not float(v).is_integer()):
+        bound = f"{'from' if low_inclusive else 'above'} {low:g}" + (f" to {high:g}" if high is not None else "")
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            raise PydanticCustomError("harness", f"is not {what} (e.g. {example})")
+        if isinstance(v, float) and not math.isfinite(v):  # TOML has nan and inf: say the valid range
+            raise PydanticCustomError("harness", f"is not {what} {bound} (e.g. {example})")
+        if integer and not float(v).is_integer():
             raise PydanticCustomError("harness", f"is not {what} (e.g. {example})")
         too_low = v < low if low_inclusive else v <= low
         if too_low or (high is not None and v > high):
-            bound = f"{'from' if low_inclusive else 'above'} {low:g}" + (f" to {high:g}" if high is not None else "")
             raise PydanticCustomError("harness", f"is not {what} {bound} (e.g. {example})")
         return int(v) if integer else float(v)
 
@@ -78,22 +82,23 @@ def _pattern(regex: str, what: str, example: str) -> Callable[[Any], Any]:
 
 
 _off = {"off_allowed": True}
-OptMs = Annotated[float | None, BeforeValidator(_number("a number of milliseconds", "2000", low=0, **_off))]
-DeltaMs = Annotated[float, BeforeValidator(_number("a number of milliseconds", "500"))]
-Seconds = Annotated[float, BeforeValidator(_number("a number of seconds", "60", low=0, low_inclusive=False))]
-NonNegSeconds = Annotated[float, BeforeValidator(_number("a number of seconds", "10"))]
-OptSeconds = Annotated[float | None, BeforeValidator(_number("a number of seconds", "10", **_off))]
-Pct = Annotated[float, BeforeValidator(_number("a percentage", "5", high=100))]
-OptPct = Annotated[float | None, BeforeValidator(_number("a percentage", "5", high=100, **_off))]
-OptRps = Annotated[float | None, BeforeValidator(_number("a number of requests per second", "1000", **_off))]
-Users = Annotated[int, BeforeValidator(_number("a whole number of users", "100", integer=True))]
+OptMs = Annotated[float | None, BeforeValidator(number_check("a number of milliseconds", "2000", low=0, **_off))]
+DeltaMs = Annotated[float, BeforeValidator(number_check("a number of milliseconds", "500"))]
+Seconds = Annotated[float, BeforeValidator(number_check("a number of seconds", "60", low=0, low_inclusive=False))]
+WindowSeconds = Annotated[float, BeforeValidator(number_check("a number of seconds", "5", low=MIN_WINDOW_S))]
+NonNegSeconds = Annotated[float, BeforeValidator(number_check("a number of seconds", "10"))]
+OptSeconds = Annotated[float | None, BeforeValidator(number_check("a number of seconds", "10", **_off))]
+Pct = Annotated[float, BeforeValidator(number_check("a percentage", "5", high=100))]
+OptPct = Annotated[float | None, BeforeValidator(number_check("a percentage", "5", high=100, **_off))]
+OptRps = Annotated[float | None, BeforeValidator(number_check("a number of requests per second", "1000", **_off))]
+Users = Annotated[int, BeforeValidator(number_check("a whole number of users", "100", integer=True))]
 SpawnRate = Annotated[
-    float, BeforeValidator(_number("a number of users started per second", "10", low=0, low_inclusive=False))
+    float, BeforeValidator(number_check("a number of users started per second", "10", low=0, low_inclusive=False))
 ]
-Weight = Annotated[int, BeforeValidator(_number("a whole-number weight", "10", integer=True))]
-Count = Annotated[int, BeforeValidator(_number("a whole number", "1", integer=True))]
-OptCount = Annotated[int | None, BeforeValidator(_number("a whole number", "0", integer=True, **_off))]
-OptWorkers = Annotated[int | None, BeforeValidator(_number("a whole number of workers", "2", low=1, integer=True))]
+Weight = Annotated[int, BeforeValidator(number_check("a whole-number weight", "10", integer=True))]
+Count = Annotated[int, BeforeValidator(number_check("a whole number", "1", integer=True))]
+OptCount = Annotated[int | None, BeforeValidator(number_check("a whole number", "0", integer=True, **_off))]
+OptWorkers = Annotated[int | None, BeforeValidator(number_check("a whole number of workers", "2", low=1, integer=True))]
 NetworkName = Annotated[
     str, BeforeValidator(_pattern(r"[a-z0-9][a-z0-9._-]*", "a network profile name from netem/", "baseline-lan"))
 ]
@@ -103,9 +108,11 @@ Country = Annotated[
 ]
 Region = Annotated[str, BeforeValidator(_pattern(r"[a-z]{2}(-[a-z]+)+-\d", "an AWS region name", "ap-northeast-1"))]
 Name = Annotated[str, BeforeValidator(_pattern(r"\S+", "a name", "china"))]
-IterationRate = Annotated[float, BeforeValidator(_number("a number of iterations per second", "100"))]
-OptIterationRate = Annotated[float | None, BeforeValidator(_number("a number of iterations per second", "100", **_off))]
-PoolUsers = Annotated[int, BeforeValidator(_number("a whole number of users", "100", low=1, integer=True))]
+IterationRate = Annotated[float, BeforeValidator(number_check("a number of iterations per second", "100"))]
+OptIterationRate = Annotated[
+    float | None, BeforeValidator(number_check("a number of iterations per second", "100", **_off))
+]
+PoolUsers = Annotated[int, BeforeValidator(number_check("a whole number of users", "100", low=1, integer=True))]
 GroupName = Annotated[
     str,
     BeforeValidator(
@@ -301,7 +308,7 @@ class Profile(_Strict):
     """`reference`: the embedded reference stack on loopback; `env`: the deployment named by SUPABASE_URL etc."""
     workers: OptWorkers = None
     """Locust worker processes expected; None = one per CPU."""
-    window_s: Seconds = 5.0
+    window_s: WindowSeconds = 5.0
     """Length of the result's time windows (sketches and counts are kept per window)."""
     load: Load
     steady_state: SteadyStateConfig = Field(default_factory=SteadyStateConfig)
@@ -379,20 +386,12 @@ def _peak_rate_span(a: Arrival, total_s: float) -> tuple[float, float]:
 
 def load_profile(path: str | Path) -> Profile:
     """Reads and validates one profile file; raises ConfigError naming file, field, value and valid form."""
-    where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read profile: {exc.strerror or exc}") from None
-    return parse_profile(text, where, default_name=Path(path).stem)
+    return parse_profile(read_text(path, "profile"), str(path), default_name=Path(path).stem)
 
 
 def parse_profile(text: str, where: str, default_name: str = "profile") -> Profile:
     """Validates TOML text as a profile; `where` names the source in messages."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    data = parse_toml(text, where)
     data.setdefault("name", default_name)
     if "scenarios" not in data and "arrival" not in data:  # only an open profile may go without [scenarios]
         raise ConfigError(f"{where}: scenarios: is required")
@@ -430,11 +429,7 @@ def _loc(parts: tuple[int | str, ...]) -> str:
     return out
 
 
-def _show(value: Any) -> str:
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+_show = show_value
 
 
 def _field_names(loc: tuple[int | str, ...]) -> list[str]:

@@ -19,7 +19,6 @@ harness/model/breakdown.py reads to say which requests and legs make up a p95.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,8 +28,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
 
 from harness.errors import ConfigError
+from harness.model.files import MAX_DATA_BYTES, parse_json, read_text, show_value
 from harness.model.hops import DeliveryHops, HopWindow, LegWindow
-from harness.model.profile import Arrival, GatesConfig
+from harness.model.profile import MIN_WINDOW_S, Arrival, GatesConfig
 from harness.model.sketch import Sketch
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -55,6 +55,12 @@ _log = math.log
 _ceil = math.ceil
 
 
+MAX_UNIX_S = 253_402_300_799.0
+"""9999-12-31T23:59:59Z: the latest time a report can print as a date."""
+UnixSeconds = Annotated[float, Field(ge=0, le=MAX_UNIX_S)]
+"""A point in time in Unix seconds (result.json is read from anywhere: a time a report cannot print is refused)."""
+
+
 def _sketch_in(v: Any) -> Sketch:
     return v if isinstance(v, Sketch) else Sketch.from_dict(v)
 
@@ -73,13 +79,13 @@ class SmokeCheck(_Model):
 
 
 class CpuSample(_Model):
-    t_s: float
+    t_s: UnixSeconds
     worker: str
     cpu_pct: float
 
 
 class UsersSample(_Model):
-    t_s: float
+    t_s: UnixSeconds
     users: int
 
 
@@ -91,8 +97,8 @@ class GroupInfo(_Model):
 class SteadyState(_Model):
     """The plateau in Unix seconds."""
 
-    start_s: float
-    end_s: float
+    start_s: UnixSeconds
+    end_s: UnixSeconds
 
     @classmethod
     def from_plateau(cls, started_s: float, plateau_s: tuple[float, float]) -> SteadyState:
@@ -125,8 +131,8 @@ class NetworkConditions(_Model):
 class RunInfo(_Model):
     run_id: str
     profile: str
-    started_s: float
-    ended_s: float
+    started_s: UnixSeconds
+    ended_s: UnixSeconds
     target: str
     workers_expected: int
     workers_seen: int
@@ -193,7 +199,7 @@ class ArrivalStat(_Model):
 
 
 class Window(_Model):
-    start_s: float
+    start_s: UnixSeconds
     stats: list[Stat]
     arrivals: list[ArrivalStat] = Field(default_factory=list)
     """Open-model iteration counts per user class (schema 1.3; empty in closed runs and older files)."""
@@ -230,7 +236,7 @@ class Result(_Model):
     schema_minor: int = SCHEMA_MINOR
     """Fields added within the major version; a file without it is 1.0."""
     run: RunInfo
-    window_s: float
+    window_s: float = Field(ge=MIN_WINDOW_S)
     windows: list[Window] = Field(default_factory=list)
     users: list[UsersSample] = Field(default_factory=list)
     cpu: list[CpuSample] = Field(default_factory=list)
@@ -251,23 +257,17 @@ class Result(_Model):
 
 
 def load_result(path: str | Path) -> Result:
-    where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read result: {exc.strerror or exc}") from None
-    return parse_result(text, where)
+    return parse_result(read_text(path, "result", max_bytes=MAX_DATA_BYTES), str(path))
 
 
 def parse_result(text: str, where: str = "result.json") -> Result:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: not valid JSON: {exc}") from None
-    version = data.get("schema_version") if isinstance(data, dict) else None
-    if version != SCHEMA_VERSION:
+    data = parse_json(text, where)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {show_value(data)} is not a result (a JSON object with schema_version 1)")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         raise ConfigError(
-            f"{where}: schema_version: {version!r} is not supported (this harness reads {SCHEMA_VERSION})"
+            f"{where}: schema_version: {show_value(version)} is not supported (this harness reads {SCHEMA_VERSION})"
         )
     data.setdefault("schema_minor", 0)  # written before minor versions existed: 1.0
     try:
@@ -281,7 +281,8 @@ def parse_result(text: str, where: str = "result.json") -> Result:
             if isinstance(minor, int) and minor > SCHEMA_MINOR
             else ""
         )
-        raise ConfigError(f"{where}: {loc}: {first['msg']} ({exc.error_count()} problem(s){newer})") from None
+        problem = "is required" if first["type"] == "missing" else f"{show_value(first['input'])}: {first['msg']}"
+        raise ConfigError(f"{where}: {loc}: {problem} ({exc.error_count()} problem(s){newer})") from None
 
 
 def dump_result(result: Result, path: str | Path) -> Path:

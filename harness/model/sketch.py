@@ -27,6 +27,27 @@ _log = math.log
 _ceil = math.ceil
 
 
+MAX_BUCKET_KEY = 30_000
+"""Largest bucket key a stored sketch may hold (about 1e260 ms); beyond ~35,000 `bucket_value_ms` overflows."""
+
+
+def _whole(v: Any, what: str, low: int | None = None) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or (low is not None and v < low):
+        bound = f" of at least {low}" if low is not None else ""
+        raise ValueError(f"sketch {what} must be a whole number{bound}, got {v!r:.40}")
+    return v
+
+
+def _finite(v: Any, what: str) -> float:
+    try:
+        value = float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
+    except OverflowError:  # an integer beyond a float's range
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(f"sketch {what} must be a finite number, got {v!r:.40}")
+    return value
+
+
 def bucket_value_ms(key: int) -> float:
     """Representative value of bucket `key`: within RELATIVE_ACCURACY of anything stored in it."""
     return 2.0 * _GAMMA**key / (_GAMMA + 1.0)
@@ -140,27 +161,34 @@ class Sketch:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Sketch:
-        """Inverse of `to_dict`; raises ValueError on a malformed or incompatible sketch."""
+        """Inverse of `to_dict`; raises ValueError on a malformed or incompatible sketch (result.json is read from
+        anywhere: every field is checked, so a bad file is refused here rather than failing in a quantile)."""
         if not isinstance(d, dict):
             raise ValueError(f"sketch must be an object with keys a, n, z, sum, k, c; got {type(d).__name__}")
         if d.get("a") != RELATIVE_ACCURACY:
             raise ValueError(f"sketch relative accuracy {d.get('a')!r} differs from this harness's {RELATIVE_ACCURACY}")
         deltas, counts = d.get("k", []), d.get("c", [])
+        if not isinstance(deltas, list) or not isinstance(counts, list):
+            raise ValueError("sketch k and c must be lists of whole numbers")
         if len(deltas) != len(counts):
             raise ValueError(f"sketch has {len(deltas)} bucket keys but {len(counts)} counts")
         s = cls()
         key = 0
         for delta, c in zip(deltas, counts, strict=True):
-            key += int(delta)
-            s.bins[key] = int(c)
-        s.zeros = int(d.get("z", 0))
-        s.count = int(d.get("n", 0))
-        s.sum_ms = float(d.get("sum", 0.0))
+            key += _whole(delta, "bucket key delta")
+            if abs(key) > MAX_BUCKET_KEY:
+                raise ValueError(f"sketch bucket key {key} is out of range (-{MAX_BUCKET_KEY} to {MAX_BUCKET_KEY})")
+            s.bins[key] = _whole(c, "bucket count", low=0)
+        s.zeros = _whole(d.get("z", 0), "zero count (z)", low=0)
+        s.count = _whole(d.get("n", 0), "count (n)", low=0)
+        s.sum_ms = _finite(d.get("sum", 0.0), "sum")
         if s.count != s.zeros + sum(s.bins.values()):
             raise ValueError(f"sketch count {s.count} differs from the sum of its buckets")
         if s.count:
-            s.min_ms = float(d["min"])
-            s.max_ms = float(d["max"])
+            s.min_ms = _finite(d.get("min"), "min")
+            s.max_ms = _finite(d.get("max"), "max")
+            if s.min_ms > s.max_ms:
+                raise ValueError(f"sketch min {s.min_ms} is above its max {s.max_ms}")
         return s
 
     def __eq__(self, other: object) -> bool:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
 from harness.model import hosts as _hosts
+from harness.model.files import read_text
 from harness.model.metrics import REGION_HEADER
 
 NO_TARGET_HELP = (
@@ -233,10 +234,7 @@ def load_target(
 
 def read_env_file(path: Path) -> dict[str, str]:
     """Parses `NAME=VALUE` lines (`export ` prefix, `#` comments, single or double quotes) as docker and dotenv do."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read env file: {exc.strerror or exc}") from None
+    text = read_text(path, "env file")
     out: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

@@ -16,12 +16,12 @@ from __future__ import annotations
 import importlib.resources
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ConfigError
+from harness.model.files import parse_toml, read_text, show_value
 
 with importlib.resources.as_file(importlib.resources.files("harness.netem")) as _shipped:
     NETEM_DIR = _shipped.resolve()
@@ -233,9 +233,9 @@ class _Table:
         if key not in self.data:
             raise self.missing(key, f"expected {what} (e.g. {example})")
         value = self.data[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(key, value, f"is not {what} (e.g. {example})")
-        if not low <= value <= high:
+        if not (math.isfinite(value) and low <= value <= high):  # TOML has nan and inf
             bound = f"between {_num(low)} and {_num(high)}" if math.isfinite(high) else f"at least {_num(low)}"
             raise self.fail(key, value, f"is out of range: must be {bound} (e.g. {example})")
         return Sourced(float(value), self.source(key))
@@ -266,13 +266,11 @@ class _Table:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
         return "a table"
-    return repr(value)
+    return show_value(value)
 
 
 def _num(value: float) -> str:
@@ -394,11 +392,7 @@ def load_profile(name_or_path: str | Path) -> NetworkProfile:
     if not path.is_file():
         known = ", ".join(list_profiles()) or "(none)"
         raise ConfigError(f"{where}: no such network profile (known profiles: {known})")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
-    return parse_profile(data, where, path.stem)
+    return parse_profile(parse_toml(read_text(path, "network profile"), where), where, path.stem)
 
 
 def list_profiles() -> list[str]:

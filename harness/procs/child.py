@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
+from harness.procs import interrupts
+
 STOP_TIMEOUT_S = 10.0
 """How long `stop()` waits after SIGTERM before it kills."""
 
@@ -48,15 +50,24 @@ class Child:
         self.name = name
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if pipe_stdout else self._log,
-            stderr=self._log if pipe_stdout else subprocess.STDOUT,
-            env=None if env is None else dict(env),
-            start_new_session=True,
-            preexec_fn=die_with_parent if sys.platform == "linux" else None,
-        )
+        try:
+            with interrupts.holding():  # a second Ctrl-C waits until the child is ours to stop
+                self.proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE if pipe_stdout else self._log,
+                    stderr=self._log if pipe_stdout else subprocess.STDOUT,
+                    env=None if env is None else dict(env),
+                    start_new_session=True,
+                    preexec_fn=die_with_parent if sys.platform == "linux" else None,
+                )
+        except KeyboardInterrupt:
+            if hasattr(self, "proc"):
+                self.kill_group()
+                self.close()
+            else:
+                self._log.close()
+            raise
 
     @property
     def pid(self) -> int:

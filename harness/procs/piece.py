@@ -40,7 +40,11 @@ class PieceProcess(Child):
         argv = [sys.executable, "-m", "harness.procs.launch", factory, "--name", name, "--bind", host,
                 "--port", str(port), "--options", json.dumps(dict(options or {}))]  # fmt: skip
         super().__init__(name, argv, log_path, pipe_stdout=True)
-        self.port = self._wait_ready()
+        try:
+            self.port = self._wait_ready()
+        except KeyboardInterrupt:  # a second Ctrl-C while it starts: the caller never gets it, so stop it here
+            self.stop()  # SIGTERM first: a region then stops its PostgreSQL (in a session of its own)
+            raise
 
     def _wait_ready(self) -> int:
         assert self.proc.stdout is not None

@@ -103,7 +103,7 @@ def run_capacity(options: CapacityOptions, log: TextIO = sys.stderr) -> int:
     verdict = judge(evaluate_steps(outcome.result, profile.gates, plan, spans, until_s=None))
     paths = capacity_report.write(outcome.out_dir, verdict, plan, base.name)
     _print(verdict, plan, log, paths["md"])
-    return verdict.exit_code
+    return outcome.signal_exit if outcome.signal_exit is not None else verdict.exit_code
 
 
 def _print(verdict: CapacityVerdict, plan: CapacityPlan, log: TextIO, md: Path) -> None:

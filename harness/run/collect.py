@@ -26,10 +26,12 @@ class RunOutcome:
     result: Result
     out_dir: Path
     paths: dict[str, Path] = field(default_factory=dict)
+    signal_exit: int | None = None
+    """128 + the number of the signal that stopped the run (130: Ctrl-C); it wins over the verdict's code."""
 
     @property
     def exit_code(self) -> int:
-        return self.verdict.exit_code
+        return self.signal_exit if self.signal_exit is not None else self.verdict.exit_code
 
 
 def empty_result(run_id: str, profile: Profile, label: str, workers: int, reachable: bool) -> Result:
@@ -61,10 +63,8 @@ def collect(
     server_hops: ServerHops | None = None,
     networks: dict[str, NetworkConditions] | None = None,
 ) -> Result:
-    try:
-        result = load_result(out_dir / hs.RESULT_FILE)
-    except ConfigError as exc:
-        print(f"harness: no result from the Locust master ({exc}); see {out_dir}/locust-master.log", file=log)
+    result = _master_result(out_dir, log)
+    if result is None:
         result = empty_result(run_id, profile, target_label, workers, reachable=True)
     smoke = [c.to_smoke_check() for c in checks]
     update: dict[str, Any] = {"smoke_checks": smoke, "partial": result.run.partial or interrupted}
@@ -74,6 +74,24 @@ def collect(
         update["networks"] = {**result.run.networks, **networks}
     run = result.run.model_copy(update=update)
     return add_server_hops(result.model_copy(update={"run": run}), server_hops)
+
+
+def _master_result(out_dir: Path, log: TextIO) -> Result | None:
+    """result.json; else the master's last snapshot.json (a master killed by a second Ctrl-C writes no result);
+    None when neither exists (the load never started) or they cannot be read (said on `log`)."""
+    master_log = out_dir / "locust-master.log"
+    for name in (hs.RESULT_FILE, hs.SNAPSHOT_FILE):
+        path = out_dir / name
+        if not path.exists():
+            continue
+        try:
+            return load_result(path)
+        except ConfigError as exc:
+            print(f"harness: no result from the Locust master ({exc}); see {master_log}", file=log)
+            return None
+    if master_log.exists():
+        print(f"harness: no result from the Locust master (no {hs.RESULT_FILE}); see {master_log}", file=log)
+    return None
 
 
 def report(result: Result, out_dir: Path, log: TextIO) -> RunOutcome:

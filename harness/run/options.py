@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.loadgen.locustfiles import shipped_locustfile
+from harness.model.files import read_text
 from harness.model.profile import GatesConfig, Profile
 from harness.run.progress import PROGRESS_INTERVAL_S
 
@@ -90,10 +91,21 @@ def choose_locustfile(explicit: Path | None) -> tuple[Path, bool]:
     if explicit is not None:
         if not explicit.is_file():
             raise ConfigError(f"--locustfile: {explicit} does not exist (give a path to a .py locustfile)")
+        _check_python(explicit)
         return explicit, explicit.resolve() == FALLBACK_LOCUSTFILE
     if DEFAULT_LOCUSTFILE.is_file():
         return DEFAULT_LOCUSTFILE, False
     return shipped_locustfile(DEFAULT_LOCUSTFILE.name), False
+
+
+def _check_python(path: Path) -> None:
+    """A locustfile that is not Python text fails here, before anything starts (not as missing workers later)."""
+    try:
+        compile(read_text(path, "locustfile"), str(path), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise ConfigError(f"--locustfile: {path}:{exc.lineno}: not valid Python: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, nesting the compiler cannot take
+        raise ConfigError(f"--locustfile: {path}: not valid Python: {exc}") from None
 
 
 def without_gates(gates: GatesConfig, names: tuple[str, ...]) -> GatesConfig:

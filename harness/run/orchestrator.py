@@ -61,7 +61,9 @@ from harness.run.workers import group_workers, livekit_urls, locust_env, running
 from harness.scenarios import settings as scenario_env
 
 
-def resolve_target(options: RunOptions, profile: Profile, cleanup: contextlib.ExitStack, out_dir: Path) -> Target:
+def resolve_target(
+    options: RunOptions, profile: Profile, cleanup: contextlib.ExitStack, out_dir: Path, log: TextIO = sys.stderr
+) -> Target:
     if options.host or options.env_file or profile.target == "env":
         if options.migrations_dir is not None:
             raise ConfigError(
@@ -69,6 +71,7 @@ def resolve_target(options: RunOptions, profile: Profile, cleanup: contextlib.Ex
                 "`supabase db push`, or drop --host/--env-file to test them on the reference stack"
             )
         return resolve(options.host, options.env_file)
+    print(f"harness: starting the reference stack (logs in {out_dir / 'stack'}/)", file=log, flush=True)
     config = StackConfig(ports=StackPorts.any(), log_dir=out_dir / "stack", migrations_dir=options.migrations_dir)
     stack = ReferenceStack(config)
     cleanup.callback(stack.stop)
@@ -117,7 +120,7 @@ def run(
     run_id = options.run_id or f"{safe_part(profile.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     out_dir = run_dir(options.reports_dir, run_id)  # --run-id ../x would write outside the reports dir: refused
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (hs.RESULT_FILE, hs.PROGRESS_FILE, china.NETWORK_FILE):
+    for stale in (hs.RESULT_FILE, hs.SNAPSHOT_FILE, hs.PROGRESS_FILE, china.NETWORK_FILE):
         (out_dir / stale).unlink(missing_ok=True)
     profile_path = out_dir / "profile.json"
     profile_path.write_text(json.dumps(profile_data(profile), indent=2), encoding="utf-8")
@@ -127,67 +130,89 @@ def run(
     network_profiles: dict[str, str] = {}
     server_hops: ServerHops | None = None
     conditions: dict[str, NetworkConditions] = {}
-    with StopRequest(log) as stop, contextlib.ExitStack() as cleanup_stack:
-        target = resolve_target(options, profile, cleanup_stack, out_dir)
-        check_allowed(target, options.confirm_remote)
-        print(
-            f"harness: run {run_id}: profile {profile.name} against {target.label} with {workers} worker(s)", file=log
-        )
+    target_label = "(not started)"  # until the target is resolved
+    interrupted = False
+    with StopRequest(log) as stop:
         try:
-            preflight(target)
-        except TargetUnreachable:
-            report(empty_result(run_id, profile, target.label, workers, reachable=False), out_dir, log)
-            raise
-        if options.checks:
-            checks = run_checklist(target, confirm_remote=options.confirm_remote)
-            print_checks(checks, log)
-        env = locust_env(options, target, profile_path, out_dir, run_id, workers)
-        if not stop.requested and needs_accounts(profile, fallback):
-            count = users_needed(profile.peak_users, workers, configured_group_size())
-            credentials = provision_for_run(target, count, run_id, out_dir, options.keep_users, cleanup_stack, log)
-            env[scenario_env.CREDENTIALS] = str(credentials.resolve())
-        paths: dict[str, china.GroupPath] = {}
-        if not stop.requested and networks:
-            urls = {"SUPABASE_URL": target.url, **livekit_urls(target)}
-            paths, api_url = china.open_paths(
-                cleanup_stack, networks, urls, use_kernel=options.kernel, out_dir=out_dir, log=log
+            with contextlib.ExitStack() as cleanup_stack:
+                target = resolve_target(options, profile, cleanup_stack, out_dir, log)
+                target_label = target.label
+                check_allowed(target, options.confirm_remote)
+                print(
+                    f"harness: run {run_id}: profile {profile.name} against {target.label} with {workers} worker(s)",
+                    file=log,
+                )
+                try:
+                    preflight(target)
+                except TargetUnreachable:
+                    report(empty_result(run_id, profile, target.label, workers, reachable=False), out_dir, log)
+                    raise
+                if options.checks and not stop.requested:
+                    checks = run_checklist(target, confirm_remote=options.confirm_remote)
+                    print_checks(checks, log)
+                env = locust_env(options, target, profile_path, out_dir, run_id, workers)
+                if not stop.requested and needs_accounts(profile, fallback):
+                    count = users_needed(profile.peak_users, workers, configured_group_size())
+                    credentials = provision_for_run(
+                        target, count, run_id, out_dir, options.keep_users, cleanup_stack, log
+                    )
+                    env[scenario_env.CREDENTIALS] = str(credentials.resolve())
+                paths: dict[str, china.GroupPath] = {}
+                if not stop.requested and networks:
+                    urls = {"SUPABASE_URL": target.url, **livekit_urls(target)}
+                    paths, api_url = china.open_paths(
+                        cleanup_stack, networks, urls, use_kernel=options.kernel, out_dir=out_dir, log=log
+                    )
+                    network_profiles = china.write_network(out_dir, paths, api_url, log)
+                    conditions = all_conditions(networks, kernel=options.kernel, url=target.url)
+                interrupted = stop.requested
+                if not interrupted:
+                    groups = group_workers(profile, workers, target, paths, out_dir) if multi_group else ()
+                    namespaces = [p.namespace for p in paths.values() if p.namespace is not None]
+                    config = ClusterConfig(
+                        locustfile=locustfile,
+                        workers=workers,
+                        host="" if groups else target.url,
+                        out_dir=out_dir,
+                        env=env,
+                        bind_host=namespaces[0].host_addr if namespaces else "127.0.0.1",
+                        groups=groups,
+                    )
+                    sampler = ProcessCpu().start()
+                    try:
+                        with running_cluster(config) as cluster:
+                            printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
+                            interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
+                    finally:
+                        process_cpu = sampler.stop()
+                    # Before the reference stack stops; envelopes carry the users' tag of the run id (accounts.py).
+                    server_hops = fetch_server_hops(target, users_tag(run_id))
+        except KeyboardInterrupt:
+            # A second signal cut the step under way short; the clean-up above has run. Report what exists.
+            if not stop.aborted:
+                raise  # not our signal handler's (it is installed only on the main thread)
+            interrupted = True
+        result = collect(
+            out_dir,
+            profile,
+            run_id,
+            target_label,
+            workers,
+            checks,
+            interrupted or stop.requested,
+            log,
+            network_profiles,
+            server_hops,
+            conditions,
+        )
+        result = result.model_copy(update={"process_cpu": process_cpu})
+        outcome = report(result, out_dir, log)
+        if stop.exit_code is not None:
+            how = "aborted" if stop.aborted else "stopped"
+            print(
+                f"harness: {how} by {stop.signal_name}: the run is partial; report in {out_dir}/ "
+                f"(exit {stop.exit_code})",
+                file=log,
             )
-            network_profiles = china.write_network(out_dir, paths, api_url, log)
-            conditions = all_conditions(networks, kernel=options.kernel, url=target.url)
-        interrupted = stop.requested
-        if not interrupted:
-            groups = group_workers(profile, workers, target, paths, out_dir) if multi_group else ()
-            namespaces = [p.namespace for p in paths.values() if p.namespace is not None]
-            config = ClusterConfig(
-                locustfile=locustfile,
-                workers=workers,
-                host="" if groups else target.url,
-                out_dir=out_dir,
-                env=env,
-                bind_host=namespaces[0].host_addr if namespaces else "127.0.0.1",
-                groups=groups,
-            )
-            sampler = ProcessCpu().start()
-            try:
-                with running_cluster(config) as cluster:
-                    printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
-                    interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
-            finally:
-                process_cpu = sampler.stop()
-            # Before the reference stack stops; envelopes carry the users' tag of the run id (accounts.py).
-            server_hops = fetch_server_hops(target, users_tag(run_id))
-    result = collect(
-        out_dir,
-        profile,
-        run_id,
-        target.label,
-        workers,
-        checks,
-        interrupted,
-        log,
-        network_profiles,
-        server_hops,
-        conditions,
-    )
-    result = result.model_copy(update={"process_cpu": process_cpu})
-    return report(result, out_dir, log)
+            outcome.signal_exit = stop.exit_code
+    return outcome

@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM during a run: the first stops the load gracefully (the report is still written, marked
-partial), a second aborts at once."""
+partial), a second aborts at once (KeyboardInterrupt: the step under way is cut short, clean-up still runs and
+the report is written from what exists). Either way the run exits 128 + the signal's number (130 for SIGINT)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import signal
 import threading
 from types import FrameType
 from typing import Any, TextIO
+
+from harness.procs import interrupts
 
 
 class StopRequest:
@@ -16,6 +19,9 @@ class StopRequest:
         self.event = threading.Event()
         self.log = log
         self.signal_name = ""
+        self.signum = 0
+        self.aborted = False
+        """A second signal came: the run was cut short where it stood."""
         self._old: dict[int, Any] = {}
 
     @property
@@ -25,10 +31,20 @@ class StopRequest:
     def wait(self, timeout_s: float) -> bool:
         return self.event.wait(timeout_s)
 
+    @property
+    def exit_code(self) -> int | None:
+        """128 + the signal's number once one came (shells report a process a signal ended so), else None."""
+        return 128 + self.signum if self.requested else None
+
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.event.is_set():
+            self.aborted = True
+            if interrupts.held():  # inside a fork or a child's start: raised when that is done
+                interrupts.defer()
+                return
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
+        self.signum = signum
         self.event.set()
         print(
             f"harness: {self.signal_name}: stopping; the report will be marked partial (again to abort)", file=self.log

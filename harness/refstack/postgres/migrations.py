@@ -19,6 +19,7 @@ from pathlib import Path
 import asyncpg
 
 from harness.errors import ConfigError
+from harness.model.files import MAX_DATA_BYTES, read_text
 
 BOOTSTRAP_PREFIX = "0_harness_"
 """Versions of the bootstrap files in schema_migrations: sorted before any real migration's timestamp."""
@@ -57,12 +58,19 @@ def discover(folder: Path) -> list[Migration]:
 
 
 def check_folder(folder: Path) -> Path:
-    """`--migrations FOLDER` checked before anything starts: it exists and holds well-named migrations."""
-    if not discover(folder):
+    """`--migrations FOLDER` checked before anything starts: it exists and holds well-named migrations, each UTF-8
+    text (PostgreSQL takes no other, and a bad file found only at start-up would cost the stack's start)."""
+    migrations = discover(folder)
+    if not migrations:
         raise MigrationError(
             f"--migrations {folder}: no <version>_<name>.sql files in it; give a Supabase migrations folder "
             "(supabase/migrations of your project)"
         )
+    for migration in migrations:
+        try:
+            read_text(migration.path, "migration", max_bytes=MAX_DATA_BYTES)
+        except ConfigError as exc:
+            raise MigrationError(str(exc)) from None
     return folder.resolve()
 
 
@@ -126,9 +134,9 @@ async def apply(conn: asyncpg.Connection, folder: Path) -> list[str]:
         if migration.version in done:
             continue
         try:
-            sql = migration.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise MigrationError(f"{migration.path}: cannot read it as UTF-8 text ({exc})") from None
+            sql = read_text(migration.path, "migration", max_bytes=MAX_DATA_BYTES)
+        except ConfigError as exc:
+            raise MigrationError(str(exc)) from None
         await _run(conn, migration.version, migration.name, sql, str(migration.path))
         applied.append(migration.version)
     return applied
