@@ -25,7 +25,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -130,89 +130,88 @@ def run(
     network_profiles: dict[str, str] = {}
     server_hops: ServerHops | None = None
     conditions: dict[str, NetworkConditions] = {}
-    target_label = "(not started)"  # until the target is resolved
-    interrupted = False
-    with StopRequest(log) as stop:
-        try:
-            with contextlib.ExitStack() as cleanup_stack:
-                target = resolve_target(options, profile, cleanup_stack, out_dir, log)
-                target_label = target.label
-                check_allowed(target, options.confirm_remote)
-                print(
-                    f"harness: run {run_id}: profile {profile.name} against {target.label} with {workers} worker(s)",
-                    file=log,
-                )
-                try:
-                    preflight(target)
-                except TargetUnreachable:
-                    report(empty_result(run_id, profile, target.label, workers, reachable=False), out_dir, log)
-                    raise
-                if options.checks and not stop.requested:
-                    checks = run_checklist(target, confirm_remote=options.confirm_remote)
-                    print_checks(checks, log)
-                env = locust_env(options, target, profile_path, out_dir, run_id, workers)
-                if not stop.requested and needs_accounts(profile, fallback):
-                    count = users_needed(profile.peak_users, workers, configured_group_size())
-                    credentials = provision_for_run(
-                        target, count, run_id, out_dir, options.keep_users, cleanup_stack, log
-                    )
-                    env[scenario_env.CREDENTIALS] = str(credentials.resolve())
-                paths: dict[str, china.GroupPath] = {}
-                if not stop.requested and networks:
-                    urls = {"SUPABASE_URL": target.url, **livekit_urls(target)}
-                    paths, api_url = china.open_paths(
-                        cleanup_stack, networks, urls, use_kernel=options.kernel, out_dir=out_dir, log=log
-                    )
-                    network_profiles = china.write_network(out_dir, paths, api_url, log)
-                    conditions = all_conditions(networks, kernel=options.kernel, url=target.url)
-                interrupted = stop.requested
-                if not interrupted:
-                    groups = group_workers(profile, workers, target, paths, out_dir) if multi_group else ()
-                    namespaces = [p.namespace for p in paths.values() if p.namespace is not None]
-                    config = ClusterConfig(
-                        locustfile=locustfile,
-                        workers=workers,
-                        host="" if groups else target.url,
-                        out_dir=out_dir,
-                        env=env,
-                        bind_host=namespaces[0].host_addr if namespaces else "127.0.0.1",
-                        groups=groups,
-                    )
-                    sampler = ProcessCpu().start()
-                    try:
-                        with running_cluster(config) as cluster:
-                            printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
-                            interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
-                    finally:
-                        process_cpu = sampler.stop()
-                    # Before the reference stack stops; envelopes carry the users' tag of the run id (accounts.py).
-                    server_hops = fetch_server_hops(target, users_tag(run_id))
-        except KeyboardInterrupt:
-            # A second signal cut the step under way short; the clean-up above has run. Report what exists.
-            if not stop.aborted:
-                raise  # not our signal handler's (it is installed only on the main thread)
-            interrupted = True
-        result = collect(
-            out_dir,
-            profile,
-            run_id,
-            target_label,
-            workers,
-            checks,
-            interrupted or stop.requested,
-            log,
-            network_profiles,
-            server_hops,
-            conditions,
+    target_label, interrupted = "(not started)", False
+    with StopRequest(log) as stop, _reported_on_abort(stop), contextlib.ExitStack() as cleanup_stack:
+        target = resolve_target(options, profile, cleanup_stack, out_dir, log)
+        target_label = target.label
+        check_allowed(target, options.confirm_remote)
+        print(
+            f"harness: run {run_id}: profile {profile.name} against {target.label} with {workers} worker(s)", file=log
         )
-        result = result.model_copy(update={"process_cpu": process_cpu})
-        outcome = report(result, out_dir, log)
-        if stop.exit_code is not None:
-            how = "aborted" if stop.aborted else "stopped"
-            print(
-                f"harness: {how} by {stop.signal_name}: the run is partial; report in {out_dir}/ "
-                f"(exit {stop.exit_code})",
-                file=log,
+        try:
+            preflight(target)
+        except TargetUnreachable:
+            report(empty_result(run_id, profile, target.label, workers, reachable=False), out_dir, log)
+            raise
+        if options.checks and not stop.requested:
+            checks = run_checklist(target, confirm_remote=options.confirm_remote)
+            print_checks(checks, log)
+        env = locust_env(options, target, profile_path, out_dir, run_id, workers)
+        if not stop.requested and needs_accounts(profile, fallback):
+            count = users_needed(profile.peak_users, workers, configured_group_size())
+            credentials = provision_for_run(target, count, run_id, out_dir, options.keep_users, cleanup_stack, log)
+            env[scenario_env.CREDENTIALS] = str(credentials.resolve())
+        paths: dict[str, china.GroupPath] = {}
+        if not stop.requested and networks:
+            urls = {"SUPABASE_URL": target.url, **livekit_urls(target)}
+            paths, api_url = china.open_paths(
+                cleanup_stack, networks, urls, use_kernel=options.kernel, out_dir=out_dir, log=log
             )
-            outcome.signal_exit = stop.exit_code
+            network_profiles = china.write_network(out_dir, paths, api_url, log)
+            conditions = all_conditions(networks, kernel=options.kernel, url=target.url)
+        interrupted = stop.requested
+        if not interrupted:
+            groups = group_workers(profile, workers, target, paths, out_dir) if multi_group else ()
+            namespaces = [p.namespace for p in paths.values() if p.namespace is not None]
+            config = ClusterConfig(
+                locustfile=locustfile,
+                workers=workers,
+                host="" if groups else target.url,
+                out_dir=out_dir,
+                env=env,
+                bind_host=namespaces[0].host_addr if namespaces else "127.0.0.1",
+                groups=groups,
+            )
+            sampler = ProcessCpu().start()
+            try:
+                with running_cluster(config) as cluster:
+                    printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
+                    interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
+            finally:
+                process_cpu = sampler.stop()
+            # Before the reference stack stops; envelopes carry the users' tag of the run id (accounts.py).
+            server_hops = fetch_server_hops(target, users_tag(run_id))
+    result = collect(
+        out_dir,
+        profile,
+        run_id,
+        target_label,
+        workers,
+        checks,
+        interrupted or stop.requested,
+        log,
+        network_profiles,
+        server_hops,
+        conditions,
+    )
+    result = result.model_copy(update={"process_cpu": process_cpu})
+    outcome = report(result, out_dir, log)
+    if stop.exit_code is not None:
+        how = "aborted" if stop.aborted else "stopped"
+        print(
+            f"harness: {how} by {stop.signal_name}: the run is partial; report in {out_dir}/ (exit {stop.exit_code})",
+            file=log,
+        )
+        outcome.signal_exit = stop.exit_code
     return outcome
+
+
+@contextlib.contextmanager
+def _reported_on_abort(stop: StopRequest) -> Iterator[None]:
+    """A second signal's KeyboardInterrupt ends the run's steps here, once the clean-up inside has run: the run
+    then reports what exists. Any other KeyboardInterrupt (no handler of ours caught it) goes on."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not stop.aborted:
+            raise
