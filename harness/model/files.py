@@ -66,9 +66,7 @@ def parse_json(text: str, where: str) -> Any:
         data = json.loads(text)
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply (more than {MAX_DEPTH} levels of arrays and objects)") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: not valid JSON: {exc}") from None
-    except ValueError as exc:  # an integer of more than 4,300 digits
+    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
         raise ConfigError(f"{where}: not valid JSON: {exc}") from None
     _check(data, where, _json_leaf)
     return data
@@ -80,9 +78,7 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
         data = tomllib.loads(text)
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply (more than {MAX_DEPTH} levels of arrays and tables)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
-    except ValueError as exc:  # an integer of more than 4,300 digits
+    except ValueError as exc:  # TOMLDecodeError, or an integer of more than 4,300 digits
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     _check(data, where, _toml_leaf)
     return data
