@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from harness.model import strict_json
 from harness.model.target_config import Secret
-from harness.refstack import strict_json
 
 from .routing import RoutingPolicy, switched_policy
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from harness.errors import ConfigError
 from harness.model import hop_counts as hc
-from harness.refstack import strict_json
+from harness.model import strict_json
 
 from .admin import NO_STORE, _refusal, json_error
 

@@ -1,7 +1,7 @@
 """A GoTrue request body: bounded, parsed as JSON, and refused with GoTrue's 4xx shapes when it cannot be stored.
 
 GoTrue reads a body into a size-limited buffer (413 when over) and answers 400 `bad_json` when it does not parse.
-The shared strict reader (harness/refstack/strict_json.py) refuses what Go's encoding/json refuses (NaN, Infinity,
+The shared strict reader (harness/model/strict_json.py) refuses what Go's encoding/json refuses (NaN, Infinity,
 floats beyond a double, invalid UTF-8) and what Postgres could not store though Go would parse it: lone UTF-16
 surrogates ("\\ud800") and NUL characters (refused in text and jsonb); all with the same 400 `bad_json`, before
 they reach bcrypt or the database. So is nesting too deep.
@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.refstack import strict_json
+from harness.model import strict_json
 from harness.refstack.region.auth_errors import AuthError
 
 MAX_BODY_BYTES = 1024 * 1024

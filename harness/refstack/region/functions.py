@@ -19,8 +19,8 @@ import uuid
 from aiohttp import web
 from livekit import api as livekit_api
 
+from harness.model import strict_json
 from harness.model.keys import Claims, TokenError
-from harness.refstack import strict_json
 from harness.refstack.region.auth_input import read_bounded
 from harness.refstack.region.state import CONFIG, DB, bearer_token
 from harness.refstack.region.token_cache import verify_token

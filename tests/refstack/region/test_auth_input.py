@@ -124,7 +124,7 @@ def test_function_room_that_is_no_uuid_is_not_a_membership(region: BackgroundSer
         body = b'{"room": "' + room + b'"}'
         response = httpx.post(f"{region.url}/functions/v1/livekit-token", headers=user_headers(token), content=body)
         assert response.status_code == 403 and "not a member" in response.json()["error"]
-    # A lone surrogate is not text at all: the strict JSON reader refuses the body (harness/refstack/strict_json.py).
+    # A lone surrogate is not text at all: the strict JSON reader refuses the body (harness/model/strict_json.py).
     lone = httpx.post(
         f"{region.url}/functions/v1/livekit-token", headers=user_headers(token), content=b'{"room": "\\ud800"}'
     )

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.model import keys
+from harness.model import keys, strict_json
 from harness.procs.serving import BackgroundServer, background
-from harness.refstack import strict_json
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
+from harness.refstack.region.functions import MAX_BODY_BYTES
 from tests.refstack import fuzzing, rawhttp
 from tests.refstack.region.conftest import TEST_BCRYPT_COST, create_conversation, create_user
 
@@ -88,11 +88,14 @@ def test_raw_and_hazardous_bodies(functions: tuple[BackgroundServer, dict[str, s
     server, ids = functions
     body = body.replace(b"<room>", ids["room"].encode())
     response = httpx.post(server.url + URL, content=body, headers=_headers(who, ids), timeout=10)
-    try:
-        strict_json.loads(body)
-    except strict_json.JsonBodyError:
-        if who in ("member", "outsider"):  # past the JWT check, the body is read: not JSON the function takes
-            assert response.status_code == 400 and "JSON" in response.json()["error"], response.text
+    if who in ("member", "outsider"):  # past the JWT check, the body is read: too big, or not JSON it takes
+        if len(body) > MAX_BODY_BYTES:
+            assert response.status_code == 413 and "JSON" in response.json()["error"], response.text
+        else:
+            try:
+                strict_json.loads(body)
+            except strict_json.JsonBodyError:
+                assert response.status_code == 400 and "JSON" in response.json()["error"], response.text
     _check(response, ids["room"] if response.status_code == 200 else None, ids, who)
 
 

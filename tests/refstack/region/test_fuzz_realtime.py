@@ -16,9 +16,8 @@ import websocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.model import keys
+from harness.model import keys, strict_json
 from harness.procs.serving import BackgroundServer, background
-from harness.refstack import strict_json
 from harness.refstack.region.app import build_app
 from tests.refstack import fuzzing
 

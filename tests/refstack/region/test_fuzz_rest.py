@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.model import strict_json
 from harness.procs.serving import BackgroundServer, background
-from harness.refstack import strict_json
 from harness.refstack.region.app import build_app
 from harness.refstack.region.config import RegionConfig
 from tests.refstack import fuzzing

@@ -19,9 +19,8 @@ import httpx
 import pytest
 import websocket
 
-from harness.model import keys
+from harness.model import keys, strict_json
 from harness.procs.serving import BackgroundServer, background
-from harness.refstack import strict_json
 from harness.refstack.region.app import build_app
 from tests.refstack.region.conftest import create_conversation, create_user, user_headers
 from tests.refstack.region.test_realtime import pg_config

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.refstack import strict_json
+from harness.model import strict_json
 from harness.refstack.region.realtime import authorization, frames, tokens
 from harness.refstack.region.realtime.connection import Connection
 from harness.refstack.region.realtime.hub import Hub

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from harness.refstack import strict_json
+from harness.model import strict_json
 
 PHOENIX_TOPIC = "phoenix"
 TOPIC_PREFIX = "realtime:"
@@ -118,7 +118,7 @@ def _reply_address(text: str) -> tuple[str | None, str | None]:
 
 
 def parse(text: str) -> Inbound:
-    """Parse one text frame (strictly: harness/refstack/strict_json.py); FrameError when it is not a vsn 1.0.0
+    """Parse one text frame (strictly: harness/model/strict_json.py); FrameError when it is not a vsn 1.0.0
     message this server takes. A lone surrogate could not be carried on to other sockets as UTF-8, NaN and
     Infinity would reach them as invalid JSON, and nesting deeper than MAX_DEPTH would overflow re-encoding."""
     try:

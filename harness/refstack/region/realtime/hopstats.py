@@ -13,7 +13,7 @@ from aiohttp import web
 
 from harness.errors import ConfigError
 from harness.model import hop_counts as hc
-from harness.refstack import strict_json
+from harness.model import strict_json
 from harness.refstack.region.realtime.endpoint import HUB
 from harness.refstack.region.state import CONFIG, require_service
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from harness.refstack import strict_json
+from harness.model import strict_json
 
 BOOL, INT2, INT4, INT8, OID = 16, 21, 23, 20, 26
 FLOAT4, FLOAT8, NUMERIC = 700, 701, 1700

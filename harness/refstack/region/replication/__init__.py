@@ -39,7 +39,7 @@ import asyncpg
 from aiohttp import web
 
 from harness.errors import TargetUnreachable
-from harness.refstack import strict_json
+from harness.model import strict_json
 from harness.refstack.region import following
 from harness.refstack.region.replication import failover, hooks, lag, switchover
 from harness.refstack.region.replication.gate import Gate

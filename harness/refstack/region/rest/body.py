@@ -1,6 +1,6 @@
 """Request bodies: checked in Python just enough to plan the statement, then handed to Postgres as the raw text.
 
-The shared strict reader (harness/refstack/strict_json.py) parses to learn the keys (the insert's columns, "All
+The shared strict reader (harness/model/strict_json.py) parses to learn the keys (the insert's columns, "All
 object keys must match") and refuses what PostgREST's parser (Aeson) refuses before any SQL runs: invalid JSON,
 NaN and Infinity, lone UTF-16 surrogates (`"\\ud800"`), nesting too deep, numbers with more digits than Python
 parses; all as PGRST102. Floats beyond a double (1e400) pass: Postgres reads the same text as jsonb, whose numeric
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.refstack import strict_json
+from harness.model import strict_json
 from harness.refstack.region.rest.errors import bad_body
 
 

@@ -14,9 +14,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from harness.model import keys
+from harness.model import keys, strict_json
 from harness.model.keys import Claims
-from harness.refstack import strict_json
 from harness.refstack.region.database import API_ROLES, Database
 from harness.refstack.region.state import CONFIG, DB, bearer_token
 from harness.refstack.region.storage import errors

@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 from aiohttp import BodyPartReader, web
 
-from harness.refstack import strict_json
+from harness.model import strict_json
 from harness.refstack.region.state import CONFIG
 from harness.refstack.region.storage import errors
 from harness.refstack.region.storage.common import (

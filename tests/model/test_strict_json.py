@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.refstack import strict_json
-from harness.refstack.strict_json import JsonBodyError
+from harness.model import strict_json
+from harness.model.strict_json import JsonBodyError
 
 
 @pytest.mark.parametrize(
