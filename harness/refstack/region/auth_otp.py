@@ -469,7 +469,7 @@ async def _verify_get(request: web.Request) -> web.Response:
         raise AuthError(400, "validation_failed", "Verify requires a token or a token hash")
     redirect_to = request.query.get("redirect_to") or base_url(request)
     try:
-        if kind not in EMAIL_TYPES or kind == "email":
+        if kind not in EMAIL_TYPES:
             raise AuthError(400, "validation_failed", "Unsupported verification type")
         user_id, _ = await _redeem(request, kind, token, None)
         session = await auth_store.sign_in(request.app[DB], user_id, "otp")
