@@ -12,6 +12,7 @@ from harness.errors import ConfigError
 from harness.loadgen.locustfiles import shipped_locustfile
 from harness.model.files import read_text
 from harness.model.profile import GatesConfig, Profile
+from harness.monitor import MetricsOptions
 from harness.run.progress import PROGRESS_INTERVAL_S
 
 FALLBACK_LOCUSTFILE = Path(str(importlib.resources.files("harness.loadgen") / "fallback_locustfile.py")).resolve()
@@ -52,6 +53,8 @@ class RunOptions:
     """Supabase migrations the reference stack applies (None: the app's own); ignored against a real target."""
     snapshot_s: float | None = None
     """Seconds between the master's snapshot.json (`harness capacity` judges steps from it); None: no snapshots."""
+    metrics: MetricsOptions | None = None
+    """Serve the run's Prometheus metrics (harness/monitor/, docs/monitoring.md); None: off."""
 
 
 def effective_profile(profile: Profile, options: RunOptions, where: str) -> Profile:

@@ -35,6 +35,7 @@ from harness.loadgen.cluster import ClusterConfig
 from harness.model.profile import Profile, load_profile, resolve_profile
 from harness.model.result import CpuSample, NetworkConditions
 from harness.model.run_ids import run_dir, safe_part
+from harness.monitor import RunMonitor, exporting
 from harness.network import kernel
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import shaping as china
@@ -90,7 +91,21 @@ def run(
     NetworkShapingError when shaping cannot be set up; cleans up everything it started on every path.
 
     `profile` replaces options.profile's file (`harness capacity`'s stepped profile); `monitor(out_dir)`, called
-    while the load runs, stops it early (cleanly, as a first Ctrl-C does) by returning the reason."""
+    while the load runs, stops it early (cleanly, as a first Ctrl-C does) by returning the reason. With
+    `options.metrics`, /metrics is served from before the target starts until the verdict (harness/monitor/)."""
+    with exporting(options.metrics, log) as live:
+        outcome = _run(options, log, live, profile, monitor)
+        live.finish(outcome.verdict)
+        return outcome
+
+
+def _run(
+    options: RunOptions,
+    log: TextIO,
+    live: RunMonitor,
+    profile: Profile | None,
+    monitor: Callable[[Path], str | None] | None,
+) -> RunOutcome:
     if profile is None:
         source = resolve_profile(options.profile)
         profile = effective_profile(load_profile(source), options, str(source))
@@ -134,6 +149,7 @@ def run(
     with StopRequest(log) as stop, _reported_on_abort(stop), contextlib.ExitStack() as cleanup_stack:
         target = resolve_target(options, profile, cleanup_stack, out_dir, log)
         target_label = target.label
+        live.begin(run_id, profile.name, target.label, out_dir / hs.PROGRESS_FILE)
         check_allowed(target, options.confirm_remote)
         print(
             f"harness: run {run_id}: profile {profile.name} against {target.label} with {workers} worker(s)", file=log
@@ -177,6 +193,7 @@ def run(
                 with running_cluster(config) as cluster:
                     printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
                     interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
+                    live.stopping()
             finally:
                 process_cpu = sampler.stop()
             # Before the reference stack stops; envelopes carry the users' tag of the run id (accounts.py).
