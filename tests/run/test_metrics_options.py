@@ -6,7 +6,7 @@ import pytest
 
 from harness.cli import build_parser, main
 from harness.monitor import MetricsOptions
-from harness.run.cli import options_from
+from harness.run.cli import metrics_options, options_from
 
 build_parser()  # import the command modules outside captured stderr
 
@@ -22,6 +22,14 @@ def test_metrics_are_off_unless_a_port_is_given() -> None:
     got = _metrics("--metrics-port", "9646", "--metrics-bind", "0.0.0.0", "--metrics-linger", "30s")
     assert got == MetricsOptions(port=9646, bind="0.0.0.0", linger_s=30.0)
     assert _metrics("--metrics-port", "9646", "--metrics-bind", "::").bind == "::"  # type: ignore[union-attr]
+
+
+def test_a_locust_master_listens_on_every_address_unless_told_otherwise() -> None:
+    args = build_parser().parse_args(["load", "--metrics-port", "9646"])
+    args.master = True  # `--master` (distributed mode): Prometheus runs in another container or pod
+    assert metrics_options(args) == MetricsOptions(port=9646, bind="0.0.0.0")
+    args.metrics_bind = "127.0.0.1"
+    assert metrics_options(args) == MetricsOptions(port=9646, bind="127.0.0.1")
 
 
 @pytest.mark.parametrize(
