@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
+from harness.artifacts.s3 import ResultsStore
+from harness.dr import aws
 from harness.dr.alerts import Alert, AlertSinks, publish
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.model import limits
 from harness.model.capacity import plan_levels
 from harness.model.run_ids import check_run_id
@@ -109,7 +112,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser, checks_default: bool) ->
     parser.add_argument(
         "--keep-users", action="store_true", help="keep the provisioned test users (credentials.json in the report)"
     )
+    parser.add_argument(
+        "--results-url",
+        metavar="S3_URL",
+        help="also upload result.json, junit.xml, summary.md, report.html (and charts) to S3_URL/<run-id>/, e.g. "
+        "s3://my-bucket/harness; checked before the run; a green run whose upload fails exits 2 "
+        "(docs/running.md, Results in S3)",
+    )
     AlertSinks.add_arguments(parser)
+    aws.add_arguments(parser)
     parser.set_defaults(func=_run, network=None, overlay=[], kernel=False)
 
 
@@ -250,7 +261,10 @@ def options_from(args: argparse.Namespace) -> RunOptions:
 
 
 def _run(args: argparse.Namespace) -> int:
-    outcome = run(options_from(args))
+    options = options_from(args)
+    store = ResultsStore(args.results_url, aws.from_args(args)).check() if args.results_url else None
+    outcome = run(options)
+    code = outcome.exit_code
     if outcome.verdict.status != "passed":  # a failed gate or an invalid run is announced, when sinks are set
         sinks = AlertSinks.from_args(args)
         if sinks.enabled:
@@ -258,4 +272,18 @@ def _run(args: argparse.Namespace) -> int:
             figure = "; ".join(outcome.verdict.reasons)[:300] or outcome.verdict.status
             report = str(outcome.paths.get("html", outcome.out_dir))
             publish(Alert(f"{args.profile} run {outcome.verdict.status}", where, figure, report), sinks)
-    return outcome.exit_code
+    if store is not None:
+        code = _upload(store, outcome.out_dir, outcome.out_dir.name, code)
+    return code
+
+
+def _upload(store: ResultsStore, out_dir: Path, run_id: str, code: int) -> int:
+    """Upload the reports; a failed upload is loud, and turns a green exit into 2 (the pipeline asked for the
+    results there and would otherwise gate on nothing); a red or interrupted run keeps its own code."""
+    try:
+        url, names = store.upload_run(out_dir, run_id)
+    except HarnessError as err:
+        print(f"harness: results not uploaded: {err}", file=sys.stderr)
+        return 2 if code == 0 else code
+    print(f"harness: results uploaded to {url}/ ({', '.join(names)})", file=sys.stderr)
+    return code
