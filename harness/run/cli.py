@@ -113,6 +113,18 @@ def _add_run_arguments(parser: argparse.ArgumentParser, checks_default: bool) ->
         "--keep-users", action="store_true", help="keep the provisioned test users (credentials.json in the report)"
     )
     parser.add_argument(
+        "--metrics-port",
+        metavar="PORT",
+        help="serve the run's live metrics for Prometheus at http://BIND:PORT/metrics while it runs (e.g. 9646; "
+        "docs/monitoring.md); default: off",
+    )
+    parser.add_argument(
+        "--metrics-bind",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address of the metrics listener (default: %(default)s; 0.0.0.0 in a container)",
+    )
+    parser.add_argument(
         "--results-url",
         metavar="S3_URL",
         help="also upload result.json, junit.xml, summary.md, report.html (and charts) to S3_URL/<run-id>/, e.g. "
@@ -257,7 +269,15 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         overlays=tuple(args.overlay),
         kernel=args.kernel,
         migrations_dir=check_folder(args.migrations) if args.migrations else None,
+        metrics_port=_port("--metrics-port", args.metrics_port) if args.metrics_port is not None else None,
+        metrics_bind=args.metrics_bind,
     )
+
+
+def _port(flag: str, text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ConfigError(f"{flag}: {text!r} is not a TCP port (0-65535, e.g. {flag} 9646)")
+    return int(text)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -52,6 +52,10 @@ class RunOptions:
     """Supabase migrations the reference stack applies (None: the app's own); ignored against a real target."""
     snapshot_s: float | None = None
     """Seconds between the master's snapshot.json (`harness capacity` judges steps from it); None: no snapshots."""
+    metrics_port: int | None = None
+    """Serve the run's live metrics for Prometheus on this port (0: any); None: off (docs/monitoring.md)."""
+    metrics_bind: str = "127.0.0.1"
+    """Address of the metrics listener (0.0.0.0 in a container, so Prometheus can reach it)."""
 
 
 def effective_profile(profile: Profile, options: RunOptions, where: str) -> Profile:

@@ -26,6 +26,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -40,6 +41,7 @@ from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import shaping as china
 from harness.run.accounts import configured_group_size, needs_accounts, provision_for_run, users_needed, users_tag
 from harness.run.collect import RunOutcome, collect, empty_result, print_checks, report
+from harness.run.exporter import LiveMetrics
 from harness.run.hops import ServerHops, fetch_server_hops
 from harness.run.network_conditions import all_conditions
 from harness.run.options import (
@@ -79,12 +81,33 @@ def resolve_target(
     return from_reference(stack.endpoints)
 
 
+METRICS_SNAPSHOT_S = 5.0
+"""With --metrics-port: how often the master writes snapshot.json, the merged result the exporter reads."""
+
+
 def run(
     options: RunOptions,
     log: TextIO = sys.stderr,
     *,
     profile: Profile | None = None,
     monitor: Callable[[Path], str | None] | None = None,
+) -> RunOutcome:
+    """The whole run, with its live metrics served while it goes on when options.metrics_port asks for them."""
+    if options.metrics_port is not None and options.snapshot_s is None:
+        options = replace(options, snapshot_s=METRICS_SNAPSHOT_S)
+    live = LiveMetrics(options.metrics_port, options.metrics_bind, log)
+    try:
+        return _run(options, log, profile, monitor, live)
+    finally:
+        live.stop()
+
+
+def _run(
+    options: RunOptions,
+    log: TextIO,
+    profile: Profile | None,
+    monitor: Callable[[Path], str | None] | None,
+    live: LiveMetrics,
 ) -> RunOutcome:
     """The whole run. Raises ConfigError before anything starts, TargetUnreachable (after reporting it),
     NetworkShapingError when shaping cannot be set up; cleans up everything it started on every path.
@@ -124,6 +147,7 @@ def run(
         (out_dir / stale).unlink(missing_ok=True)
     profile_path = out_dir / "profile.json"
     profile_path.write_text(json.dumps(profile_data(profile), indent=2), encoding="utf-8")
+    live.start(out_dir, {"run_id": run_id, "profile": profile.name})
 
     checks: list[CheckResult] = []
     process_cpu: list[CpuSample] = []
