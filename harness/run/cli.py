@@ -167,7 +167,7 @@ def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
         "--print-result",
         action="store_true",
         help=f"print result.json on stdout at the end, between '{RESULT_BEGIN}' and '{RESULT_END}' (read back from "
-        "a Kubernetes Job's log)",
+        "a Kubernetes Job's log by `harness k8s run`)",
     )
     group.add_argument(
         "--toxiproxy-listen-host",
