@@ -29,6 +29,7 @@ _COMMAND_MODULES = [
     "harness.run.drill_cli",
     "harness.backup.cli",
     "harness.deploy.k8s_cli",
+    "harness.deploy.gate_cli",
 ]
 
 
