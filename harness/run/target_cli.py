@@ -53,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"start only this piece of the stack (repeatable; one of {', '.join(PIECES)})",
     )
     up.add_argument("--bind", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    up.add_argument(
+        "--advertise-host",
+        metavar="HOST",
+        help="the name other machines reach the stack at (e.g. a compose service), used in the LiveKit URL the "
+        "token function hands out (default: --bind)",
+    )
     up.add_argument("--port", type=int, help="port for --region (default: 54321 Singapore, 54322 Japan; 0 = any)")
     defaults = StackPorts()
     for piece in PIECES:
@@ -143,6 +149,7 @@ def run_up(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         pieces=tuple(args.only or PIECES),
         migrations_dir=migrations_dir,
+        advertise_host=args.advertise_host,
     )
     with ReferenceStack(config) as stack:
         print("reference stack up:")

@@ -169,3 +169,7 @@ def test_k8s_run_applies_follows_the_job_and_exits_with_the_verdict(tmp_path: Pa
     assert "kind: Secret" in (tmp_path / "applied.yaml").read_text()  # applied (through stdin), never printed
     assert (tmp_path / "reports" / "k8s-r" / "report.html").is_file()
     assert ("FAIL" in done.stdout.upper()) == (code == 1)
+
+
+def test_the_base_carries_the_smoke_profile() -> None:
+    assert (K8S / "base" / "profile.toml").read_text() == (REPO / "profiles" / "smoke.toml").read_text()
