@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from loadgen_helpers import free_port_pair
 
 from harness.model.result import load_result
 
@@ -61,18 +62,6 @@ def _ports(n: int) -> list[int]:
     return ports
 
 
-def _pair() -> int:
-    for _ in range(50):
-        [port] = _ports(1)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no two free ports in a row")
-
-
 def _defaults(text: str, env: dict[str, str]) -> str:
     """Compose's ${VAR:-default} interpolation."""
     return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), text)
@@ -101,7 +90,7 @@ def test_every_long_running_service_has_a_healthcheck_and_the_master_waits_for_t
 def test_the_services_commands_run_as_local_processes_give_a_verdict(tmp_path: Path) -> None:
     services = yaml.safe_load(COMPOSE.read_text())["services"]
     edge, primary, replica, livekit, toxi, metrics = _ports(6)
-    master_port = _pair()
+    master_port = free_port_pair()
     url_map = {
         "http://stack:54320": f"http://127.0.0.1:{edge}", "http://stack:54322": f"http://127.0.0.1:{replica}",
         "ws://stack:7880": f"ws://127.0.0.1:{livekit}", "http://toxiproxy:8474": f"http://127.0.0.1:{toxi}",

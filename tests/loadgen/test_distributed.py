@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from loadgen_helpers import harness_argv, write_profile
+from loadgen_helpers import free_port_pair, harness_argv, write_profile
 
 from harness.loadgen.cluster import ClusterConfig, WorkerGroup, free_port
 from harness.model.result import load_result
@@ -24,26 +24,6 @@ RUN_PREFIXES = ("HARNESS_", "SUPABASE_", "LIVEKIT_", "DOMAIN_NAME", "TOXIPROXY_"
 def _bare_env() -> dict[str, str]:
     """What a worker pod has: no target, no profile, no HARNESS_* settings."""
     return {k: v for k, v in os.environ.items() if not k.startswith(RUN_PREFIXES)}
-
-
-def _free_pair() -> int:
-    """A port whose next port is free too (Locust's port and the bootstrap's)."""
-    for _ in range(50):
-        port = free_port()
-        if port < 65535 and port + 1 == _try(port + 1):
-            return port
-    raise AssertionError("no two free ports in a row")
-
-
-def _try(port: int) -> int:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return -1
-    return port
 
 
 def _master(tmp_path: Path, port: int, workers: int, *extra: str) -> subprocess.Popen[str]:
@@ -64,7 +44,7 @@ def _worker(port: int, *extra: str) -> subprocess.Popen[str]:
 
 @pytest.mark.slow
 def test_two_remote_workers_join_the_master_and_the_verdict_counts_both(tmp_path: Path) -> None:
-    port = _free_pair()
+    port = free_port_pair()
     master = _master(tmp_path, port, 2, "--print-result")
     workers = [_worker(port, "--connect-timeout", "90") for _ in range(2)]
     out, err = master.communicate(timeout=180)
@@ -82,7 +62,7 @@ def test_two_remote_workers_join_the_master_and_the_verdict_counts_both(tmp_path
 
 @pytest.mark.slow
 def test_too_few_workers_make_the_run_invalid(tmp_path: Path) -> None:
-    port = _free_pair()
+    port = free_port_pair()
     master = _master(tmp_path, port, 2, "--workers-wait", "8")
     worker = _worker(port, "--connect-timeout", "60")
     _, err = master.communicate(timeout=120)
@@ -120,7 +100,7 @@ def test_slots_follow_the_groups_then_refuse_and_shaped_groups_get_the_advertise
         tmp_path / "loc.py", 2, "", tmp_path, {"SUPABASE_ANON_KEY": "k", "HARNESS_OUT_DIR": "/x"}, groups=groups
     )
     monkeypatch.setenv(TOKEN_VAR, "s3cret")
-    port = _free_pair()
+    port = free_port_pair()
     server = BootstrapServer(WorkerConfigs(config, port, {}), "127.0.0.1", bootstrap_port(port))
     url = f"http://127.0.0.1:{bootstrap_port(port)}{PATH}"
     auth = {"Authorization": "Bearer s3cret"}

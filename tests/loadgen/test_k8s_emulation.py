@@ -14,27 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from loadgen_helpers import write_profile
+from loadgen_helpers import free_port_pair, write_profile
 
 from harness.model.result import load_result
 
 WORKERS = 2
-
-
-def _free_pair() -> int:
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = int(a.getsockname()[1])
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise AssertionError("no two free ports in a row")
 
 
 def _pod_env(docs: list[dict], container: dict) -> dict[str, str]:  # type: ignore[type-arg]
@@ -72,7 +56,7 @@ def test_the_rendered_master_and_worker_commands_give_a_verdict(tmp_path: Path, 
     ]
     for name, text in profile_map["data"].items():
         (etc / name).write_text(text, encoding="utf-8")
-    port = _free_pair()
+    port = free_port_pair()
     local = {mounts["profile"]: str(etc), mounts["reports"]: str(tmp_path / "reports"), "0.0.0.0": "127.0.0.1"}
 
     def here(arg: str) -> str:
