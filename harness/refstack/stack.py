@@ -98,6 +98,9 @@ class StackConfig:
     """How often the edge probes each origin's /health."""
     livekit_join_timeout_s: float = 60.0
     """The LiveKit stand-in drops a participant that never becomes active after this long (real server: 60 s)."""
+    advertise_host: str | None = None
+    """The host clients elsewhere reach the stack at (a compose service name), used in the LiveKit URL the token
+    function hands out; None: `host`."""
     origin_proxies: bool = False
     replication_proxy: bool = False
     """Japan streams Singapore's WAL through a Toxiproxy proxy (`replication_ap-southeast-1`), so a drill can slow
@@ -218,6 +221,8 @@ class ReferenceStack:
         raise ValueError(f"unknown piece {piece!r}; valid: {', '.join(PIECES)}")
 
     def _livekit_url(self) -> str:
+        if self.config.advertise_host:
+            return f"ws://{self.config.advertise_host}:{self.endpoints.ports.get('livekit', self.config.ports.livekit)}"
         if "livekit" in self.endpoints.ports:
             return self.endpoints.livekit_url
         return f"ws://{self.config.host}:{self.config.ports.livekit}"

@@ -31,7 +31,7 @@ from typing import TextIO
 
 from harness.errors import ConfigError, TargetUnreachable
 from harness.loadgen import env as hs
-from harness.loadgen.cluster import ClusterConfig
+from harness.loadgen.cluster import EXPECT_WORKERS_MAX_WAIT_S, ClusterConfig
 from harness.model.profile import Profile, load_profile, resolve_profile
 from harness.model.result import CpuSample, NetworkConditions
 from harness.model.run_ids import run_dir, safe_part
@@ -41,6 +41,7 @@ from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import shaping as china
 from harness.run.accounts import configured_group_size, needs_accounts, provision_for_run, users_needed, users_tag
 from harness.run.collect import RunOutcome, collect, empty_result, print_checks, report
+from harness.run.distributed import distributed_workers, remote_workers
 from harness.run.hops import ServerHops, fetch_server_hops
 from harness.run.network_conditions import all_conditions
 from harness.run.options import (
@@ -78,6 +79,9 @@ def resolve_target(
     cleanup.callback(stack.stop)
     stack.start()
     return from_reference(stack.endpoints)
+
+
+LOOPBACK = "127.0.0.1"
 
 
 def run(
@@ -129,7 +133,9 @@ def _run(
         profile = profile.model_copy(update={"gates": without_gates(profile.gates, FALLBACK_GATES_OFF)})
     multi_group = len(profile.groups) > 1 or bool(networks)
     workers = options.workers or profile.workers or os.cpu_count() or 1
-    if multi_group:
+    if options.master:
+        workers = distributed_workers(profile, options, multi_group)
+    elif multi_group:
         workers = sum(china.worker_split(profile, workers).values())
     china.reap_leftovers(log)  # what killed runs left behind (a kill -9 runs no cleanup)
     run_id = options.run_id or f"{safe_part(profile.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -185,12 +191,19 @@ def _run(
                 host="" if groups else target.url,
                 out_dir=out_dir,
                 env=env,
-                bind_host=namespaces[0].host_addr if namespaces else "127.0.0.1",
+                bind_host=options.master_bind
+                if options.master
+                else namespaces[0].host_addr
+                if namespaces
+                else "127.0.0.1",
                 groups=groups,
+                master_port=options.master_port if options.master else None,
+                remote_workers=options.master,
+                workers_wait_s=options.workers_wait_s if options.master else EXPECT_WORKERS_MAX_WAIT_S,
             )
             sampler = ProcessCpu().start()
             try:
-                with running_cluster(config) as cluster:
+                with running_cluster(config) as cluster, remote_workers(options, config, cluster, log):
                     printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
                     interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
                     live.stopping()

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from harness.gates.verdict import fmt
 from harness.loadgen import env as hs
-from harness.loadgen.cluster import EXPECT_WORKERS_MAX_WAIT_S, LocustCluster
+from harness.loadgen.cluster import LocustCluster
 from harness.model.profile import Profile
 from harness.run.signals import StopRequest
 
@@ -99,7 +99,7 @@ def watch(
     """Print progress until the master exits by itself (False) or the run is stopped, overruns or its monitor
     gives a reason to stop (True)."""
     next_check = time.monotonic() + MONITOR_INTERVAL_S
-    deadline = time.monotonic() + profile.load.total_duration_s + EXPECT_WORKERS_MAX_WAIT_S + OVERRUN_GRACE_S
+    deadline = time.monotonic() + profile.load.total_duration_s + cluster.config.workers_wait_s + OVERRUN_GRACE_S
     while cluster.master_running():
         if stop.requested:
             return True
