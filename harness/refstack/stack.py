@@ -104,6 +104,9 @@ class StackConfig:
     livekit_api_secret: str = keys.LIVEKIT_API_SECRET
     """The key pair the LiveKit stand-in accepts and the regions' `livekit-token` signs with (default: the local
     demo pair; `target up` takes LIVEKIT_API_KEY / LIVEKIT_API_SECRET from the environment or --env-file)."""
+    advertise_host: str | None = None
+    """The host clients elsewhere reach the stack at (a compose service name), used in the LiveKit URL the token
+    function hands out; None: `host`."""
     origin_proxies: bool = False
     replication_proxy: bool = False
     """Japan streams Singapore's WAL through a Toxiproxy proxy (`replication_ap-southeast-1`), so a drill can slow
@@ -228,6 +231,8 @@ class ReferenceStack:
         raise ValueError(f"unknown piece {piece!r}; valid: {', '.join(PIECES)}")
 
     def _livekit_url(self) -> str:
+        if self.config.advertise_host:
+            return f"ws://{self.config.advertise_host}:{self.endpoints.ports.get('livekit', self.config.ports.livekit)}"
         if "livekit" in self.endpoints.ports:
             return self.endpoints.livekit_url
         return f"ws://{self.config.host}:{self.config.ports.livekit}"

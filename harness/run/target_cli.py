@@ -13,8 +13,11 @@ from pathlib import Path
 
 from harness.errors import ConfigError, TargetUnreachable
 from harness.model import keys
+from harness.model.hosts import is_loopback_url
 from harness.model.target_config import read_env_file
 from harness.procs.child import describe_exit
+from harness.refstack.edge.build import BUILDS, DEFAULT_DELAY_MS
+from harness.refstack.edge.build import PATH as BUILD_PATH
 from harness.refstack.postgres.migrations import check_folder
 from harness.refstack.region.config import REGIONS
 from harness.refstack.stack import PIECES, ReferenceStack, StackConfig, StackPorts
@@ -54,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"start only this piece of the stack (repeatable; one of {', '.join(PIECES)})",
     )
     up.add_argument("--bind", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    up.add_argument(
+        "--advertise-host",
+        metavar="HOST",
+        help="the name other machines reach the stack at (e.g. a compose service), used in the LiveKit URL the "
+        "token function hands out (default: --bind)",
+    )
     up.add_argument("--port", type=int, help="port for --region (default: 54321 Singapore, 54322 Japan; 0 = any)")
     defaults = StackPorts()
     for piece in PIECES:
@@ -85,6 +94,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     check.add_argument("--only", action="append", choices=PIECES, metavar="PIECE", help="probe only this piece")
     check.set_defaults(func=run_check)
+    build = target_sub.add_parser(
+        "build",
+        help="switch the reference edge's build: good, slow or failing (the deployment gate's demo)",
+        description="Switches the running reference edge to a 'slow' (every request held --delay-ms) or 'failing' "
+        "(every request 503) build, or back to 'good', as a deploy and a rollback would (docs/deploy-gate.md). "
+        "Authenticates with SUPABASE_SERVICE_ROLE_KEY (default: the reference stack's demo key). Loopback only.",
+    )
+    build.add_argument("build", choices=BUILDS, help="the build to switch to")
+    build.add_argument(
+        "--edge", default="http://127.0.0.1:54320", metavar="URL", help="the edge (default: %(default)s)"
+    )
+    build.add_argument(
+        "--delay-ms", type=int, default=DEFAULT_DELAY_MS, metavar="MS", help="for slow (default: %(default)s)"
+    )
+    build.set_defaults(func=run_build)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -173,6 +197,7 @@ def run_up(args: argparse.Namespace) -> int:
         migrations_dir=migrations_dir,
         livekit_api_key=livekit.key,
         livekit_api_secret=livekit.secret,
+        advertise_host=args.advertise_host,
     )
     with ReferenceStack(config) as stack:
         print("reference stack up:")
@@ -183,6 +208,29 @@ def run_up(args: argparse.Namespace) -> int:
         print("Ctrl-C stops it.", flush=True)
         _supervise(stack)
         print("stopping...", file=sys.stderr)
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    import httpx
+
+    if not is_loopback_url(args.edge):
+        raise ConfigError(f"--edge {args.edge}: the build switch is the reference edge's, on loopback only")
+    key = os.environ.get("SUPABASE_SERVICE_ROLE_KEY") or keys.SERVICE_ROLE_KEY
+    try:
+        reply = httpx.post(
+            args.edge.rstrip("/") + BUILD_PATH,
+            json={"build": args.build, "delay_ms": args.delay_ms},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+    except httpx.HTTPError as exc:
+        raise TargetUnreachable(
+            f"--edge {args.edge}: no answer ({type(exc).__name__}); is `harness target up` running?"
+        ) from None
+    if reply.status_code != 200:
+        raise ConfigError(f"--edge {args.edge}: the build switch answered {reply.status_code}: {reply.text[:300]}")
+    print(f"edge build: {reply.json()['build']}")
     return 0
 
 

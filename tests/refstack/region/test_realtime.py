@@ -164,6 +164,7 @@ def _expired_token() -> str:
         ("not-a-jwt", "The token provided is not a valid JWT"),
         (keys.sign({"role": "anon", "exp": int(time.time()) + 86400}, "x" * 40), "Failed to validate JWT signature"),
     ],
+    ids=["missing", "expired", "no-exp", "no-role", "not-a-jwt", "bad-signature"],  # stable across processes
 )
 def test_handshake_failures_answer_401_with_realtime_json(
     region: BackgroundServer, apikey: str | None, message: str
