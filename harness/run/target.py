@@ -24,6 +24,7 @@ from harness.errors import TargetUnreachable
 from harness.model import keys
 from harness.model.target_config import TargetConfig, load_target, target_from_mapping
 from harness.refstack.stack import Endpoints
+from harness.scenarios.settings import REFERENCE_STACK
 
 PREFLIGHT_TIMEOUT_S = 5.0
 """How long the target may take to answer the preflight request."""
@@ -96,8 +97,10 @@ def from_reference(endpoints: Endpoints) -> Target:
 
 
 def resolve(host: str | None, env_file: Path | None) -> Target:
-    """The deployment named by --host, --env-file and the environment (model.target_config's precedence, checks)."""
-    return from_config(load_target(env_file, supabase_url=host.rstrip("/") if host else None))
+    """The deployment named by --host, --env-file and the environment (model.target_config's precedence, checks).
+    HARNESS_REFERENCE_STACK=1 marks it as a reference stack started elsewhere (compose): China routing by header."""
+    config = load_target(env_file, supabase_url=host.rstrip("/") if host else None)
+    return from_config(config, reference=os.environ.get(REFERENCE_STACK) == "1")
 
 
 def check_allowed(target: Target, confirm_remote: bool) -> None:
