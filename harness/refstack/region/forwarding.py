@@ -36,7 +36,7 @@ FORWARD_TIMEOUT_S = 30.0
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # POSTs that only read: storage list and sign.
-_READ_POSTS = ("/storage/v1/object/list/", "/storage/v1/object/sign/")
+_READ_POSTS = ("/storage/v1/object/list/", "/storage/v1/object/list-v2/", "/storage/v1/object/sign/")
 _WRITE_PATHS = ("/rest/v1/", "/storage/v1/", "/auth/v1/signup", "/auth/v1/token", "/auth/v1/logout",
                 "/auth/v1/admin/", "/auth/v1/user", "/auth/v1/otp", "/auth/v1/magiclink", "/auth/v1/verify",
                 "/auth/v1/recover", "/auth/v1/resend", "/auth/v1/invite", "/auth/v1/factors")  # fmt: skip
