@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,19 @@ def with_network(profile: Profile, network: str | None) -> Profile:
             f"(groups: {', '.join(profile.groups)}); use `harness china` or add one"
         )
     groups = {n: g.model_copy(update={"network": network}) if n in china else g for n, g in profile.groups.items()}
+    return profile.model_copy(update={"groups": groups})
+
+
+def named_networks(profile: Profile) -> Profile:
+    """The profile as profile.json carries it to the Locust processes, whose groups name their network (a label in
+    the result, checked as a netem/ name): a group given a file by `--network PATH` is labelled with the file's name.
+    The shaping, done by the orchestrator, keeps using the file itself."""
+    groups = {}
+    for name, group in profile.groups.items():
+        if group.network.endswith(".toml") or "/" in group.network:
+            label = re.sub(r"[^a-z0-9._-]+", "-", Path(group.network).stem.lower()).strip("-._") or "custom"
+            group = group.model_copy(update={"network": label})
+        groups[name] = group
     return profile.model_copy(update={"groups": groups})
 
 
