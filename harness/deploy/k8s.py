@@ -25,6 +25,7 @@ from typing import TextIO
 from harness.errors import ConfigError, TargetUnreachable
 from harness.model.profile import load_profile, resolve_profile
 from harness.model.target_config import read_env_file, target_from_mapping
+from harness.network import profiles as network_profiles
 from harness.run import shaping
 
 CHECKOUT_MANIFESTS = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
@@ -42,6 +43,8 @@ IMAGE = "ghcr.io/harness-project/harness"
 RESULT_BEGIN = "--- harness result.json begin ---"
 RESULT_END = "--- harness result.json end ---"
 POLL_S = 5.0
+NETWORK_FILE = "network.toml"
+"""The china overlay's network profile in the harness-profile ConfigMap (its master's --network /etc/harness/…)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,21 @@ class RenderOptions:
 def default_overlay(profile_path: Path) -> str:
     """china for a profile that shapes a group (it needs the Toxiproxy sidecar), else load."""
     return "china" if shaping.shaped_networks(load_profile(profile_path)) else "load"
+
+
+def china_network(profile_path: Path) -> Path:
+    """The netem/ file of the profile's China groups (country CN), which the china overlay shapes them with."""
+    profile = load_profile(profile_path)
+    names = sorted({g.network for g in profile.groups.values() if g.country == shaping.CHINA_COUNTRY})
+    if len(names) != 1:
+        found = f"they name {', '.join(names)}" if names else "it has none"
+        raise ConfigError(
+            f"{profile_path}: the china overlay shapes the groups with country = {shaping.CHINA_COUNTRY!r} with one "
+            f'network profile, and {found}; give them one network (e.g. network = "cn-telecom-peak-to-tokyo") or '
+            "pick another --overlay"
+        )
+    network_profiles.load_profile(names[0])  # a ConfigError naming the known profiles when there is no such file
+    return network_profiles.NETEM_DIR / f"{names[0]}.toml"
 
 
 def render(options: RenderOptions, kubectl: str = "kubectl") -> str:
@@ -88,9 +106,10 @@ def render(options: RenderOptions, kubectl: str = "kubectl") -> str:
         run_dir = root / "run"
         run_dir.mkdir()
         shutil.copyfile(profile_path, run_dir / "profile.toml")
-        extra = sorted(p.name for p in (root / "overlays" / overlay).glob("*.toml") if p.name != "profile.toml")
-        for name in extra:  # the overlay's network profiles stay in the ConfigMap (the china overlay's --network)
-            shutil.copyfile(root / "overlays" / overlay / name, run_dir / name)
+        extra = []
+        if overlay == "china":  # its master runs with --network /etc/harness/network.toml: the profile's own
+            shutil.copyfile(china_network(profile_path), run_dir / NETWORK_FILE)
+            extra.append(NETWORK_FILE)
         (run_dir / "kustomization.yaml").write_text(json.dumps(_kustomization(options, overlay, extra), indent=2))
         return _kubectl(kubectl, "kustomize", str(run_dir))
 

@@ -108,7 +108,7 @@ def test_the_large_overlay_plans_100000_users_within_the_measured_per_worker_loa
 @pytest.mark.parametrize(("overlay", "files"), [("smoke", {"profile.toml": "profiles/smoke.toml"}),
     ("load", {"profile.toml": "profiles/load.toml"}),
     ("china", {"profile.toml": "profiles/china.toml",
-               "cn-telecom-peak-to-tokyo.toml": "netem/cn-telecom-peak-to-tokyo.toml"})])  # fmt: skip
+               "network.toml": "netem/cn-telecom-peak-to-tokyo.toml"})])  # fmt: skip
 def test_the_overlays_carry_the_shipped_profiles(overlay: str, files: dict[str, str]) -> None:
     for name, shipped in files.items():
         assert (K8S / "overlays" / overlay / name).read_text() == (REPO / shipped).read_text(), (
@@ -193,6 +193,26 @@ def test_render_refuses_a_host_the_master_would_refuse_before_rendering(tmp_path
         assert confirmed.returncode == 0, confirmed.stderr
         master = _job(_docs(confirmed.stdout), "harness-master")
         assert "--confirm-remote" in master["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+@needs_kubectl
+def test_render_shapes_the_china_group_with_the_profiles_own_network(tmp_path: Path) -> None:
+    """The china overlay's master runs with --network /etc/harness/network.toml: for another profile that file must
+    be the network its China group names, not the overlay's copy of cn-telecom-peak-to-tokyo."""
+    profile = tmp_path / "offpeak.toml"
+    china = (REPO / "profiles" / "china.toml").read_text()
+    profile.write_text(china.replace('network = "cn-telecom-peak-to-tokyo"', 'network = "cn-telecom-offpeak-to-tokyo"'))
+    done = _harness("k8s", "render", "--profile", str(profile), "--workers", "2", "--env-file", str(EXAMPLE_ENV))
+    assert done.returncode == 0, done.stderr
+    docs = _docs(done.stdout)
+    [profile_map] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("harness-prof")]
+    assert profile_map["data"]["network.toml"] == (REPO / "netem" / "cn-telecom-offpeak-to-tokyo.toml").read_text()
+    args = _job(docs, "harness-master")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--network") + 1] == "/etc/harness/network.toml"
+    two = tmp_path / "two.toml"
+    two.write_text(china.replace('country = "SG"', 'country = "CN"'))  # baseline-lan and a China network
+    refused = _harness("k8s", "render", "--profile", str(two), "--workers", "2", "--env-file", str(EXAMPLE_ENV))
+    assert refused.returncode == 2 and "baseline-lan, cn-telecom-peak-to-tokyo" in refused.stderr
 
 
 def test_the_default_allow_list_is_the_base_configmaps() -> None:

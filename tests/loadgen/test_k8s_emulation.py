@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -75,6 +76,20 @@ def _pod_env(docs: list[dict], container: dict) -> dict[str, str]:  # type: igno
         env.update({k: base64.b64decode(v).decode() if doc["kind"] == "Secret" else v for k, v in data.items()})
     env.update({e["name"]: e["value"] for e in container.get("env", [])})
     return env
+
+
+def _scrape(url: str, master: subprocess.Popen[str], bodies: list[str]) -> None:
+    """GET /metrics every half second while the master runs (at most 10 minutes), keeping each body."""
+    for _ in range(1200):
+        if master.poll() is not None:
+            return
+        try:
+            reply = httpx.get(url, timeout=2)
+            if reply.status_code == 200:
+                bodies.append(reply.text)
+        except httpx.HTTPError:
+            pass  # not serving yet, or already closed
+        time.sleep(0.5)
 
 
 @pytest.mark.slow
@@ -153,7 +168,11 @@ def test_the_rendered_china_master_and_worker_commands_give_a_verdict(tmp_path: 
             procs.append(subprocess.Popen(worker_argv, env=bare, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                           text=True))  # fmt: skip
         workers = procs[2:]
+        scrapes: list[str] = []
+        scraper = threading.Thread(target=_scrape, args=(f"http://127.0.0.1:{metrics_port}/metrics", master, scrapes))
+        scraper.start()  # Prometheus, scraping the port the Service names: it also ends the --metrics-linger
         log, _ = master.communicate(timeout=300)  # stdout and stderr together, as `kubectl logs` gives them
+        scraper.join(timeout=30)
         try:
             worker_logs = [w.communicate(timeout=60)[0] for w in workers]
         except subprocess.TimeoutExpired as exc:
@@ -168,6 +187,8 @@ def test_the_rendered_china_master_and_worker_commands_give_a_verdict(tmp_path: 
                 proc.kill()
                 proc.wait(timeout=10)
     assert master.returncode == 0, log[-3000:]  # the Job would end Complete
+    assert any("harness_run_state" in body for body in scrapes), log[-3000:]
+    assert "no scrape within" not in log  # the scrape of the finished state ended --metrics-linger
     assert [w.returncode for w in workers] == [0] * WORKERS, worker_logs  # the worker Job too
     text = extract_result(log)
     assert text is not None, log[-3000:]

@@ -6,7 +6,6 @@ master refused it at start, so every such run ended invalid (found by tests/load
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from harness.loadgen.env import read_profile
@@ -18,9 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_a_network_file_reaches_the_locust_processes_as_its_name(tmp_path: Path) -> None:
-    net = tmp_path / "etc" / "My Calibrated_Path.toml"
+    net = tmp_path / "etc" / "network.toml"  # as the china overlay mounts it; the file names itself
     net.parent.mkdir()
-    shutil.copyfile(REPO / "netem" / "cn-telecom-peak-to-tokyo.toml", net)
+    text = (REPO / "netem" / "cn-telecom-peak-to-tokyo.toml").read_text(encoding="utf-8")
+    net.write_text(text.replace('name = "cn-telecom-peak-to-tokyo"', 'name = "My Calibrated_Path"'), "utf-8")
     profile = shaping.with_network(load_profile(REPO / "profiles" / "china.toml"), str(net))
     assert shaping.shaped_networks(profile)["china"].name  # the orchestrator shapes with the file
     written = tmp_path / "profile.json"
