@@ -106,8 +106,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--results-url",
         metavar="S3_URL",
-        help="the master also uploads its reports to S3_URL/<run-id>/ (needs AWS credentials in the pod: "
-        "production.env or an IRSA role); `k8s run` reads the result there when the master's log lacks it",
+        help="the master also uploads its reports to S3_URL/<run-id>/ (its pod needs AWS credentials: an IRSA "
+        "role or AWS_* variables, docs/kubernetes.md); `k8s run` reads the result there when the master's log lacks it",
     )
     parser.add_argument(
         "--confirm-remote",
