@@ -215,6 +215,10 @@ def test_render_shapes_the_china_group_with_the_profiles_own_network(tmp_path: P
     assert refused.returncode == 2 and "baseline-lan, cn-telecom-peak-to-tokyo" in refused.stderr
 
 
+def test_the_docs_name_the_kubernetes_version_validated_here() -> None:
+    assert f"kubernetes-validate --strict -k {KUBERNETES_VERSION}" in (REPO / "docs" / "kubernetes.md").read_text()
+
+
 def test_the_default_allow_list_is_the_base_configmaps() -> None:
     base = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
     [settings] = [g for g in base["configMapGenerator"] if g["name"] == "harness-settings"]
