@@ -144,7 +144,7 @@ def _run(
     for stale in (hs.RESULT_FILE, hs.SNAPSHOT_FILE, hs.PROGRESS_FILE, china.NETWORK_FILE):
         (out_dir / stale).unlink(missing_ok=True)
     profile_path = out_dir / "profile.json"
-    profile_path.write_text(json.dumps(profile_data(profile), indent=2), encoding="utf-8")
+    profile_path.write_text(json.dumps(profile_data(china.named_networks(profile)), indent=2), encoding="utf-8")
 
     checks: list[CheckResult] = []
     process_cpu: list[CpuSample] = []
