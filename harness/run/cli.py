@@ -190,7 +190,12 @@ def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
         "and wait for --expect-workers remote workers; the ports hand out the target's keys and the test users' "
         "passwords: keep them inside the cluster network",
     )
-    group.add_argument("--expect-workers", metavar="N", help="with --master: workers the run waits for (default: 1)")
+    group.add_argument(
+        "--expect-workers",
+        metavar="N",
+        help="with --master: workers the run waits for (default: 1); a profile with several user groups needs at "
+        "least one per group, in proportion to the groups' weights (a count that does not fit names ones that do)",
+    )
     group.add_argument(
         "--master-bind", default="0.0.0.0", metavar="ADDR", help="with --master: listen address (default: %(default)s)"
     )
@@ -252,7 +257,7 @@ def _register_worker(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         description="Starts --processes Locust workers that join the master at --master-host. Each gets its "
         "profile, target settings, test users and user group from the master (nothing else to configure); it ends "
         "when the master ends the run. Exit 0 normal end, 1 a worker failed, 2 no master within --connect-timeout "
-        "or refused (docs/running.md, Distributed runs).",
+        "or refused, 143/130 stopped by SIGTERM/Ctrl-C (docs/running.md, Distributed runs).",
     )
     parser.add_argument("--master-host", required=True, metavar="HOST", help="the master's host name or address")
     parser.add_argument(
@@ -263,7 +268,7 @@ def _register_worker(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     parser.add_argument(
         "--connect-timeout", default="120", metavar="SECONDS", help="give up when the master has not answered by "
-        "then (default: %(default)s)",
+        "then (default: %(default)s); the master answers once its test users exist and its network is shaped",
     )  # fmt: skip
     parser.set_defaults(func=_worker)
 

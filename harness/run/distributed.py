@@ -103,8 +103,8 @@ def _bound(family: socket.AddressFamily, bind: str, port: int, master_port: int,
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(
-                f"--master-port {master_port}: {bind}:{port} ({what}) is already in use; stop what listens there or pick "
-                "another --master-port (the run uses it and the next port)"
+                f"--master-port {master_port}: {bind}:{port} ({what}) is already in use; stop what listens there "
+                "or pick another --master-port (the run uses it and the next port)"
             ) from None
         raise ConfigError(
             f"--master-bind {bind}: cannot listen on {bind}:{port} ({exc.strerror or exc}); give an address of this "
