@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -121,17 +122,24 @@ def harness_env() -> dict[str, str]:
 class BootstrapServer:
     """The HTTP side of WorkerConfigs, in a thread of the orchestrator; stopped with the run."""
 
-    def __init__(self, configs: WorkerConfigs, bind: str, port: int) -> None:
+    def __init__(self, configs: WorkerConfigs, bind: str, port: int, sock: socket.socket | None = None) -> None:
+        """Listens on `sock` when given (bound already: distributed.MasterPorts holds it from the run's start),
+        else binds `bind`:`port`."""
         self.configs = configs
         token = os.environ.get(TOKEN_VAR, "")
         handler = _handler(configs, token)
         try:
-            self.server = ThreadingHTTPServer((bind, port), handler)
+            self.server = ThreadingHTTPServer((bind, port), handler, bind_and_activate=sock is None)
         except OSError as exc:
             raise ConfigError(
                 f"the worker bootstrap cannot listen on {bind}:{port} ({exc.strerror or exc}); it uses --master-port "
                 "+ 1: pick a --master-port whose next port is free too"
             ) from None
+        if sock is not None:
+            self.server.socket.close()
+            self.server.socket = sock
+            self.server.server_address = sock.getsockname()[:2]
+            self.server.server_activate()
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="worker-bootstrap", daemon=True)
         self.thread.start()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import re
 import sys
 from pathlib import Path
@@ -184,8 +183,19 @@ def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
         "distributed (docs/running.md, Distributed runs)",
         "Start only the Locust master here and let remote `harness worker --master-host HOST` processes join.",
     )
-    group.add_argument("--master", action="store_true", help="start no local workers; wait for remote ones")
-    group.add_argument("--expect-workers", metavar="N", help="with --master: workers the run waits for (default: 1)")
+    group.add_argument(
+        "--master",
+        action="store_true",
+        help="start the Locust master only (target checks, test users, shaping, gates and reports as in a local run) "
+        "and wait for --expect-workers remote workers; the ports hand out the target's keys and the test users' "
+        "passwords: keep them inside the cluster network",
+    )
+    group.add_argument(
+        "--expect-workers",
+        metavar="N",
+        help="with --master: workers the run waits for (default: 1); a profile with several user groups needs at "
+        "least one per group, in proportion to the groups' weights (a count that does not fit names ones that do)",
+    )
     group.add_argument(
         "--master-bind", default="0.0.0.0", metavar="ADDR", help="with --master: listen address (default: %(default)s)"
     )
@@ -208,13 +218,16 @@ def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--toxiproxy-listen-host",
         metavar="HOST",
-        help=f"where a real Toxiproxy opens the China group's listeners (sets {china_vars.TOXIPROXY_LISTEN_HOST_VAR})",
+        help="where Toxiproxy (TOXIPROXY_URL's, else the embedded one) opens the China group's listeners, e.g. "
+        f"0.0.0.0 for workers on other machines (default: {china_vars.TOXIPROXY_LISTEN_HOST_VAR}, else "
+        "TOXIPROXY_URL's host, else 127.0.0.1)",
     )
     group.add_argument(
         "--toxiproxy-advertise-host",
         metavar="HOST",
-        help="the host remote workers reach those listeners at, e.g. the Toxiproxy service's name "
-        f"(sets {china_vars.TOXIPROXY_ADVERTISE_HOST_VAR})",
+        help="the host remote workers reach those listeners at, e.g. the Toxiproxy service's name; it must pass "
+        f"the allow-list like the target's hosts (default: {china_vars.TOXIPROXY_ADVERTISE_HOST_VAR}, else the "
+        "listen host)",
     )
 
 
@@ -244,7 +257,7 @@ def _register_worker(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         description="Starts --processes Locust workers that join the master at --master-host. Each gets its "
         "profile, target settings, test users and user group from the master (nothing else to configure); it ends "
         "when the master ends the run. Exit 0 normal end, 1 a worker failed, 2 no master within --connect-timeout "
-        "or refused (docs/running.md, Distributed runs).",
+        "or refused, 143/130 stopped by SIGTERM/Ctrl-C (docs/running.md, Distributed runs).",
     )
     parser.add_argument("--master-host", required=True, metavar="HOST", help="the master's host name or address")
     parser.add_argument(
@@ -255,7 +268,7 @@ def _register_worker(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     parser.add_argument(
         "--connect-timeout", default="120", metavar="SECONDS", help="give up when the master has not answered by "
-        "then (default: %(default)s)",
+        "then (default: %(default)s); the master answers once its test users exist and its network is shaped",
     )  # fmt: skip
     parser.set_defaults(func=_worker)
 
@@ -400,18 +413,29 @@ def options_from(args: argparse.Namespace) -> RunOptions:
 def _distributed_options(args: argparse.Namespace) -> dict[str, Any]:
     if not args.master and args.expect_workers is not None:
         raise ConfigError("--expect-workers needs --master (a local run starts --workers N itself)")
-    for flag, value, var in (
-        ("--toxiproxy-listen-host", args.toxiproxy_listen_host, china_vars.TOXIPROXY_LISTEN_HOST_VAR),
-        ("--toxiproxy-advertise-host", args.toxiproxy_advertise_host, china_vars.TOXIPROXY_ADVERTISE_HOST_VAR),
+    if args.master and args.workers is not None:
+        raise ConfigError(
+            "--workers with --master: the master starts no local workers; give the remote workers' count with "
+            "--expect-workers N (e.g. --expect-workers 4)"
+        )
+    for flag, value in (
+        ("--toxiproxy-listen-host", args.toxiproxy_listen_host),
+        ("--toxiproxy-advertise-host", args.toxiproxy_advertise_host),
     ):
-        if value is not None:
-            if not value.strip() or any(c in value for c in "/:@ "):
-                raise ConfigError(f"{flag}: {value!r} is not a host name or IPv4 address (e.g. {flag} toxiproxy)")
-            os.environ[var] = value
+        if value is not None and (not value.strip() or any(c in value for c in "/:@ ")):
+            raise ConfigError(f"{flag}: {value!r} is not a host name or IPv4 address (e.g. {flag} toxiproxy)")
     master_port = _port("--master-port", args.master_port)
     if master_port in (0, 65535):
         raise ConfigError("--master-port: give a fixed port below 65535 (remote workers must know it; e.g. 5557)")
+    try:
+        ipaddress.ip_address(args.master_bind)
+    except ValueError:
+        raise ConfigError(
+            f"--master-bind: {args.master_bind!r} is not an IP address to listen on (e.g. 0.0.0.0 or 127.0.0.1)"
+        ) from None
     return {
+        "toxiproxy_listen_host": args.toxiproxy_listen_host,
+        "toxiproxy_advertise_host": args.toxiproxy_advertise_host,
         "master": args.master,
         "expect_workers": _positive_int("--expect-workers", args.expect_workers, limits.MAX_WORKERS, "workers")
         if args.expect_workers is not None

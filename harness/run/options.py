@@ -61,6 +61,10 @@ class RunOptions:
     master_port: int = 5557
     workers_wait_s: int = 120
     """A distributed run is invalid when its workers have not all joined by then."""
+    toxiproxy_listen_host: str | None = None
+    """Where Toxiproxy opens the shaped groups' listeners (None: HARNESS_TOXIPROXY_LISTEN_HOST, else its default)."""
+    toxiproxy_advertise_host: str | None = None
+    """The host workers reach those listeners at (None: HARNESS_TOXIPROXY_ADVERTISE_HOST, else where they listen)."""
     metrics: MetricsOptions | None = None
     """Serve the run's Prometheus metrics (harness/monitor/, docs/monitoring.md); None: off."""
 

@@ -41,7 +41,7 @@ from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import shaping as china
 from harness.run.accounts import configured_group_size, needs_accounts, provision_for_run, users_needed, users_tag
 from harness.run.collect import RunOutcome, collect, empty_result, print_checks, report
-from harness.run.distributed import distributed_workers, remote_workers
+from harness.run.distributed import distributed_workers, master_ports, remote_workers
 from harness.run.hops import ServerHops, fetch_server_hops
 from harness.run.network_conditions import all_conditions
 from harness.run.options import (
@@ -58,7 +58,7 @@ from harness.run.progress import ProgressPrinter, watch
 from harness.run.rate_preflight import check_rate
 from harness.run.signals import StopRequest
 from harness.run.smoke import CheckResult, run_checklist
-from harness.run.target import Target, check_allowed, from_reference, preflight, resolve
+from harness.run.target import Target, check_allowed, check_url, from_reference, preflight, resolve
 from harness.run.workers import group_workers, livekit_urls, locust_env, running_cluster
 from harness.scenarios import settings as scenario_env
 
@@ -153,10 +153,14 @@ def _run(
     conditions: dict[str, NetworkConditions] = {}
     target_label, interrupted = "(not started)", False
     with StopRequest(log) as stop, _reported_on_abort(stop), contextlib.ExitStack() as cleanup_stack:
+        ports = cleanup_stack.enter_context(master_ports(options))  # --master: taken ports fail before the target
         target = resolve_target(options, profile, cleanup_stack, out_dir, log)
         target_label = target.label
         live.begin(run_id, profile.name, target.label, out_dir / hs.PROGRESS_FILE)
         check_allowed(target, options.confirm_remote)
+        advertise = china.advertise_host(options.toxiproxy_advertise_host)
+        if networks and advertise:  # the workers would refuse a host the allow-list lacks: say it before the load
+            check_url(target, "--toxiproxy-advertise-host", f"http://{advertise}", options.confirm_remote)
         print(
             f"harness: run {run_id}: profile {profile.name} against {target.label} with {workers} worker(s)", file=log
         )
@@ -177,7 +181,14 @@ def _run(
         if not stop.requested and networks:
             urls = {"SUPABASE_URL": target.url, **livekit_urls(target)}
             paths, api_url = china.open_paths(
-                cleanup_stack, networks, urls, use_kernel=options.kernel, out_dir=out_dir, log=log
+                cleanup_stack,
+                networks,
+                urls,
+                use_kernel=options.kernel,
+                out_dir=out_dir,
+                log=log,
+                listen_host=options.toxiproxy_listen_host,
+                advertise_host=advertise,
             )
             network_profiles = china.write_network(out_dir, paths, api_url, log)
             conditions = all_conditions(networks, kernel=options.kernel, url=target.url)
@@ -202,8 +213,10 @@ def _run(
                 workers_wait_s=options.workers_wait_s if options.master else EXPECT_WORKERS_MAX_WAIT_S,
             )
             sampler = ProcessCpu().start()
+            if ports is not None:
+                ports.release_locust()  # the Locust master binds it next
             try:
-                with running_cluster(config) as cluster, remote_workers(options, config, cluster, log):
+                with running_cluster(config) as cluster, remote_workers(options, config, cluster, ports, log):
                     printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
                     interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
                     live.stopping()

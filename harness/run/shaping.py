@@ -47,10 +47,12 @@ NETWORK_FILE = "network.json"
 """What a shaped run applied, per group: profiles, sources and renderings (in the run's report folder)."""
 TOXIPROXY_FACTORY = "harness.network.toxiproxy.api:build_app"
 TOXIPROXY_LISTEN_HOST_VAR = "HARNESS_TOXIPROXY_LISTEN_HOST"
-"""Where a real Toxiproxy opens the proxies' listeners (default: the host of TOXIPROXY_URL)."""
+"""Where Toxiproxy opens the proxies' listeners (--toxiproxy-listen-host wins; default: the host of TOXIPROXY_URL,
+127.0.0.1 for the embedded one)."""
 TOXIPROXY_ADVERTISE_HOST_VAR = "HARNESS_TOXIPROXY_ADVERTISE_HOST"
 """The host workers reach the listeners at, when it differs from where they listen (distributed runs: listeners on
-0.0.0.0 in the Toxiproxy container or the master's pod, reached at its service name)."""
+0.0.0.0 in the Toxiproxy container or the master's pod, reached at its service name); --toxiproxy-advertise-host
+wins."""
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -145,9 +147,15 @@ def via(url: str, listen: str) -> str:
     return urlunsplit((parts.scheme, listen, parts.path, parts.query, parts.fragment)).rstrip("/")
 
 
-def advertised(listen: str) -> str:
-    """A listener's address as workers reach it: HARNESS_TOXIPROXY_ADVERTISE_HOST in place of its host, if set."""
-    host = os.environ.get(TOXIPROXY_ADVERTISE_HOST_VAR, "").strip()
+def advertise_host(asked: str | None) -> str | None:
+    """--toxiproxy-advertise-host, else HARNESS_TOXIPROXY_ADVERTISE_HOST, else None (workers use the listen host)."""
+    return asked or os.environ.get(TOXIPROXY_ADVERTISE_HOST_VAR, "").strip() or None
+
+
+def advertised(listen: str, host: str | None = None) -> str:
+    """A listener's address as workers reach it: `host` (else HARNESS_TOXIPROXY_ADVERTISE_HOST) in place of its
+    host, if set."""
+    host = host or os.environ.get(TOXIPROXY_ADVERTISE_HOST_VAR, "").strip()
     return f"{host}:{listen.rsplit(':', 1)[1]}" if host else listen
 
 
@@ -207,14 +215,18 @@ def reap_leftovers(log: TextIO) -> None:
 # ---- Toxiproxy ----
 
 
-def toxiproxy_url(stack: contextlib.ExitStack, host: str, out_dir: Path, log: TextIO) -> tuple[str, str]:
+def toxiproxy_url(
+    stack: contextlib.ExitStack, host: str, out_dir: Path, log: TextIO, listen_host: str | None = None
+) -> tuple[str, str]:
     """(API URL, listen host): TOXIPROXY_URL when set, else an embedded Toxiproxy started on `host` (stopped by
-    `stack`)."""
+    `stack`). The listeners open on `listen_host` (else HARNESS_TOXIPROXY_LISTEN_HOST, else TOXIPROXY_URL's host
+    or `host`); with --kernel always on `host`, the one address the namespace reaches."""
     external = os.environ.get(TOXIPROXY_URL_VAR, "").strip().rstrip("/")
+    asked = listen_host or os.environ.get(TOXIPROXY_LISTEN_HOST_VAR, "").strip()
+    listen = asked or (urlsplit(external).hostname if external else None) or host
+    if host != "127.0.0.1":
+        listen = host  # --kernel: the namespace reaches only its host-side address
     if external:
-        listen = os.environ.get(TOXIPROXY_LISTEN_HOST_VAR, "").strip() or urlsplit(external).hostname or host
-        if host != "127.0.0.1":
-            listen = host  # --kernel: the namespace reaches only its host-side address
         print(f"harness: using Toxiproxy at {external} ({TOXIPROXY_URL_VAR}); listeners on {listen}", file=log)
         return external, listen
     process = PieceProcess(
@@ -222,8 +234,8 @@ def toxiproxy_url(stack: contextlib.ExitStack, host: str, out_dir: Path, log: Te
     )
     stack.callback(process.stop)
     url = f"http://{host}:{process.port}"
-    print(f"harness: embedded Toxiproxy at {url}", file=log)
-    return url, host
+    print(f"harness: embedded Toxiproxy at {url}; listeners on {listen}", file=log)
+    return url, listen
 
 
 def _delete_proxies(client: ToxiproxyClient, names: list[str], log: TextIO) -> None:
@@ -246,9 +258,13 @@ def open_paths(
     use_kernel: bool,
     out_dir: Path,
     log: TextIO,
+    listen_host: str | None = None,
+    advertise_host: str | None = None,
 ) -> tuple[dict[str, GroupPath], str]:
     """For each shaped group: (namespace), proxies in front of `urls` (SUPABASE_URL, LIVEKIT_URL), toxics.
-    Everything is registered on `stack` for removal, in reverse order. Returns the paths and the Toxiproxy URL."""
+    Everything is registered on `stack` for removal, in reverse order. Returns the paths and the Toxiproxy URL.
+    The proxies listen on `listen_host` and the group's URLs name `advertise_host` (distributed runs: workers on
+    other machines; see toxiproxy_url and advertised for the defaults)."""
     if not networks:
         return {}, ""
     namespaces: dict[str, kernel.Namespace] = {}
@@ -262,7 +278,7 @@ def open_paths(
         for group, network in networks.items():
             namespaces[group] = stack.enter_context(kernel.shaped_namespace(kernel_part(network)))
     host = next(iter(namespaces.values())).host_addr if namespaces else "127.0.0.1"
-    api_url, listen_host = toxiproxy_url(stack, host, out_dir, log)
+    api_url, listen_host = toxiproxy_url(stack, host, out_dir, log, listen_host)
     client = stack.enter_context(ToxiproxyClient(api_url))
     client.version()  # fail early with the client's message when nothing answers there
     run_tag = secrets.token_hex(3)
@@ -276,7 +292,7 @@ def open_paths(
             name = f"harness-{run_tag}-{group}-{var.split('_')[0].lower()}"
             proxy = client.create_proxy(name, upstream_of(url), listen=f"{listen_host}:0")
             created.append(name)
-            group_urls[var] = via(url, advertised(proxy.listen))
+            group_urls[var] = via(url, advertised(proxy.listen, advertise_host))
             proxies[name] = {"listen": proxy.listen, "upstream": proxy.upstream}
         toxics = stack.enter_context(client.applied(network, list(proxies)))
         rules: dict[str, Any] = {}

@@ -17,6 +17,7 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,16 +33,30 @@ RETRY_S = 1.0
 STOP_GRACE_S = 10.0
 
 
-def fetch_config(master_host: str, master_port: int, name: str, timeout_s: float) -> dict[str, Any]:
-    """The worker's configuration, retried until the master's bootstrap answers or `timeout_s` has passed."""
+ATTEMPT_TIMEOUT_S = 10.0
+"""One request to the bootstrap at most this long (less when --connect-timeout has less left)."""
+
+
+def fetch_config(
+    master_host: str,
+    master_port: int,
+    name: str,
+    timeout_s: float,
+    stopped: Callable[[], bool] = lambda: False,
+) -> dict[str, Any] | None:
+    """The worker's configuration, retried until the master's bootstrap answers or `timeout_s` has passed; None
+    when `stopped()` turns true meanwhile (SIGTERM from Kubernetes, Ctrl-C)."""
     url = f"http://{master_host}:{bootstrap_port(master_port)}{PATH}"
     token = os.environ.get(TOKEN_VAR)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     deadline = time.monotonic() + timeout_s
     last = "no answer"
-    while True:
-        try:
-            reply = httpx.post(url, json={"name": name}, headers=headers, timeout=10)
+    while not stopped():
+        left_s = deadline - time.monotonic()
+        try:  # a silent peer must not hold one attempt past the deadline
+            reply = httpx.post(
+                url, json={"name": name}, headers=headers, timeout=max(0.5, min(ATTEMPT_TIMEOUT_S, left_s))
+            )
         except httpx.HTTPError as exc:
             last = type(exc).__name__
         else:
@@ -56,7 +71,10 @@ def fetch_config(master_host: str, master_port: int, name: str, timeout_s: float
                 f"no master at {master_host}:{master_port} within {timeout_s:g} s ({last}); start the master "
                 "(`harness run … --master`) first or raise --connect-timeout"
             )
-        time.sleep(RETRY_S)
+        pause_until = min(deadline, time.monotonic() + RETRY_S)
+        while not stopped() and time.monotonic() < pause_until:
+            time.sleep(0.1)
+    return None
 
 
 def _error_of(reply: httpx.Response) -> str:
@@ -82,13 +100,21 @@ def prepare(answer: dict[str, Any], folder: Path) -> dict[str, str]:
 
 def run_workers(master_host: str, master_port: int, processes: int, connect_timeout_s: float, log: TextIO) -> int:
     stop = _StopOnSignal()
+    print(
+        f"harness: asking the master at {master_host}:{master_port} for {processes} worker configuration(s) "
+        f"(bootstrap :{bootstrap_port(master_port)}; up to {connect_timeout_s:g} s)",
+        file=log,
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="harness-worker-") as tmp:
         os.chmod(tmp, 0o700)
         children: list[Child] = []
         try:
             for i in range(1, processes + 1):
                 name = f"{socket.gethostname()}-{os.getpid()}-{i}"  # unique per process, also on one machine
-                answer = fetch_config(master_host, master_port, name, connect_timeout_s)
+                answer = fetch_config(master_host, master_port, name, connect_timeout_s, stop.requested)
+                if answer is None:
+                    break
                 folder = Path(tmp) / f"worker-{i}"
                 folder.mkdir()
                 env = prepare(answer, folder)
@@ -123,3 +149,6 @@ class _StopOnSignal:
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.signum, self.signal_name = signum, signal.Signals(signum).name
+
+    def requested(self) -> bool:
+        return bool(self.signal_name)

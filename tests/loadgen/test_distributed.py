@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from loadgen_helpers import free_port_pair, harness_argv, write_profile
 
 from harness.loadgen.cluster import ClusterConfig, WorkerGroup, free_port
+from harness.model import keys
 from harness.model.result import load_result
 from harness.run import shaping
 from harness.run.bootstrap import PATH, TOKEN_VAR, BootstrapServer, WorkerConfigs, bootstrap_port
@@ -26,8 +28,8 @@ def _bare_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(RUN_PREFIXES)}
 
 
-def _master(tmp_path: Path, port: int, workers: int, *extra: str) -> subprocess.Popen[str]:
-    profile = write_profile(tmp_path / "dist.toml", duration_s=6, extra=NO_RPS_GATE)
+def _master(tmp_path: Path, port: int, workers: int, *extra: str, scenarios: str = "") -> subprocess.Popen[str]:
+    profile = write_profile(tmp_path / "dist.toml", duration_s=6, extra=scenarios + NO_RPS_GATE)
     return subprocess.Popen(
         harness_argv("run", str(profile), "--master", "--expect-workers", str(workers), "--master-bind", "127.0.0.1",
                      "--master-port", str(port), "--reports-dir", str(tmp_path), "--run-id", "dist", *extra),
@@ -45,7 +47,9 @@ def _worker(port: int, *extra: str) -> subprocess.Popen[str]:
 @pytest.mark.slow
 def test_two_remote_workers_join_the_master_and_the_verdict_counts_both(tmp_path: Path) -> None:
     port = free_port_pair()
-    master = _master(tmp_path, port, 2, "--print-result")
+    # MessagingUser plays provisioned test users: they sign in with the passwords of the credentials the master
+    # provisioned, so a sign-in without failures proves the credentials travelled too (WebUser needs none).
+    master = _master(tmp_path, port, 2, "--print-result", scenarios="MessagingUser = 1\n")
     workers = [_worker(port, "--connect-timeout", "90") for _ in range(2)]
     out, err = master.communicate(timeout=180)
     worker_logs = [w.communicate(timeout=60)[0] for w in workers]
@@ -55,7 +59,10 @@ def test_two_remote_workers_join_the_master_and_the_verdict_counts_both(tmp_path
     result = load_result(tmp_path / "dist" / "result.json")
     assert (result.run.workers_expected, result.run.workers_seen) == (2, 2)
     assert {c.worker for c in result.cpu} == {"worker-1", "worker-2"}
-    assert sum(s.count for w in result.windows for s in w.stats) > 0
+    sign_ins = [s for w in result.windows for s in w.stats if s.name == "sign-in"]
+    assert sum(s.count for s in sign_ins) >= 2 and not any(s.failures for s in sign_ins)
+    assert result.hops is not None and result.hops.attribution[0].lost == 0 < result.hops.attribution[0].expected
+    assert not any(key in log for key in (keys.ANON_KEY, keys.SERVICE_ROLE_KEY) for log in worker_logs)
     printed = out.split("--- harness result.json begin ---\n", 1)[1].split("\n--- harness result.json end ---")[0]
     assert json.loads(printed)["run"]["run_id"] == "dist"
 
@@ -81,6 +88,21 @@ def test_a_worker_without_a_master_exits_2_naming_it() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "no master at 127.0.0.1:" in done.stderr and "within 2 s" in done.stderr
+
+
+def test_a_worker_waiting_for_its_master_ends_at_once_on_sigterm() -> None:
+    """Kubernetes deletes a worker pod whose master never came with SIGTERM: the worker ends then (143), not after
+    --connect-timeout (the pod would be killed after its grace period instead)."""
+    worker = _worker(free_port(), "--connect-timeout", "300")
+    try:
+        assert worker.stdout is not None
+        assert "asking the master at 127.0.0.1:" in worker.stdout.readline()  # its signal handlers are in place
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 143, out
+    assert "workers stopped by SIGTERM" in out
 
 
 def test_slots_follow_the_groups_then_refuse_and_shaped_groups_get_the_advertised_host(

@@ -4,17 +4,21 @@ namespace. Locust never loads into this process (gevent would patch it)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -23,6 +27,7 @@ from harness.gates.verdict import evaluate
 from harness.model.profile import load_profile, parse_profile, resolve_profile
 from harness.model.result import aggregate, load_result
 from harness.network import kernel
+from harness.network.profiles import load_stack
 from harness.procs import leftovers
 from harness.run import shaping as china
 from harness.run.accounts import users_needed
@@ -347,3 +352,44 @@ def test_kill_9_mid_kernel_china_run_leaves_only_what_net_clear_then_removes(
     assert namespace not in kernel.list_namespaces() and namespace not in kernel.list_host_links()
     assert not Path(made["dir"]).exists()
     assert leftovers.records() == []
+
+
+# ---- distributed runs: where the listeners open, which host the workers are told ----
+
+
+class _Upstream(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # http.server calls it by this name
+        body = b"upstream"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_the_embedded_toxiproxy_listens_where_asked_and_the_urls_name_the_advertised_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--toxiproxy-listen-host holds for the embedded Toxiproxy too (not only a real one at TOXIPROXY_URL): a
+    master without TOXIPROXY_URL whose workers run elsewhere must open the China group's listeners where they can
+    reach them. 127.0.0.2 stands in for 0.0.0.0 here (loopback only); 'localhost' for the advertised name."""
+    monkeypatch.delenv(china.TOXIPROXY_URL_VAR, raising=False)
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{upstream.server_address[1]}"
+    try:
+        with contextlib.ExitStack() as stack:
+            paths, _ = china.open_paths(
+                stack, {"china": load_stack("baseline-lan", [])}, {"SUPABASE_URL": url}, use_kernel=False,
+                out_dir=tmp_path, log=sys.stderr, listen_host="127.0.0.2", advertise_host="localhost",
+            )  # fmt: skip
+            (listen,) = (p["listen"] for p in paths["china"].proxies.values())
+            host, port = listen.rsplit(":", 1)
+            assert host == "127.0.0.2"
+            assert paths["china"].urls == {"SUPABASE_URL": f"http://localhost:{port}"}
+            assert httpx.get(f"http://127.0.0.2:{port}/", timeout=10).text == "upstream"  # through the proxy
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
