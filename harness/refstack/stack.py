@@ -45,6 +45,8 @@ REPLICATION_PROXY = f"replication_{PRIMARY_REGION}"
 REGION_OF = {"primary": PRIMARY_REGION, "replica": REPLICA_REGION}
 POSTGRES_DIR = "postgres"
 """A region's cluster directory under `<data_dir>/<region>/` (the region server's lifecycle.POSTGRES_DIR)."""
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+"""Bind addresses meaning "every interface" (a container): the pieces then reach each other on loopback."""
 
 
 @dataclass
@@ -104,6 +106,12 @@ class StackConfig:
     or cut the replication link (a bandwidth toxic makes an asynchronous replica fall behind under load)."""
     """Start an embedded Toxiproxy and put a proxy (`origin_<region>`) in front of each region's HTTP port; the edge
     uses the proxied URLs, replication and write forwarding the direct ones (origin_proxies.py)."""
+    livekit_url: str | None = None
+    """The LiveKit URL the regions hand out with meeting tokens, when clients reach LiveKit elsewhere than this
+    stack's own address (a container: ws://livekit:7880); None = this stack's LiveKit piece."""
+    origin_urls: dict[str, str] = field(default_factory=dict)
+    """Region piece ("primary"/"replica") → URL, for regions running elsewhere (another container): the edge
+    started without them proxies to these. Only for pieces this stack does not start."""
 
 
 @dataclass
@@ -162,12 +170,17 @@ class Endpoints:
         return out
 
 
+def connect_host(bind: str) -> str:
+    """The address pieces and callers use to reach a piece bound to `bind`: loopback for a wildcard bind."""
+    return "127.0.0.1" if bind in WILDCARD_HOSTS else bind
+
+
 class ReferenceStack:
     """The whole reference stack (or the pieces asked for), as a context manager."""
 
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
-        self.endpoints = Endpoints(self.config.host)
+        self.endpoints = Endpoints(connect_host(self.config.host))
         self.processes: dict[str, PieceProcess] = {}
         self._tmp: Path | None = None
         """The data directory made when none was configured: recorded (procs/leftovers.py), so a later run removes
@@ -205,11 +218,15 @@ class ReferenceStack:
             return LIVEKIT_FACTORY, ports.livekit, {"join_timeout_s": config.livekit_join_timeout_s}
         if piece == "edge":
             # The edge needs an origin per region; with one region running, both names point at it.
-            regions = [piece for piece in ("primary", "replica") if piece in endpoints.ports]
+            urls = {piece: endpoints.origin_url(piece) if piece in endpoints.ports else config.origin_urls.get(piece)
+                    for piece in REGION_OF}  # fmt: skip
+            regions = [url for url in urls.values() if url]
             if not regions:
-                raise TargetUnreachable("the edge needs a region server: start 'primary' or 'replica' with it")
-            origins = {PRIMARY_REGION: endpoints.origin_url(regions[0]),
-                       REPLICA_REGION: endpoints.origin_url(regions[-1])}  # fmt: skip
+                raise TargetUnreachable(
+                    "the edge needs a region server: start 'primary' or 'replica' with it, or give the URL of one "
+                    "running elsewhere (--primary-url, --replica-url)"
+                )
+            origins = {PRIMARY_REGION: regions[0], REPLICA_REGION: regions[-1]}
             # The service-role key is the local demo key (harness.model.keys): it protects nothing.
             return EDGE_FACTORY, ports.edge, {"origins": origins, "health_interval_s": config.health_interval_s,
                                               "admin_token": keys.SERVICE_ROLE_KEY}  # fmt: skip
@@ -218,9 +235,11 @@ class ReferenceStack:
         raise ValueError(f"unknown piece {piece!r}; valid: {', '.join(PIECES)}")
 
     def _livekit_url(self) -> str:
+        if self.config.livekit_url:
+            return self.config.livekit_url
         if "livekit" in self.endpoints.ports:
             return self.endpoints.livekit_url
-        return f"ws://{self.config.host}:{self.config.ports.livekit}"
+        return f"ws://{self.endpoints.host}:{self.config.ports.livekit}"
 
     def _wanted(self) -> list[str]:
         proxied = self.config.origin_proxies or self.config.replication_proxy
@@ -228,6 +247,12 @@ class ReferenceStack:
         return [piece for piece in START_ORDER if piece in wanted]
 
     def start(self) -> ReferenceStack:
+        elsewhere = sorted(set(self.config.origin_urls) & set(self.config.pieces))
+        if elsewhere:
+            raise ConfigError(
+                f"--{elsewhere[0]}-url names a {elsewhere[0]} running elsewhere, but this stack starts one too; "
+                f"drop the URL, or leave {elsewhere[0]!r} out of --only"
+            )
         data_dir = self.config.data_dir
         if data_dir is None:
             self._tmp = data_dir = leftovers.temporary_directory("harness-stack-")

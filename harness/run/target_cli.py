@@ -7,13 +7,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from harness.errors import ConfigError, TargetUnreachable
 from harness.model import keys
 from harness.procs.child import describe_exit
 from harness.refstack.postgres.migrations import check_folder
 from harness.refstack.region.config import REGIONS
-from harness.refstack.stack import PIECES, ReferenceStack, StackConfig, StackPorts
+from harness.refstack.stack import PIECES, REGION_OF, ReferenceStack, StackConfig, StackPorts
 
 MIGRATIONS_HELP = (
     "a Supabase migrations folder (<version>_<name>.sql files) applied in filename order at start, as `supabase db "
@@ -24,6 +25,8 @@ SUPERVISE_INTERVAL_S = 0.5
 """How often `target up` checks that every piece still runs."""
 LOG_TAIL_LINES = 5
 """Lines of a dead piece's log quoted in the message."""
+REGION_PIECES = tuple(REGION_OF)
+"""primary, replica: the pieces an edge in another container reaches by URL."""
 _LOCAL_KEYS_NOTE = "local demo keys: they protect nothing; never use them for a real project"
 
 
@@ -65,6 +68,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "removed on exit)",
     )
     up.add_argument("--migrations", type=Path, metavar="DIR", help=MIGRATIONS_HELP)
+    # Pieces in other containers (docker-compose.yml, docs/compose.md): the URLs by which they are reached.
+    up.add_argument(
+        "--livekit-url",
+        metavar="URL",
+        help="the LiveKit URL the regions hand out with meeting tokens, when clients reach LiveKit at another "
+        "address than this stack's own (e.g. ws://livekit:7880 in docker-compose.yml)",
+    )
+    for piece in REGION_PIECES:
+        up.add_argument(
+            f"--{piece}-url",
+            metavar="URL",
+            help=f"with an edge started without the {piece}: the {piece}'s URL, where it runs elsewhere (e.g. "
+            f"http://regions:{getattr(defaults, piece)})",
+        )
     up.set_defaults(func=run_up)
     check = target_sub.add_parser(
         "check",
@@ -78,6 +95,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
+
+
+def _check_url(flag: str, url: str | None, schemes: tuple[str, ...], example: str) -> str | None:
+    """None, or the URL without a trailing slash; ConfigError naming the flag and the valid form."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in schemes or not parts.hostname or parts.path.strip("/") or parts.query:
+        raise ConfigError(f"--{flag}: {url!r} is not a {' or '.join(schemes)} URL of a host (e.g. {example})")
+    return url.rstrip("/")
 
 
 def _check_port(name: str, port: int | None) -> None:
@@ -117,6 +148,12 @@ def run_up(args: argparse.Namespace) -> int:
     if args.region:
         return _run_region(args)
     ports = StackPorts(**{piece: getattr(args, f"{piece}_port") for piece in PIECES})
+    livekit_url = _check_url("livekit-url", args.livekit_url, ("ws", "wss"), "ws://livekit:7880")
+    origin_urls = {
+        piece: url
+        for piece in REGION_PIECES
+        if (url := _check_url(f"{piece}-url", getattr(args, f"{piece}_url"), ("http", "https"), "http://regions:54321"))
+    }
     migrations_dir = check_folder(args.migrations) if args.migrations else None
     config = StackConfig(
         host=args.bind,
@@ -124,6 +161,8 @@ def run_up(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         pieces=tuple(args.only or PIECES),
         migrations_dir=migrations_dir,
+        livekit_url=livekit_url,
+        origin_urls=origin_urls,
     )
     with ReferenceStack(config) as stack:
         print("reference stack up:")
