@@ -28,6 +28,8 @@ _COMMAND_MODULES = [
     "harness.dr.cli",
     "harness.run.drill_cli",
     "harness.backup.cli",
+    "harness.deploy.k8s_cli",
+    "harness.deploy.gate_cli",
 ]
 
 

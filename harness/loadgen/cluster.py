@@ -62,6 +62,21 @@ class ClusterConfig:
     """Where the master listens for workers (a namespace's host-side address when a group runs inside one)."""
     groups: tuple[WorkerGroup, ...] = ()
     """Worker groups; empty = `workers` identical workers."""
+    master_port: int | None = None
+    """The master's port for workers; None: a free one (local runs)."""
+    remote_workers: bool = False
+    """Start no workers here: `workers` workers connect from elsewhere (`harness worker`, docs/running.md)."""
+    workers_wait_s: int = EXPECT_WORKERS_MAX_WAIT_S
+    """The master gives up (and the run is invalid) when the workers have not all connected by then."""
+
+
+def locust_argv(locustfile: Path, host: str = "") -> list[str]:
+    """`python -m locust -f LOCUSTFILE [--host HOST]`, the start of every master's and worker's command line."""
+    return [sys.executable, "-m", "locust", "-f", str(locustfile), *(["--host", host] if host else [])]
+
+
+def worker_argv(locustfile: Path, host: str, master_host: str, master_port: int) -> list[str]:
+    return [*locust_argv(locustfile, host), "--worker", "--master-host", master_host, "--master-port", str(master_port)]
 
 
 class LocustCluster:
@@ -78,20 +93,19 @@ class LocustCluster:
         self.master_port = 0
 
     def _base_argv(self) -> list[str]:
-        host = ["--host", self.config.host] if self.config.host else []
-        return [sys.executable, "-m", "locust", "-f", str(self.config.locustfile), *host]
+        return locust_argv(self.config.locustfile, self.config.host)
 
     def start(self) -> LocustCluster:
         cfg = self.config
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **cfg.env, "PYTHONUNBUFFERED": "1"}
-        self.master_port = free_port(cfg.bind_host)
+        self.master_port = cfg.master_port if cfg.master_port is not None else free_port(cfg.bind_host)
         master_argv = [
             *self._base_argv(),
             "--master",
             "--headless",
             "--expect-workers", str(cfg.workers),
-            "--expect-workers-max-wait", str(EXPECT_WORKERS_MAX_WAIT_S),
+            "--expect-workers-max-wait", str(cfg.workers_wait_s),
             "--master-bind-host", cfg.bind_host,
             "--master-bind-port", str(self.master_port),
             "--csv", str(cfg.out_dir / "locust"),
@@ -99,20 +113,14 @@ class LocustCluster:
         ]  # fmt: skip
         try:
             self.master = Child("master", master_argv, cfg.out_dir / "locust-master.log", env=env)
-            groups = cfg.groups or (WorkerGroup("", cfg.workers),)
+            groups = () if cfg.remote_workers else cfg.groups or (WorkerGroup("", cfg.workers),)
             for group in groups:
                 for i in range(1, group.workers + 1):
                     name = f"{group.name}-{i}" if group.name else f"worker-{i}"
-                    worker_argv = [
-                        *group.wrap,
-                        *self._base_argv(),
-                        "--worker",
-                        "--master-host", cfg.bind_host,
-                        "--master-port", str(self.master_port),
-                    ]  # fmt: skip
+                    argv = [*group.wrap, *worker_argv(cfg.locustfile, cfg.host, cfg.bind_host, self.master_port)]
                     worker_env = {**env, **group.env, "HARNESS_WORKER_NAME": name}
                     log_path = cfg.out_dir / f"locust-worker-{name.removeprefix('worker-')}.log"
-                    self.workers.append(Child(name, worker_argv, log_path, env=worker_env))
+                    self.workers.append(Child(name, argv, log_path, env=worker_env))
         except BaseException:
             self.stop()
             raise

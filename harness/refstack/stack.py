@@ -19,6 +19,10 @@ Faults for failover drills:
                                Japan streams WAL through the proxy `replication_ap-southeast-1` (a bandwidth toxic
                                makes an asynchronous replica fall behind)
     POST <edge>/_edge/admin/primary {"region": ...}   the DR traffic switch (edge/admin.py; service-role key)
+
+In containers (docker-compose.yml) pieces run apart: `StackConfig.elsewhere` gives the URLs of those this stack does
+not start (an edge alone proxies to the regions' container; the regions hand out the LiveKit container's URL with
+meeting tokens), and a wildcard bind (0.0.0.0) reaches the stack's own pieces on loopback.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ PRIMARY_REGION = "ap-southeast-1"
 REPLICA_REGION = "ap-northeast-1"
 REGION_FACTORY = "harness.refstack.region.app:build_app_from_options"
 LIVEKIT_FACTORY = "harness.refstack.livekit.server:build_app"
+SECRET_OPTIONS = frozenset({"api_secret", "livekit_api_secret"})
+"""Factory options passed through a piece's environment rather than its command line (procs/launch.py)."""
 EDGE_FACTORY = "harness.refstack.edge.server:build_app"
 TOXIPROXY_PIECE = "toxiproxy"
 REPLICATION_PROXY = f"replication_{PRIMARY_REGION}"
@@ -100,23 +106,29 @@ class StackConfig:
     """How often the edge probes each origin's /health."""
     livekit_join_timeout_s: float = 60.0
     """The LiveKit stand-in drops a participant that never becomes active after this long (real server: 60 s)."""
+    livekit_api_key: str = keys.LIVEKIT_API_KEY
+    livekit_api_secret: str = keys.LIVEKIT_API_SECRET
+    """The key pair the LiveKit stand-in accepts and the regions' `livekit-token` signs with (default: the local
+    demo pair; `target up` takes LIVEKIT_API_KEY / LIVEKIT_API_SECRET from the environment or --env-file)."""
+    advertise_host: str | None = None
+    """The host clients elsewhere reach the stack at (a compose service name), used in the LiveKit URL the token
+    function hands out; None: `host`."""
     origin_proxies: bool = False
     replication_proxy: bool = False
     """Japan streams Singapore's WAL through a Toxiproxy proxy (`replication_ap-southeast-1`), so a drill can slow
     or cut the replication link (a bandwidth toxic makes an asynchronous replica fall behind under load)."""
     """Start an embedded Toxiproxy and put a proxy (`origin_<region>`) in front of each region's HTTP port; the edge
     uses the proxied URLs, replication and write forwarding the direct ones (origin_proxies.py)."""
-    livekit_url: str | None = None
-    """The LiveKit URL the regions hand out with meeting tokens, when clients reach LiveKit elsewhere than this
-    stack's own address (a container: ws://livekit:7880); None = this stack's LiveKit piece."""
-    origin_urls: dict[str, str] = field(default_factory=dict)
-    """Region piece ("primary"/"replica") → URL, for regions running elsewhere (another container): the edge
-    started without them proxies to these. Only for pieces this stack does not start."""
+    elsewhere: dict[str, str] = field(default_factory=dict)
+    """Pieces running elsewhere (other containers: docker-compose.yml), by URL: "livekit" → the LiveKit URL the
+    regions hand out with meeting tokens; "primary"/"replica" → the origins an edge started without them proxies
+    to. Only for pieces this stack does not start (ConfigError otherwise)."""
 
 
 @dataclass
 class Endpoints:
     host: str
+    livekit_api_key: str = keys.LIVEKIT_API_KEY
     ports: dict[str, int] = field(default_factory=dict)
     origin_ports: dict[str, int] = field(default_factory=dict)
     """Region piece → listen port of its origin proxy (only with `StackConfig.origin_proxies`)."""
@@ -165,7 +177,7 @@ class Endpoints:
             out["SUPABASE_URL_JAPAN"] = self.replica_url
         if "livekit" in self.ports:
             out["LIVEKIT_URL"] = self.livekit_url
-            out["LIVEKIT_API_KEY"] = keys.LIVEKIT_API_KEY
+            out["LIVEKIT_API_KEY"] = self.livekit_api_key
         out["SUPABASE_ANON_KEY"] = keys.ANON_KEY
         return out
 
@@ -180,7 +192,7 @@ class ReferenceStack:
 
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
-        self.endpoints = Endpoints(connect_host(self.config.host))
+        self.endpoints = Endpoints(connect_host(self.config.host), self.config.livekit_api_key)
         self.processes: dict[str, PieceProcess] = {}
         self._tmp: Path | None = None
         """The data directory made when none was configured: recorded (procs/leftovers.py), so a later run removes
@@ -198,7 +210,8 @@ class ReferenceStack:
         """(factory, port, factory options) of one piece, for `PieceProcess`."""
         config, ports, endpoints = self.config, self.config.ports, self.endpoints
         region: dict[str, Any] = {"livekit_url": self._livekit_url(), "access_token_ttl_s": config.access_token_ttl_s,
-                                  "bcrypt_cost": config.bcrypt_cost}  # fmt: skip
+                                  "bcrypt_cost": config.bcrypt_cost, "livekit_api_key": config.livekit_api_key,
+                                  "livekit_api_secret": config.livekit_api_secret}  # fmt: skip
         if piece == "primary":
             region |= {"region": PRIMARY_REGION, "data_dir": str(data_dir / PRIMARY_REGION),
                        "synchronous_replica": config.synchronous_replica}  # fmt: skip
@@ -215,10 +228,12 @@ class ReferenceStack:
                        "replication_lag_ms": config.replication_lag_ms}  # fmt: skip
             return REGION_FACTORY, ports.replica, region
         if piece == "livekit":
-            return LIVEKIT_FACTORY, ports.livekit, {"join_timeout_s": config.livekit_join_timeout_s}
+            return LIVEKIT_FACTORY, ports.livekit, {"join_timeout_s": config.livekit_join_timeout_s,
+                                                    "api_key": config.livekit_api_key,
+                                                    "api_secret": config.livekit_api_secret}  # fmt: skip
         if piece == "edge":
             # The edge needs an origin per region; with one region running, both names point at it.
-            urls = {piece: endpoints.origin_url(piece) if piece in endpoints.ports else config.origin_urls.get(piece)
+            urls = {piece: endpoints.origin_url(piece) if piece in endpoints.ports else config.elsewhere.get(piece)
                     for piece in REGION_OF}  # fmt: skip
             regions = [url for url in urls.values() if url]
             if not regions:
@@ -235,8 +250,10 @@ class ReferenceStack:
         raise ValueError(f"unknown piece {piece!r}; valid: {', '.join(PIECES)}")
 
     def _livekit_url(self) -> str:
-        if self.config.livekit_url:
-            return self.config.livekit_url
+        if "livekit" in self.config.elsewhere:
+            return self.config.elsewhere["livekit"]
+        if self.config.advertise_host:
+            return f"ws://{self.config.advertise_host}:{self.endpoints.ports.get('livekit', self.config.ports.livekit)}"
         if "livekit" in self.endpoints.ports:
             return self.endpoints.livekit_url
         return f"ws://{self.endpoints.host}:{self.config.ports.livekit}"
@@ -247,7 +264,7 @@ class ReferenceStack:
         return [piece for piece in START_ORDER if piece in wanted]
 
     def start(self) -> ReferenceStack:
-        elsewhere = sorted(set(self.config.origin_urls) & set(self.config.pieces))
+        elsewhere = sorted(set(self.config.elsewhere) & set(self.config.pieces))
         if elsewhere:
             raise ConfigError(
                 f"--{elsewhere[0]}-url names a {elsewhere[0]} running elsewhere, but this stack starts one too; "
@@ -272,9 +289,12 @@ class ReferenceStack:
 
     def _launch(self, piece: str, factory: str, port: int, options: dict[str, Any]) -> None:
         assert self._log_dir is not None, "start() sets the log directory"
+        public = {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
+        secret = {k: v for k, v in options.items() if k in SECRET_OPTIONS}
         process = PieceProcess(
-            piece, factory, self._log_dir / f"{piece}.log", options=options, host=self.config.host, port=port
-        )
+            piece, factory, self._log_dir / f"{piece}.log", options=public, secret_options=secret,
+            host=self.config.host, port=port,
+        )  # fmt: skip
         self.processes[piece] = process
         # Keep start order, so stop() (reverse order) stays right after a restart.
         ordered = [(p, self.processes[p]) for p in START_ORDER if p in self.processes]

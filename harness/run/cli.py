@@ -6,16 +6,23 @@ Exit codes: 0 every gate passed, 1 a gate or smoke check failed, 2 invalid run o
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
+from harness.artifacts.s3 import ResultsStore
+from harness.dr import aws
 from harness.dr.alerts import Alert, AlertSinks, publish
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.model import limits
 from harness.model.capacity import plan_levels
 from harness.model.run_ids import check_run_id
+from harness.monitor import MetricsOptions
 from harness.refstack.postgres.migrations import check_folder
+from harness.run import shaping as china_vars
 from harness.run.capacity import CapacityOptions, run_capacity
 from harness.run.options import RunOptions
 from harness.run.orchestrator import run
@@ -109,8 +116,106 @@ def _add_run_arguments(parser: argparse.ArgumentParser, checks_default: bool) ->
     parser.add_argument(
         "--keep-users", action="store_true", help="keep the provisioned test users (credentials.json in the report)"
     )
+    _add_metrics_arguments(parser)
+    parser.add_argument(
+        "--results-url",
+        metavar="S3_URL",
+        help="also upload result.json, junit.xml, summary.md, report.html (and charts) to S3_URL/<run-id>/, e.g. "
+        "s3://my-bucket/harness; checked before the run; a green run whose upload fails exits 2 "
+        "(docs/running.md, Results in S3)",
+    )
     AlertSinks.add_arguments(parser)
+    aws.add_arguments(parser)
+    _add_distributed_arguments(parser)
     parser.set_defaults(func=_run, network=None, overlay=[], kernel=False)
+
+
+def _add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    metrics = parser.add_argument_group("Prometheus metrics while the run is live (docs/monitoring.md)")
+    metrics.add_argument(
+        "--metrics-port", metavar="PORT", help="serve http://ADDR:PORT/metrics (default: off; 0 = off; e.g. 9646)"
+    )
+    metrics.add_argument(
+        "--metrics-bind",
+        metavar="ADDR",
+        help="address to listen on (default: 127.0.0.1; 0.0.0.0 with --master, for a Prometheus elsewhere)",
+    )
+    metrics.add_argument(
+        "--metrics-linger",
+        default="0",
+        metavar="TIME",
+        help="after the run, serve until Prometheus has scraped the verdict, at most this long (e.g. 30s; default 0)",
+    )
+
+
+def metrics_options(args: argparse.Namespace) -> MetricsOptions | None:
+    """--metrics-port/--metrics-bind/--metrics-linger; None when the port is unset or 0."""
+    port_text = args.metrics_port
+    if port_text is None or port_text.strip() == "0":
+        if args.metrics_bind is not None:
+            raise ConfigError("--metrics-bind needs --metrics-port (e.g. --metrics-port 9646 --metrics-bind 0.0.0.0)")
+        return None
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--metrics-port: {port_text!r} is not a TCP port (1 to 65535, e.g. 9646; 0 = off)")
+    bind = args.metrics_bind
+    if bind is None:
+        bind = "0.0.0.0" if getattr(args, "master", False) else "127.0.0.1"  # a Locust master serves workers elsewhere
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        raise ConfigError(
+            f"--metrics-bind: {bind!r} is not an IP address to listen on (e.g. 127.0.0.1, 0.0.0.0 or ::)"
+        ) from None
+    linger = args.metrics_linger
+    linger_s = 0.0 if linger.strip() in ("0", "0s") else parse_duration_s(linger, "--metrics-linger", 3600.0, "1 hour")
+    return MetricsOptions(port=port, bind=bind, linger_s=linger_s)
+
+
+RESULT_BEGIN = "--- harness result.json begin ---"
+RESULT_END = "--- harness result.json end ---"
+
+
+def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "distributed (docs/running.md, Distributed runs)",
+        "Start only the Locust master here and let remote `harness worker --master-host HOST` processes join.",
+    )
+    group.add_argument("--master", action="store_true", help="start no local workers; wait for remote ones")
+    group.add_argument("--expect-workers", metavar="N", help="with --master: workers the run waits for (default: 1)")
+    group.add_argument(
+        "--master-bind", default="0.0.0.0", metavar="ADDR", help="with --master: listen address (default: %(default)s)"
+    )
+    group.add_argument(
+        "--master-port",
+        default="5557",
+        metavar="PORT",
+        help="with --master: Locust's port for workers; the worker bootstrap answers on PORT+1 (default: %(default)s)",
+    )
+    group.add_argument(
+        "--workers-wait", default="120", metavar="SECONDS", help="with --master: the run is invalid when its "
+        "workers have not all joined by then (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--print-result",
+        action="store_true",
+        help=f"print result.json on stdout at the end, between '{RESULT_BEGIN}' and '{RESULT_END}' (read back from "
+        "a Kubernetes Job's log by `harness k8s run`)",
+    )
+    group.add_argument(
+        "--toxiproxy-listen-host",
+        metavar="HOST",
+        help=f"where a real Toxiproxy opens the China group's listeners (sets {china_vars.TOXIPROXY_LISTEN_HOST_VAR})",
+    )
+    group.add_argument(
+        "--toxiproxy-advertise-host",
+        metavar="HOST",
+        help="the host remote workers reach those listeners at, e.g. the Toxiproxy service's name "
+        f"(sets {china_vars.TOXIPROXY_ADVERTISE_HOST_VAR})",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -129,6 +234,47 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_run_arguments(any_profile, checks_default=False)
     _add_network_arguments(any_profile)
     _register_capacity(subparsers)
+    _register_worker(subparsers)
+
+
+def _register_worker(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="Locust workers for a distributed run: join `harness run … --master` at --master-host",
+        description="Starts --processes Locust workers that join the master at --master-host. Each gets its "
+        "profile, target settings, test users and user group from the master (nothing else to configure); it ends "
+        "when the master ends the run. Exit 0 normal end, 1 a worker failed, 2 no master within --connect-timeout "
+        "or refused (docs/running.md, Distributed runs).",
+    )
+    parser.add_argument("--master-host", required=True, metavar="HOST", help="the master's host name or address")
+    parser.add_argument(
+        "--master-port", default="5557", metavar="PORT", help="the master's --master-port (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--processes", default="1", metavar="K", help="worker processes to start here (default: 1; one per core)"
+    )
+    parser.add_argument(
+        "--connect-timeout", default="120", metavar="SECONDS", help="give up when the master has not answered by "
+        "then (default: %(default)s)",
+    )  # fmt: skip
+    parser.set_defaults(func=_worker)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from harness.run.worker import run_workers
+
+    host = args.master_host.strip()
+    if not host or any(c in host for c in "/@ ") or host.count(":") > 0:
+        raise ConfigError(
+            f"--master-host: {args.master_host!r} is not a host name or IPv4 address (e.g. harness-master)"
+        )
+    return run_workers(
+        host,
+        _port("--master-port", args.master_port),
+        _positive_int("--processes", args.processes, limits.MAX_WORKERS, "worker processes"),
+        _positive_float("--connect-timeout", args.connect_timeout, 3600, "seconds"),
+        sys.stderr,
+    )
 
 
 CAPACITY_DESCRIPTION = """Steps the load up in one run and finds the highest step that passes the profile's gates.
@@ -246,11 +392,47 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         overlays=tuple(args.overlay),
         kernel=args.kernel,
         migrations_dir=check_folder(args.migrations) if args.migrations else None,
+        metrics=metrics_options(args),
+        **_distributed_options(args),
     )
 
 
+def _distributed_options(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.master and args.expect_workers is not None:
+        raise ConfigError("--expect-workers needs --master (a local run starts --workers N itself)")
+    for flag, value, var in (
+        ("--toxiproxy-listen-host", args.toxiproxy_listen_host, china_vars.TOXIPROXY_LISTEN_HOST_VAR),
+        ("--toxiproxy-advertise-host", args.toxiproxy_advertise_host, china_vars.TOXIPROXY_ADVERTISE_HOST_VAR),
+    ):
+        if value is not None:
+            if not value.strip() or any(c in value for c in "/:@ "):
+                raise ConfigError(f"{flag}: {value!r} is not a host name or IPv4 address (e.g. {flag} toxiproxy)")
+            os.environ[var] = value
+    master_port = _port("--master-port", args.master_port)
+    if master_port in (0, 65535):
+        raise ConfigError("--master-port: give a fixed port below 65535 (remote workers must know it; e.g. 5557)")
+    return {
+        "master": args.master,
+        "expect_workers": _positive_int("--expect-workers", args.expect_workers, limits.MAX_WORKERS, "workers")
+        if args.expect_workers is not None
+        else 1,
+        "master_bind": args.master_bind,
+        "master_port": master_port,
+        "workers_wait_s": _positive_int("--workers-wait", args.workers_wait, 3600, "seconds"),
+    }
+
+
+def _port(flag: str, text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ConfigError(f"{flag}: {text!r} is not a TCP port (0-65535, e.g. {flag} 9646)")
+    return int(text)
+
+
 def _run(args: argparse.Namespace) -> int:
-    outcome = run(options_from(args))
+    options = options_from(args)
+    store = ResultsStore(args.results_url, aws.from_args(args)).check() if args.results_url else None
+    outcome = run(options)
+    code = outcome.exit_code
     if outcome.verdict.status != "passed":  # a failed gate or an invalid run is announced, when sinks are set
         sinks = AlertSinks.from_args(args)
         if sinks.enabled:
@@ -258,4 +440,21 @@ def _run(args: argparse.Namespace) -> int:
             figure = "; ".join(outcome.verdict.reasons)[:300] or outcome.verdict.status
             report = str(outcome.paths.get("html", outcome.out_dir))
             publish(Alert(f"{args.profile} run {outcome.verdict.status}", where, figure, report), sinks)
-    return outcome.exit_code
+    if store is not None:
+        code = _upload(store, outcome.out_dir, outcome.out_dir.name, code)
+    result_file = outcome.out_dir / "result.json"
+    if args.print_result and result_file.is_file():
+        print(f"{RESULT_BEGIN}\n{result_file.read_text(encoding='utf-8').strip()}\n{RESULT_END}", flush=True)
+    return code
+
+
+def _upload(store: ResultsStore, out_dir: Path, run_id: str, code: int) -> int:
+    """Upload the reports; a failed upload is loud, and turns a green exit into 2 (the pipeline asked for the
+    results there and would otherwise gate on nothing); a red or interrupted run keeps its own code."""
+    try:
+        url, names = store.upload_run(out_dir, run_id)
+    except HarnessError as err:
+        print(f"harness: results not uploaded: {err}", file=sys.stderr)
+        return 2 if code == 0 else code
+    print(f"harness: results uploaded to {url}/ ({', '.join(names)})", file=sys.stderr)
+    return code

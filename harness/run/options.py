@@ -12,6 +12,7 @@ from harness.errors import ConfigError
 from harness.loadgen.locustfiles import shipped_locustfile
 from harness.model.files import read_text
 from harness.model.profile import GatesConfig, Profile
+from harness.monitor import MetricsOptions
 from harness.run.progress import PROGRESS_INTERVAL_S
 
 FALLBACK_LOCUSTFILE = Path(str(importlib.resources.files("harness.loadgen") / "fallback_locustfile.py")).resolve()
@@ -52,6 +53,16 @@ class RunOptions:
     """Supabase migrations the reference stack applies (None: the app's own); ignored against a real target."""
     snapshot_s: float | None = None
     """Seconds between the master's snapshot.json (`harness capacity` judges steps from it); None: no snapshots."""
+    master: bool = False
+    """Distributed: start the Locust master only and wait for `expect_workers` remote `harness worker`s."""
+    expect_workers: int = 1
+    master_bind: str = "0.0.0.0"
+    """Where a distributed run's master listens for workers (Locust on master_port, the bootstrap on +1)."""
+    master_port: int = 5557
+    workers_wait_s: int = 120
+    """A distributed run is invalid when its workers have not all joined by then."""
+    metrics: MetricsOptions | None = None
+    """Serve the run's Prometheus metrics (harness/monitor/, docs/monitoring.md); None: off."""
 
 
 def effective_profile(profile: Profile, options: RunOptions, where: str) -> Profile:

@@ -31,15 +31,17 @@ from typing import TextIO
 
 from harness.errors import ConfigError, TargetUnreachable
 from harness.loadgen import env as hs
-from harness.loadgen.cluster import ClusterConfig
+from harness.loadgen.cluster import EXPECT_WORKERS_MAX_WAIT_S, ClusterConfig
 from harness.model.profile import Profile, load_profile, resolve_profile
 from harness.model.result import CpuSample, NetworkConditions
 from harness.model.run_ids import run_dir, safe_part
+from harness.monitor import RunMonitor, exporting
 from harness.network import kernel
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import shaping as china
 from harness.run.accounts import configured_group_size, needs_accounts, provision_for_run, users_needed, users_tag
 from harness.run.collect import RunOutcome, collect, empty_result, print_checks, report
+from harness.run.distributed import distributed_workers, remote_workers
 from harness.run.hops import ServerHops, fetch_server_hops
 from harness.run.network_conditions import all_conditions
 from harness.run.options import (
@@ -79,6 +81,9 @@ def resolve_target(
     return from_reference(stack.endpoints)
 
 
+LOOPBACK = "127.0.0.1"
+
+
 def run(
     options: RunOptions,
     log: TextIO = sys.stderr,
@@ -90,7 +95,21 @@ def run(
     NetworkShapingError when shaping cannot be set up; cleans up everything it started on every path.
 
     `profile` replaces options.profile's file (`harness capacity`'s stepped profile); `monitor(out_dir)`, called
-    while the load runs, stops it early (cleanly, as a first Ctrl-C does) by returning the reason."""
+    while the load runs, stops it early (cleanly, as a first Ctrl-C does) by returning the reason. With
+    `options.metrics`, /metrics is served from before the target starts until the verdict (harness/monitor/)."""
+    with exporting(options.metrics, log) as live:
+        outcome = _run(options, log, live, profile, monitor)
+        live.finish(outcome.verdict)
+        return outcome
+
+
+def _run(
+    options: RunOptions,
+    log: TextIO,
+    live: RunMonitor,
+    profile: Profile | None,
+    monitor: Callable[[Path], str | None] | None,
+) -> RunOutcome:
     if profile is None:
         source = resolve_profile(options.profile)
         profile = effective_profile(load_profile(source), options, str(source))
@@ -114,7 +133,9 @@ def run(
         profile = profile.model_copy(update={"gates": without_gates(profile.gates, FALLBACK_GATES_OFF)})
     multi_group = len(profile.groups) > 1 or bool(networks)
     workers = options.workers or profile.workers or os.cpu_count() or 1
-    if multi_group:
+    if options.master:
+        workers = distributed_workers(profile, options, multi_group)
+    elif multi_group:
         workers = sum(china.worker_split(profile, workers).values())
     china.reap_leftovers(log)  # what killed runs left behind (a kill -9 runs no cleanup)
     run_id = options.run_id or f"{safe_part(profile.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -134,6 +155,7 @@ def run(
     with StopRequest(log) as stop, _reported_on_abort(stop), contextlib.ExitStack() as cleanup_stack:
         target = resolve_target(options, profile, cleanup_stack, out_dir, log)
         target_label = target.label
+        live.begin(run_id, profile.name, target.label, out_dir / hs.PROGRESS_FILE)
         check_allowed(target, options.confirm_remote)
         print(
             f"harness: run {run_id}: profile {profile.name} against {target.label} with {workers} worker(s)", file=log
@@ -169,14 +191,22 @@ def run(
                 host="" if groups else target.url,
                 out_dir=out_dir,
                 env=env,
-                bind_host=namespaces[0].host_addr if namespaces else "127.0.0.1",
+                bind_host=options.master_bind
+                if options.master
+                else namespaces[0].host_addr
+                if namespaces
+                else "127.0.0.1",
                 groups=groups,
+                master_port=options.master_port if options.master else None,
+                remote_workers=options.master,
+                workers_wait_s=options.workers_wait_s if options.master else EXPECT_WORKERS_MAX_WAIT_S,
             )
             sampler = ProcessCpu().start()
             try:
-                with running_cluster(config) as cluster:
+                with running_cluster(config) as cluster, remote_workers(options, config, cluster, log):
                     printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
                     interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
+                    live.stopping()
             finally:
                 process_cpu = sampler.stop()
             # Before the reference stack stops; envelopes carry the users' tag of the run id (accounts.py).

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from harness.gates.verdict import fmt
 from harness.loadgen import env as hs
-from harness.loadgen.cluster import EXPECT_WORKERS_MAX_WAIT_S, LocustCluster
+from harness.loadgen.cluster import LocustCluster
 from harness.model.profile import Profile
 from harness.run.signals import StopRequest
 
@@ -38,6 +38,10 @@ class ProgressPrinter:
         self.interval_s = interval_s
         self._next = time.monotonic() + interval_s
         self._history: deque[tuple[float, int]] = deque()
+
+    def due(self) -> bool:
+        """Time for the next line (progress.json is read only then: with its `live` figures it is not tiny)."""
+        return time.monotonic() >= self._next
 
     def maybe_print(self, progress: dict[str, Any] | None) -> None:
         now = time.monotonic()
@@ -95,7 +99,7 @@ def watch(
     """Print progress until the master exits by itself (False) or the run is stopped, overruns or its monitor
     gives a reason to stop (True)."""
     next_check = time.monotonic() + MONITOR_INTERVAL_S
-    deadline = time.monotonic() + profile.load.total_duration_s + EXPECT_WORKERS_MAX_WAIT_S + OVERRUN_GRACE_S
+    deadline = time.monotonic() + profile.load.total_duration_s + cluster.config.workers_wait_s + OVERRUN_GRACE_S
     while cluster.master_running():
         if stop.requested:
             return True
@@ -105,7 +109,8 @@ def watch(
                 file=printer.log,
             )
             return True
-        printer.maybe_print(read_progress(out_dir))
+        if printer.due():
+            printer.maybe_print(read_progress(out_dir))
         if monitor is not None and time.monotonic() >= next_check:
             next_check = time.monotonic() + MONITOR_INTERVAL_S
             reason = monitor(out_dir)

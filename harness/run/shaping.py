@@ -46,6 +46,9 @@ NETWORK_FILE = "network.json"
 TOXIPROXY_FACTORY = "harness.network.toxiproxy.api:build_app"
 TOXIPROXY_LISTEN_HOST_VAR = "HARNESS_TOXIPROXY_LISTEN_HOST"
 """Where a real Toxiproxy opens the proxies' listeners (default: the host of TOXIPROXY_URL)."""
+TOXIPROXY_ADVERTISE_HOST_VAR = "HARNESS_TOXIPROXY_ADVERTISE_HOST"
+"""The host workers reach the listeners at, when it differs from where they listen (distributed runs: listeners on
+0.0.0.0 in the Toxiproxy container or the master's pod, reached at its service name)."""
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -124,6 +127,12 @@ def via(url: str, listen: str) -> str:
     """`url` with its host and port replaced by a proxy's `listen` address."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, listen, parts.path, parts.query, parts.fragment)).rstrip("/")
+
+
+def advertised(listen: str) -> str:
+    """A listener's address as workers reach it: HARNESS_TOXIPROXY_ADVERTISE_HOST in place of its host, if set."""
+    host = os.environ.get(TOXIPROXY_ADVERTISE_HOST_VAR, "").strip()
+    return f"{host}:{listen.rsplit(':', 1)[1]}" if host else listen
 
 
 def kernel_part(network: NetworkProfile) -> NetworkProfile:
@@ -251,7 +260,7 @@ def open_paths(
             name = f"harness-{run_tag}-{group}-{var.split('_')[0].lower()}"
             proxy = client.create_proxy(name, upstream_of(url), listen=f"{listen_host}:0")
             created.append(name)
-            group_urls[var] = via(url, proxy.listen)
+            group_urls[var] = via(url, advertised(proxy.listen))
             proxies[name] = {"listen": proxy.listen, "upstream": proxy.upstream}
         toxics = stack.enter_context(client.applied(network, list(proxies)))
         rules: dict[str, Any] = {}

@@ -20,14 +20,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness.clients.supabase import api
-from harness.errors import ConfigError, TargetUnreachable
+from harness.errors import TargetUnreachable
 from harness.model import keys
 from harness.model.target_config import TargetConfig, load_target, target_from_mapping
 from harness.refstack.stack import Endpoints
+from harness.scenarios.settings import REFERENCE_STACK
 
 PREFLIGHT_TIMEOUT_S = 5.0
 """How long the target may take to answer the preflight request."""
-REFERENCE_STACK_VAR = "HARNESS_REFERENCE_STACK"
 URL_VARS = ("SUPABASE_URL", "SUPABASE_URL_JAPAN", "LIVEKIT_URL")
 """Every URL load may go to; each host (and DOMAIN_NAME's) must pass the safety rule (`TargetConfig.hosts`)."""
 
@@ -97,22 +97,10 @@ def from_reference(endpoints: Endpoints) -> Target:
 
 
 def resolve(host: str | None, env_file: Path | None) -> Target:
-    """The deployment named by --host, --env-file and the environment (model.target_config's precedence, checks)."""
+    """The deployment named by --host, --env-file and the environment (model.target_config's precedence, checks).
+    HARNESS_REFERENCE_STACK=1 marks it as a reference stack started elsewhere (compose): China routing by header."""
     config = load_target(env_file, supabase_url=host.rstrip("/") if host else None)
-    return from_config(config, reference=reference_elsewhere())
-
-
-def reference_elsewhere() -> bool:
-    """HARNESS_REFERENCE_STACK=1: the target named is the reference stack running elsewhere (docker-compose.yml's
-    containers), whose edge stand-in steers viewers by the country they claim, so groups keep their claim as they
-    do with the embedded stack; a real CloudFront sets the country from the viewer's address instead."""
-    value = os.environ.get(REFERENCE_STACK_VAR, "").strip()
-    if value not in ("", "0", "1"):
-        raise ConfigError(
-            f"{REFERENCE_STACK_VAR}={value!r}: expected 1 (the target is the reference stack, e.g. in "
-            "docker-compose.yml) or 0/unset (any other deployment)"
-        )
-    return value == "1"
+    return from_config(config, reference=os.environ.get(REFERENCE_STACK) == "1")
 
 
 def check_allowed(target: Target, confirm_remote: bool) -> None:

@@ -31,6 +31,9 @@ ACCEPT_ENCODING = "HARNESS_ACCEPT_ENCODING"
 GROUP = "HARNESS_GROUP"
 WORKERS_EXPECTED = "HARNESS_WORKERS_EXPECTED"
 CONFIRM_REMOTE = "HARNESS_CONFIRM_REMOTE"
+REFERENCE_STACK = "HARNESS_REFERENCE_STACK"
+""""1": the target is a reference stack started elsewhere (docker-compose.yml's services), so users claim
+their group's viewer country with the header its edge reads, as on a loopback stack (docs/compose.md)."""
 
 DEFAULT_WEIGHTS: Mapping[str, int] = {"MessagingUser": 60, "MeetingUser": 5, "FileTransferUser": 10, "WebUser": 25}
 """mixed.py's weights when neither the profile's [scenarios] nor HARNESS_SCENARIO_WEIGHTS says otherwise."""

@@ -37,3 +37,22 @@ def run_harness(
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+def free_port_pair() -> int:
+    """A free loopback port whose next port is free too (a distributed master's Locust port and its bootstrap)."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            if port >= 65535:
+                continue
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                return port
+    raise AssertionError("no two free ports in a row on 127.0.0.1")

@@ -48,7 +48,7 @@ def test_iterations_start_at_the_set_rate_whatever_the_latency(tmp_path: Path) -
     assert code == 0, output
     result = load_result(out / "result.json")
     windows, duration_s = steady_windows(result)
-    assert duration_s >= 8
+    assert duration_s >= 6  # 9 s planned; a busy machine starts the workers late
     it = arrival_totals(windows)["SlowGetter"]
     assert it.dropped == 0
     assert it.target == pytest.approx(rate * duration_s, rel=0.02)  # both workers' halves add up to the rate

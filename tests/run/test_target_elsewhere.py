@@ -1,26 +1,29 @@
 """Pieces of the reference stack in other containers (docker-compose.yml): `target up` takes their URLs, refuses bad
 ones before anything starts, and a run told HARNESS_REFERENCE_STACK=1 keeps the groups' country claims.
-The URLs' wiring across processes is proven in tests/test_compose_wiring.py."""
+The URLs' wiring across processes is proven in tests/deploy/test_compose_wiring.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from harness.cli import main
-from harness.errors import ConfigError
 from harness.refstack.stack import connect_host
-from harness.run.target import REFERENCE_STACK_VAR, resolve
+from harness.run.target import resolve
+from harness.scenarios.settings import REFERENCE_STACK
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--only", "edge", "--primary-url", "ftp://regions:54321"],
-         "--primary-url: 'ftp://regions:54321' is not a http or https URL of a host (e.g. http://regions:54321)"),
+         "--primary-url: 'ftp://regions:54321' is not a http or https URL with a host (e.g. http://regions:54321)"),
         (["--only", "edge", "--replica-url", "http://regions:99999"],
-         "--replica-url: 'http://regions:99999' is not a http or https URL of a host (e.g. http://regions:54321)"),
+         "--replica-url: 'http://regions:99999' is not a http or https URL with a host (e.g. http://regions:54322)"),
         (["--only", "primary", "--livekit-url", "http://livekit:7880"],
-         "--livekit-url: 'http://livekit:7880' is not a ws or wss URL of a host (e.g. ws://livekit:7880)"),
+         "--livekit-url: 'http://livekit:7880' is not a ws or wss URL with a host (e.g. ws://livekit:7880)"),
+        (["--only", "livekit", "--livekit-url", "ws://livekit:7880"],
+         "--livekit-url names a livekit running elsewhere, but this stack starts one too; drop the URL, or leave "
+         "'livekit' out of --only"),
         (["--only", "primary", "--primary-url", "http://regions:54321"],
          "--primary-url names a primary running elsewhere, but this stack starts one too; drop the URL, or leave "
          "'primary' out of --only"),
@@ -42,13 +45,7 @@ def test_reference_stack_elsewhere_keeps_country_claims(
     value: str | None, reference: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if value is None:
-        monkeypatch.delenv(REFERENCE_STACK_VAR, raising=False)
+        monkeypatch.delenv(REFERENCE_STACK, raising=False)
     else:
-        monkeypatch.setenv(REFERENCE_STACK_VAR, value)
+        monkeypatch.setenv(REFERENCE_STACK, value)
     assert resolve("http://127.0.0.1:54320", None).reference is reference
-
-
-def test_reference_stack_variable_must_be_0_or_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(REFERENCE_STACK_VAR, "yes")
-    with pytest.raises(ConfigError, match=r"HARNESS_REFERENCE_STACK='yes': expected 1 \(the target is the reference"):
-        resolve("http://127.0.0.1:54320", None)

@@ -61,6 +61,25 @@ def join_host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+async def resolve_listen(listen: str, default_host: str) -> tuple[int, tuple[object, ...], str]:
+    """(family, sockaddr, "ip:port") of a listen address, as Go's net.ResolveTCPAddr: a host name becomes its
+    address (IPv4 first), an empty host `default_host` (Go would listen on every interface; we stay on loopback).
+    Raises ApiError (500, as Toxiproxy) when the name does not resolve."""
+    listen = listen or f"{default_host}:0"
+    try:
+        host, port = split_host_port(listen)
+    except ValueError as exc:
+        raise listen_failed(f"listen tcp: {exc}") from None
+    host = host or default_host
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as exc:  # ValueError: a name the resolver cannot encode (checked earlier)
+        reason = getattr(exc, "strerror", None) or exc
+        raise listen_failed(f"listen tcp {listen}: lookup {host}: {reason}") from None
+    family, _, _, _, sockaddr = sorted(infos, key=lambda info: info[0] != socket.AF_INET)[0]
+    return family, sockaddr, join_host_port(str(sockaddr[0]), int(sockaddr[1]))
+
+
 class Proxy:
     """`listen` is the configured address until the proxy starts, then the bound one (port 0 becomes the real
     port, and re-enabling listens there again)."""
@@ -103,9 +122,10 @@ class Proxy:
         cannot be bound, the proxy goes back to its old address and state (Toxiproxy would leave it stopped on
         the new one); only the connections closed by the restart stay closed."""
         async with self._lock:
+            changed = await self.differs(listen, upstream)  # a name that does not resolve changes nothing
             before = (self.listen, self.upstream, self.enabled)
             try:
-                if listen != self.listen or upstream != self.upstream:
+                if changed:
                     await self._stop()
                     self.listen, self.upstream = listen, upstream
                 if enabled != self.enabled:
@@ -116,6 +136,13 @@ class Proxy:
             except ApiError:
                 await self._restore(*before)
                 raise
+
+    async def differs(self, listen: str, upstream: str) -> bool:
+        """Toxiproxy 2.12's Differs: the new listen address is resolved before it is compared, so `localhost:8080`
+        is the same as the bound `127.0.0.1:8080` and an unchanged proxy keeps its listener and connections
+        (Toxiproxy #631). Port 0 never equals a bound port: such a proxy is restarted, as in Toxiproxy."""
+        _, _, resolved = await resolve_listen(listen, self._host_for_listeners)
+        return resolved != self.listen or upstream != self.upstream
 
     async def restore(self, listen: str, upstream: str, enabled: bool) -> None:
         """Put back an address and state saved earlier (a failed populate undoing its replacements)."""
@@ -143,26 +170,15 @@ class Proxy:
         return True
 
     async def _bind(self) -> socket.socket:
-        listen = self.listen or f"{self._host_for_listeners}:0"
-        try:
-            host, port = split_host_port(listen)
-        except ValueError as exc:
-            raise listen_failed(f"listen tcp: {exc}") from None
-        host = host or self._host_for_listeners  # Go would listen on every interface; we stay on loopback
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, ValueError) as exc:  # ValueError: a name the resolver cannot encode (checked earlier)
-            reason = getattr(exc, "strerror", None) or exc
-            raise listen_failed(f"listen tcp {listen}: lookup {host}: {reason}") from None
-        family, _, _, _, sockaddr = sorted(infos, key=lambda info: info[0] != socket.AF_INET)[0]
+        family, sockaddr, address = await resolve_listen(self.listen, self._host_for_listeners)
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go does on Linux
             sock.bind(sockaddr)
             sock.listen(LISTEN_BACKLOG)
-        except OSError as exc:
+        except OSError as exc:  # Go names the resolved address: "listen tcp 127.0.0.1:8080: bind: ..."
             sock.close()
-            raise listen_failed(f"listen tcp {listen}: bind: {(exc.strerror or str(exc)).lower()}") from None
+            raise listen_failed(f"listen tcp {address}: bind: {(exc.strerror or str(exc)).lower()}") from None
         sock.setblocking(False)
         return sock
 

@@ -70,7 +70,7 @@ class ProxyCollection:
     ) -> Proxy:
         existing = self.proxies.get(proxy.name)
         if existing is not None:
-            if existing.listen == proxy.listen and existing.upstream == proxy.upstream:
+            if not await existing.differs(proxy.listen, proxy.upstream):
                 return existing  # unchanged: keep it, its toxics and its connections
             undo.append((proxy, existing, (existing.listen, existing.upstream, existing.enabled)))
             await existing.stop()

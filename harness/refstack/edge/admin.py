@@ -74,7 +74,7 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None)
     return web.json_response({"message": message}, status=status, headers={**NO_STORE, **(headers or {})})
 
 
-def _refusal(request: web.Request) -> web.Response | None:
+def refusal_of(request: web.Request) -> web.Response | None:
     """404 when the API is off, 401 without the right bearer token; None when the caller may go on."""
     token = request.app[ADMIN].token
     if token is None:
@@ -89,14 +89,14 @@ def _refusal(request: web.Request) -> web.Response | None:
 
 
 async def get_primary(request: web.Request) -> web.Response:
-    refusal = _refusal(request)
+    refusal = refusal_of(request)
     if refusal is not None:
         return refusal
     return web.json_response(request.app[ADMIN].switch.as_dict(), headers=NO_STORE)
 
 
 async def set_primary(request: web.Request) -> web.Response:
-    refusal = _refusal(request)
+    refusal = refusal_of(request)
     if refusal is not None:
         return refusal
     switch = request.app[ADMIN].switch

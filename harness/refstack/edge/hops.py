@@ -17,7 +17,7 @@ from harness.errors import ConfigError
 from harness.model import hop_counts as hc
 from harness.model import strict_json
 
-from .admin import NO_STORE, _refusal, json_error
+from .admin import NO_STORE, json_error, refusal_of
 
 PATH = "/_edge/admin/hops"
 
@@ -32,7 +32,7 @@ HOPS = web.AppKey("edge_hops", EdgeHops)
 
 
 async def get_hops(request: web.Request) -> web.Response:
-    refusal = _refusal(request)
+    refusal = refusal_of(request)
     if refusal is not None:
         return refusal
     hops = request.app[HOPS]
@@ -46,7 +46,7 @@ async def get_hops(request: web.Request) -> web.Response:
 
 
 async def set_fault(request: web.Request) -> web.Response:
-    refusal = _refusal(request)
+    refusal = refusal_of(request)
     if refusal is not None:
         return refusal
     expected = 'expected {"fault": "relayed:<n>" | "off"}'

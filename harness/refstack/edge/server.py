@@ -26,7 +26,7 @@ from aiohttp import web
 from harness.errors import ConfigError
 from harness.model.target_config import Secret
 
-from . import admin, hops, webshell
+from . import admin, build, hops, webshell
 from .health import HealthChecker, stop_task
 from .proxy import (
     CONNECT_TIMEOUT_S,
@@ -122,6 +122,10 @@ async def _status(request: web.Request) -> web.Response:
 
 async def _handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    if not request.path.startswith("/_edge/"):
+        failure = await request.app[build.BUILD].apply()  # the deployment gate's "bad build" (build.py)
+        if failure is not None:
+            return failure
     if is_websocket(request) or is_origin_path(request.path):
         if has_unsendable_header(request):
             return bad_request(state.proxy_headers)
@@ -135,7 +139,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         return await proxy_http(request, state.session, origin_url, state.proxy_headers)
     if request.path.startswith("/_edge/"):
         # The edge's own API (status, admin) answers in its JSON, for a method or path it does not serve too.
-        known = request.path in (STATUS_PATH, admin.PRIMARY_PATH, hops.PATH)
+        known = request.path in (STATUS_PATH, admin.PRIMARY_PATH, hops.PATH, build.PATH)
         if known:
             return admin.json_error(405, f"{request.method[:20]} is not served on {request.path}")
         return admin.json_error(404, f"no edge route {request.path[:200]!r}")
@@ -209,5 +213,6 @@ def build_app(
     app.router.add_get(STATUS_PATH, _status)
     admin.add_routes(app, switch, admin_token)
     hops.add_routes(app)
+    build.add_routes(app)
     app.router.add_route("*", "/{tail:[\\s\\S]*}", _handle)  # newlines too: a path may hold %0A
     return app

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 
 import httpx
@@ -229,3 +230,55 @@ def test_populate_errors(api: httpx.Client) -> None:
     assert "proxies" in body
     assert api.get("/proxies/populate_bad").status_code == 404
     assert api.post("/populate", json={"name": "x"}).status_code == 400
+
+
+def test_populate_resolves_host_names_so_an_unchanged_proxy_keeps_its_connections(api: httpx.Client) -> None:
+    """Toxiproxy 2.12 (#631): `localhost:PORT` is the bound `127.0.0.1:PORT`, so a repeated populate that names
+    the host leaves the proxy alone (listener, toxics, live connections); before, it was restarted."""
+    with upstream() as server:
+        port = _free_port()
+        entry = {"name": "populated_by_name", "listen": f"localhost:{port}", "upstream": server.address}
+        try:
+            resp = api.post("/populate", json=[entry])
+            assert resp.status_code == 201, resp.text
+            assert resp.json()["proxies"][0]["listen"] == f"127.0.0.1:{port}"
+            api.post("/proxies/populated_by_name/toxics", json={"type": "latency"})
+            with connect(f"127.0.0.1:{port}") as sock:
+                round_trip_ms(sock)
+                resp = api.post("/populate", json=[entry])
+                assert resp.status_code == 201
+                assert [t["name"] for t in resp.json()["proxies"][0]["toxics"]] == ["latency_downstream"]
+                round_trip_ms(sock)  # the same connection still works: nothing was restarted
+        finally:
+            api.delete("/proxies/populated_by_name")
+
+
+def test_update_with_the_same_address_by_name_does_not_restart(api: httpx.Client, make_proxy: Callable) -> None:
+    with upstream() as server:
+        created = make_proxy(server.address)
+        port = str(created["listen"]).rsplit(":", 1)[1]
+        with connect(str(created["listen"])) as sock:
+            round_trip_ms(sock)
+            resp = api.patch(f"/proxies/{created['name']}", json={"listen": f"localhost:{port}"})
+            assert resp.status_code == 200 and resp.json()["listen"] == created["listen"]
+            round_trip_ms(sock)
+
+
+def test_a_port_conflict_names_the_resolved_address(api: httpx.Client, make_proxy: Callable) -> None:
+    created = make_proxy(UPSTREAM)
+    port = str(created["listen"]).rsplit(":", 1)[1]
+    resp = api.post("/proxies", json={"name": "busy_by_name", "upstream": UPSTREAM, "listen": f"localhost:{port}"})
+    assert_error(resp, 500, f"listen tcp 127.0.0.1:{port}: bind: address already in use")
+
+
+def test_a_listen_name_that_does_not_resolve_changes_nothing(api: httpx.Client, make_proxy: Callable) -> None:
+    created = make_proxy(UPSTREAM)
+    resp = api.patch(f"/proxies/{created['name']}", json={"listen": "no-such-host.invalid:1"})
+    assert resp.status_code == 500 and "lookup no-such-host.invalid" in resp.json()["error"]
+    assert api.get(f"/proxies/{created['name']}").json() == created
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -11,10 +11,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from harness.cli import build_parser
 from harness.model import hosts, keys
-from tests.compose_emulation import COMPOSE_FILE, ROOT, is_harness, load, service_env
+from harness.model.target_config import load_target
+from tests.deploy.compose_emulation import (
+    COMPOSE_FILE,
+    ROOT,
+    is_harness,
+    load,
+    mount_source,
+    mounts,
+    read_env_file,
+    service_env,
+)
 
 REAL_TOXIPROXY = "ghcr.io/shopify/toxiproxy"
 NO_HEALTHCHECK = {"worker": "listens on nothing; the master counts its workers (fewer than expected: exit 2)"}
@@ -94,42 +105,59 @@ def test_each_harness_command_is_one_the_cli_accepts(services: dict[str, Any], n
     assert callable(args.func)
 
 
+def _flag(command: list[str], name: str) -> str:
+    return str(command[command.index(name) + 1])
+
+
 def test_the_master_runs_distributed_with_metrics_and_the_real_toxiproxy(services: dict[str, Any]) -> None:
     command = services["master"]["command"]
-    assert command[:2] == ["run", "china"]
-    assert "--master" in command
-    assert command[command.index("--expect-workers") + 1] == str(services["worker"]["deploy"]["replicas"])
-    assert command[command.index("--metrics-port") + 1] == "9646"
-    assert command[command.index("--toxiproxy-advertise-host") + 1] == "toxiproxy"
-    assert command[command.index("--toxiproxy-listen-host") + 1] == "0.0.0.0"
+    assert command[:3] == ["run", "china", "--master"]
+    assert _flag(command, "--expect-workers") == str(services["worker"]["deploy"]["replicas"])
+    # Every listener in a container binds its container's interfaces, said in the file rather than left to defaults.
+    assert _flag(command, "--master-bind") == _flag(command, "--metrics-bind") == "0.0.0.0"
+    assert _flag(command, "--toxiproxy-listen-host") == "0.0.0.0"
+    assert _flag(command, "--metrics-port") == "9646"
+    assert _flag(command, "--toxiproxy-advertise-host") == "toxiproxy"
     env = service_env(services["master"])
     assert urlsplit(env["TOXIPROXY_URL"]).hostname == "toxiproxy"
-    assert services["worker"]["command"] == ["worker", "--master-host", "master"]
-    assert any(v.endswith(":/app/reports") for v in services["master"]["volumes"])  # reports outlive the container
+    assert env["HARNESS_REFERENCE_STACK"] == "1"  # the edge stand-in routes by the claimed viewer country
+    assert services["worker"]["command"][:3] == ["worker", "--master-host", "master"]
+    assert mounts(services["master"])[_flag(command, "--reports-dir")] == "reports"  # a named volume: uid 10001
+    # can write it (a host folder: maybe not); it outlives the container
+
+
+def test_the_master_reads_the_target_from_an_env_file(services: dict[str, Any]) -> None:
+    """Without --env-file (or --host) a run starts its own embedded reference stack and ignores the environment's
+    SUPABASE_URL: the master would then load a stack inside its own container, not the stack services."""
+    command = services["master"]["command"]
+    target = read_env_file(mount_source(services["master"], _flag(command, "--env-file")))
+    assert urlsplit(target["SUPABASE_URL"]).hostname == "edge"
+    assert load_target(None, target).supabase_url == "http://edge:54320"  # as the harness reads it
+    for name in ("livekit", "regions"):  # the LiveKit pair: the stand-in's and the tokens' signing pair
+        flag = _flag(services[name]["command"], "--env-file")
+        assert mount_source(services[name], flag) == mount_source(services["master"], _flag(command, "--env-file"))
 
 
 def test_every_host_the_harness_reaches_is_allowed(services: dict[str, Any]) -> None:
-    env = service_env(services["master"])
-    allowed = [h.strip() for h in env["HARNESS_ALLOW_HOSTS"].split(",")]
-    reached = {urlsplit(env[var]).hostname for var in ("SUPABASE_URL", "SUPABASE_URL_JAPAN", "LIVEKIT_URL")}
     command = services["master"]["command"]
-    reached.add(command[command.index("--toxiproxy-advertise-host") + 1])  # the China group's URLs name it
-    for name in ("regions", "edge"):
+    target = read_env_file(mount_source(services["master"], _flag(command, "--env-file")))
+    allowed = [h.strip() for h in target["HARNESS_ALLOW_HOSTS"].split(",")]
+    reached = {urlsplit(target[var]).hostname for var in ("SUPABASE_URL", "SUPABASE_URL_JAPAN", "LIVEKIT_URL")}
+    reached.add(_flag(command, "--toxiproxy-advertise-host"))  # the China group's URLs name it
+    for name in ("regions", "edge"):  # the URLs the stack hands out or proxies to
         reached |= {urlsplit(a).hostname for a in services[name]["command"] if "://" in a}
     assert None not in reached
     assert sorted(h for h in reached if h and not hosts.allowed(h, allowed)) == []
     assert set(allowed) <= set(services), "HARNESS_ALLOW_HOSTS lists only this file's services"
 
 
-def test_the_env_file_holds_the_reference_stacks_demo_keys(services: dict[str, Any]) -> None:
-    env = service_env(services["master"])
-    assert env["SUPABASE_ANON_KEY"] == env["SUPABASE_ANON_KEY_JAPAN"] == keys.ANON_KEY
-    assert env["SUPABASE_SERVICE_ROLE_KEY"] == keys.SERVICE_ROLE_KEY
-    assert (env["LIVEKIT_API_KEY"], env["LIVEKIT_API_SECRET"]) == (keys.LIVEKIT_API_KEY, keys.LIVEKIT_API_SECRET)
-    assert env["HARNESS_REFERENCE_STACK"] == "1"  # the edge stand-in routes by the claimed viewer country
-    for name, service in services.items():
-        if name != "master":
-            assert not any("KEY" in k or "SECRET" in k for k in service_env(service)), name
+def test_the_target_file_holds_the_reference_stacks_demo_keys(services: dict[str, Any]) -> None:
+    command = services["master"]["command"]
+    target = read_env_file(mount_source(services["master"], _flag(command, "--env-file")))
+    assert target["SUPABASE_ANON_KEY"] == target["SUPABASE_ANON_KEY_JAPAN"] == keys.ANON_KEY
+    assert target["SUPABASE_SERVICE_ROLE_KEY"] == keys.SERVICE_ROLE_KEY
+    assert (target["LIVEKIT_API_KEY"], target["LIVEKIT_API_SECRET"]) == (keys.LIVEKIT_API_KEY, keys.LIVEKIT_API_SECRET)
+    assert service_env(services["worker"]) == {} and "volumes" not in services["worker"]  # all from the master
 
 
 def test_health_orders_the_start(services: dict[str, Any]) -> None:
@@ -147,13 +175,25 @@ def test_health_orders_the_start(services: dict[str, Any]) -> None:
 
 
 def test_published_ports_are_on_the_hosts_loopback_only(services: dict[str, Any]) -> None:
-    published = [(name, p) for name, s in services.items() for p in s.get("ports", [])]
+    published = [p for s in services.values() for p in s.get("ports", [])]
     assert published
-    assert [p for _, p in published if not str(p).startswith("127.0.0.1:")] == []
+    assert [p for p in published if not str(p).startswith("127.0.0.1:")] == []
 
 
-def test_the_monitoring_files_it_mounts_exist(services: dict[str, Any]) -> None:
-    for name in ("prometheus", "grafana"):
-        for volume in services[name]["volumes"]:
-            source = volume.split(":")[0]
-            assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
+def test_prometheus_and_grafana_mount_the_monitoring_files_where_they_point(services: dict[str, Any]) -> None:
+    mounts = {name: dict(v.split(":")[:2] for v in services[name]["volumes"]) for name in ("prometheus", "grafana")}
+    for name, pairs in mounts.items():
+        for source in pairs:
+            assert (ROOT / source).is_dir(), f"{name} mounts {source}, which does not exist"
+    prometheus_dir = ROOT / next(s for s, t in mounts["prometheus"].items() if t == "/etc/prometheus")
+    config = yaml.safe_load((prometheus_dir / "prometheus.yml").read_text())
+    assert all((prometheus_dir / rules).is_file() for rules in config["rule_files"])  # relative to the mount
+    (scrape,) = config["scrape_configs"]
+    master = services["master"]["command"]
+    assert scrape["static_configs"][0]["targets"] == [f"master:{master[master.index('--metrics-port') + 1]}"]
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/harness.yml").read_text())
+    dashboards = provider["providers"][0]["options"]["path"]
+    assert mounts["grafana"]["./deploy/grafana/dashboards"] == dashboards
+    assert list((ROOT / "deploy/grafana/dashboards").glob("*.json"))
+    datasource = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert urlsplit(datasource["datasources"][0]["url"]).hostname == "prometheus"

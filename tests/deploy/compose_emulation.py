@@ -8,6 +8,7 @@ No container engine runs here, so each service becomes what its container would 
                                                  the toxiproxy service (its proxies listen in that container)
     127.0.0.1 in a healthcheck                ──► the service's own address (inside a container it is itself)
     a service name as a URL host or host flag ──► that service's address
+    a volume's mount point (/app/reports)     ──► a local folder for that volume
     entrypoint `harness`                      ──► python -m harness (this checkout)
 
 Distinct addresses rather than one address with rewritten ports: every port stays as the file writes it, and two
@@ -27,7 +28,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 IMAGE_PREFIX = "ghcr.io/harness-project/harness:"
 WILDCARD = "0.0.0.0"
@@ -116,6 +117,42 @@ class Network:
         if argv[0] == "python":
             argv[0] = sys.executable
         return argv
+
+
+def mounts(service: Mapping[str, Any]) -> dict[str, str]:
+    """Container path → source of each volume: `./path` (a bind mount, relative to the file) or a volume's name."""
+    out = {}
+    for volume in service.get("volumes") or []:
+        source, target = str(volume).split(":")[:2]
+        out[target] = source
+    return out
+
+
+def mount_source(service: Mapping[str, Any], container_path: str) -> Path:
+    """The checkout's file a bind mount shows at `container_path`."""
+    source = mounts(service)[container_path]
+    assert source.startswith("./"), f"{container_path} is not bind-mounted from the checkout"
+    return ROOT / source
+
+
+def mounted(argv: list[str], service: Mapping[str, Any], network: Network, local: Path) -> list[str]:
+    """Paths under a mount point moved to a local folder: a named volume's to `local/<name>`; a bind-mounted env
+    file to a copy with its service names resolved (what the container's DNS would do for the process reading it)."""
+    out = list(argv)
+    for target, source in mounts(service).items():
+        if source.startswith(("./", "/")):
+            path = ROOT / source
+            if not path.is_file():
+                continue  # a folder no harness command reads (Prometheus, Grafana)
+            copy = local / "binds" / path.name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            env = network.environment(read_env_file(path))
+            copy.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+            replacement = str(copy)
+        else:
+            replacement = str(local / source)
+        out = [replacement + a[len(target) :] if a == target or a.startswith(target + "/") else a for a in out]
+    return out
 
 
 def service_env(service: Mapping[str, Any]) -> dict[str, str]:

@@ -3,7 +3,8 @@ here; tests/compose_emulation.py maps each service to its own loopback address a
 
     livekit, regions, edge      the image's entrypoint + the service's command and environment
     toxiproxy                   the embedded Toxiproxy (`harness toxiproxy serve`) standing in for the real image
-    master, worker × N          (the distributed run: the verdict and the worker count)
+    master, worker × N          a short China profile (HARNESS_PROFILE, as a user would set it): the verdict, the
+                                worker count, the China group through Toxiproxy to Japan, the master's /metrics
 
 Each piece must pass its own healthcheck command, in the order depends_on gives; then the addresses the commands
 pass each other are checked to be the ones traffic really takes. Prometheus and Grafana (other images) are not run.
@@ -12,25 +13,61 @@ pass each other are checked to be the ones traffic really takes. Prometheus and 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from harness.model.result import load_result
 from harness.procs.child import die_with_parent
-from tests.compose_emulation import Network, harness_argv, is_harness, load, process_env, service_env
+from tests.deploy.compose_emulation import (
+    Network,
+    harness_argv,
+    is_harness,
+    load,
+    mounted,
+    process_env,
+    service_env,
+)
 from tests.refstack.region.conftest import create_conversation, create_user, user_headers
 
 STACK = ("livekit", "regions", "edge", "toxiproxy")
+WORKERS = 2
+RUN_TIMEOUT_S = 300.0
+SHORT_CHINA = """description = "profiles/china.toml's groups, a few users for a few seconds"
+window_s = 1
+[load]
+users = 6
+spawn_rate = 6
+duration_s = 8
+[steady_state]
+warmup_s = 2
+cooldown_s = 1
+[scenarios]
+MessagingUser = 1
+[groups.china]
+network = "cn-telecom-peak-to-tokyo"
+country = "CN"
+weight = 1
+[groups.baseline]
+network = "baseline-lan"
+country = "SG"
+weight = 1
+[gates]
+min_rps = false
+p95_ms = 20000
+max_error_pct = 50
+"""
 STOP_TIMEOUT_S = 20.0
 HEALTH_POLL_S = 0.5
 
@@ -77,6 +114,7 @@ class Emulation:
     def argv(self, name: str) -> list[str]:
         service = self.services[name]
         command = self.network.command(name, list(service.get("command") or []))
+        command = mounted(command, service, self.network, self.root / "volumes")
         if is_harness(service):
             return harness_argv(command)
         if name == "toxiproxy":  # the real image's `-host=ADDR` on its default API port 8474
@@ -110,7 +148,7 @@ class Emulation:
         check = self.services[name]["healthcheck"]
         if name == "toxiproxy":
             url = f"http://{self.network.addresses[name]}:8474/proxies"
-            argv = [sys.executable, "-c", "import sys, urllib.request as u; u.urlopen(sys.argv[1])", url]
+            argv = ["curl", "-fsS", "-o", "/dev/null", url]
         else:
             argv = self.network.healthcheck(name, check["test"])
         timeout = _duration_s(check["timeout"])
@@ -122,7 +160,7 @@ class Emulation:
     def wait_healthy(self, name: str) -> None:
         """Compose's rule: healthy at the first passing check; unhealthy after start_period + retries × interval."""
         check = self.services[name]["healthcheck"]
-        budget_s = _duration_s(check["start_period"]) + check["retries"] * _duration_s(check["interval"])
+        budget_s = _duration_s(check.get("start_period", "0s")) + check["retries"] * _duration_s(check["interval"])
         deadline = time.monotonic() + budget_s
         last = None
         while time.monotonic() < deadline:
@@ -163,7 +201,9 @@ class Emulation:
 
 @pytest.fixture(scope="module")
 def emulation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulation]:
-    compose = load()
+    profile = tmp_path_factory.mktemp("profile") / "short-china.toml"
+    profile.write_text(SHORT_CHINA, encoding="utf-8")
+    compose = load({"HARNESS_PROFILE": str(profile), "HARNESS_WORKERS": str(WORKERS)})
     block = f"127.{random.randint(64, 250)}.{random.randint(1, 250)}"  # not 127.0.0.1: other tests' servers
     emulation = Emulation(
         compose, Network.for_services(list(compose["services"]), block), tmp_path_factory.mktemp("compose")
@@ -211,3 +251,44 @@ def test_meeting_tokens_send_clients_to_the_livekit_service(emulation: Emulation
     livekit = url(emulation, "livekit", 7880, "ws")
     assert response.json()["url"] == livekit
     assert httpx.get(livekit.replace("ws://", "http://") + "/", timeout=5).text == "OK"
+
+
+@pytest.mark.slow
+def test_the_master_and_its_workers_give_a_verdict(emulation: Emulation) -> None:
+    """`docker compose up --attach master --exit-code-from master`: the workers (deploy.replicas) join the master by
+    its name alone; the master's exit code is the verdict; its /metrics answers while the run is live."""
+    services = emulation.services
+    replicas = int(services["worker"]["deploy"]["replicas"])
+    assert replicas == WORKERS
+    master = emulation.start("master")  # its depends_on (the stack) is healthy: the fixture waited
+    workers = [emulation.start("worker", f"worker-{i + 1}") for i in range(replicas)]
+    metrics_seen = False
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while master.proc.poll() is None and time.monotonic() < deadline:
+        metrics_seen = metrics_seen or emulation.healthcheck("master").returncode == 0
+        time.sleep(HEALTH_POLL_S)
+    assert master.proc.poll() is not None, f"the master did not end within {RUN_TIMEOUT_S} s"
+    assert master.proc.returncode in (0, 1), master.log_tail()  # a verdict, not an invalid run
+    for worker in workers:
+        assert worker.proc.wait(60) == 0, worker.log_tail()
+    assert metrics_seen, "the master's healthcheck (its /metrics) never answered while the run was live"
+
+    (run,) = [p for p in (emulation.root / "volumes" / "reports").iterdir() if p.is_dir()]  # the named volume
+    result = load_result(run / "result.json")
+    assert (result.run.workers_expected, result.run.workers_seen) == (WORKERS, WORKERS)
+    assert set(result.run.groups) == {"china", "baseline"}
+    # The China group's path: proxies the master made in the toxiproxy service, in front of the edge and LiveKit
+    # services, which the workers reached at the advertised name.
+    network = json.loads((run / "network.json").read_text())
+    proxies = network["groups"]["china"]["proxies"].values()
+    toxiproxy, edge, livekit = (emulation.network.addresses[n] for n in ("toxiproxy", "edge", "livekit"))
+    assert {p["upstream"] for p in proxies} == {f"{edge}:54320", f"{livekit}:7880"}
+    assert {p["listen"].rsplit(":", 1)[0] for p in proxies} == {toxiproxy}
+    assert all(urlsplit(u).hostname == toxiproxy for u in network["groups"]["china"]["urls"].values())
+    origins: dict[str, int] = {}
+    for window in result.windows:
+        for stat in window.stats:
+            if stat.group == "china":
+                for region, count in stat.origins.items():
+                    origins[region] = origins.get(region, 0) + count
+    assert origins and max(origins, key=origins.__getitem__) == "ap-northeast-1", origins  # the edge sent it to Japan
