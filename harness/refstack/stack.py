@@ -19,6 +19,10 @@ Faults for failover drills:
                                Japan streams WAL through the proxy `replication_ap-southeast-1` (a bandwidth toxic
                                makes an asynchronous replica fall behind)
     POST <edge>/_edge/admin/primary {"region": ...}   the DR traffic switch (edge/admin.py; service-role key)
+
+In containers (docker-compose.yml) pieces run apart: `StackConfig.elsewhere` gives the URLs of those this stack does
+not start (an edge alone proxies to the regions' container; the regions hand out the LiveKit container's URL with
+meeting tokens), and a wildcard bind (0.0.0.0) reaches the stack's own pieces on loopback.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ REPLICATION_PROXY = f"replication_{PRIMARY_REGION}"
 REGION_OF = {"primary": PRIMARY_REGION, "replica": REPLICA_REGION}
 POSTGRES_DIR = "postgres"
 """A region's cluster directory under `<data_dir>/<region>/` (the region server's lifecycle.POSTGRES_DIR)."""
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+"""Bind addresses meaning "every interface" (a container): the pieces then reach each other on loopback."""
 
 
 @dataclass
@@ -113,6 +119,10 @@ class StackConfig:
     or cut the replication link (a bandwidth toxic makes an asynchronous replica fall behind under load)."""
     """Start an embedded Toxiproxy and put a proxy (`origin_<region>`) in front of each region's HTTP port; the edge
     uses the proxied URLs, replication and write forwarding the direct ones (origin_proxies.py)."""
+    elsewhere: dict[str, str] = field(default_factory=dict)
+    """Pieces running elsewhere (other containers: docker-compose.yml), by URL: "livekit" → the LiveKit URL the
+    regions hand out with meeting tokens; "primary"/"replica" → the origins an edge started without them proxies
+    to. Only for pieces this stack does not start (ConfigError otherwise)."""
 
 
 @dataclass
@@ -172,12 +182,17 @@ class Endpoints:
         return out
 
 
+def connect_host(bind: str) -> str:
+    """The address pieces and callers use to reach a piece bound to `bind`: loopback for a wildcard bind."""
+    return "127.0.0.1" if bind in WILDCARD_HOSTS else bind
+
+
 class ReferenceStack:
     """The whole reference stack (or the pieces asked for), as a context manager."""
 
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
-        self.endpoints = Endpoints(self.config.host, self.config.livekit_api_key)
+        self.endpoints = Endpoints(connect_host(self.config.host), self.config.livekit_api_key)
         self.processes: dict[str, PieceProcess] = {}
         self._tmp: Path | None = None
         """The data directory made when none was configured: recorded (procs/leftovers.py), so a later run removes
@@ -218,11 +233,15 @@ class ReferenceStack:
                                                     "api_secret": config.livekit_api_secret}  # fmt: skip
         if piece == "edge":
             # The edge needs an origin per region; with one region running, both names point at it.
-            regions = [piece for piece in ("primary", "replica") if piece in endpoints.ports]
+            urls = {piece: endpoints.origin_url(piece) if piece in endpoints.ports else config.elsewhere.get(piece)
+                    for piece in REGION_OF}  # fmt: skip
+            regions = [url for url in urls.values() if url]
             if not regions:
-                raise TargetUnreachable("the edge needs a region server: start 'primary' or 'replica' with it")
-            origins = {PRIMARY_REGION: endpoints.origin_url(regions[0]),
-                       REPLICA_REGION: endpoints.origin_url(regions[-1])}  # fmt: skip
+                raise TargetUnreachable(
+                    "the edge needs a region server: start 'primary' or 'replica' with it, or give the URL of one "
+                    "running elsewhere (--primary-url, --replica-url)"
+                )
+            origins = {PRIMARY_REGION: regions[0], REPLICA_REGION: regions[-1]}
             # The service-role key is the local demo key (harness.model.keys): it protects nothing.
             return EDGE_FACTORY, ports.edge, {"origins": origins, "health_interval_s": config.health_interval_s,
                                               "admin_token": keys.SERVICE_ROLE_KEY}  # fmt: skip
@@ -231,11 +250,13 @@ class ReferenceStack:
         raise ValueError(f"unknown piece {piece!r}; valid: {', '.join(PIECES)}")
 
     def _livekit_url(self) -> str:
+        if "livekit" in self.config.elsewhere:
+            return self.config.elsewhere["livekit"]
         if self.config.advertise_host:
             return f"ws://{self.config.advertise_host}:{self.endpoints.ports.get('livekit', self.config.ports.livekit)}"
         if "livekit" in self.endpoints.ports:
             return self.endpoints.livekit_url
-        return f"ws://{self.config.host}:{self.config.ports.livekit}"
+        return f"ws://{self.endpoints.host}:{self.config.ports.livekit}"
 
     def _wanted(self) -> list[str]:
         proxied = self.config.origin_proxies or self.config.replication_proxy
@@ -243,6 +264,12 @@ class ReferenceStack:
         return [piece for piece in START_ORDER if piece in wanted]
 
     def start(self) -> ReferenceStack:
+        elsewhere = sorted(set(self.config.elsewhere) & set(self.config.pieces))
+        if elsewhere:
+            raise ConfigError(
+                f"--{elsewhere[0]}-url names a {elsewhere[0]} running elsewhere, but this stack starts one too; "
+                f"drop the URL, or leave {elsewhere[0]!r} out of --only"
+            )
         data_dir = self.config.data_dir
         if data_dir is None:
             self._tmp = data_dir = leftovers.temporary_directory("harness-stack-")

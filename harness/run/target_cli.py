@@ -10,6 +10,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from harness.errors import ConfigError, TargetUnreachable
 from harness.model import keys
@@ -31,6 +32,15 @@ SUPERVISE_INTERVAL_S = 0.5
 """How often `target up` checks that every piece still runs."""
 LOG_TAIL_LINES = 5
 """Lines of a dead piece's log quoted in the message."""
+ELSEWHERE: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "livekit": (("ws", "wss"), "ws://livekit:7880", "LiveKit running elsewhere: the URL the regions hand out with "
+                "meeting tokens (instead of this stack's own LiveKit)"),
+    "primary": (("http", "https"), "http://regions:54321", "the Singapore primary running elsewhere: the URL an edge "
+                "started without it proxies to"),
+    "replica": (("http", "https"), "http://regions:54322", "the Japan replica running elsewhere: the URL an edge "
+                "started without it proxies to"),
+}  # fmt: skip
+"""piece → (URL schemes, example, help) of `--PIECE-url`: a piece in another container (StackConfig.elsewhere)."""
 _LOCAL_KEYS_NOTE = "local demo keys: they protect nothing; never use them for a real project"
 _LIVEKIT_NAMES = ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 
@@ -86,6 +96,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a production.env-style file: its LIVEKIT_API_KEY / LIVEKIT_API_SECRET (else the environment's) are the "
         "key pair the LiveKit stand-in accepts and the regions sign LiveKit tokens with (default: the demo pair)",
     )
+    # Pieces in other containers (docker-compose.yml, docs/compose.md): the URLs they are reached at.
+    for piece, (_, example, what) in ELSEWHERE.items():
+        up.add_argument(f"--{piece}-url", metavar="URL", help=f"{what} (e.g. {example})")
     up.set_defaults(func=run_up)
     check = target_sub.add_parser(
         "check",
@@ -114,6 +127,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
+
+
+def _check_url(flag: str, url: str | None, schemes: tuple[str, ...], example: str) -> str | None:
+    """None, or the URL without a trailing slash; ConfigError naming the flag and the valid form."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in schemes or not parts.hostname or parts.path.strip("/") or parts.query:
+        raise ConfigError(f"--{flag}: {url!r} is not a {' or '.join(schemes)} URL with a host (e.g. {example})")
+    return url.rstrip("/")
 
 
 def _check_port(name: str, port: int | None) -> None:
@@ -188,6 +215,11 @@ def run_up(args: argparse.Namespace) -> int:
     if args.region:
         return _run_region(args, livekit)
     ports = StackPorts(**{piece: getattr(args, f"{piece}_port") for piece in PIECES})
+    elsewhere = {
+        piece: url
+        for piece, (schemes, example, _) in ELSEWHERE.items()
+        if (url := _check_url(f"{piece}-url", getattr(args, f"{piece}_url"), schemes, example))
+    }
     migrations_dir = check_folder(args.migrations) if args.migrations else None
     config = StackConfig(
         host=args.bind,
@@ -198,6 +230,7 @@ def run_up(args: argparse.Namespace) -> int:
         livekit_api_key=livekit.key,
         livekit_api_secret=livekit.secret,
         advertise_host=args.advertise_host,
+        elsewhere=elsewhere,
     )
     with ReferenceStack(config) as stack:
         print("reference stack up:")

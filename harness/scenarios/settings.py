@@ -32,7 +32,7 @@ GROUP = "HARNESS_GROUP"
 WORKERS_EXPECTED = "HARNESS_WORKERS_EXPECTED"
 CONFIRM_REMOTE = "HARNESS_CONFIRM_REMOTE"
 REFERENCE_STACK = "HARNESS_REFERENCE_STACK"
-""""1": the target is a reference stack started elsewhere (docker-compose.yml's `stack` service), so users claim
+""""1": the target is a reference stack started elsewhere (docker-compose.yml's services), so users claim
 their group's viewer country with the header its edge reads, as on a loopback stack (docs/compose.md)."""
 
 DEFAULT_WEIGHTS: Mapping[str, int] = {"MessagingUser": 60, "MeetingUser": 5, "FileTransferUser": 10, "WebUser": 25}

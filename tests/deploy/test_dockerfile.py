@@ -1,67 +1,294 @@
-"""The Dockerfile and .dockerignore, read statically (no container engine here: docs/compose.md): multi-stage,
-the locked versions, a non-root user, `harness` as entrypoint, OCI labels, and nothing secret or bulky sent."""
+"""The container image, checked without a container engine: the Dockerfile's stages, user, entrypoint and labels, and
+the build context `.dockerignore` leaves (secrets, reports and caches out; everything the Dockerfile copies in).
+The wheel is then built from exactly the files the builder stage copies, as its `pip install .` would."""
 
 from __future__ import annotations
 
-import fnmatch
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE_USER = "10001"
+OCI_LABELS = ("title", "description", "version", "revision", "created", "source", "licenses")
 
 
-def _instructions() -> list[tuple[str, str]]:
-    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+@dataclass(frozen=True)
+class Instruction:
+    name: str
+    """Upper case: FROM, RUN, COPY, ..."""
+    args: str
+    stage: int
+    """Index of the stage it belongs to (-1: ARGs before the first FROM)."""
 
 
-def test_multi_stage_locked_non_root_with_harness_as_entrypoint() -> None:
-    instructions = _instructions()
-    stages = [arg for op, arg in instructions if op == "FROM"]
-    assert len(stages) == 2 and "AS build" in stages[0] and "AS runtime" in stages[1]
-    runs = " ".join(arg for op, arg in instructions if op == "RUN")
-    assert "-c requirements/lock.txt" in runs  # the tested versions
-    users = [arg for op, arg in instructions if op == "USER"]
-    assert users and users[-1].split(":")[0] not in ("root", "0")
-    assert ("ENTRYPOINT", '["harness"]') in instructions
-    runtime = instructions[[op for op, _ in instructions].index("FROM", 1) :]
-    assert any(op == "COPY" and "--from=build" in arg for op, arg in runtime)
-    labels = " ".join(arg for op, arg in instructions if op == "LABEL")
-    for key in ("title", "description", "version", "revision", "licenses", "source"):
-        assert f"org.opencontainers.image.{key}=" in labels, key
+def parse_dockerfile(text: str) -> list[Instruction]:
+    """Instructions with continuation lines joined and comments dropped (as the Dockerfile reference says)."""
+    out: list[Instruction] = []
+    stage, pending = -1, ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue  # comment lines are removed before continuations are joined
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        name, _, args = (pending + line).partition(" ")
+        pending = ""
+        if name.upper() == "FROM":
+            stage += 1
+        out.append(Instruction(name.upper(), args.strip(), stage))
+    assert not pending, "the Dockerfile ends inside a continuation line"
+    return out
 
 
-def test_dockerignore_keeps_secrets_reports_and_history_out() -> None:
-    patterns = [p.strip() for p in (REPO / ".dockerignore").read_text().splitlines() if p.strip() and p[0] != "#"]
+def substitute(value: str, variables: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: variables.get(m[1] or m[2], m[0]), value)
 
-    def ignored(path: str) -> bool:
-        verdict = False
-        for pattern in patterns:
-            negate = pattern.startswith("!")
-            if fnmatch.fnmatch(path, pattern.lstrip("!")) or fnmatch.fnmatch(path.split("/")[0], pattern.lstrip("!")):
-                verdict = not negate
-        return verdict
 
-    for path in (
+@pytest.fixture(scope="module")
+def dockerfile() -> list[Instruction]:
+    return parse_dockerfile((ROOT / "Dockerfile").read_text())
+
+
+def _stages(instructions: list[Instruction]) -> dict[str, int]:
+    """Stage name (`AS name`) → index."""
+    out = {}
+    for ins in instructions:
+        if ins.name == "FROM":
+            words = ins.args.split()
+            assert len(words) == 3 and words[1].lower() == "as", f"every stage is named: FROM {ins.args}"
+            out[words[2]] = ins.stage
+    return out
+
+
+def _global_args(instructions: list[Instruction]) -> dict[str, str]:
+    return dict(ins.args.split("=", 1) for ins in instructions if ins.name == "ARG" and ins.stage == -1)
+
+
+def _in(instructions: list[Instruction], stage: int, name: str) -> list[str]:
+    return [ins.args for ins in instructions if ins.stage == stage and ins.name == name]
+
+
+def _labels(args: list[str]) -> dict[str, str]:
+    out = {}
+    for label in args:
+        for pair in shlex.split(label):
+            key, _, value = pair.partition("=")
+            out[key] = value
+    return out
+
+
+def test_two_slim_stages_the_build_installs_the_package_with_the_lock(dockerfile: list[Instruction]) -> None:
+    stages = _stages(dockerfile)
+    assert list(stages) == ["build", "runtime"]
+    base = {substitute(ins.args.split()[0], _global_args(dockerfile)) for ins in dockerfile if ins.name == "FROM"}
+    assert base == {"python:3.11-slim-bookworm"}
+    # The image's Python is the one the lock was compiled for (pip-compile's header names it).
+    assert "autogenerated by pip-compile with Python 3.11" in (ROOT / "requirements/lock.txt").read_text()
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"] == ">=3.11"
+    runs = " && ".join(_in(dockerfile, stages["build"], "RUN"))
+    assert "python -m venv /opt/harness" in runs
+    assert "/opt/harness/bin/pip install -c requirements/lock.txt ." in runs
+    assert "/opt/harness/bin/harness --version" in runs  # the entrypoint works before anything is shipped
+    copied = {args.split()[-1] for args in _in(dockerfile, stages["build"], "COPY")}
+    assert "requirements/lock.txt" in copied
+    runtime_runs = " ".join(_in(dockerfile, stages["runtime"], "RUN"))
+    assert "pip " not in runtime_runs  # nothing built in the final image
+    assert "apt-get install" not in runtime_runs or "rm -rf /var/lib/apt/lists/*" in runtime_runs
+    assert "--from=build /opt/harness /opt/harness" in _in(dockerfile, stages["runtime"], "COPY")
+    assert any("PATH=/opt/harness/bin:$PATH" in env for env in _in(dockerfile, stages["runtime"], "ENV"))
+
+
+def test_runtime_runs_harness_as_uid_10001_in_app(dockerfile: list[Instruction]) -> None:
+    runtime = _stages(dockerfile)["runtime"]
+    user = _in(dockerfile, runtime, "USER")[-1]
+    assert user.split(":")[0] == IMAGE_USER  # numeric: Kubernetes' runAsNonRoot can check it
+    created = " ".join(_in(dockerfile, runtime, "RUN"))
+    assert f"useradd --system --uid {IMAGE_USER}" in created and "chown -R harness:harness /app" in created
+    assert _in(dockerfile, runtime, "WORKDIR")[-1] == "/app"
+    assert json.loads(_in(dockerfile, runtime, "ENTRYPOINT")[-1]) == ["harness"]  # exec form: signals reach it
+    assert json.loads(_in(dockerfile, runtime, "CMD")[-1]) == ["--help"]
+    # deploy/k8s mounts these: the image must agree (a read-only root filesystem writes only there).
+    assert any("HARNESS_STATE_DIR=/app/state" in env for env in _in(dockerfile, runtime, "ENV"))
+
+
+def test_oci_labels(dockerfile: list[Instruction]) -> None:
+    labels = _labels(_in(dockerfile, _stages(dockerfile)["runtime"], "LABEL"))
+    missing = [name for name in OCI_LABELS if f"org.opencontainers.image.{name}" not in labels]
+    assert missing == []
+    assert all(key.startswith("org.opencontainers.image.") for key in labels)
+    license_ = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    assert labels["org.opencontainers.image.licenses"] == license_
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    base = substitute("${PYTHON_IMAGE}", _global_args(dockerfile))
+    assert labels["org.opencontainers.image.base.name"] == f"docker.io/library/{base}"
+
+
+# ---- the build context ----
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as Docker's patternmatcher reads it: `**` any number of directories, `*` and `?`
+    within one path element."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        elif pattern[i] == "[":
+            end = pattern.index("]", i)
+            out, i = out + pattern[i : end + 1], end + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+def dockerignore_rules(text: str) -> list[tuple[bool, re.Pattern[str]]]:
+    """(exclude?, pattern) in file order; the last matching rule decides."""
+    rules = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        keep = line.startswith("!")
+        pattern = os.path.normpath(line.lstrip("!").strip()).lstrip("/")
+        rules.append((not keep, _pattern_regex(pattern)))
+    return rules
+
+
+def ignored(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Whether the file at `path` stays out of the context: a rule matches a path or any directory above it."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    verdict = False
+    for exclude, regex in rules:
+        if any(regex.match(c) for c in candidates):
+            verdict = exclude
+    return verdict
+
+
+@pytest.fixture(scope="module")
+def rules() -> list[tuple[bool, re.Pattern[str]]]:
+    return dockerignore_rules((ROOT / ".dockerignore").read_text())
+
+
+def test_the_ignore_matcher_reads_patterns_as_docker_does() -> None:
+    rules = dockerignore_rules("*\n!src/\n**/*.pyc\n!src/keep.pyc\n")
+    assert ignored("notes.txt", rules) and ignored("deep/er/file", rules)
+    assert not ignored("src/a/b.py", rules)
+    assert ignored("src/a/b.pyc", rules) and not ignored("src/keep.pyc", rules)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
         "production.env",
-        "staging.env",
-        ".git",
-        "reports",
-        ".venv",
-        "tests",
+        "deploy/k8s/production.env",
         "deploy/k8s/base/production.env",
-    ):
-        assert ignored(path), path
-    for path in (
-        "harness",
-        "pyproject.toml",
-        "requirements",
-        "profiles",
-        "netem",
-        "locustfiles",
-        "supabase",
-        "README.md",
-    ):
-        assert not ignored(path), path
-    copied = [arg.split()[0] for op, arg in _instructions() if op == "COPY" and "--from" not in arg]
-    assert all(not ignored(src.rstrip("/")) for src in copied), copied  # nothing the build copies is ignored
+        "deploy/compose/reference-stack.env",
+        "secrets/server.pem",
+        "harness/tls.key",
+        "harness/production.env",
+        ".env",
+        "profiles/.env.local",
+        ".git/config",
+        "reports/load-20250101/result.json",
+        "reports/README.md",
+        ".venv/bin/python",
+        "harness/venv/lib/x.py",
+        "harness/__pycache__/cli.cpython-311.pyc",
+        "harness/model/keys.pyc",
+        ".mypy_cache/3.11/x.json",
+        ".pytest_cache/v/cache/nodeids",
+        ".ruff_cache/x",
+        ".hypothesis/examples/x",
+        "harness.egg-info/PKG-INFO",
+        "tests/test_cli.py",
+        "bench/run",
+        "docker-compose.yml",
+    ],
+)
+def test_secrets_reports_caches_and_the_rest_of_the_checkout_stay_out(path: str, rules: list) -> None:
+    assert ignored(path, rules)
+
+
+def _context_files(rules: list[tuple[bool, re.Pattern[str]]]) -> list[str]:
+    """The checkout's tracked files that the build context holds."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [path for path in tracked.splitlines() if (ROOT / path).is_file() and not ignored(path, rules)]
+
+
+def _copies(dockerfile: list[Instruction]) -> list[tuple[list[str], str]]:
+    """(sources, destination) of each COPY from the build context (not --from another stage)."""
+    out = []
+    for args in (ins.args for ins in dockerfile if ins.name == "COPY"):
+        words = args.split()
+        if any(w.startswith("--from=") for w in words):
+            continue
+        words = [w for w in words if not w.startswith("--")]
+        out.append((words[:-1], words[-1]))
+    return out
+
+
+def test_everything_the_dockerfile_copies_is_in_the_context(dockerfile: list[Instruction], rules: list) -> None:
+    context = _context_files(rules)
+    for sources, _ in _copies(dockerfile):
+        for source in sources:
+            held = [p for p in context if p == source or p.startswith(source.rstrip("/") + "/")]
+            assert held, f"COPY {source}: nothing of it is in the build context (.dockerignore)"
+            tracked = subprocess.run(["git", "ls-files", source], cwd=ROOT, capture_output=True, text=True).stdout
+            left_out = [p for p in tracked.split() if p not in held]
+            assert left_out == [], f"COPY {source}: .dockerignore leaves these out"
+    assert not [p for p in context if p.startswith(("tests/", "reports/", "bench/"))]
+
+
+def _copy_target(source: str, path: str, destination: str) -> Path:
+    """Where `COPY source destination` puts the context file `path` (relative to the WORKDIR): a folder's contents
+    go into the destination; a file into it when it ends with `/` or is `.`, else it becomes the destination."""
+    if path != source:
+        return Path(destination) / Path(path).relative_to(source)
+    if destination.endswith("/") or destination == ".":
+        return Path(destination) / Path(source).name
+    return Path(destination)
+
+
+def test_the_builder_stage_builds_the_wheel_from_what_it_copies(
+    dockerfile: list[Instruction], rules: list, tmp_path: Path
+) -> None:
+    """The builder's `pip install .` from exactly its COPYs (a pyproject.toml naming a readme or a package folder
+    the Dockerfile does not copy fails here): the installed build backend, no isolation, no download."""
+    src = tmp_path / "src"
+    context = _context_files(rules)
+    for sources, destination in _copies(dockerfile):
+        for source in sources:
+            for path in (p for p in context if p == source or p.startswith(source.rstrip("/") + "/")):
+                target = src / _copy_target(source, path, destination)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / path, target)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", src],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert len(list((tmp_path / "dist").glob("harness-*.whl"))) == 1
