@@ -128,12 +128,12 @@ class StackConfig:
 @dataclass
 class Endpoints:
     host: str
-    livekit_api_key: str = keys.LIVEKIT_API_KEY
     ports: dict[str, int] = field(default_factory=dict)
     origin_ports: dict[str, int] = field(default_factory=dict)
     """Region piece → listen port of its origin proxy (only with `StackConfig.origin_proxies`)."""
     proxy_ports: dict[str, int] = field(default_factory=dict)
     """Other proxies by name → listen port: `replication_ap-southeast-1` with `StackConfig.replication_proxy`."""
+    livekit_api_key: str = keys.LIVEKIT_API_KEY
 
     def url(self, piece: str, scheme: str = "http") -> str:
         return f"{scheme}://{self.host}:{self.ports[piece]}"
@@ -192,7 +192,7 @@ class ReferenceStack:
 
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
-        self.endpoints = Endpoints(connect_host(self.config.host), self.config.livekit_api_key)
+        self.endpoints = Endpoints(connect_host(self.config.host), livekit_api_key=self.config.livekit_api_key)
         self.processes: dict[str, PieceProcess] = {}
         self._tmp: Path | None = None
         """The data directory made when none was configured: recorded (procs/leftovers.py), so a later run removes
