@@ -133,7 +133,14 @@ def closing_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.getsockname()[1]}"
-    for name, value in {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "k-id", "AWS_SECRET_ACCESS_KEY": SECRET}.items():
+    # One attempt per call (AWS_MAX_ATTEMPTS, as the AWS CLI reads it): the default 6, with backoff, take ~15 s.
+    env = {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "k-id",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
     try:
         yield url
