@@ -32,13 +32,20 @@ def _build(edge: str, build: str) -> str:
     return shlex.join([sys.executable, "-m", "harness", "target", "build", build, "--edge", edge])
 
 
+def _one_worker_profile(path: Path, duration_s: float) -> Path:
+    """A short profile with one Locust worker (a gate run starts fewer processes) and no throughput gate."""
+    write_profile(path, duration_s=duration_s, extra="[gates]\nmin_rps = false\n")
+    path.write_text("workers = 1\n" + path.read_text(), encoding="utf-8")
+    return path
+
+
 def _current_build(edge: str) -> str:
     reply = httpx.get(f"{edge}/_edge/admin/build", headers={"Authorization": f"Bearer {keys.SERVICE_ROLE_KEY}"})
     return str(reply.json()["build"])
 
 
 def _gate(tmp_path: Path, stack_env_file: Path, apply: str, rollback: str) -> tuple[int, str, dict]:  # type: ignore[type-arg]
-    profile = write_profile(tmp_path / "gate.toml", duration_s=6, extra="[gates]\nmin_rps = false\n")
+    profile = _one_worker_profile(tmp_path / "gate.toml", duration_s=6)
     done = run_harness(
         "deploy", "gate", "--apply", apply, "--rollback", rollback, "--profile", str(profile),
         "--after-rollback", str(profile), "--env-file", str(stack_env_file), "--reports-dir", str(tmp_path),
@@ -116,7 +123,7 @@ def _start_gate(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], Path
 
 @pytest.mark.slow
 def test_ctrl_c_during_a_gate_run_ends_the_gate_without_a_rollback(tmp_path: Path, stack_env_file: Path) -> None:
-    profile = write_profile(tmp_path / "long.toml", duration_s=60, extra="[gates]\nmin_rps = false\n")
+    profile = _one_worker_profile(tmp_path / "long.toml", duration_s=60)
     proc, err = _start_gate(
         tmp_path, "--apply", "echo applied", "--rollback", "echo rollback-ran", "--profile", str(profile),
         "--env-file", str(stack_env_file),
