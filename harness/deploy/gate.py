@@ -102,13 +102,18 @@ RunProfile = Callable[[str, str], RunOutcome]
 
 
 @contextlib.contextmanager
-def interruptible() -> Iterator[None]:
-    """SIGINT and SIGTERM raise GateInterrupted (once; a repeat while the gate winds down is ignored). A profile run
-    installs its own handlers meanwhile (it stops gracefully, and its outcome carries the signal)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def interruptible() -> Iterator[Callable[[], None]]:
+    """SIGINT and SIGTERM raise GateInterrupted, once. The callable it yields quiets them: call it once the sequence
+    is over, so a signal while the report is written or the alert sent is ignored instead of cutting that short. A
+    profile run installs its own handlers meanwhile (it stops gracefully, and its outcome carries the signal)."""
     fired: list[int] = []
+
+    def quiet() -> None:
+        fired.append(0)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield quiet
+        return
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         if fired:
@@ -118,7 +123,7 @@ def interruptible() -> Iterator[None]:
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield quiet
     finally:
         for sig, previous in old.items():
             signal.signal(sig, previous)

@@ -101,17 +101,18 @@ def _gate(args: argparse.Namespace) -> int:
         return run(options)
 
     record = GateRecord(gate_id)
-    try:
-        with interruptible():
-            run_gate(plan, record, run_profile, sys.stderr)
-    finally:
-        _, md = write_record(record, out_dir)
-        print(f"harness: deploy gate: {record.outcome} (exit {record.exit_code}); {md}", file=sys.stderr)
-    if record.exit_code != 0:
-        sinks = AlertSinks.from_args(args)
-        if sinks.enabled:
-            what = "deploy gate interrupted" if record.exit_code > 128 else f"deploy gate {_KIND[record.exit_code]}"
-            publish(Alert(what, target.label, record.outcome, str(md)), sinks)
+    with interruptible() as quiet:
+        try:
+            run_gate(plan, record, run_profile, sys.stderr)  # an interruption ends it with 128 + the signal
+        finally:
+            quiet()  # the record is written and the alert sent whatever signal comes now
+            _, md = write_record(record, out_dir)
+            print(f"harness: deploy gate: {record.outcome} (exit {record.exit_code}); {md}", file=sys.stderr)
+        if record.exit_code != 0:
+            sinks = AlertSinks.from_args(args)
+            if sinks.enabled:
+                kind = "interrupted" if record.exit_code > 128 else _KIND[record.exit_code]
+                publish(Alert(f"deploy gate {kind}", target.label, record.outcome, str(md)), sinks)
     return record.exit_code
 
 
