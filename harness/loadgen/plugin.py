@@ -11,6 +11,8 @@ apart from `ProfileShape` following `-u/-r/-t`.
     every 1 s: psutil CPU % ─► record_cpu              every 1 s: users sample, progress.json
     events.report_to_master ─► payload (reset) ──────► quitting: collect final reports, write result.json
                                                         (partial = the shape did not reach its end)
+                                                        master: the same payloads ─► LiveTally ─► progress.json
+                                                        `live` (run totals, recent sketches: the run's /metrics)
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRu
 from harness.loadgen.arrivals import ArrivalGate, install_gate
 from harness.loadgen.env import PROGRESS_FILE, RESULT_FILE, SNAPSHOT_FILE, Settings, read_profile
 from harness.model.breakdown import CONNECT_EVENTS
+from harness.model.live import LiveTally
 from harness.model.metrics import ACKED_OBJECT_MISSING_KIND, ACKED_UPLOAD
 from harness.model.profile import ENVIRONMENT_ATTRIBUTE, USER_CLASSES, Profile
 from harness.model.result import GroupInfo, Result, ResultBuilder, RunInfo, SteadyState, dump_result
@@ -95,6 +98,7 @@ class HarnessPlugin:
         self.is_worker = isinstance(runner, WorkerRunner)
         name = settings.worker_name or (runner.client_id if isinstance(runner, WorkerRunner) else "local")
         self.builder = ResultBuilder(window_s=self.profile.window_s, worker=name)
+        self.live = LiveTally(self.profile.window_s) if self.is_master else None
         self.default_group = next(iter(self.profile.groups))
         self.started_s: float | None = None
         self.planned_s = self.profile.load.total_duration_s
@@ -242,6 +246,8 @@ class HarnessPlugin:
         payload = data.get(_payload_key)
         if payload is not None:
             self.builder.merge(payload)
+            if self.live is not None:
+                self.live.absorb(payload)
 
     def _on_test_start(self, **_: Any) -> None:
         if self.started_s is None:
@@ -285,8 +291,9 @@ class HarnessPlugin:
         workers = 1
         if isinstance(runner, MasterRunner):
             workers = len(runner.clients.ready) + len(runner.clients.running) + len(runner.clients.spawning)
-        progress = {
-            "t_s": time.time(),
+        now_s = time.time()
+        progress: dict[str, Any] = {
+            "t_s": now_s,
             "state": state,
             "started_s": self.started_s,
             "planned_s": self.planned_s,
@@ -298,6 +305,8 @@ class HarnessPlugin:
             "p95_ms": p95_ms,
             "error_pct": 100.0 * total.fail_ratio,
         }
+        if self.live is not None:
+            progress["live"] = self.live.snapshot(now_s)
         _write_atomic(self.settings.out_dir / PROGRESS_FILE, json.dumps(progress))
 
     def _on_sigterm(self) -> None:

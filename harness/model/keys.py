@@ -96,11 +96,14 @@ def mint_access_token(
     role: str = "authenticated",
     aal: str = "aal1",
     signed_in_at: float | None = None,
+    amr: list[dict[str, Any]] | None = None,
+    is_anonymous: bool = False,
 ) -> tuple[str, int]:
     """Mint a GoTrue-shaped access token (docs/protocols.md §2.3). Returns (token, expires_at).
 
-    `role` and `aal` come from the user and session rows; `signed_in_at` (the `amr` timestamp) is when the session
-    was created by a password sign-in, which stays the same across refreshes (default: now).
+    `role` and `aal` come from the user and session rows. `amr` lists how the session was authenticated, most
+    recent first (GoTrue reads it from auth.mfa_amr_claims); without it, one password entry stamped `signed_in_at`
+    (when the session was created, which stays the same across refreshes; default: now).
     """
     issued = int(now if now is not None else time.time())
     exp = issued + ttl_s
@@ -112,12 +115,12 @@ def mint_access_token(
         "iat": issued,
         "email": email,
         "phone": "",
-        "app_metadata": app_metadata or {"provider": "email", "providers": ["email"]},
+        "app_metadata": app_metadata if app_metadata is not None else {"provider": "email", "providers": ["email"]},
         "user_metadata": user_metadata or {},
         "role": role,
         "aal": aal,
-        "amr": [{"method": "password", "timestamp": int(signed_in_at) if signed_in_at is not None else issued}],
+        "amr": amr or [{"method": "password", "timestamp": int(signed_in_at) if signed_in_at is not None else issued}],
         "session_id": session_id or str(uuid.uuid4()),
-        "is_anonymous": False,
+        "is_anonymous": is_anonymous,
     }
     return sign(claims, secret), exp

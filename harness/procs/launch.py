@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -48,10 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SECRET_OPTIONS_ENV = "HARNESS_PIECE_SECRET_OPTIONS"
+"""More factory options, as a JSON object in this environment variable: secrets (a LiveKit API secret) stay out of
+the command line, which every local user can read in `ps`."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     factory = load_factory(args.factory)
     options: dict[str, Any] = json.loads(args.options)
+    options.update(json.loads(os.environ.pop(SECRET_OPTIONS_ENV, "{}")))
     name = args.name or args.factory
 
     def ready(port: int) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.errors import ConfigError, TargetUnreachable
 from harness.procs.child import Child
-from harness.procs.launch import FAILED_PREFIX, READY_PREFIX
+from harness.procs.launch import FAILED_PREFIX, READY_PREFIX, SECRET_OPTIONS_ENV
 
 START_TIMEOUT_S = 30.0
 """How long a piece may take to listen before the harness gives up (imports dominate: ~1-2 s here)."""
@@ -34,12 +34,15 @@ class PieceProcess(Child):
         log_path: Path,
         *,
         options: Mapping[str, Any] | None = None,
+        secret_options: Mapping[str, Any] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        """`secret_options` reach the factory through the child's environment, not its command line."""
         argv = [sys.executable, "-m", "harness.procs.launch", factory, "--name", name, "--bind", host,
                 "--port", str(port), "--options", json.dumps(dict(options or {}))]  # fmt: skip
-        super().__init__(name, argv, log_path, pipe_stdout=True)
+        env = {**os.environ, SECRET_OPTIONS_ENV: json.dumps(dict(secret_options))} if secret_options else None
+        super().__init__(name, argv, log_path, pipe_stdout=True, env=env)
         try:
             self.port = self._wait_ready()
         except KeyboardInterrupt:  # a second Ctrl-C while it starts: the caller never gets it, so stop it here

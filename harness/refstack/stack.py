@@ -38,6 +38,8 @@ PRIMARY_REGION = "ap-southeast-1"
 REPLICA_REGION = "ap-northeast-1"
 REGION_FACTORY = "harness.refstack.region.app:build_app_from_options"
 LIVEKIT_FACTORY = "harness.refstack.livekit.server:build_app"
+SECRET_OPTIONS = frozenset({"api_secret", "livekit_api_secret"})
+"""Factory options passed through a piece's environment rather than its command line (procs/launch.py)."""
 EDGE_FACTORY = "harness.refstack.edge.server:build_app"
 TOXIPROXY_PIECE = "toxiproxy"
 REPLICATION_PROXY = f"replication_{PRIMARY_REGION}"
@@ -98,6 +100,10 @@ class StackConfig:
     """How often the edge probes each origin's /health."""
     livekit_join_timeout_s: float = 60.0
     """The LiveKit stand-in drops a participant that never becomes active after this long (real server: 60 s)."""
+    livekit_api_key: str = keys.LIVEKIT_API_KEY
+    livekit_api_secret: str = keys.LIVEKIT_API_SECRET
+    """The key pair the LiveKit stand-in accepts and the regions' `livekit-token` signs with (default: the local
+    demo pair; `target up` takes LIVEKIT_API_KEY / LIVEKIT_API_SECRET from the environment or --env-file)."""
     advertise_host: str | None = None
     """The host clients elsewhere reach the stack at (a compose service name), used in the LiveKit URL the token
     function hands out; None: `host`."""
@@ -112,6 +118,7 @@ class StackConfig:
 @dataclass
 class Endpoints:
     host: str
+    livekit_api_key: str = keys.LIVEKIT_API_KEY
     ports: dict[str, int] = field(default_factory=dict)
     origin_ports: dict[str, int] = field(default_factory=dict)
     """Region piece → listen port of its origin proxy (only with `StackConfig.origin_proxies`)."""
@@ -160,7 +167,7 @@ class Endpoints:
             out["SUPABASE_URL_JAPAN"] = self.replica_url
         if "livekit" in self.ports:
             out["LIVEKIT_URL"] = self.livekit_url
-            out["LIVEKIT_API_KEY"] = keys.LIVEKIT_API_KEY
+            out["LIVEKIT_API_KEY"] = self.livekit_api_key
         out["SUPABASE_ANON_KEY"] = keys.ANON_KEY
         return out
 
@@ -170,7 +177,7 @@ class ReferenceStack:
 
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
-        self.endpoints = Endpoints(self.config.host)
+        self.endpoints = Endpoints(self.config.host, self.config.livekit_api_key)
         self.processes: dict[str, PieceProcess] = {}
         self._tmp: Path | None = None
         """The data directory made when none was configured: recorded (procs/leftovers.py), so a later run removes
@@ -188,7 +195,8 @@ class ReferenceStack:
         """(factory, port, factory options) of one piece, for `PieceProcess`."""
         config, ports, endpoints = self.config, self.config.ports, self.endpoints
         region: dict[str, Any] = {"livekit_url": self._livekit_url(), "access_token_ttl_s": config.access_token_ttl_s,
-                                  "bcrypt_cost": config.bcrypt_cost}  # fmt: skip
+                                  "bcrypt_cost": config.bcrypt_cost, "livekit_api_key": config.livekit_api_key,
+                                  "livekit_api_secret": config.livekit_api_secret}  # fmt: skip
         if piece == "primary":
             region |= {"region": PRIMARY_REGION, "data_dir": str(data_dir / PRIMARY_REGION),
                        "synchronous_replica": config.synchronous_replica}  # fmt: skip
@@ -205,7 +213,9 @@ class ReferenceStack:
                        "replication_lag_ms": config.replication_lag_ms}  # fmt: skip
             return REGION_FACTORY, ports.replica, region
         if piece == "livekit":
-            return LIVEKIT_FACTORY, ports.livekit, {"join_timeout_s": config.livekit_join_timeout_s}
+            return LIVEKIT_FACTORY, ports.livekit, {"join_timeout_s": config.livekit_join_timeout_s,
+                                                    "api_key": config.livekit_api_key,
+                                                    "api_secret": config.livekit_api_secret}  # fmt: skip
         if piece == "edge":
             # The edge needs an origin per region; with one region running, both names point at it.
             regions = [piece for piece in ("primary", "replica") if piece in endpoints.ports]
@@ -252,9 +262,12 @@ class ReferenceStack:
 
     def _launch(self, piece: str, factory: str, port: int, options: dict[str, Any]) -> None:
         assert self._log_dir is not None, "start() sets the log directory"
+        public = {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
+        secret = {k: v for k, v in options.items() if k in SECRET_OPTIONS}
         process = PieceProcess(
-            piece, factory, self._log_dir / f"{piece}.log", options=options, host=self.config.host, port=port
-        )
+            piece, factory, self._log_dir / f"{piece}.log", options=public, secret_options=secret,
+            host=self.config.host, port=port,
+        )  # fmt: skip
         self.processes[piece] = process
         # Keep start order, so stop() (reverse order) stays right after a restart.
         ordered = [(p, self.processes[p]) for p in START_ORDER if p in self.processes]

@@ -6,6 +6,7 @@ Exit codes: 0 every gate passed, 1 a gate or smoke check failed, 2 invalid run o
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import sys
@@ -19,6 +20,7 @@ from harness.errors import ConfigError, HarnessError, TargetUnreachable
 from harness.model import limits
 from harness.model.capacity import plan_levels
 from harness.model.run_ids import check_run_id
+from harness.monitor import MetricsOptions
 from harness.refstack.postgres.migrations import check_folder
 from harness.run import shaping as china_vars
 from harness.run.capacity import CapacityOptions, run_capacity
@@ -114,18 +116,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, checks_default: bool) ->
     parser.add_argument(
         "--keep-users", action="store_true", help="keep the provisioned test users (credentials.json in the report)"
     )
-    parser.add_argument(
-        "--metrics-port",
-        metavar="PORT",
-        help="serve the run's live metrics for Prometheus at http://BIND:PORT/metrics while it runs (e.g. 9646; "
-        "docs/monitoring.md); default: off",
-    )
-    parser.add_argument(
-        "--metrics-bind",
-        default="127.0.0.1",
-        metavar="ADDR",
-        help="address of the metrics listener (default: %(default)s; 0.0.0.0 in a container)",
-    )
+    _add_metrics_arguments(parser)
     parser.add_argument(
         "--results-url",
         metavar="S3_URL",
@@ -137,6 +128,51 @@ def _add_run_arguments(parser: argparse.ArgumentParser, checks_default: bool) ->
     aws.add_arguments(parser)
     _add_distributed_arguments(parser)
     parser.set_defaults(func=_run, network=None, overlay=[], kernel=False)
+
+
+def _add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    metrics = parser.add_argument_group("Prometheus metrics while the run is live (docs/monitoring.md)")
+    metrics.add_argument(
+        "--metrics-port", metavar="PORT", help="serve http://ADDR:PORT/metrics (default: off; 0 = off; e.g. 9646)"
+    )
+    metrics.add_argument(
+        "--metrics-bind",
+        metavar="ADDR",
+        help="address to listen on (default: 127.0.0.1; 0.0.0.0 with --master, for a Prometheus elsewhere)",
+    )
+    metrics.add_argument(
+        "--metrics-linger",
+        default="0",
+        metavar="TIME",
+        help="after the run, serve until Prometheus has scraped the verdict, at most this long (e.g. 30s; default 0)",
+    )
+
+
+def metrics_options(args: argparse.Namespace) -> MetricsOptions | None:
+    """--metrics-port/--metrics-bind/--metrics-linger; None when the port is unset or 0."""
+    port_text = args.metrics_port
+    if port_text is None or port_text.strip() == "0":
+        if args.metrics_bind is not None:
+            raise ConfigError("--metrics-bind needs --metrics-port (e.g. --metrics-port 9646 --metrics-bind 0.0.0.0)")
+        return None
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--metrics-port: {port_text!r} is not a TCP port (1 to 65535, e.g. 9646; 0 = off)")
+    bind = args.metrics_bind
+    if bind is None:
+        bind = "0.0.0.0" if getattr(args, "master", False) else "127.0.0.1"  # a Locust master serves workers elsewhere
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        raise ConfigError(
+            f"--metrics-bind: {bind!r} is not an IP address to listen on (e.g. 127.0.0.1, 0.0.0.0 or ::)"
+        ) from None
+    linger = args.metrics_linger
+    linger_s = 0.0 if linger.strip() in ("0", "0s") else parse_duration_s(linger, "--metrics-linger", 3600.0, "1 hour")
+    return MetricsOptions(port=port, bind=bind, linger_s=linger_s)
 
 
 RESULT_BEGIN = "--- harness result.json begin ---"
@@ -356,9 +392,8 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         overlays=tuple(args.overlay),
         kernel=args.kernel,
         migrations_dir=check_folder(args.migrations) if args.migrations else None,
-        metrics_port=_port("--metrics-port", args.metrics_port) if args.metrics_port is not None else None,
+        metrics=metrics_options(args),
         **_distributed_options(args),
-        metrics_bind=args.metrics_bind,
     )
 
 

@@ -12,6 +12,7 @@ from harness.errors import ConfigError
 from harness.loadgen.locustfiles import shipped_locustfile
 from harness.model.files import read_text
 from harness.model.profile import GatesConfig, Profile
+from harness.monitor import MetricsOptions
 from harness.run.progress import PROGRESS_INTERVAL_S
 
 FALLBACK_LOCUSTFILE = Path(str(importlib.resources.files("harness.loadgen") / "fallback_locustfile.py")).resolve()
@@ -60,10 +61,8 @@ class RunOptions:
     master_port: int = 5557
     workers_wait_s: int = 120
     """A distributed run is invalid when its workers have not all joined by then."""
-    metrics_port: int | None = None
-    """Serve the run's live metrics for Prometheus on this port (0: any); None: off (docs/monitoring.md)."""
-    metrics_bind: str = "127.0.0.1"
-    """Address of the metrics listener (0.0.0.0 in a container, so Prometheus can reach it)."""
+    metrics: MetricsOptions | None = None
+    """Serve the run's Prometheus metrics (harness/monitor/, docs/monitoring.md); None: off."""
 
 
 def effective_profile(profile: Profile, options: RunOptions, where: str) -> Profile:

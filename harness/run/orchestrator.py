@@ -26,7 +26,6 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -36,13 +35,13 @@ from harness.loadgen.cluster import EXPECT_WORKERS_MAX_WAIT_S, ClusterConfig
 from harness.model.profile import Profile, load_profile, resolve_profile
 from harness.model.result import CpuSample, NetworkConditions
 from harness.model.run_ids import run_dir, safe_part
+from harness.monitor import RunMonitor, exporting
 from harness.network import kernel
 from harness.refstack.stack import ReferenceStack, StackConfig, StackPorts
 from harness.run import shaping as china
 from harness.run.accounts import configured_group_size, needs_accounts, provision_for_run, users_needed, users_tag
 from harness.run.collect import RunOutcome, collect, empty_result, print_checks, report
 from harness.run.distributed import distributed_workers, remote_workers
-from harness.run.exporter import LiveMetrics
 from harness.run.hops import ServerHops, fetch_server_hops
 from harness.run.network_conditions import all_conditions
 from harness.run.options import (
@@ -83,8 +82,6 @@ def resolve_target(
 
 
 LOOPBACK = "127.0.0.1"
-METRICS_SNAPSHOT_S = 5.0
-"""With --metrics-port: how often the master writes snapshot.json, the merged result the exporter reads."""
 
 
 def run(
@@ -94,28 +91,25 @@ def run(
     profile: Profile | None = None,
     monitor: Callable[[Path], str | None] | None = None,
 ) -> RunOutcome:
-    """The whole run, with its live metrics served while it goes on when options.metrics_port asks for them."""
-    if options.metrics_port is not None and options.snapshot_s is None:
-        options = replace(options, snapshot_s=METRICS_SNAPSHOT_S)
-    live = LiveMetrics(options.metrics_port, options.metrics_bind, log)
-    try:
-        return _run(options, log, profile, monitor, live)
-    finally:
-        live.stop()
+    """The whole run. Raises ConfigError before anything starts, TargetUnreachable (after reporting it),
+    NetworkShapingError when shaping cannot be set up; cleans up everything it started on every path.
+
+    `profile` replaces options.profile's file (`harness capacity`'s stepped profile); `monitor(out_dir)`, called
+    while the load runs, stops it early (cleanly, as a first Ctrl-C does) by returning the reason. With
+    `options.metrics`, /metrics is served from before the target starts until the verdict (harness/monitor/)."""
+    with exporting(options.metrics, log) as live:
+        outcome = _run(options, log, live, profile, monitor)
+        live.finish(outcome.verdict)
+        return outcome
 
 
 def _run(
     options: RunOptions,
     log: TextIO,
+    live: RunMonitor,
     profile: Profile | None,
     monitor: Callable[[Path], str | None] | None,
-    live: LiveMetrics,
 ) -> RunOutcome:
-    """The whole run. Raises ConfigError before anything starts, TargetUnreachable (after reporting it),
-    NetworkShapingError when shaping cannot be set up; cleans up everything it started on every path.
-
-    `profile` replaces options.profile's file (`harness capacity`'s stepped profile); `monitor(out_dir)`, called
-    while the load runs, stops it early (cleanly, as a first Ctrl-C does) by returning the reason."""
     if profile is None:
         source = resolve_profile(options.profile)
         profile = effective_profile(load_profile(source), options, str(source))
@@ -150,8 +144,7 @@ def _run(
     for stale in (hs.RESULT_FILE, hs.SNAPSHOT_FILE, hs.PROGRESS_FILE, china.NETWORK_FILE):
         (out_dir / stale).unlink(missing_ok=True)
     profile_path = out_dir / "profile.json"
-    profile_path.write_text(json.dumps(profile_data(profile), indent=2), encoding="utf-8")
-    live.start(out_dir, {"run_id": run_id, "profile": profile.name})
+    profile_path.write_text(json.dumps(profile_data(china.named_networks(profile)), indent=2), encoding="utf-8")
 
     checks: list[CheckResult] = []
     process_cpu: list[CpuSample] = []
@@ -162,6 +155,7 @@ def _run(
     with StopRequest(log) as stop, _reported_on_abort(stop), contextlib.ExitStack() as cleanup_stack:
         target = resolve_target(options, profile, cleanup_stack, out_dir, log)
         target_label = target.label
+        live.begin(run_id, profile.name, target.label, out_dir / hs.PROGRESS_FILE)
         check_allowed(target, options.confirm_remote)
         print(
             f"harness: run {run_id}: profile {profile.name} against {target.label} with {workers} worker(s)", file=log
@@ -213,6 +207,7 @@ def _run(
                 with running_cluster(config) as cluster, remote_workers(options, config, cluster, log):
                     printer = ProgressPrinter(profile.name, log, options.progress_interval_s)
                     interrupted = watch(cluster, profile, stop, out_dir, printer, monitor)
+                    live.stopping()
             finally:
                 process_cpu = sampler.stop()
             # Before the reference stack stops; envelopes carry the users' tag of the run id (accounts.py).

@@ -39,6 +39,10 @@ class ProgressPrinter:
         self._next = time.monotonic() + interval_s
         self._history: deque[tuple[float, int]] = deque()
 
+    def due(self) -> bool:
+        """Time for the next line (progress.json is read only then: with its `live` figures it is not tiny)."""
+        return time.monotonic() >= self._next
+
     def maybe_print(self, progress: dict[str, Any] | None) -> None:
         now = time.monotonic()
         if now < self._next:
@@ -105,7 +109,8 @@ def watch(
                 file=printer.log,
             )
             return True
-        printer.maybe_print(read_progress(out_dir))
+        if printer.due():
+            printer.maybe_print(read_progress(out_dir))
         if monitor is not None and time.monotonic() >= next_check:
             next_check = time.monotonic() + MONITOR_INTERVAL_S
             reason = monitor(out_dir)

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from harness.errors import ConfigError, NetworkShapingError
 from harness.model.profile import Profile
 from harness.network import kernel
 from harness.network.profiles import Bandwidth, NetworkProfile, load_stack
+from harness.network.profiles import load_profile as load_network
 from harness.network.render import nftables_script, not_rendered, render_all, toxiproxy_toxics
 from harness.network.toxiproxy_client import ToxiproxyClient
 from harness.procs.piece import PieceProcess
@@ -81,6 +83,20 @@ def with_network(profile: Profile, network: str | None) -> Profile:
             f"(groups: {', '.join(profile.groups)}); use `harness china` or add one"
         )
     groups = {n: g.model_copy(update={"network": network}) if n in china else g for n, g in profile.groups.items()}
+    return profile.model_copy(update={"groups": groups})
+
+
+def named_networks(profile: Profile) -> Profile:
+    """The profile as profile.json carries it to the Locust processes, whose groups name their network (a label in
+    the result, checked as a netem/ name): a group given a file by `--network PATH` is labelled with the name the
+    file gives itself (`name = …`, else the file's name). The shaping, done by the orchestrator, uses the file."""
+    groups = {}
+    for name, group in profile.groups.items():
+        if group.network.endswith(".toml") or "/" in group.network:
+            own = load_network(group.network).name
+            label = re.sub(r"[^a-z0-9._-]+", "-", own.lower()).strip("-._") or "custom"
+            group = group.model_copy(update={"network": label})
+        groups[name] = group
     return profile.model_copy(update={"groups": groups})
 
 

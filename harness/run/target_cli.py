@@ -7,11 +7,14 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError, TargetUnreachable
 from harness.model import keys
 from harness.model.hosts import is_loopback_url
+from harness.model.target_config import read_env_file
 from harness.procs.child import describe_exit
 from harness.refstack.edge.build import BUILDS, DEFAULT_DELAY_MS
 from harness.refstack.edge.build import PATH as BUILD_PATH
@@ -29,6 +32,7 @@ SUPERVISE_INTERVAL_S = 0.5
 LOG_TAIL_LINES = 5
 """Lines of a dead piece's log quoted in the message."""
 _LOCAL_KEYS_NOTE = "local demo keys: they protect nothing; never use them for a real project"
+_LIVEKIT_NAMES = ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,6 +79,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "removed on exit)",
     )
     up.add_argument("--migrations", type=Path, metavar="DIR", help=MIGRATIONS_HELP)
+    up.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="FILE",
+        help="a production.env-style file: its LIVEKIT_API_KEY / LIVEKIT_API_SECRET (else the environment's) are the "
+        "key pair the LiveKit stand-in accepts and the regions sign LiveKit tokens with (default: the demo pair)",
+    )
     up.set_defaults(func=run_up)
     check = target_sub.add_parser(
         "check",
@@ -128,10 +139,44 @@ def _supervise(stack: ReferenceStack) -> None:
             )
 
 
-def _print_keys() -> None:
+@dataclass(frozen=True)
+class LiveKitKeys:
+    key: str = keys.LIVEKIT_API_KEY
+    secret: str = keys.LIVEKIT_API_SECRET
+    source: str | None = None
+    """Where a user's pair came from ("environment" or the env file); None for the demo pair."""
+
+
+def livekit_keys(env_file: Path | None, environ: Mapping[str, str] | None = None) -> LiveKitKeys:
+    """LIVEKIT_API_KEY / LIVEKIT_API_SECRET from `env_file` (its values win) or the environment; the demo pair
+    when neither sets them. ConfigError when only one of the two is set (the stand-in could not check tokens)."""
+    values = {k: v for k, v in (os.environ if environ is None else environ).items() if k in _LIVEKIT_NAMES}
+    source = "environment"
+    if env_file is not None:
+        from_file = {k: v for k, v in read_env_file(env_file).items() if k in _LIVEKIT_NAMES}
+        if from_file:
+            values.update(from_file)
+            source = str(env_file) if len(from_file) == len(_LIVEKIT_NAMES) else f"{env_file} and the environment"
+    key, secret = (values.get(name, "").strip() for name in _LIVEKIT_NAMES)
+    if not key and not secret:
+        return LiveKitKeys()
+    if not key or not secret:
+        missing, present = ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET") if not key else _LIVEKIT_NAMES[::-1]
+        raise ConfigError(
+            f"{present} is set ({source}) but {missing} is not: the LiveKit stand-in needs both (the key names the "
+            f"secret that signs tokens), e.g. LIVEKIT_API_KEY=APIxxxx and LIVEKIT_API_SECRET=<32+ characters>; or "
+            "set neither to use the demo pair"
+        )
+    return LiveKitKeys(key, secret, source)
+
+
+def _print_keys(livekit: LiveKitKeys = LiveKitKeys()) -> None:
     print(f"  anon key:          {keys.ANON_KEY}")
     print(f"  service-role key:  {keys.SERVICE_ROLE_KEY}")
-    print(f"  LiveKit key/secret: {keys.LIVEKIT_API_KEY} / {keys.LIVEKIT_API_SECRET}")
+    if livekit.source is None:
+        print(f"  LiveKit key/secret: {livekit.key} / {livekit.secret}")
+    else:  # the user's secret is not echoed
+        print(f"  LiveKit key/secret: {livekit.key} / (LIVEKIT_API_SECRET from {livekit.source})")
     print(f"  ({_LOCAL_KEYS_NOTE})")
 
 
@@ -139,8 +184,9 @@ def run_up(args: argparse.Namespace) -> int:
     _check_port("port", args.port)
     for piece in PIECES:
         _check_port(f"{piece}-port", getattr(args, f"{piece}_port"))
+    livekit = livekit_keys(args.env_file)
     if args.region:
-        return _run_region(args)
+        return _run_region(args, livekit)
     ports = StackPorts(**{piece: getattr(args, f"{piece}_port") for piece in PIECES})
     migrations_dir = check_folder(args.migrations) if args.migrations else None
     config = StackConfig(
@@ -149,6 +195,8 @@ def run_up(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         pieces=tuple(args.only or PIECES),
         migrations_dir=migrations_dir,
+        livekit_api_key=livekit.key,
+        livekit_api_secret=livekit.secret,
         advertise_host=args.advertise_host,
     )
     with ReferenceStack(config) as stack:
@@ -156,7 +204,7 @@ def run_up(args: argparse.Namespace) -> int:
         for piece, port in stack.endpoints.ports.items():
             scheme = "ws" if piece == "livekit" else "http"
             print(f"  {piece:<8} {scheme}://{args.bind}:{port}   (log: {stack.processes[piece].log_path})")
-        _print_keys()
+        _print_keys(livekit)
         print("Ctrl-C stops it.", flush=True)
         _supervise(stack)
         print("stopping...", file=sys.stderr)
@@ -201,19 +249,25 @@ def run_check(args: argparse.Namespace) -> int:
     return 2 if failed or not probes else 0
 
 
-def _run_region(args: argparse.Namespace) -> int:
+def _run_region(args: argparse.Namespace, livekit: LiveKitKeys) -> int:
     from harness.procs import serving
     from harness.refstack.region.app import build_app
     from harness.refstack.region.config import RegionConfig
 
     port = args.port if args.port is not None else (54321 if args.region == "ap-southeast-1" else 54322)
     migrations_dir = check_folder(args.migrations) if args.migrations else None
-    config = RegionConfig(region=args.region, data_dir=args.data_dir, migrations_dir=migrations_dir)
+    config = RegionConfig(
+        region=args.region,
+        data_dir=args.data_dir,
+        migrations_dir=migrations_dir,
+        livekit_api_key=livekit.key,
+        livekit_api_secret=livekit.secret,
+    )
 
     def ready(bound: int) -> None:
         print(f"region server {args.region} (primary) up: http://{args.bind}:{bound}")
         print(f"  data dir: {args.data_dir or 'temporary (nothing survives a restart; pass --data-dir)'}")
-        _print_keys()
+        _print_keys(livekit)
         print("Ctrl-C stops it.", flush=True)
 
     serving.serve_forever(lambda: build_app(config), args.bind, port, on_ready=ready)

@@ -45,7 +45,7 @@ def group_workers(
     groups = []
     for name, count in split.items():
         group_path = out_dir / f"profile-{name}.json"
-        data = profile_data(china.group_profile(profile, name, keep_country=target.reference))
+        data = profile_data(china.group_profile(china.named_networks(profile), name, keep_country=target.reference))
         group_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
         shaped = paths.get(name)
         urls = shaped.urls if shaped else {"SUPABASE_URL": target.url, **livekit_urls(target)}

@@ -5,7 +5,9 @@ Everything runs on the server's one event loop, so no locks. A participant is re
 
     /rtc join ──► RoomRegistry.join ──► others: SignalResponse{update}
                         │  arms join timer ── not ACTIVE after join_timeout_s ──► leave(JOIN_FAILURE) + close
-    Twirp ──────► create / list / delete rooms, list / get / remove participants
+    Twirp ──────► create / list / delete rooms, list / get / remove / update participants, mute tracks,
+                  room metadata (─► RoomUpdate), SendData (─► DataPacket frames, datachannel.py)
+    /rtc add_track ─► a published track (no media: published at once) ─► track_published, others: update
 """
 
 from __future__ import annotations
@@ -38,17 +40,29 @@ SERVER_PROTOCOL = 16
 
 Reason: TypeAlias = proto_models.DisconnectReason
 _ALPHABET = string.ascii_letters + string.digits
-_M = TypeVar("_M", proto_models.Room, proto_models.ParticipantInfo)
+_M = TypeVar("_M", proto_models.Room, proto_models.ParticipantInfo, proto_models.TrackInfo)
 
 
 class NotFound(LookupError):
     """A room or participant does not exist; `str(exc)` is livekit-server's message."""
 
 
+class FailedPrecondition(RuntimeError):
+    """livekit-server's ErrRemoteUnmuteNoteEnabled and the like; `str(exc)` is its message."""
+
+
+ROOM_NOT_FOUND = "requested room does not exist"
+PARTICIPANT_NOT_FOUND = "participant does not exist"
+
+
 class SignalSink(Protocol):
     """Where a participant's signal responses go; both calls return at once (the sink queues)."""
 
     def send(self, response: proto_rtc.SignalResponse) -> None: ...
+
+    def send_data(self, packet: proto_models.DataPacket) -> None:
+        """Deliver a server-sent DataPacket (datachannel.py: over the signalling socket, there being no data
+        channel)."""
 
     def close(self) -> None:
         """Close the connection (code 1000) after the frames already queued."""
@@ -112,7 +126,7 @@ class RoomRegistry:
     def delete_room(self, name: str) -> None:
         state = self._rooms.get(name)
         if state is None:
-            raise NotFound("requested room does not exist")
+            raise NotFound(ROOM_NOT_FOUND)
         self._close_room(state, proto_models.DisconnectReason.ROOM_DELETED)
 
     def _new_room(self, name: str) -> RoomState:
@@ -237,8 +251,114 @@ class RoomRegistry:
         state = self._rooms.get(room_name)
         participant = state.participants.get(identity) if state else None
         if participant is None:
-            raise NotFound("participant does not exist")
+            raise NotFound(PARTICIPANT_NOT_FOUND)
         return participant
+
+    def _room(self, room_name: str) -> RoomState:
+        state = self._rooms.get(room_name)
+        if state is None:
+            raise NotFound(ROOM_NOT_FOUND)
+        return state
+
+    def _find_in_room(self, room_name: str, identity: str) -> Participant:
+        """roomAndParticipantForReq: an unknown room and an unknown identity are told apart."""
+        participant = self._room(room_name).participants.get(identity)
+        if participant is None:
+            raise NotFound(PARTICIPANT_NOT_FOUND)
+        return participant
+
+    # ---- admin changes (RoomService) ---------------------------------------------------------------------------
+    def update_participant(self, req: proto_room.UpdateParticipantRequest) -> proto_models.ParticipantInfo:
+        """ParticipantImpl.UpdateMetadata then SetPermission: a non-empty name or metadata replaces the old one,
+        attributes merge (an empty value deletes the key), a permission replaces the old one; everyone in the room,
+        the participant too, gets the new ParticipantInfo."""
+        participant = self._find(req.room, req.identity)
+        info = participant.info
+        if req.name:
+            info.name = req.name
+        if req.metadata:
+            info.metadata = req.metadata
+        for key, value in req.attributes.items():
+            if value:
+                info.attributes[key] = value
+            else:
+                info.attributes.pop(key, None)
+        if req.HasField("permission"):
+            info.permission.CopyFrom(req.permission)
+            participant.hidden = req.permission.hidden
+        self._broadcast_update(self._rooms[req.room], participant, include_self=True)
+        return _copy(info)
+
+    def mute_published_track(self, req: proto_room.MuteRoomTrackRequest) -> proto_room.MuteRoomTrackResponse:
+        """SetTrackMuted from the server: the owner gets a `mute` request, everyone the new state; an unknown
+        track gives an empty response, as livekit-server's. Unmuting needs `room.enable_remote_unmute`, which
+        the stand-in (like livekit-server's default) does not enable."""
+        participant = self._find_in_room(req.room, req.identity)
+        if not req.muted:
+            raise FailedPrecondition("remote unmute not enabled")
+        track = next((t for t in participant.info.tracks if t.sid == req.track_sid), None)
+        if track is None:
+            return proto_room.MuteRoomTrackResponse()
+        if not track.muted:
+            track.muted = True
+            participant.sink.send(proto_rtc.SignalResponse(mute=proto_rtc.MuteTrackRequest(sid=track.sid, muted=True)))
+            self._broadcast_update(self._rooms[req.room], participant, include_self=False)
+        return proto_room.MuteRoomTrackResponse(track=_copy(track))
+
+    def update_subscriptions(self, req: proto_room.UpdateSubscriptionsRequest) -> None:
+        """Accepted for a participant in the room; there is no media to (un)subscribe, so nothing changes."""
+        self._find_in_room(req.room, req.identity)
+
+    def send_data(self, req: proto_room.SendDataRequest) -> None:
+        """Room.SendDataPacket with no sender: to everyone, or to the destination identities / sids only."""
+        state = self._room(req.room)
+        packet = proto_models.DataPacket(
+            kind=req.kind,
+            destination_identities=req.destination_identities,
+            user=proto_models.UserPacket(
+                payload=req.data,
+                destination_sids=req.destination_sids,
+                destination_identities=req.destination_identities,
+                topic=req.topic if req.HasField("topic") else None,
+                nonce=req.nonce,
+            ),
+        )
+        identities, sids = set(req.destination_identities), set(req.destination_sids)
+        for participant in state.participants.values():
+            wanted = not identities and not sids
+            if wanted or participant.info.identity in identities or participant.info.sid in sids:
+                participant.sink.send_data(packet)
+
+    def update_room_metadata(self, req: proto_room.UpdateRoomMetadataRequest) -> proto_models.Room:
+        """Room.SetMetadata: every participant gets a RoomUpdate."""
+        state = self._room(req.room)
+        state.room.metadata = req.metadata
+        update = proto_rtc.SignalResponse(room_update=proto_rtc.RoomUpdate(room=state.room))
+        for participant in state.participants.values():
+            participant.sink.send(update)
+        return _copy(state.room)
+
+    def publish_track(self, participant: Participant, req: proto_rtc.AddTrackRequest) -> None:
+        """/rtc add_track: with no media plane the track counts as published at once (livekit-server waits for
+        its media): the publisher gets track_published, the others the new ParticipantInfo."""
+        track = proto_models.TrackInfo(
+            sid=new_sid("TR_"),
+            type=req.type,
+            name=req.name,
+            muted=req.muted,
+            width=req.width,
+            height=req.height,
+            source=req.source,
+            stereo=req.stereo,
+            stream=req.stream,
+        )
+        participant.info.tracks.append(track)
+        participant.sink.send(
+            proto_rtc.SignalResponse(track_published=proto_rtc.TrackPublishedResponse(cid=req.cid, track=track))
+        )
+        state = self._rooms.get(participant.room_name)
+        if state is not None and state.participants.get(participant.info.identity) is participant:
+            self._broadcast_update(state, participant, include_self=False)
 
     def _join_timed_out(self, participant: Participant) -> None:
         # The stand-in has no WebRTC, so nobody reaches ACTIVE: like livekit-server, drop them after the timer.
@@ -246,13 +366,13 @@ class RoomRegistry:
         if participant.info.state != proto_models.ParticipantInfo.ACTIVE:
             self.leave(participant, proto_models.DisconnectReason.JOIN_FAILURE, notify_self=True)
 
-    def _broadcast_update(self, state: RoomState, subject: Participant) -> None:
-        if subject.hidden:
-            return
+    def _broadcast_update(self, state: RoomState, subject: Participant, *, include_self: bool = False) -> None:
+        """Others get the subject's new ParticipantInfo (not if it is hidden); with `include_self`, the subject
+        too (its own metadata or permission changed)."""
         subject.info.version += 1
         update = proto_rtc.SignalResponse(update=proto_rtc.ParticipantUpdate(participants=[subject.info]))
         for other in state.participants.values():
-            if other is not subject:
+            if (other is not subject and not subject.hidden) or (other is subject and include_self):
                 other.sink.send(update)
 
 

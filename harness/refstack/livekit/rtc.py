@@ -1,6 +1,7 @@
 """The `/rtc` signalling websocket and `/rtc/validate` (docs/protocols.md §7.3), without WebRTC.
 
     client ──SignalRequest──► reader loop ── ping_req ─► pong_resp ─┐
+                                   │        add_track ──► RoomRegistry.publish_track (track_published)
                                    │        leave ──► RoomRegistry.leave
     RoomRegistry (updates, leave) ─┴──────────────────────────────────► WebSocketSink queue ──► client
 
@@ -21,6 +22,7 @@ from google.protobuf.message import DecodeError
 from livekit.protocol import models as proto_models
 from livekit.protocol import rtc as proto_rtc
 
+from harness.refstack.livekit import datachannel
 from harness.refstack.livekit.auth import PERMISSION_DENIED, AuthError, Grants
 from harness.refstack.livekit.rooms import RoomRegistry
 
@@ -74,6 +76,11 @@ class WebSocketSink:
             self._queue.put_nowait(json_format.MessageToJson(response, indent=None))
         else:
             self._queue.put_nowait(response.SerializeToString())
+
+    def send_data(self, packet: proto_models.DataPacket) -> None:
+        """A server-sent DataPacket, as datachannel.py frames it (always binary: see there)."""
+        if not self._closing:
+            self._queue.put_nowait(datachannel.frame(packet))
 
     def close(self) -> None:
         if not self._closing:
@@ -147,6 +154,8 @@ async def serve_rtc(request: web.Request, rooms: RoomRegistry, grants: Grants | 
                 sink.send(proto_rtc.SignalResponse(pong_resp=pong))
             elif kind == "ping":
                 sink.send(proto_rtc.SignalResponse(pong=now_ms()))
+            elif kind == "add_track":
+                rooms.publish_track(participant, signal.add_track)
             elif kind == "leave":
                 rooms.leave(participant, proto_models.DisconnectReason.CLIENT_INITIATED, notify_self=False)
                 break

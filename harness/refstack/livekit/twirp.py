@@ -1,4 +1,5 @@
-"""Twirp RoomService at `POST /twirp/livekit.RoomService/<Method>` (docs/protocols.md §7.2).
+"""Twirp RoomService at `POST /twirp/livekit.RoomService/<Method>` (docs/protocols.md §7.2), and the Egress and
+Ingress services answering as livekit-server without Redis does (`internal`: "egress not connected (redis required)").
 
 Requests and responses are protobuf (`application/protobuf`) or protojson (`application/json`; responses use
 snake_case proto names with defaults emitted, as livekit-server's Twirp server). Errors are `TwirpError` values
@@ -15,10 +16,12 @@ from typing import Any
 from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
+from livekit.protocol import egress as proto_egress
+from livekit.protocol import ingress as proto_ingress
 from livekit.protocol import room as proto_room
 
 from harness.refstack.livekit.auth import PERMISSION_DENIED, Grants, valid_text
-from harness.refstack.livekit.rooms import NotFound, RoomRegistry
+from harness.refstack.livekit.rooms import FailedPrecondition, NotFound, RoomRegistry
 
 SERVICE = "livekit.RoomService"
 PROTOBUF = "application/protobuf"
@@ -121,6 +124,41 @@ def _remove_participant(rooms: RoomRegistry, grants: Grants | None, req: proto_r
     return proto_room.RemoveParticipantResponse()
 
 
+def _mute_published_track(rooms: RoomRegistry, grants: Grants | None, req: proto_room.MuteRoomTrackRequest) -> Message:
+    _require(grants, "roomAdmin", req.room)
+    return rooms.mute_published_track(req)
+
+
+def _update_participant(
+    rooms: RoomRegistry, grants: Grants | None, req: proto_room.UpdateParticipantRequest
+) -> Message:
+    _require(grants, "roomAdmin", req.room)
+    return rooms.update_participant(req)
+
+
+def _update_subscriptions(
+    rooms: RoomRegistry, grants: Grants | None, req: proto_room.UpdateSubscriptionsRequest
+) -> Message:
+    _require(grants, "roomAdmin", req.room)
+    rooms.update_subscriptions(req)
+    return proto_room.UpdateSubscriptionsResponse()
+
+
+def _send_data(rooms: RoomRegistry, grants: Grants | None, req: proto_room.SendDataRequest) -> Message:
+    _require(grants, "roomAdmin", req.room)
+    if req.nonce and len(req.nonce) != 16:
+        raise TwirpError("invalid_argument", f"nonce should be 16-bytes or not present, got: {len(req.nonce)} bytes")
+    rooms.send_data(req)
+    return proto_room.SendDataResponse()
+
+
+def _update_room_metadata(
+    rooms: RoomRegistry, grants: Grants | None, req: proto_room.UpdateRoomMetadataRequest
+) -> Message:
+    _require(grants, "roomAdmin", req.room)
+    return rooms.update_room_metadata(req)
+
+
 METHODS: dict[str, Method] = {
     "CreateRoom": Method(proto_room.CreateRoomRequest, _create_room),
     "ListRooms": Method(proto_room.ListRoomsRequest, _list_rooms),
@@ -128,21 +166,41 @@ METHODS: dict[str, Method] = {
     "ListParticipants": Method(proto_room.ListParticipantsRequest, _list_participants),
     "GetParticipant": Method(proto_room.RoomParticipantIdentity, _get_participant),
     "RemoveParticipant": Method(proto_room.RoomParticipantIdentity, _remove_participant),
+    "MutePublishedTrack": Method(proto_room.MuteRoomTrackRequest, _mute_published_track),
+    "UpdateParticipant": Method(proto_room.UpdateParticipantRequest, _update_participant),
+    "UpdateSubscriptions": Method(proto_room.UpdateSubscriptionsRequest, _update_subscriptions),
+    "SendData": Method(proto_room.SendDataRequest, _send_data),
+    "UpdateRoomMetadata": Method(proto_room.UpdateRoomMetadataRequest, _update_room_metadata),
 }
 
-UNIMPLEMENTED = frozenset(
-    {
-        "MutePublishedTrack",
-        "UpdateParticipant",
-        "UpdateSubscriptions",
-        "SendData",
-        "UpdateRoomMetadata",
-        "ForwardParticipant",
-        "MoveParticipant",
-        "PerformRpc",
-    }
-)
-"""RoomService methods the real server has and the stand-in does not serve (answered `unimplemented`)."""
+UNIMPLEMENTED = frozenset({"ForwardParticipant", "MoveParticipant", "PerformRpc"})
+"""RoomService methods the real server has and the stand-in does not serve (answered `unimplemented`): they move
+participants between rooms or call into a participant's RPC handlers, which need a media and data plane."""
+
+
+@dataclass(frozen=True)
+class Unconnected:
+    """A Twirp service livekit-server registers but serves only with Redis and its worker (egress, ingress): after
+    the grant check every method answers `internal` with `message`, as `ErrEgressNotConnected` does."""
+
+    grant: str
+    message: str
+    request_types: dict[str, type[Message]]
+
+
+def _request_types(module: Any, service: str) -> dict[str, type[Message]]:
+    methods = module.DESCRIPTOR.services_by_name[service].methods
+    return {m.name: getattr(module, m.input_type.name) for m in methods}
+
+
+UNCONNECTED: dict[str, Unconnected] = {
+    "livekit.Egress": Unconnected(
+        "roomRecord", "egress not connected (redis required)", _request_types(proto_egress, "Egress")
+    ),
+    "livekit.Ingress": Unconnected(
+        "ingressAdmin", "ingress not connected (redis required)", _request_types(proto_ingress, "Ingress")
+    ),
+}
 
 
 async def serve(request: web.Request, rooms: RoomRegistry, grants: Grants | None) -> web.Response:
@@ -158,6 +216,9 @@ async def _serve(request: web.Request, rooms: RoomRegistry, grants: Grants | Non
         raise bad_route(f'unsupported method "{request.method}" (only POST is allowed)', request)
     service, _, name = request.match_info["route"].partition("/")
     method = METHODS.get(name) if service == SERVICE else None
+    unconnected = UNCONNECTED.get(service)
+    if unconnected is not None and name in unconnected.request_types:
+        method = Method(unconnected.request_types[name], _not_connected(unconnected))
     if method is None:
         if service == SERVICE and name in UNIMPLEMENTED:
             raise TwirpError("unimplemented", f"{name} is not implemented by the harness LiveKit stand-in")
@@ -175,12 +236,22 @@ async def _serve(request: web.Request, rooms: RoomRegistry, grants: Grants | Non
         reply = method.handler(rooms, grants, message)
     except NotFound as exc:
         raise TwirpError("not_found", str(exc)) from exc
+    except FailedPrecondition as exc:
+        raise TwirpError("failed_precondition", str(exc)) from exc
     if kind == JSON:
         text = json_format.MessageToJson(
             reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True, indent=None
         )
         return web.Response(text=text, content_type=JSON)
     return web.Response(body=reply.SerializeToString(), content_type=PROTOBUF)
+
+
+def _not_connected(service: Unconnected) -> Handler:
+    def handler(_rooms: RoomRegistry, grants: Grants | None, _req: Any) -> Message:
+        _require(grants, service.grant)
+        raise TwirpError("internal", service.message)
+
+    return handler
 
 
 def _decode(request_type: type[Message], body: bytes, kind: str) -> Message:

@@ -1,5 +1,8 @@
-"""GoTrue at `/auth/v1` (docs/protocols.md §2): sign-up with autoconfirm, password and refresh grants, /user, logout,
-and the admin user API. Also the two checks every route module shares: Kong's key-auth and token verification.
+"""GoTrue at `/auth/v1` (docs/protocols.md §2): sign-up (with email and password, or anonymous), the password and
+refresh grants, /user, logout and settings, and admin create/get. The other flows have their own modules, wired
+here: auth_admin (update, list, delete, invite, generate_link), auth_otp (one-time passwords and links),
+auth_mfa (TOTP factors), auth_unconfigured (SSO, OAuth and the rest this stand-in answers as a GoTrue that has
+them turned off).
 
     request ─► Kong key-auth ─► body (bounded, parsed, checked: auth_input) ─► validation ─► bcrypt off the loop
             ─► one SQL statement on GoTrue's admin connection (auth_store) ─► access token + the user object
@@ -18,168 +21,35 @@ user behind a token works on the standby.
 
 from __future__ import annotations
 
-import json
-import logging
-import re
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
-from harness.model import keys
-from harness.model.keys import Claims, TokenError
-from harness.refstack.region import auth_store
-from harness.refstack.region.auth_errors import API_VERSION, API_VERSION_HEADER, AuthError, error_response
-from harness.refstack.region.auth_input import read_json_object
-from harness.refstack.region.auth_passwords import (
-    MAX_PASSWORD_BYTES,
-    MIN_PASSWORD_LENGTH,
-    check_password,
-    hash_password,
+from harness.refstack.region import auth_admin, auth_mfa, auth_otp, auth_store, auth_unconfigured
+from harness.refstack.region.auth_common import (
+    MAX_VARCHAR,
+    caller,
+    caller_user,
+    gateway_key_error,
+    gotrue,
+    json_body,
+    json_text,
+    metadata_object,
+    new_password,
+    optional_string,
+    parse_email,
+    require_admin,
+    session_response,
+    subject,
+    uuid_or_none,
 )
-from harness.refstack.region.state import CONFIG, DB, api_key, bearer_token
-from harness.refstack.region.token_cache import verify_token
+from harness.refstack.region.auth_errors import AuthError
+from harness.refstack.region.auth_input import read_json_object
+from harness.refstack.region.auth_passwords import check_password, hash_password, random_password
+from harness.refstack.region.state import CONFIG, DB
 
-log = logging.getLogger(__name__)
-
-MAX_VARCHAR = 255
-"""auth.users' email and role, and refresh tokens, are varchar(255): longer values are refused before they reach
-the database."""
-MAX_PAGE = 1_000_000
-"""Admin list pages beyond this are clamped to it (the offset must fit the database's bigint)."""
-READ_ONLY_SQLSTATE = "25006"
-UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57P")
-"""Connection exceptions, and admin shutdown / crash shutdown / cannot connect now."""
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-# -- Kong key-auth and token verification (shared by rest.py and functions.py) --------------------------------------
-def gateway_key_error(request: web.Request) -> web.Response | None:
-    """Kong's key-auth on /auth/v1 and /rest/v1: the `apikey` must be one of the project keys."""
-    config = request.app[CONFIG]
-    key = api_key(request)
-    if not key:
-        return web.json_response({"message": "No API key found in request"}, status=401)
-    if key not in (config.anon_key, config.service_role_key):
-        return web.json_response({"message": "Invalid authentication credentials"}, status=401)
-    return None
-
-
-# -- responses ------------------------------------------------------------------------------------------------------
-def _version_headers(request: web.Request) -> dict[str, str] | None:
-    return {API_VERSION_HEADER: API_VERSION} if request.headers.get(API_VERSION_HEADER) else None
-
-
-def _json_text(request: web.Request, text: str, status: int = 200) -> web.Response:
-    """A body already rendered as JSON (by Postgres), sent without decoding it."""
-    return web.Response(text=text, status=status, content_type="application/json", headers=_version_headers(request))
-
-
-def _session_response(request: web.Request, session: auth_store.Session) -> web.Response:
-    """GoTrue's token response: a fresh access token for the session, its refresh token, and the user object."""
-    config = request.app[CONFIG]
-    access, expires_at = keys.mint_access_token(
-        user_id=session.user_id,
-        email=session.email,
-        issuer=_issuer(request),
-        session_id=session.session_id,
-        ttl_s=config.access_token_ttl_s,
-        user_metadata=session.user_metadata,
-        app_metadata=session.app_metadata or None,
-        secret=config.jwt_secret,
-        role=session.role,
-        aal=session.aal,
-        signed_in_at=session.signed_in_at,
-    )
-    head = json.dumps(
-        {
-            "access_token": access,
-            "token_type": "bearer",
-            "expires_in": config.access_token_ttl_s,
-            "expires_at": expires_at,
-            "refresh_token": session.refresh_token,
-        }
-    )
-    return _json_text(request, f'{head[:-1]},"user":{session.user_json}}}')
-
-
-def _issuer(request: web.Request) -> str:
-    base = request.app[CONFIG].public_url or f"{request.scheme}://{request.host}"
-    return base.rstrip("/") + "/auth/v1"
-
-
-# -- input ----------------------------------------------------------------------------------------------------------
-def _email(value: Any, *, action: str = "signup") -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise AuthError(400, "validation_failed", f"To {action}, please provide your email")
-    email = value.strip().lower()
-    if len(email) > MAX_VARCHAR or not _EMAIL.match(email):
-        raise AuthError(400, "validation_failed", "Unable to validate email address: invalid format")
-    return email
-
-
-def _new_password(value: Any) -> str:
-    if not isinstance(value, str) or len(value) < MIN_PASSWORD_LENGTH:
-        raise AuthError(
-            422,
-            "weak_password",
-            f"Password should be at least {MIN_PASSWORD_LENGTH} characters.",
-            {"weak_password": {"reasons": ["length"]}},
-        )
-    if len(value.encode()) > MAX_PASSWORD_BYTES:
-        raise AuthError(400, "validation_failed", f"Password cannot be longer than {MAX_PASSWORD_BYTES} characters")
-    return value
-
-
-def _metadata(name: str, value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise AuthError(400, "validation_failed", f"{name} must be a JSON object, got {json.dumps(value)[:80]}")
-    return value
-
-
-def _uuid_or_none(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
-
-
-# -- the caller -----------------------------------------------------------------------------------------------------
-def _caller(request: web.Request) -> Claims:
-    token = bearer_token(request)
-    if token is None:
-        raise AuthError(401, "no_authorization", "This endpoint requires a Bearer token")
-    try:
-        return verify_token(token, request.app[CONFIG].jwt_secret)
-    except TokenError as exc:
-        raise AuthError(403, "bad_jwt", f"invalid JWT: unable to parse or verify signature, {exc}") from None
-
-
-async def _caller_user(request: web.Request) -> tuple[Claims, str, str]:
-    """The verified claims, the user's id and the user object; 403 when the user or the token's session is gone."""
-    claims = _caller(request)
-    user_id = _uuid_or_none(claims.sub)
-    session_id = _uuid_or_none(claims.raw.get("session_id"))
-    found = await auth_store.user_behind_token(request.app[DB], user_id, session_id) if user_id else None
-    if user_id is None or found is None:
-        raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
-    user_json, session_alive = found
-    if not session_alive:
-        raise AuthError(403, "session_not_found", "Session from session_id claim in JWT does not exist")
-    return claims, user_id, user_json
-
-
-def _require_admin(request: web.Request) -> None:
-    if not _caller(request).is_service:
-        raise AuthError(403, "not_admin", "User not allowed")
+__all__ = ["gateway_key_error", "setup"]
 
 
 # -- sign-up and grants ---------------------------------------------------------------------------------------------
@@ -187,7 +57,7 @@ def _requested_id(value: Any) -> str | None:
     """An admin create's optional `id` (GoTrue's adminUserCreate: any UUID but the nil one)."""
     if value is None or value == "":
         return None
-    user_id = _uuid_or_none(value)
+    user_id = uuid_or_none(value)
     if user_id is None:
         raise AuthError(400, "validation_failed", "ID must conform to the uuid v4 format")
     if user_id == str(uuid.UUID(int=0)):
@@ -196,23 +66,29 @@ def _requested_id(value: Any) -> str | None:
 
 
 async def _create(request: web.Request, body: dict[str, Any], *, admin: bool) -> tuple[str, auth_store.Session | None]:
-    """Validate, hash and store a new user; sign-up also starts its first session (autoconfirm)."""
-    email = _email(body.get("email"))
-    password = _new_password(body.get("password"))
-    user_metadata = _metadata("user_metadata" if admin else "data", body.get("user_metadata" if admin else "data"))
+    """Validate, hash and store a new user; sign-up also starts its first session (autoconfirm). An admin create
+    without a password gets a random one, as GoTrue's does."""
+    if admin and not optional_string(body, "email") and not optional_string(body, "phone"):
+        raise AuthError(400, "validation_failed", "Cannot create a user without either an email or phone")
+    email = parse_email(body.get("email"))
+    password = body.get("password")
+    password = new_password(password) if not admin or password not in (None, "") else random_password()
+    key = "user_metadata" if admin else "data"
+    user_metadata = metadata_object(key, body.get(key))
     app_metadata = {"provider": "email", "providers": ["email"]}
     role = "authenticated"
     user_id = _requested_id(body.get("id")) if admin else None
     if admin:
-        app_metadata |= _metadata("app_metadata", body.get("app_metadata"))
+        app_metadata |= metadata_object("app_metadata", body.get("app_metadata"))
         requested = body.get("role")
         if requested is not None:
             if not isinstance(requested, str) or not 0 < len(requested) <= MAX_VARCHAR:
                 raise AuthError(400, "validation_failed", f"role must be a role name of 1 to {MAX_VARCHAR} characters")
             role = requested
+        ban = auth_admin.ban_duration(body)
     password_hash = await hash_password(password, request.app[CONFIG].bcrypt_cost)
     try:
-        return await auth_store.create_user(
+        user_json, session = await auth_store.create_user(
             request.app[DB],
             email=email,
             password_hash=password_hash,
@@ -229,12 +105,37 @@ async def _create(request: web.Request, body: dict[str, Any], *, admin: bool) ->
         if admin:
             raise AuthError(422, "email_exists", "A user with this email address has already been registered") from None
         raise AuthError(422, "user_already_exists", "User already registered") from None
+    if admin and ban is not None:
+        user_json = await auth_admin.apply_ban(request, user_json, ban)
+    return user_json, session
 
 
 async def _signup(request: web.Request) -> web.Response:
-    _, session = await _create(request, await read_json_object(request), admin=False)
+    body = await read_json_object(request)
+    if not optional_string(body, "email") and not optional_string(body, "phone"):
+        return await _signup_anonymously(request, body)
+    _, session = await _create(request, body, admin=False)
     assert session is not None  # sign-up always starts a session
-    return _session_response(request, session)
+    return session_response(request, session)
+
+
+async def _signup_anonymously(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """GoTrue's SignupAnonymously: a user with no email, phone or identity, signed in at once (amr `anonymous`)."""
+    if not request.app[CONFIG].anonymous_sign_ins:
+        raise AuthError(422, "anonymous_provider_disabled", "Anonymous sign-ins are disabled")
+    _, session = await auth_store.create_user(
+        request.app[DB],
+        email=None,
+        password_hash=None,
+        role="authenticated",
+        user_metadata=metadata_object("data", body.get("data")),
+        app_metadata={},
+        confirmed=False,
+        start_session=True,
+        method="anonymous",
+    )
+    assert session is not None
+    return session_response(request, session)
 
 
 async def _token(request: web.Request) -> web.Response:
@@ -243,8 +144,8 @@ async def _token(request: web.Request) -> web.Response:
         raise AuthError(400, "invalid_credentials", "unsupported_grant_type")
     body = await read_json_object(request)
     if grant == "password":
-        return _session_response(request, await _password_grant(request, body))
-    return _session_response(request, await _refresh_grant(request, body))
+        return session_response(request, await _password_grant(request, body))
+    return session_response(request, await _refresh_grant(request, body))
 
 
 async def _password_grant(request: web.Request, body: dict[str, Any]) -> auth_store.Session:
@@ -255,6 +156,8 @@ async def _password_grant(request: web.Request, body: dict[str, Any]) -> auth_st
     login = await auth_store.find_login(db, email.strip().lower())
     if login is None or not await check_password(password, login.password_hash):
         raise AuthError(400, "invalid_credentials", "Invalid login credentials")
+    if login.banned:
+        raise AuthError(400, "user_banned", "User is banned")
     if not login.confirmed:
         raise AuthError(400, "email_not_confirmed", "Email not confirmed")
     session = await auth_store.sign_in(db, login.user_id)
@@ -281,17 +184,18 @@ async def _refresh_grant(request: web.Request, body: dict[str, Any]) -> auth_sto
 
 # -- the signed-in user ---------------------------------------------------------------------------------------------
 async def _get_user_route(request: web.Request) -> web.Response:
-    _, _, user_json = await _caller_user(request)
-    return _json_text(request, user_json)
+    _, _, found = await caller_user(request)
+    return json_text(request, found.user_json)
 
 
 async def _put_user(request: web.Request) -> web.Response:
-    _, user_id, user_json = await _caller_user(request)
+    _, user_id, found = await caller_user(request)
+    user_json = found.user_json
     body = await read_json_object(request)
-    patch = _metadata("data", body["data"]) if "data" in body else None
+    patch = metadata_object("data", body["data"]) if "data" in body else None
     password_hash = None
     if "password" in body:
-        password = _new_password(body["password"])
+        password = new_password(body["password"])
         password_hash = await hash_password(password, request.app[CONFIG].bcrypt_cost)
     if patch is not None or password_hash is not None:
         updated = await auth_store.update_user(
@@ -300,19 +204,17 @@ async def _put_user(request: web.Request) -> web.Response:
         if updated is None:
             raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
         user_json = updated
-    return _json_text(request, user_json)
+    return json_text(request, user_json)
 
 
 async def _logout(request: web.Request) -> web.Response:
-    claims = _caller(request)
-    scope = request.query.get("scope", "global")
+    claims = caller(request)
+    scope = request.query.get("scope", "") or "global"
     if scope not in ("global", "local", "others"):
-        raise AuthError(400, "validation_failed", "Unsupported logout scope: use global, local or others")
-    user_id = _uuid_or_none(claims.sub)
-    session_id = _uuid_or_none(claims.raw.get("session_id"))
-    user_exists, session_alive = (
-        await auth_store.end_sessions(request.app[DB], user_id, session_id, scope) if user_id else (False, False)
-    )
+        raise AuthError(400, "validation_failed", f'Unsupported logout scope "{scope}"')
+    user_id = subject(claims)
+    session_id = uuid_or_none(claims.raw.get("session_id"))
+    user_exists, session_alive = await auth_store.end_sessions(request.app[DB], user_id, session_id, scope)
     if not user_exists:
         raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
     if not session_alive:
@@ -320,105 +222,46 @@ async def _logout(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-# -- admin ----------------------------------------------------------------------------------------------------------
+# -- admin create and get -------------------------------------------------------------------------------------------
 async def _admin_create(request: web.Request) -> web.Response:
-    _require_admin(request)
+    require_admin(request)
     user_json, _ = await _create(request, await read_json_object(request), admin=True)
-    return _json_text(request, user_json)
-
-
-async def _admin_list(request: web.Request) -> web.Response:
-    _require_admin(request)
-    try:
-        page = int(request.query.get("page", "1"))
-        per_page = int(request.query.get("per_page", "50"))
-    except ValueError:
-        raise AuthError(
-            400, "validation_failed", "page and per_page must be integers, e.g. page=1&per_page=50"
-        ) from None
-    page = min(MAX_PAGE, max(1, page))
-    per_page = min(1000, max(1, per_page))
-    users, total = await auth_store.list_users(request.app[DB], per_page, (page - 1) * per_page)
-    response = _json_text(request, f'{{"users":{users},"aud":"authenticated"}}')
-    response.headers["X-Total-Count"] = str(total)
-    return response
-
-
-def _admin_target(request: web.Request) -> str:
-    user_id = _uuid_or_none(request.match_info["user_id"])
-    if user_id is None:
-        raise AuthError(404, "user_not_found", "User not found")
-    return user_id
+    return json_text(request, user_json)
 
 
 async def _admin_get(request: web.Request) -> web.Response:
-    _require_admin(request)
-    user_json = await auth_store.get_user(request.app[DB], _admin_target(request))
+    require_admin(request)
+    user_json = await auth_store.get_user(request.app[DB], auth_admin.target(request))
     if user_json is None:
         raise AuthError(404, "user_not_found", "User not found")
-    return _json_text(request, user_json)
-
-
-async def _admin_delete(request: web.Request) -> web.Response:
-    _require_admin(request)
-    if not await auth_store.delete_user(request.app[DB], _admin_target(request)):
-        raise AuthError(404, "user_not_found", "User not found")
-    return _json_text(request, "{}")
+    return json_text(request, user_json)
 
 
 async def _settings(request: web.Request) -> web.Response:
-    return web.json_response(
-        {"external": {"email": True, "phone": False}, "disable_signup": False, "mailer_autoconfirm": True},
-        headers=_version_headers(request),
+    anonymous = request.app[CONFIG].anonymous_sign_ins
+    return json_body(
+        request,
+        {
+            "external": {"anonymous_users": anonymous, "email": True, "phone": False},
+            "disable_signup": False,
+            "mailer_autoconfirm": True,
+            "phone_autoconfirm": False,
+            "sms_provider": "",
+            "saml_enabled": False,
+            "passkeys_enabled": False,
+        },
     )
-
-
-def _gotrue(handler: Handler) -> Handler:
-    """Kong's key-auth, then the handler, with AuthError and database errors rendered as GoTrue errors."""
-
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        rejected = gateway_key_error(request)
-        if rejected is not None:
-            return rejected
-        try:
-            return await handler(request)
-        except AuthError as exc:
-            return error_response(request, exc)
-        except asyncpg.PostgresError as exc:
-            return error_response(request, _database_error(request, exc))
-        except (OSError, asyncpg.InterfaceError) as exc:  # the database restarting (failover drills) or gone
-            log.warning("auth: database unreachable on %s %s: %s", request.method, request.path, exc)
-            return error_response(request, AuthError(503, "unexpected_failure", "Database unavailable, retry"))
-
-    return wrapped
-
-
-def _database_error(request: web.Request, exc: asyncpg.PostgresError) -> AuthError:
-    """A standby's refusal to write, a database starting or stopping (503: supabase_auth retries those), or a
-    real failure (500, logged), in GoTrue's error shape."""
-    if exc.sqlstate == READ_ONLY_SQLSTATE:
-        region = request.app[CONFIG].region
-        return AuthError(
-            503,
-            "unexpected_failure",
-            f"Region {region} serves a read-only replica of the database (a hot standby): sign-up, sign-in, "
-            "refresh, logout and user changes must go to the primary region",
-        )
-    if (exc.sqlstate or "").startswith(UNAVAILABLE_SQLSTATE_CLASSES):
-        return AuthError(503, "unexpected_failure", f"Database unavailable, retry: {exc}")
-    log.error("auth: database error on %s %s: %s %s", request.method, request.path, exc.sqlstate, exc)
-    return AuthError(500, "unexpected_failure", f"Database error: {exc}")
 
 
 def setup(app: web.Application) -> None:
     add = app.router
-    add.add_post("/auth/v1/signup", _gotrue(_signup))
-    add.add_post("/auth/v1/token", _gotrue(_token))
-    add.add_get("/auth/v1/user", _gotrue(_get_user_route))
-    add.add_put("/auth/v1/user", _gotrue(_put_user))
-    add.add_post("/auth/v1/logout", _gotrue(_logout))
-    add.add_get("/auth/v1/settings", _gotrue(_settings))
-    add.add_post("/auth/v1/admin/users", _gotrue(_admin_create))
-    add.add_get("/auth/v1/admin/users", _gotrue(_admin_list))
-    add.add_get("/auth/v1/admin/users/{user_id}", _gotrue(_admin_get))
-    add.add_delete("/auth/v1/admin/users/{user_id}", _gotrue(_admin_delete))
+    add.add_post("/auth/v1/signup", gotrue(_signup))
+    add.add_post("/auth/v1/token", gotrue(_token))
+    add.add_get("/auth/v1/user", gotrue(_get_user_route))
+    add.add_put("/auth/v1/user", gotrue(_put_user))
+    add.add_post("/auth/v1/logout", gotrue(_logout))
+    add.add_get("/auth/v1/settings", gotrue(_settings))
+    add.add_post("/auth/v1/admin/users", gotrue(_admin_create))
+    add.add_get("/auth/v1/admin/users/{user_id}", gotrue(_admin_get))
+    for module in (auth_admin, auth_otp, auth_mfa, auth_unconfigured):
+        module.setup(app)

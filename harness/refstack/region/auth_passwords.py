@@ -9,6 +9,7 @@ loop that serves every other request. bcrypt reads at most 72 bytes of a passwor
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import bcrypt
 
@@ -39,3 +40,9 @@ async def check_password(password: str, stored: str | None) -> bool:
     if not stored:
         return False
     return await asyncio.to_thread(_check, password.encode(), stored.encode())
+
+
+def random_password() -> str:
+    """What GoTrue sets for a user created without one (admin create, invite, a new user of a magic link): 64
+    random characters, so the account has a password nobody knows."""
+    return secrets.token_urlsafe(48)

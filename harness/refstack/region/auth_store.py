@@ -53,6 +53,7 @@ class Login:
     user_id: str
     password_hash: str | None
     confirmed: bool
+    banned: bool
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,15 @@ class Session:
     signed_in_at: float
     refresh_token: str
     user_json: str
+    amr: list[dict[str, Any]]
+    is_anonymous: bool
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record, refresh_token: str) -> Session:
+    def from_row(cls, row: asyncpg.Record, refresh_token: str, method: str = "password") -> Session:
+        """`method`: how a session started by this very statement was authenticated (its amr claim row is not yet
+        visible to the statement's own snapshot); a refreshed session reads its claims."""
+        signed_in_at = float(row["signed_in_at"])
+        amr = json.loads(row["amr"]) or [{"method": method, "timestamp": int(signed_in_at)}]
         return cls(
             user_id=row["user_id"],
             email=row["email"] or "",
@@ -80,9 +87,11 @@ class Session:
             user_metadata=json.loads(row["user_metadata"]),
             session_id=row["session_id"],
             aal=row["aal"] or "aal1",
-            signed_in_at=float(row["signed_in_at"]),
+            signed_in_at=signed_in_at,
             refresh_token=refresh_token,
             user_json=row["user_json"],
+            amr=amr,
+            is_anonymous=bool(row["is_anonymous"]),
         )
 
 
@@ -92,8 +101,10 @@ def new_refresh_token() -> str:
 
 # -- SQL --------------------------------------------------------------------------------------------------------
 # Fragments name the new session `s` (id, aal, created_at) and the user row `u.usr` (an auth.users value). A session
-# starts only when a refresh token ($2) is given: admin create passes none.
-_SESSION_INSERT = """
+# starts only when a refresh token ($2) is given: admin create passes none. `method` names the parameter holding
+# the session's authentication method (its amr claim: password, otp, anonymous).
+def session_insert(method: str) -> str:
+    return f"""
   s as (
     insert into auth.sessions (id, user_id, aal, created_at, updated_at)
     select gen_random_uuid(), (u.usr).id, 'aal1', now(), now() from u where $2::text is not null
@@ -102,22 +113,32 @@ _SESSION_INSERT = """
   t as (
     insert into auth.refresh_tokens (instance_id, token, user_id, session_id, revoked, created_at, updated_at)
     select $1::uuid, $2::text, (u.usr).id::text, s.id, false, now(), now() from u, s
+  ),
+  amr as (
+    insert into auth.mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method)
+    select gen_random_uuid(), s.id, s.created_at, s.created_at, {method}::text from s
   )"""
-_SESSION_COLUMNS = """
+
+
+SESSION_COLUMNS = """
   s.id::text as session_id, s.aal::text as aal, extract(epoch from s.created_at)::float8 as signed_in_at,
   (u.usr).id::text as user_id, (u.usr).email as email, (u.usr).role as role,
   coalesce((u.usr).raw_app_meta_data, '{}'::jsonb)::text as app_metadata,
-  coalesce((u.usr).raw_user_meta_data, '{}'::jsonb)::text as user_metadata"""
+  coalesce((u.usr).raw_user_meta_data, '{}'::jsonb)::text as user_metadata,
+  (u.usr).is_anonymous as is_anonymous, harness_internal.gotrue_amr(s.id)::text as amr"""
 
-# $1 instance, $2 refresh token (null: no session), $3 role, $4 email, $5 hash, $6 confirmed, $7 app, $8 user meta.
+# $1 instance, $2 refresh token (null: no session), $3 role, $4 email, $5 hash, $6 confirmed, $7 app, $8 user meta,
+# $9 id (null: a random one), $10 the session's authentication method, $11 invited (with a confirmation token $12).
 _CREATE_USER = f"""
 with u as (
   insert into auth.users as usr (
     instance_id, id, aud, role, email, encrypted_password, email_confirmed_at, last_sign_in_at,
-    raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_sso_user, is_anonymous
+    raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_sso_user, is_anonymous,
+    invited_at, confirmation_token, confirmation_sent_at
   ) values (
-    $1::uuid, coalesce($9::uuid, gen_random_uuid()), 'authenticated', $3, $4, $5, case when $6 then now() end,
-    case when $2::text is not null then now() end, $7::jsonb, $8::jsonb, now(), now(), false, false
+    $1::uuid, coalesce($9::uuid, gen_random_uuid()), 'authenticated', $3, $4::text, $5, case when $6 then now() end,
+    case when $2::text is not null then now() end, $7::jsonb, $8::jsonb, now(), now(), false, $4::text is null,
+    case when $11 then now() end, coalesce($12::text, ''), case when $12::text is not null then now() end
   )
   returning usr
 ),
@@ -129,11 +150,11 @@ i as (
          jsonb_build_object('sub', (u.usr).id::text, 'email', (u.usr).email, 'email_verified', $6::boolean,
                             'phone_verified', false),
          'email', (u.usr).last_sign_in_at, now(), now()
-  from u
+  from u where (u.usr).email is not null
   returning idn
 ),
-{_SESSION_INSERT}
-select {_SESSION_COLUMNS},
+{session_insert("$10")}
+select {SESSION_COLUMNS},
   harness_internal.gotrue_user(
     u.usr, (select jsonb_agg(harness_internal.gotrue_identity(i.idn)) from i)
   )::text as user_json
@@ -141,24 +162,25 @@ from u left join s on true
 """
 
 _FIND_LOGIN = """
-select id::text as user_id, encrypted_password, email_confirmed_at is not null as confirmed
+select id::text as user_id, encrypted_password, email_confirmed_at is not null as confirmed,
+       coalesce(banned_until > now(), false) as banned
 from auth.users
 where instance_id = $1::uuid and lower(email) = $2 and is_sso_user = false and deleted_at is null
 """
 
-# $1 instance, $2 refresh token, $3 user id.
+# $1 instance, $2 refresh token, $3 user id, $4 the authentication method (password, otp...).
 _SIGN_IN = f"""
 with u as (
   update auth.users as usr set last_sign_in_at = now(), updated_at = now()
   where usr.id = $3::uuid
   returning usr
 ),
-{_SESSION_INSERT},
+{session_insert("$4")},
 i as (
   update auth.identities set last_sign_in_at = now(), updated_at = now()
   where user_id = $3::uuid and provider = 'email'
 )
-select {_SESSION_COLUMNS}, harness_internal.gotrue_user(u.usr)::text as user_json
+select {SESSION_COLUMNS}, harness_internal.gotrue_user(u.usr)::text as user_json
 from u, s
 """
 
@@ -183,7 +205,7 @@ t as (
 u as (
   select usr from auth.users usr, old where usr.id = old.user_id::uuid
 )
-select {_SESSION_COLUMNS}, harness_internal.gotrue_user(u.usr)::text as user_json
+select {SESSION_COLUMNS}, harness_internal.gotrue_user(u.usr)::text as user_json
 from u, s
 """
 
@@ -193,7 +215,10 @@ _REFRESH_TOKEN_STATE = "select revoked from auth.refresh_tokens where token = $1
 _USER_BEHIND_TOKEN = """
 select harness_internal.gotrue_user(usr)::text as user_json,
        $2::uuid is null or exists (select 1 from auth.sessions where id = $2::uuid and user_id = usr.id)
-         as session_alive
+         as session_alive,
+       coalesce(usr.banned_until > now(), false) as banned,
+       usr.email, usr.email_confirmed_at is not null as confirmed,
+       (select aal::text from auth.sessions where id = $2::uuid) as aal
 from auth.users usr where usr.id = $1::uuid
 """
 
@@ -241,18 +266,22 @@ _DELETE_USER = "delete from auth.users where id = $1::uuid returning id"
 async def create_user(
     db: Database,
     *,
-    email: str,
-    password_hash: str,
+    email: str | None,
+    password_hash: str | None,
     role: str,
     user_metadata: dict[str, Any],
     app_metadata: dict[str, Any],
     confirmed: bool,
     start_session: bool,
     user_id: str | None = None,
+    method: str = "password",
+    confirmation_token: str | None = None,
+    invited: bool = False,
 ) -> tuple[str, Session | None]:
     """Insert the user (with `user_id`, or a random one) and its `email` identity (the trigger adds the profile),
-    and with `start_session` its first session. Returns the user object and the session; EmailTaken when the
-    email has an account, IdTaken when the id has."""
+    and with `start_session` its first session (authenticated by `method`). No email: an anonymous user, with no
+    identity. `confirmation_token` (a hashed OTP) waits for /verify; `invited` stamps invited_at. Returns the user
+    object and the session; EmailTaken when the email has an account, IdTaken when the id has."""
     refresh = new_refresh_token() if start_session else None
     try:
         row = await db.admin.fetchrow(
@@ -266,6 +295,9 @@ async def create_user(
             json.dumps(app_metadata),
             json.dumps(user_metadata),
             user_id,
+            method,
+            invited,
+            confirmation_token,
         )
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == EMAIL_UNIQUE_INDEX:
@@ -274,7 +306,7 @@ async def create_user(
             raise IdTaken(user_id) from None
         raise
     assert row is not None  # an insert ... returning always yields its row
-    session = Session.from_row(row, refresh) if refresh is not None else None
+    session = Session.from_row(row, refresh, method) if refresh is not None else None
     return row["user_json"], session
 
 
@@ -282,14 +314,15 @@ async def find_login(db: Database, email: str) -> Login | None:
     row = await db.admin.fetchrow(_FIND_LOGIN, INSTANCE_ID, email)
     if row is None:
         return None
-    return Login(row["user_id"], row["encrypted_password"], row["confirmed"])
+    return Login(row["user_id"], row["encrypted_password"], row["confirmed"], row["banned"])
 
 
-async def sign_in(db: Database, user_id: str) -> Session | None:
-    """A new session (aal1) with its first refresh token; None when the user vanished meanwhile."""
+async def sign_in(db: Database, user_id: str, method: str = "password") -> Session | None:
+    """A new session (aal1, authenticated by `method`) with its first refresh token; None when the user vanished
+    meanwhile."""
     refresh = new_refresh_token()
-    row = await db.admin.fetchrow(_SIGN_IN, INSTANCE_ID, refresh, user_id)
-    return Session.from_row(row, refresh) if row is not None else None
+    row = await db.admin.fetchrow(_SIGN_IN, INSTANCE_ID, refresh, user_id, method)
+    return Session.from_row(row, refresh, method) if row is not None else None
 
 
 async def refresh(db: Database, presented: str) -> Session | RefreshRefused:
@@ -302,10 +335,25 @@ async def refresh(db: Database, presented: str) -> Session | RefreshRefused:
     return RefreshRefused.ALREADY_USED if revoked else RefreshRefused.NOT_FOUND
 
 
-async def user_behind_token(db: Database, user_id: str, session_id: str | None) -> tuple[str, bool] | None:
-    """The token's user object and whether its session still exists (logout ends it); None for no such user."""
+@dataclass(frozen=True)
+class TokenUser:
+    """The user behind an access token: its object, and what the routes that need a signed-in user check."""
+
+    user_json: str
+    session_alive: bool
+    banned: bool
+    email: str | None
+    confirmed: bool
+    aal: str | None
+    """The session's assurance level now (aal2 once a factor was verified in it); None without a session."""
+
+
+async def user_behind_token(db: Database, user_id: str, session_id: str | None) -> TokenUser | None:
+    """The token's user and whether its session still exists (logout ends it); None for no such user."""
     row = await db.admin.fetchrow(_USER_BEHIND_TOKEN, user_id, session_id)
-    return (row["user_json"], row["session_alive"]) if row is not None else None
+    if row is None:
+        return None
+    return TokenUser(row["user_json"], row["session_alive"], row["banned"], row["email"], row["confirmed"], row["aal"])
 
 
 async def update_user(

@@ -49,6 +49,9 @@ class RegionConfig:
     """A replica passes client writes to its primary instead of refusing them (see forwarding.py)."""
     replication_lag_ms: float = 0.0
     """A replica applies WAL this much later (recovery_min_apply_delay), to make RPO measurable in drills."""
+    anonymous_sign_ins: bool = False
+    """GoTrue's GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED (off by default, as on Supabase): `POST /auth/v1/signup` with
+    neither email nor phone signs in a new anonymous user; off, it answers 422 anonymous_provider_disabled."""
     livekit_url: str = "ws://127.0.0.1:7880"
     livekit_api_key: str = keys.LIVEKIT_API_KEY
     livekit_api_secret: str = keys.LIVEKIT_API_SECRET

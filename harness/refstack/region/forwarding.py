@@ -36,9 +36,13 @@ FORWARD_TIMEOUT_S = 30.0
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # POSTs that only read: storage list and sign.
-_READ_POSTS = ("/storage/v1/object/list/", "/storage/v1/object/sign/")
+_READ_POSTS = ("/storage/v1/object/list/", "/storage/v1/object/list-v2/", "/storage/v1/object/sign/")
 _WRITE_PATHS = ("/rest/v1/", "/storage/v1/", "/auth/v1/signup", "/auth/v1/token", "/auth/v1/logout",
-                "/auth/v1/admin/", "/auth/v1/user")  # fmt: skip
+                "/auth/v1/admin/", "/auth/v1/user", "/auth/v1/otp", "/auth/v1/magiclink", "/auth/v1/verify",
+                "/auth/v1/recover", "/auth/v1/resend", "/auth/v1/invite", "/auth/v1/factors")  # fmt: skip
+# GETs that write (an OTP issued, a link redeemed), and the mailbox of OTPs, which lives with the primary that
+# issued them (auth_outbox.py).
+_WRITING_GETS = ("/auth/v1/reauthenticate", "/auth/v1/verify", "/auth/v1/admin/test/otp")
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "content-length", "host"}
 )
@@ -46,6 +50,8 @@ SESSION = web.AppKey("forwarding_session", aiohttp.ClientSession)
 
 
 def is_forwarded_write(method: str, path: str) -> bool:
+    if method == "GET" and path.startswith(_WRITING_GETS):
+        return True
     if method not in _WRITE_METHODS or path.startswith(_READ_POSTS):
         return False
     return path.startswith(_WRITE_PATHS)

@@ -47,11 +47,12 @@ def render(request: web.Request, status: int, reason: str) -> web.Response:
     elif _under(path, "/auth/v1"):
         return error_response(request, AuthError(status, _AUTH_CODES.get(status, "bad_request"), reason))
     elif _under(path, "/storage/v1"):
-        error = (
-            storage_errors.route_not_found(method[:20], path[:200])
-            if status in (404, 405)
-            else storage_errors.StorageError(status, "InvalidRequest", reason, http_status=status)
-        )
+        if status in (404, 405):  # Storage's router answers a method it lacks as an unknown route too
+            error = storage_errors.unknown_route(request)
+        elif status == 413:
+            error = storage_errors.entity_too_large()
+        else:
+            error = storage_errors.StorageError(status, "InvalidRequest", reason, http_status=status)
         return storage_errors.render(error)
     elif _under(path, "/functions/v1"):
         return web.json_response({"error": reason}, status=status)

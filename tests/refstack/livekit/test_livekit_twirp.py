@@ -148,7 +148,7 @@ def test_json_uses_snake_case_names_with_defaults(server: BackgroundServer) -> N
         ("ListRooms", "application/json", b"{not json", 400, "malformed"),
         ("ListRooms", "application/protobuf", b"\xff\xff\xff", 400, "malformed"),
         ("CreateRoom", "application/json", b"{}", 400, "invalid_argument"),
-        ("SendData", "application/json", b"{}", 501, "unimplemented"),
+        ("PerformRpc", "application/json", b"{}", 501, "unimplemented"),
     ],
 )
 def test_twirp_errors_are_json_with_twirp_statuses(

@@ -103,7 +103,7 @@ def test_refresh_token_rotates_and_reuse_is_refused(region: BackgroundServer, ma
     [
         ({"email": "eve@example.com", "password": "short"}, 422, "weak_password"),
         ({"email": "not-an-email", "password": PASSWORD}, 400, "validation_failed"),
-        ({"password": PASSWORD}, 400, "validation_failed"),
+        ({"password": PASSWORD}, 422, "anonymous_provider_disabled"),  # no email nor phone: an anonymous sign-up
     ],
 )
 def test_signup_validation(region: BackgroundServer, body: dict[str, str], status: int, code: str) -> None:

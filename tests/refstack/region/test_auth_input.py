@@ -76,7 +76,7 @@ def test_a_huge_body_is_refused_unread(region: BackgroundServer) -> None:
     [
         ({"email": "long@example.com", "password": "p" * 73}, 400, "validation_failed"),
         ({"email": "a" * 250 + "@example.com", "password": PASSWORD}, 400, "validation_failed"),
-        ({"email": ["a@example.com"], "password": PASSWORD}, 400, "validation_failed"),
+        ({"email": ["a@example.com"], "password": PASSWORD}, 400, "bad_json"),  # Go cannot decode it to a string
         ({"email": "m@example.com", "password": PASSWORD, "data": [1]}, 400, "validation_failed"),
         ({"email": "p@example.com", "password": 123456789}, 422, "weak_password"),
     ],
@@ -99,13 +99,14 @@ def test_admin_list_paging_input(region: BackgroundServer, service_headers: dict
 
 
 def test_tokens_with_odd_subjects_are_refused_cleanly(region: BackgroundServer) -> None:
-    for sub in ["not-a-uuid", "\x00", ""]:
+    # GoTrue's maybeLoadUserOrSession: no sub is 403, a sub that is no UUID 400, both bad_jwt.
+    for sub, status in [("not-a-uuid", 400), ("\x00", 400), ("", 403)]:
         token = keys.sign({"sub": sub, "role": "authenticated", "exp": 4102444800, "session_id": "nope"})
         headers = {**LEGACY, "Authorization": f"Bearer {token}"}
         response = httpx.get(f"{region.url}/auth/v1/user", headers=headers)
-        assert (response.status_code, response.json()["error_code"]) == (403, "user_not_found")
+        assert (response.status_code, response.json()["error_code"]) == (status, "bad_jwt")
         logout = httpx.post(f"{region.url}/auth/v1/logout", headers=headers)
-        assert (logout.status_code, logout.json()["error_code"]) == (403, "user_not_found")
+        assert (logout.status_code, logout.json()["error_code"]) == (status, "bad_jwt")
         function = httpx.post(f"{region.url}/functions/v1/livekit-token", headers=headers, json={"room": "r"})
         assert function.status_code == 403
 
@@ -147,3 +148,14 @@ def test_admin_create_refuses_a_role_that_is_no_name(region: BackgroundServer, s
         body = {"email": "role@example.com", "password": PASSWORD, "email_confirm": True, "role": role}
         response = httpx.post(f"{region.url}/auth/v1/admin/users", headers=service_headers, json=body)
         assert (response.status_code, response.json()["error_code"]) == (400, "validation_failed"), role
+
+
+def test_anonymous_sign_in_is_off_by_default_with_gotrue_error(region: BackgroundServer) -> None:
+    body = {"data": {}, "gotrue_meta_security": {"captcha_token": None}}  # what sign_in_anonymously sends
+    response = httpx.post(f"{region.url}/auth/v1/signup", headers=LEGACY, json=body)
+    assert response.status_code == 422
+    assert response.json() == {
+        "code": 422,
+        "error_code": "anonymous_provider_disabled",
+        "msg": "Anonymous sign-ins are disabled",
+    }

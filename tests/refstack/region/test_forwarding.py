@@ -48,6 +48,12 @@ def _signup(url: str, email: str) -> dict[str, Any]:
         ("POST", "/auth/v1/token", True),  # sessions live in the database now: sign-in and refresh are writes
         ("POST", "/auth/v1/logout", True),
         ("POST", "/functions/v1/livekit-token", False),
+        ("POST", "/auth/v1/verify", True),  # OTPs, links and factors are rows of the primary too
+        ("GET", "/auth/v1/verify", True),
+        ("GET", "/auth/v1/reauthenticate", True),
+        ("GET", "/auth/v1/admin/test/otp", True),  # the mailbox lives with the primary that issued the OTPs
+        ("POST", "/auth/v1/factors/x/verify", True),
+        ("GET", "/auth/v1/user", False),
     ],
 )
 def test_which_requests_are_writes(method: str, path: str, forwarded: bool) -> None:

@@ -20,7 +20,7 @@ from harness.model import keys
 from harness.procs.serving import BackgroundServer
 from harness.refstack.region.realtime import HUB, channel_count, disconnect_all, subscriber_count
 from harness.refstack.region.realtime.catalog import Table
-from harness.refstack.region.realtime.filters import FilterError, parse
+from harness.refstack.region.realtime.filters import FilterError, FilterSubscribeError, FilterSyntaxError, parse
 from harness.refstack.region.state import DB
 from tests.refstack.region.conftest import MakeConversation, MakeUser, user_headers
 
@@ -184,9 +184,11 @@ def test_x_api_key_header_is_read_before_the_query_parameter(region: BackgroundS
     sock.close()
 
 
-def test_unsupported_vsn_and_plain_http_get_400_not_500(region: BackgroundServer) -> None:
-    v2 = httpx.get(ws_url(region, vsn="2.0.0").replace("ws://", "http://"), timeout=5)
-    assert v2.status_code == 400 and "vsn=1.0.0" in v2.json()["error"]
+def test_unserved_vsn_is_a_403_and_plain_http_get_a_400_not_500(region: BackgroundServer) -> None:
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}
+    upgrade["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
+    v3 = httpx.get(ws_url(region, vsn="3.0.0").replace("ws://", "http://"), headers=upgrade, timeout=5)
+    assert (v3.status_code, v3.content) == (403, b"")  # Phoenix: no serializer matches the vsn
     plain = httpx.get(ws_url(region).replace("ws://", "http://"), timeout=5)
     assert plain.status_code == 400 and "websocket upgrade" in plain.json()["error"]
 
@@ -410,14 +412,29 @@ def test_filter_parsing_coerces_values_and_names_bad_input(region: BackgroundSer
     assert parse("created_at=gte.2024-05-01T10:00:00+00:00", messages).matches(row)
     assert parse("kind=in.(text,image)", messages).matches(row)
     assert not parse("content=eq.m", messages).matches({"content": None})
-    with pytest.raises(FilterError, match="has no column 'nope'"):
+    assert parse('kind=eq."text"', messages).matches(row)  # a quoted value loses its quotes, as in Realtime
+    assert parse("   ", messages) is None  # an empty filter is no filter
+    # Realtime's parser errors (parse_subscription_params), word for word:
+    for text, reason in [
+        ("subject=foo.hey", '["foo", "hey"]'),
+        ("undefined", '["undefined"]'),
+        ("username=eqx", '["eqx"]'),
+        ("username=in.x", "`in` filter value must be wrapped by parentheses"),
+    ]:
+        with pytest.raises(FilterSyntaxError) as syntax:
+            parse(text, profiles)
+        assert str(syntax.value) == reason
+    # What its subscription insert answers (realtime.subscription_check_filters, PostgreSQL's cast):
+    with pytest.raises(FilterSubscribeError, match=r"^ERROR P0001 \(raise_exception\) invalid column for filter nope$"):
         parse("nope=eq.1", profiles)
-    with pytest.raises(FilterError, match="unknown operator 'like'"):
-        parse("username=like.x", profiles)
-    with pytest.raises(FilterError, match="is not of the form"):
-        parse("username", profiles)
-    with pytest.raises(FilterError, match="invalid input syntax for type uuid"):
+    with pytest.raises(FilterSubscribeError, match='invalid input syntax for type uuid: "42"'):
         parse("id=eq.42", profiles)
+    with pytest.raises(FilterSubscribeError, match=r"too many values for `in` filter\. Maximum 100$"):
+        parse(f"kind=in.({','.join(map(str, range(101)))})", messages)
+    # What the newest Realtime also takes and this stand-in names as not served:
+    for text in ("username=like.x%", "username=not.eq.x", "username=eq.a,username=eq.b"):
+        with pytest.raises(FilterError, match="not served by this stand-in"):
+            parse(text, profiles)
 
 
 def test_access_token_push_changes_who_the_channel_is_without_a_reply(

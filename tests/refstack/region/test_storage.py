@@ -469,7 +469,8 @@ def test_move_copy_and_info(region: BackgroundServer, chat: dict[str, Any]) -> N
         headers=chat["alice"],
         json={"bucketId": "attachments", "sourceKey": f"{conv}/orig.txt", "destinationKey": f"{conv}/moved.txt"},
     )
-    assert moved.status_code == 200 and moved.json() == {"message": "Successfully moved"}
+    assert moved.status_code == 200 and moved.json()["message"] == "Successfully moved"
+    assert moved.json()["Key"] == f"{conv}/moved.txt"  # storage-api's move names the key, without the bucket
     for name in ("copy.txt", "moved.txt"):
         assert httpx.get(_url(region, f"object/attachments/{conv}/{name}"), headers=chat["alice"]).content == b"content"
     info = httpx.get(_url(region, f"object/info/attachments/{conv}/moved.txt"), headers=chat["bob"])

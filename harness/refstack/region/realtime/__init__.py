@@ -1,6 +1,7 @@
-"""Supabase Realtime for the region server: Phoenix channels vsn 1.0.0 (PROTOCOLS.md §4).
+"""Supabase Realtime for the region server: Phoenix channels vsn 1.0.0 and 2.0.0 (docs/protocols.md §4).
 
-    frames.py      the wire format (JSON objects out without join_ref; pushed events with ref null)
+    frames.py      inbound frames (vsn 1.0.0 objects, 2.0.0 arrays and binary broadcasts), strictly parsed
+    codec.py       the two serializers `?vsn=` picks between: replies, channel pushes, fastlane broadcasts
     tokens.py      connect and channel tokens: role and exp required, Realtime's error texts
     catalog.py     the tables of publication supabase_realtime, their columns, types and keys
     filters.py     postgres_changes filters (`col=eq.value`, neq, lt, lte, gt, gte, in)

@@ -93,6 +93,19 @@ def parse_binding(params: Any, catalog: Catalog) -> Binding:
         assert described is not None
         try:
             row_filter = filters.parse(text, described)
+        except filters.FilterSyntaxError as exc:
+            return refused(f"Error parsing `filter` params: {exc}")
+        except filters.FilterSubscribeError as exc:
+            column = text.strip().partition("=")[0]
+            logged = (
+                f"[event: {frames.dumps(event.upper())}, schema: {frames.dumps(schema)}, table: {frames.dumps(table)}, "
+                f"filters: [{{{frames.dumps(column)}, {frames.dumps(exc.op)}, {frames.dumps(exc.value)}, false}}], "
+                "select: nil]"
+            )
+            return refused(
+                "Unable to subscribe to changes with given parameters. An exception happened so please check your "
+                f"connect parameters: {logged}. Exception: {exc}"
+            )
         except filters.FilterError as exc:
             return refused(f"Error parsing `filter` params: {exc}")
     return Binding(ident, event.upper(), tables, row_filter, echo)
@@ -167,7 +180,9 @@ class Channel:
     permissions: Permissions | None = None
     """What the caller may do on a private channel (authorization.py); None on a public one (everything)."""
     pg_prefix: str = field(init=False, repr=False)
-    """`{"topic":…,"event":"postgres_changes","ref":null,"payload":{"ids":` — built once per channel."""
+    """`{"topic":…,"event":"postgres_changes","ref":null,"payload":{"ids":` (vsn 1.0.0) — built once per channel."""
+    pg_suffix: str = field(init=False, repr=False)
+    """What closes the frame after the data: `}}` (vsn 1.0.0) or `}]` (vsn 2.0.0)."""
     joined_at: dt.datetime = field(init=False, repr=False)
     """Changes committed before the join are not the channel's (the join reply says it is subscribed from now)."""
     identities: list[tuple[dt.datetime, str, Claims]] = field(init=False, repr=False)
@@ -175,8 +190,7 @@ class Channel:
     after their commit, so each is checked as the identity the channel had at the commit."""
 
     def __post_init__(self) -> None:
-        topic = frames.dumps(self.topic)
-        self.pg_prefix = f'{{"topic":{topic},"event":"postgres_changes","ref":null,"payload":{{"ids":'
+        self.pg_prefix, self.pg_suffix = self.conn.codec.pg_parts(self.topic)
         self.presence_enabled = self.config.presence_enabled
         self.joined_at = dt.datetime.now(dt.UTC)
         self.identities = [(self.joined_at, self.token, self.claims)]

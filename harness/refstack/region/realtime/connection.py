@@ -25,6 +25,7 @@ from harness.refstack.region.database import Database
 from harness.refstack.region.realtime import authorization, frames, tokens
 from harness.refstack.region.realtime.authorization import Permissions
 from harness.refstack.region.realtime.channel import Channel, JoinConfig, JoinPayloadError
+from harness.refstack.region.realtime.codec import V1_CODEC, Codec
 from harness.refstack.region.realtime.hub import Hub
 from harness.refstack.region.state import DB
 
@@ -33,9 +34,17 @@ log = logging.getLogger(__name__)
 
 class Connection:
     def __init__(
-        self, hub: Hub, request: web.Request, ws: web.WebSocketResponse, token: str, claims: Claims, secret: str
+        self,
+        hub: Hub,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        token: str,
+        claims: Claims,
+        secret: str,
+        codec: Codec = V1_CODEC,
     ) -> None:
         self.hub = hub
+        self.codec = codec
         self.request = request
         self.ws = ws
         self.token = token
@@ -43,7 +52,7 @@ class Connection:
         self.secret = secret
         self.channels: dict[str, Channel] = {}
         self.closed = False
-        self._outbox: deque[tuple[str, str | None]] = deque()
+        self._outbox: deque[tuple[str | bytes, str | None]] = deque()
         """(frame, hop bucket of a load-test frame or None)."""
         self._writer: asyncio.Task[None] | None = None
         self._pending: asyncio.Task[None] | None = None
@@ -52,7 +61,7 @@ class Connection:
         self._loop = asyncio.get_running_loop()
 
     # -- writing --------------------------------------------------------------------------------------------------
-    def enqueue(self, text: str, hop_key: str | None = None) -> None:
+    def enqueue(self, text: str | bytes, hop_key: str | None = None) -> None:
         if self.closed:
             if hop_key is not None:
                 self.hub.hops.add(hop_key, hc.DROPPED_CLOSED)
@@ -76,6 +85,9 @@ class Connection:
         try:
             while self._outbox and not self.closed:
                 text, key = self._outbox.popleft()
+                if isinstance(text, bytes):  # a vsn 2.0.0 binary broadcast (never a load-test frame)
+                    await self.ws.send_bytes(text)
+                    continue
                 if key is None:
                     await self.ws.send_str(text)
                     continue
@@ -138,19 +150,10 @@ class Connection:
                 log.info("realtime: closing a socket idle for %.0f s", idle_s)
                 await self.close(WSCloseCode.OK)
                 return
-            if msg.type == WSMsgType.TEXT:
-                text = msg.data
-            elif msg.type == WSMsgType.BINARY:
-                # Phoenix's V1 serializer decodes a frame's bytes as JSON whatever the opcode.
-                try:
-                    text = msg.data.decode("utf-8")
-                except UnicodeDecodeError:
-                    await self._refuse("binary frame is not UTF-8 JSON")
-                    return
-            else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp closed a text frame that is not UTF-8 with 1007)
-                return
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                return  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp closed a text frame that is not UTF-8 with 1007)
             try:
-                self.handle_text(text)
+                self.handle_frame(msg.data)
                 if self._pending is not None:  # a policy check: frames stay in order, as Phoenix keeps them
                     await self._pending
             except frames.FrameError as exc:  # nothing to answer on
@@ -176,43 +179,43 @@ class Connection:
             self.hub.remove_channel(channel)
         self.channels.clear()
 
-    def handle_text(self, text: str) -> None:
-        """Run one client frame. A refused frame that names a topic gets a phx_reply error there; one that names
-        none raises FrameError (the caller closes the socket)."""
+    def handle_frame(self, data: str | bytes) -> None:
+        """Run one client frame (text, or bytes from a binary frame). A refused frame that names a topic gets a
+        phx_reply error there; one that names none raises FrameError (the caller closes the socket)."""
         try:
-            msg = frames.parse(text)
+            msg = self.codec.parse(data)
         except frames.FrameError as exc:
             if exc.topic is None:
                 raise
-            self.enqueue(frames.error(exc.topic, exc.ref, f"MalformedMessage: {exc}"))
+            self.enqueue(self.codec.error(exc.topic, exc.ref, f"MalformedMessage: {exc}"))
             return
         if msg.topic == frames.PHOENIX_TOPIC and msg.event == "heartbeat":
-            self.enqueue(frames.ok(msg.topic, msg.ref))
+            self.enqueue(self.codec.ok(msg.topic, msg.ref))
         elif msg.event == "phx_join":
             self._join(msg)
         elif (channel := self.channels.get(msg.topic)) is None:
-            self.enqueue(frames.error(msg.topic, msg.ref, "unmatched topic"))
+            self.enqueue(self.codec.error(msg.topic, msg.ref, "unmatched topic"))
         else:
             self._channel_event(channel, msg)
 
     # -- channel protocol -----------------------------------------------------------------------------------------
     def _join(self, msg: frames.Inbound) -> None:
-        topic, ref = msg.topic, msg.ref
+        topic, ref, codec = msg.topic, msg.ref, self.codec
         if not topic.startswith(frames.TOPIC_PREFIX):
-            self.enqueue(frames.error(topic, ref, "unmatched topic"))
+            self.enqueue(codec.error(topic, ref, "unmatched topic"))
             return
         if topic == frames.TOPIC_PREFIX:
-            self.enqueue(frames.error(topic, ref, "TopicNameRequired: You must provide a topic name"))
+            self.enqueue(codec.error(topic, ref, "TopicNameRequired: You must provide a topic name", msg.join_ref))
             return
         try:
             config = JoinConfig.parse(msg.payload, self.hub.catalog)
         except JoinPayloadError as exc:
-            self.enqueue(frames.error(topic, ref, f"InvalidJoinPayload: {exc}"))
+            self.enqueue(codec.error(topic, ref, f"InvalidJoinPayload: {exc}", msg.join_ref))
             return
         token = self._channel_token(msg.payload) or self.token
         checked = tokens.check(token, self.secret)
         if isinstance(checked, tokens.Rejected):
-            self.enqueue(frames.error(topic, ref, checked.join_reason))
+            self.enqueue(codec.error(topic, ref, checked.join_reason, msg.join_ref))
             return
         if config.private:
             self._pending = self._loop.create_task(self._join_private(msg, config, token, checked))
@@ -225,7 +228,7 @@ class Connection:
         try:
             found = await authorization.check_join(self.db, topic.removeprefix(frames.TOPIC_PREFIX), claims.raw)
         except authorization.Refused as exc:
-            self.enqueue(frames.error(topic, msg.ref, exc.reason))
+            self.enqueue(self.codec.error(topic, msg.ref, exc.reason, msg.join_ref))
             return
         if not self.closed:
             self._admit(msg, config, token, claims, found)
@@ -233,7 +236,7 @@ class Connection:
     def _admit(
         self, msg: frames.Inbound, config: JoinConfig, token: str, claims: Claims, permissions: Permissions | None
     ) -> None:
-        topic, ref = msg.topic, msg.ref
+        topic, ref, codec = msg.topic, msg.ref, self.codec
         old = self.channels.pop(topic, None)
         if old is not None:  # Phoenix closes the previous channel of a duplicate join
             self.hub.remove_channel(old)
@@ -242,15 +245,13 @@ class Connection:
         self.hub.add_channel(channel)
         self._schedule_token_check(channel)
         echo = [{**b.echo, "id": b.id} for b in config.bindings]
-        self.enqueue(frames.ok(topic, ref, {"postgres_changes": echo}))
+        self.enqueue(codec.ok(topic, ref, {"postgres_changes": echo}, msg.join_ref))
         if channel.presence_enabled and channel.presence_readable:
             self.enqueue(self.hub.presence_state(channel))
         if config.bindings:
             failed = next((b.error for b in config.bindings if b.error), None)
-            if failed is None:
-                self.enqueue(frames.system(topic, "postgres_changes", "ok", "Subscribed to PostgreSQL"))
-            else:
-                self.enqueue(frames.system(topic, "postgres_changes", "error", failed))
+            status, message = ("ok", "Subscribed to PostgreSQL") if failed is None else ("error", failed)
+            self.enqueue(codec.system(topic, "postgres_changes", status, message, channel.join_ref))
 
     @property
     def db(self) -> Database:
@@ -265,18 +266,22 @@ class Connection:
         return None
 
     def _channel_event(self, channel: Channel, msg: frames.Inbound) -> None:
-        event, payload = msg.event, msg.payload
+        event, payload, codec, join_ref = msg.event, msg.payload, self.codec, channel.join_ref
         if event == "phx_leave":
             self._remove(channel)
-            self.enqueue(frames.ok(msg.topic, msg.ref))
-            self.enqueue(frames.close(msg.topic, channel.join_ref))
+            self.enqueue(codec.ok(msg.topic, msg.ref, None, join_ref))
+            self.enqueue(codec.close(msg.topic, join_ref))
         elif event == "broadcast":
-            if channel.may_broadcast:  # else dropped, as Realtime drops them (the ack below is still sent)
+            if not channel.may_broadcast:
+                pass  # dropped, as Realtime drops them (the ack below is still sent)
+            elif msg.user_broadcast is not None:
+                self.hub.user_broadcast(channel.topic_key, msg.user_broadcast, sender=channel)
+            else:
                 self.hub.broadcast(channel.topic_key, payload, sender=channel)
             if channel.config.ack:
-                self.enqueue(frames.ok(msg.topic, msg.ref))
+                self.enqueue(codec.ok(msg.topic, msg.ref, None, join_ref))
         elif event == "presence":
-            self.enqueue(frames.reply(msg.topic, msg.ref, self._presence(channel, payload), {}))
+            self.enqueue(codec.reply(msg.topic, msg.ref, self._presence(channel, payload), {}, join_ref))
         elif event == "access_token":
             self._refresh_token(channel, payload.get("access_token"))
         else:
@@ -350,8 +355,8 @@ class Connection:
     def shutdown(self, channel: Channel, message: str) -> None:
         """Stop a channel from the server side: a system error, then phx_close (shutdown_response)."""
         self._remove(channel)
-        self.enqueue(frames.system(channel.topic, "system", "error", message))
-        self.enqueue(frames.close(channel.topic, channel.join_ref))
+        self.enqueue(self.codec.system(channel.topic, "system", "error", message, channel.join_ref))
+        self.enqueue(self.codec.close(channel.topic, channel.join_ref))
 
     def _remove(self, channel: Channel) -> None:
         if self.channels.get(channel.topic) is channel:

@@ -9,14 +9,15 @@ from aiohttp import web
 
 from harness.model import strict_json
 from harness.refstack.region.realtime import authorization, frames, tokens
+from harness.refstack.region.realtime.codec import negotiate
 from harness.refstack.region.realtime.connection import Connection
+from harness.refstack.region.realtime.frames import UserBroadcast
 from harness.refstack.region.realtime.hub import Hub
 from harness.refstack.region.state import CONFIG, DB, api_key, bearer_token
 
 log = logging.getLogger(__name__)
 
 HUB = web.AppKey("realtime_hub", Hub)
-SUPPORTED_VSN = ("1.0.0",)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -24,16 +25,24 @@ def _error(status: int, message: str) -> web.Response:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    """`GET /realtime/v1/websocket?apikey=…&vsn=1.0.0`: the token comes from `x-api-key`, then `?apikey=`."""
+    """`GET /realtime/v1/websocket?apikey=…&vsn=1.0.0|2.0.0`: the token comes from `x-api-key`, then `?apikey=`;
+    `vsn` picks the serializer (codec.py), as Phoenix does: absent is 1.0.0, one it does not serve is a 403."""
     hub = request.app[HUB]
     secret = request.app[CONFIG].jwt_secret
     token = request.headers.get("x-api-key") or request.query.get("apikey")
     checked = tokens.check(token, secret)
     if isinstance(checked, tokens.Rejected):
         return _error(401, checked.handshake_message)
-    vsn = request.query.get("vsn", "1.0.0")
-    if vsn not in SUPPORTED_VSN:
-        return _error(400, f"vsn {vsn[:32]!r} is not supported; use vsn=1.0.0 (JSON object frames)")
+    vsn = request.query.get("vsn")
+    codec = negotiate(vsn)
+    if codec is None:
+        # Phoenix answers 403 with no body (Phoenix.Socket.negotiate_serializer logs why): say it in the log.
+        log.warning(
+            "realtime: the client's requested transport version \"%s\" does not match the server's requirements "
+            '"~> 1.0.0" or "~> 2.0.0"',
+            (vsn or "")[:32],
+        )
+        return web.Response(status=403)
     settings = hub.settings
     ws = web.WebSocketResponse(
         heartbeat=None,  # Phoenix clients send their own heartbeats on the `phoenix` topic
@@ -46,7 +55,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return _error(400, "expected a websocket upgrade (Connection: Upgrade, Upgrade: websocket)")
     await ws.prepare(request)
     assert token is not None
-    conn = Connection(hub, request, ws, token, checked, secret)
+    conn = Connection(hub, request, ws, token, checked, secret, codec)
     hub.connections.add(conn)
     try:
         await conn.run()
@@ -127,17 +136,19 @@ async def broadcast_one(request: web.Request) -> web.Response:
     """`POST /realtime/v1/api/broadcast/<topic>/events/<event>[?private=true]` (AsyncRealtimeChannel.http_send)."""
     if (denied := _unauthorized(request)) is not None:
         return denied
+    event = request.match_info["event"]
     if request.content_type == "application/octet-stream":
-        # vsn 1.0.0 sockets cannot carry binary broadcasts; accept like Realtime, deliver to none.
-        await request.read()
-        return web.json_response({}, status=202)
-    try:
-        body = await _json_body(request)
-    except strict_json.JsonBodyError as exc:
-        return _error(400, f"body must be JSON (or application/octet-stream): {exc.message}")
+        # Bytes reach vsn 2.0.0 sockets as a binary user broadcast; vsn 1.0.0 ones cannot carry them (Realtime's
+        # MessageDispatcher skips them there too).
+        message = UserBroadcast(event, await request.read(), json=False)
+    else:
+        try:
+            body = await _json_body(request)
+        except strict_json.JsonBodyError as exc:
+            return _error(400, f"body must be JSON (or application/octet-stream): {exc.message}")
+        message = UserBroadcast(event, frames.dumps(body).encode(), json=True)  # SingleBroadcast's JSON form
     private, topic = request.query.get("private") == "true", request.match_info["topic"]
     if private and topic not in await _may_send(request, {topic}):
         return web.json_response({}, status=202)
-    payload = {"type": "broadcast", "event": request.match_info["event"], "payload": body}
-    request.app[HUB].broadcast((private, f"realtime:{topic}"), payload)
+    request.app[HUB].user_broadcast((private, f"realtime:{topic}"), message)
     return web.json_response({}, status=202)

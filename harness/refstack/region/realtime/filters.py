@@ -1,4 +1,5 @@
-"""postgres_changes filters: `column=op.value`, with op one of eq, neq, lt, lte, gt, gte, in (`in.(a,b,c)`).
+"""postgres_changes filters: `column=op.value`, with op one of eq, neq, lt, lte, gt, gte, in (`in.(a,b,c)`), parsed
+as Realtime parses them (Extensions.PostgresCdcRls.Subscriptions.parse_subscription_params), with its errors.
 
 The value is converted to the column's type once, at join time (with PostgreSQL's error text when it does not
 fit, as Realtime reports it), and a changed row's value is converted the same way, so matching is one comparison.
@@ -163,38 +164,105 @@ class RowFilter:
             return False
 
 
-def _operand(normalise: Callable[[Any], Any], type_name: str, text: str) -> Any:
+class FilterSyntaxError(FilterError):
+    """Refused by Realtime's parser (parse_subscription_params): reported as "Error parsing `filter` params: …"."""
+
+
+class FilterSubscribeError(FilterError):
+    """Parsed, but the subscription insert fails (realtime.subscription_check_filters, or the value's type): the
+    message is PostgreSQL's error as Postgrex prints it, which Realtime puts after "Exception: "."""
+
+    def __init__(self, message: str, op: str, value: str) -> None:
+        super().__init__(message)
+        self.op, self.value = op, value
+
+
+NEWER_OPS = frozenset({"like", "ilike", "is", "match", "imatch", "isdistinct"})
+"""Operators the newest Realtime also takes (with `not.` and comma-joined AND): refused here, named as not served."""
+MAX_IN_VALUES = 100
+
+
+def elixir_list(parts: list[str]) -> str:
+    """How Elixir's inspect prints a list of strings: `["foo", "hey"]`."""
+    return "[" + ", ".join(json.dumps(p, ensure_ascii=False) for p in parts) + "]"
+
+
+def _unquote(value: str) -> str:
+    """A value wrapped in double quotes loses them (backslash escapes one character), as unquote_value does."""
+    if len(value) < 2 or not value.startswith('"') or not value.endswith('"'):
+        return value
+    out, i, body = [], 0, value[1:-1]
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            i += 1
+        elif body[i] == '"':
+            return value  # an unescaped quote inside: not one quoted value
+        out.append(body[i])
+        i += 1
+    return "".join(out)
+
+
+def _top_level_commas(text: str) -> bool:
+    depth, quoted = 0, False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+        elif not quoted and char == ")":
+            depth = max(0, depth - 1)
+        elif not quoted and char == "," and depth == 0:
+            return True
+    return False
+
+
+def _operand(normalise: Callable[[Any], Any], type_name: str, text: str, op: str, raw: str) -> Any:
     try:
         return normalise(text)
     except (ValueError, TypeError, OverflowError, RecursionError):
         sql_name = _SQL_NAMES.get(type_name, type_name)
-        raise FilterError(f'invalid input syntax for type {sql_name}: "{text}"') from None
+        message = f'ERROR 22P02 (invalid_text_representation) invalid input syntax for type {sql_name}: "{text}"'
+        raise FilterSubscribeError(message, op, raw) from None
 
 
-def parse(text: str, table: Table) -> RowFilter:
-    """Parse a filter for `table`; FilterError naming the problem otherwise."""
+def parse(text: str, table: Table) -> RowFilter | None:
+    """Parse a filter for `table` as Realtime does (None for an empty one); FilterSyntaxError where Realtime's
+    parser refuses it, FilterSubscribeError where its subscription insert would fail, FilterError for forms the
+    newest Realtime takes and this stand-in does not (newer operators, `not.`, several filters)."""
+    text = text.strip()
+    if not text:
+        return None
+    if _top_level_commas(text):
+        raise FilterError(f"filter {text!r}: comma-joined filters are not served by this stand-in; {VALID_FORM}")
     column, sep, rest = text.partition("=")
-    op, dot, value = rest.partition(".")
-    if not sep or not dot or not column:
-        raise FilterError(f"filter {text!r} is not of the form {VALID_FORM}")
+    if not sep:
+        raise FilterSyntaxError(elixir_list([text]))
+    op_value = rest.removeprefix("not.")
+    op, dot, value = op_value.partition(".")
+    if not dot:
+        raise FilterSyntaxError(elixir_list([op_value]))
+    if op not in _COMPARE and op != "in" and op not in NEWER_OPS:
+        raise FilterSyntaxError(elixir_list([op, value]))
+    if op == "in" and not (len(value) >= 2 and value.startswith("(") and value.endswith(")")):
+        raise FilterSyntaxError("`in` filter value must be wrapped by parentheses")
+    if op in NEWER_OPS or op_value != rest:
+        raise FilterError(
+            f"filter {text!r}: {'not.' if op_value != rest else op} is not served by this stand-in; {VALID_FORM}"
+        )
+    raw = f"{{{value[1:-1]}}}" if op == "in" else _unquote(value)
     if column not in table.by_name:
-        raise FilterError(f"filter {text!r}: table {table.name!r} has no column {column!r}")
-    if op != "in" and op not in _COMPARE:
-        raise FilterError(f"filter {text!r}: unknown operator {op!r}; use {VALID_FORM}")
+        message = f"ERROR P0001 (raise_exception) invalid column for filter {column}"
+        raise FilterSubscribeError(message, op, raw)
     type_name = table.by_name[column].type_name
     normalise = normaliser(type_name)
+    if op != "in":
+        return RowFilter(column, op, _operand(normalise, type_name, raw, op, raw), normalise)
+    items = [_unquote(item.strip()) for item in value[1:-1].split(",") if item.strip()]
+    if len(items) > MAX_IN_VALUES:
+        message = "ERROR P0001 (raise_exception) too many values for `in` filter. Maximum 100"
+        raise FilterSubscribeError(message, op, raw)
+    operands = [_operand(normalise, type_name, item, op, raw) for item in items]
     try:
-        if op == "in":
-            if not (value.startswith("(") and value.endswith(")")):
-                raise FilterError(f"filter {text!r}: `in` takes a list, e.g. {column}=in.(a,b)")
-            items = [item.strip().strip('"') for item in value[1:-1].split(",") if item.strip()]
-            operands = [_operand(normalise, type_name, item) for item in items]
-            try:
-                return RowFilter(column, op, frozenset(operands), normalise)
-            except TypeError:
-                raise FilterError(f"filter {text!r}: `in` cannot compare {type_name} values") from None
-        return RowFilter(column, op, _operand(normalise, type_name, value), normalise)
-    except FilterError as exc:
-        if str(exc).startswith("filter "):
-            raise
-        raise FilterError(f"filter {text!r}: {exc}") from None
+        return RowFilter(column, op, frozenset(operands), normalise)
+    except TypeError:
+        raise FilterError(f"filter {text!r}: `in` cannot compare {type_name} values") from None

@@ -24,6 +24,8 @@ from harness.refstack.region.realtime import frames
 from harness.refstack.region.realtime.catalog import Catalog
 from harness.refstack.region.realtime.changes import Change
 from harness.refstack.region.realtime.channel import Channel, TableKey
+from harness.refstack.region.realtime.codec import Codec
+from harness.refstack.region.realtime.frames import UserBroadcast
 from harness.refstack.region.realtime.peer import Peer
 from harness.refstack.region.realtime.presence import RawState, TopicPresence
 from harness.refstack.region.realtime.visibility import Check, claims_json
@@ -275,7 +277,9 @@ class Hub:
                 continue
             for channel, ids in recipients.items():
                 if self._joined(channel):
-                    channel.conn.enqueue(f'{channel.pg_prefix}{frames.dumps(ids)},"data":{data_json}}}}}')
+                    channel.conn.enqueue(
+                        f'{channel.pg_prefix}{frames.dumps(ids)},"data":{data_json}{channel.pg_suffix}'
+                    )
 
     def _count_feed(self, changes: Sequence[Change]) -> list[tuple[str, str] | bool] | None:
         """Per change: (bucket key, sender) of a load-test INSERT, False for one the feed fault drops, True for any
@@ -316,33 +320,50 @@ class Hub:
             if not self._joined(channel):
                 continue
             if channel.claims.sub == sender:
-                channel.conn.enqueue(f'{channel.pg_prefix}{frames.dumps(ids)},"data":{data_json}}}}}')
+                channel.conn.enqueue(f'{channel.pg_prefix}{frames.dumps(ids)},"data":{data_json}{channel.pg_suffix}')
                 continue
             if fault is not None and fault.drop(hc.FANOUT):
                 hops.add(key, hc.FAULT_DROPPED)
                 continue
             hops.add(key, hc.FANOUT)
-            channel.conn.enqueue(f'{channel.pg_prefix}{frames.dumps(ids)},"data":{stamped}}}}}', key)
+            channel.conn.enqueue(f'{channel.pg_prefix}{frames.dumps(ids)},"data":{stamped}{channel.pg_suffix}', key)
 
     # -- broadcast ------------------------------------------------------------------------------------------------
     def broadcast(self, key: tuple[bool, str], payload: dict[str, Any], sender: Channel | None = None) -> int:
         """Push a broadcast to the topic's channels (not to `sender` unless it asked for `self`); returns count."""
+        payload_json = frames.dumps(payload)
+        return self._fastlane(key, sender, lambda codec: codec.fastlane(key[1], "broadcast", payload_json))
+
+    def user_broadcast(self, key: tuple[bool, str], message: UserBroadcast, sender: Channel | None = None) -> int:
+        """A broadcast whose payload is bytes (a vsn 2.0.0 binary push, or the REST API's single broadcast): a
+        binary frame on vsn 2.0.0 sockets; on vsn 1.0.0 ones a JSON broadcast if the bytes are JSON, else none."""
+        return self._fastlane(key, sender, lambda codec: codec.user_broadcast(key[1], message))
+
+    def _fastlane(
+        self, key: tuple[bool, str], sender: Channel | None, build: Callable[[Codec], str | bytes | None]
+    ) -> int:
+        """Send one message to a topic's channels, serialized once per serializer (MessageDispatcher's cache)."""
         channels = self.topics.get(key)
         if not channels:
             return 0
-        text = frames.frame(key[1], "broadcast", frames.dumps(payload))
+        built: dict[Codec, str | bytes | None] = {}
         sent = 0
         for channel in list(channels):
             if channel is sender and not channel.config.self_broadcast:
                 continue
-            channel.conn.enqueue(text)
-            sent += 1
+            codec = channel.conn.codec
+            if codec not in built:
+                built[codec] = build(codec)
+            frame = built[codec]
+            if frame is not None:
+                channel.conn.enqueue(frame)
+                sent += 1
         return sent
 
     # -- presence -------------------------------------------------------------------------------------------------
     def presence_state(self, channel: Channel) -> str:
         state = self.presence[channel.topic_key].state() if channel.topic_key in self.presence else {}
-        return frames.frame(channel.topic, "presence_state", frames.dumps(state))
+        return channel.conn.codec.push(channel.topic, "presence_state", frames.dumps(state), channel.join_ref)
 
     def track(self, channel: Channel, fields: dict[str, Any]) -> None:
         joins, leaves = self.presence[channel.topic_key].track(channel, fields)
@@ -359,7 +380,11 @@ class Hub:
             self._presence_diff(channel.topic_key, {}, leaves)
 
     def _presence_diff(self, key: tuple[bool, str], joins: RawState, leaves: RawState) -> None:
-        text = frames.frame(key[1], "presence_diff", frames.dumps({"joins": joins, "leaves": leaves}))
+        diff = frames.dumps({"joins": joins, "leaves": leaves})
+        built: dict[Codec, str] = {}
         for channel in list(self.topics.get(key, ())):
             if channel.presence_enabled and channel.presence_readable:
-                channel.conn.enqueue(text)
+                codec = channel.conn.codec
+                if codec not in built:
+                    built[codec] = codec.fastlane(key[1], "presence_diff", diff)
+                channel.conn.enqueue(built[codec])

@@ -5,6 +5,7 @@
             ─► ONE parameterised statement (sql.py) in the caller's transaction, its JSON body built by Postgres
             ─► the body as Postgres built it, with Content-Range (tables.py, rpc.py)
 
+    /rest/v1/                   GET, HEAD: the OpenAPI document of what the caller's role can reach (openapi.py)
     /rest/v1/<table>            GET, HEAD, POST (insert, upsert), PATCH, DELETE
     /rest/v1/rpc/<function>     GET, HEAD, POST
 
@@ -21,7 +22,7 @@ import asyncpg
 from aiohttp import web
 
 from harness.refstack.region.auth import gateway_key_error
-from harness.refstack.region.rest import errors, rpc, schema_cache, session, tables
+from harness.refstack.region.rest import errors, openapi, rpc, schema_cache, session, tables
 from harness.refstack.region.rest.errors import ApiError
 from harness.refstack.region.rest.schema_cache import CACHE, SCHEMA, reload
 
@@ -74,7 +75,13 @@ async def _rpc(request: web.Request) -> web.StreamResponse:
     return await _serve(request, route)
 
 
+async def _root(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, openapi.document)
+
+
 def setup(app: web.Application) -> None:
+    for path in ("/rest/v1/", "/rest/v1"):
+        app.router.add_get(path, _root)  # GET and HEAD
     for method in ("GET", "HEAD", "POST"):
         app.router.add_route(method, "/rest/v1/rpc/{function}", _rpc)
     for method in ("GET", "HEAD", "POST", "PATCH", "DELETE"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import web
@@ -19,6 +19,17 @@ Return = Literal["minimal", "headers-only", "representation"]
 Output = Literal["json", "singular", "csv"]
 
 
+_ACCEPTED = frozenset({
+    "resolution=merge-duplicates", "resolution=ignore-duplicates",
+    "return=representation", "return=minimal", "return=headers-only",
+    "count=exact", "count=planned", "count=estimated",
+    "tx=commit", "tx=rollback",
+    "missing=default", "missing=null",
+    "handling=strict", "handling=lenient",
+})  # fmt: skip
+"""The preferences PostgREST (12+) recognises; `timezone=` and `max-affected=` are recognised by prefix."""
+
+
 @dataclass
 class Prefer:
     returning: Return = "minimal"
@@ -26,25 +37,76 @@ class Prefer:
     resolution: Literal["merge", "ignore"] | None = None
     missing_default: bool = False
     single_object: bool = False
+    returning_given: bool = False
+    missing_given: str | None = None
+    tx: Literal["commit", "rollback"] | None = None
+    strict: bool | None = None
+    max_affected: int | None = None
+    invalid: list[str] = field(default_factory=list)
+
+    @property
+    def guards_affected(self) -> bool:
+        """`max-affected` only binds with `handling=strict` (PostgREST 12+)."""
+        return self.strict is True and self.max_affected is not None
+
+    def check_strict(self) -> None:
+        """With `handling=strict`, any preference PostgREST does not recognise is 400 PGRST122."""
+        if self.strict and self.invalid:
+            raise ApiError(
+                400,
+                "PGRST122",
+                "Invalid preferences given with handling=strict",
+                details="Invalid preferences: " + ", ".join(self.invalid),
+            )
+
+    def applied(self, plan: Literal["read", "create", "update", "delete", "call"], *, resolvable: bool = True) -> str:
+        """The Preference-Applied value: what was honoured, in PostgREST's order and per kind of request."""
+        out: list[str] = []
+        if plan == "create" and self.resolution and resolvable:
+            out.append(f"resolution={self.resolution}-duplicates")
+        if plan in ("create", "update") and self.missing_given:
+            out.append(f"missing={self.missing_given}")
+        if plan in ("create", "update", "delete") and self.returning_given:
+            out.append(f"return={self.returning}")
+        if self.count:
+            out.append(f"count={self.count}")
+        if self.tx:
+            out.append(f"tx={self.tx}")
+        if self.strict is not None:
+            out.append("handling=strict" if self.strict else "handling=lenient")
+        if plan in ("update", "delete", "call") and self.guards_affected:
+            out.append(f"max-affected={self.max_affected}")
+        return ", ".join(out)
+
+
+def _first(items: list[str], prefix: str, values: tuple[str, ...]) -> str | None:
+    """PostgREST's parsePrefs: the first listed preference among `values`."""
+    return next((i[len(prefix) :] for i in items if i.startswith(prefix) and i[len(prefix) :] in values), None)
 
 
 def prefer(request: web.Request) -> Prefer:
-    """Unknown or malformed preferences are ignored, as PostgREST does without `handling=strict`."""
+    """Every `Prefer` header's comma-separated items; unknown or malformed ones are ignored (and listed in
+    `invalid`, refused only with `handling=strict`), as PostgREST does. `tx` is honoured as PostgREST's
+    `db-tx-end = commit-allow-override` does; `params=single-object` is kept for PostgREST 11's clients."""
+    items = [i.strip() for header in request.headers.getall("Prefer", ()) for i in header.split(",")]
+    items = [i for i in items if i]
     found = Prefer()
-    for header in request.headers.getall("Prefer", ()):
-        for item in header.split(","):
-            key, _, value = item.strip().partition("=")
-            value = value.strip()
-            if key == "return" and value in ("minimal", "headers-only", "representation"):
-                found.returning = value  # type: ignore[assignment]
-            elif key == "count" and value in ("exact", "planned", "estimated"):
-                found.count = value  # type: ignore[assignment]
-            elif key == "resolution" and value in ("merge-duplicates", "ignore-duplicates"):
-                found.resolution = "merge" if value == "merge-duplicates" else "ignore"
-            elif key == "missing":
-                found.missing_default = value == "default"
-            elif key == "params":
-                found.single_object = value == "single-object"
+    if (returning := _first(items, "return=", ("representation", "minimal", "headers-only"))) is not None:
+        found.returning, found.returning_given = returning, True  # type: ignore[assignment]
+    found.count = _first(items, "count=", ("exact", "planned", "estimated"))  # type: ignore[assignment]
+    resolution = _first(items, "resolution=", ("merge-duplicates", "ignore-duplicates"))
+    if resolution is not None:
+        found.resolution = "merge" if resolution == "merge-duplicates" else "ignore"
+    found.missing_given = _first(items, "missing=", ("default", "null"))
+    found.missing_default = found.missing_given == "default"
+    found.tx = _first(items, "tx=", ("commit", "rollback"))  # type: ignore[assignment]
+    handling = _first(items, "handling=", ("strict", "lenient"))
+    found.strict = None if handling is None else handling == "strict"
+    affected = next((i[len("max-affected=") :] for i in items if i.startswith("max-affected=")), None)
+    if affected is not None and affected.lstrip("-").isdigit() and len(affected) < 19:
+        found.max_affected = int(affected)
+    found.single_object = "params=single-object" in items
+    found.invalid = [i for i in items if i not in _ACCEPTED and not i.startswith(("timezone=", "max-affected="))]
     return found
 
 

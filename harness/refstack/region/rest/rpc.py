@@ -47,10 +47,18 @@ async def handle(request: web.Request, caller: Caller, cache: SchemaCache, name:
         filters = list(request.query.items())
         read_only = not function.volatile
     call = f"{sql.qualified(function.name)}({', '.join(call_args)})"
+    prefer.check_strict()
+    if prefer.guards_affected and not function.returns_set:
+        raise ApiError(
+            400,
+            "PGRST128",
+            "Function must return SETOF or TABLE when max-affected preference is used with handling=strict",
+        )
+    applied = prefer.applied("call")
     if function.returns_void:
-        async with caller.transaction(read_only=read_only) as conn:
+        async with tables.transaction(caller, prefer, read_only=read_only) as conn:
             await conn.execute(f"{'WITH ' + ctes.rstrip(', ') + ' ' if ctes else ''}SELECT {call}", *params.values)
-        return web.Response(status=204)
+        return tables.with_applied(web.Response(status=204), applied)
     planner = Planner(cache)
     scalar: str | None = None
     if function.returns_rows:
@@ -62,7 +70,7 @@ async def handle(request: web.Request, caller: Caller, cache: SchemaCache, name:
         node = planner.root(function.name, columns, None)
         source = f"(SELECT {call} AS {sql.ident(scalar)})"
     planner.apply_params(node, filters)
-    return await tables.read(
+    response = await tables.read(
         request,
         caller,
         node,
@@ -75,6 +83,7 @@ async def handle(request: web.Request, caller: Caller, cache: SchemaCache, name:
         read_only=read_only,
         object_result=not function.returns_set,
     )
+    return tables.with_applied(response, applied)
 
 
 def _choose_for_query(name: str, overloads: list[Function], keys: list[str]) -> tuple[Function, set[str]]:

@@ -9,6 +9,8 @@ existing row, so an upsert can never take over a row its caller could not update
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +27,47 @@ from harness.refstack.region.rest.session import Caller
 READ_METHODS = ("GET", "HEAD")
 
 
+class _RolledBack(Exception):
+    """Raised at the end of a `Prefer: tx=rollback` transaction, so it rolls back instead of committing."""
+
+
+@asynccontextmanager
+async def transaction(
+    caller: Caller, prefer: Prefer, *, read_only: bool, single_statement: bool = False
+) -> AsyncIterator[asyncpg.Connection]:
+    """The request's transaction. `Prefer: tx=rollback` ends it in a rollback (after SET CONSTRAINTS ALL
+    IMMEDIATE, so deferred constraints still answer, as PostgREST does); it and `max-affected` (which must be
+    able to undo the statement) need a real transaction rather than the single-statement shortcut."""
+    rollback = prefer.tx == "rollback" and not read_only
+    single = single_statement and not rollback and not prefer.guards_affected
+    try:
+        async with caller.transaction(read_only=read_only, single_statement=single) as conn:
+            yield conn
+            if rollback:
+                await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                raise _RolledBack
+    except _RolledBack:
+        pass
+
+
+def check_affected(prefer: Prefer, count: int) -> None:
+    """`max-affected` with `handling=strict`: more rows than allowed is 400 PGRST124 (raised inside the
+    transaction, so the statement is undone)."""
+    if prefer.guards_affected and prefer.max_affected is not None and count > prefer.max_affected:
+        raise ApiError(
+            400,
+            "PGRST124",
+            "Query result exceeds max-affected preference constraint",
+            details=f"The query affects {count} rows",
+        )
+
+
+def with_applied(response: web.StreamResponse, applied: str) -> web.StreamResponse:
+    if applied:
+        response.headers["Preference-Applied"] = applied
+    return response
+
+
 async def handle(request: web.Request, caller: Caller, cache: SchemaCache, table: Table) -> web.StreamResponse:
     method = request.method
     prefer = negotiation.prefer(request)
@@ -32,8 +75,10 @@ async def handle(request: web.Request, caller: Caller, cache: SchemaCache, table
     planner = Planner(cache)
     node = planner.root(table.name, table.columns, request.query.get("select"), table=table.name)
     planner.apply_params(node, request.query.items())
+    prefer.check_strict()
     if method in READ_METHODS:
-        return await read(request, caller, node, source=sql.qualified(table.name), prefer=prefer, kind=kind)
+        response = await read(request, caller, node, source=sql.qualified(table.name), prefer=prefer, kind=kind)
+        return with_applied(response, prefer.applied("read"))
     if any(isinstance(item, EmbedPresence) for item in node.where):
         raise bad_query(f'"embedded resource filter on {method}"', "filter a write by its own columns")
     if node.limit is not None or node.offset:
@@ -41,10 +86,12 @@ async def handle(request: web.Request, caller: Caller, cache: SchemaCache, table
             f'"limit/offset on {method}"', "this reference stack does not support limit or offset on writes"
         )
     if method == "POST":
-        return await _insert(request, caller, table, node, prefer, kind)
+        resolvable = bool(table.primary_key) or "on_conflict" in request.query
+        response = await _insert(request, caller, table, node, prefer, kind)
+        return with_applied(response, prefer.applied("create", resolvable=resolvable))
     if method == "PATCH":
-        return await _update(request, caller, table, node, prefer, kind)
-    return await _delete(request, caller, node, prefer, kind)
+        return with_applied(await _update(request, caller, table, node, prefer, kind), prefer.applied("update"))
+    return with_applied(await _delete(request, caller, node, prefer, kind), prefer.applied("delete"))
 
 
 # -- reads -------------------------------------------------------------------------------------------------------
@@ -67,11 +114,12 @@ async def read(
     params = params or sql.Params()
     exact = prefer.count in ("exact", "estimated")
     statement = sql.read_statement(node, source, params, count=exact, csv=kind == "csv", scalar=scalar, ctes=ctes)
-    async with caller.transaction(read_only=read_only, single_statement=True) as conn:
+    async with transaction(caller, prefer, read_only=read_only, single_statement=True) as conn:
         row = await conn.fetchrow(statement, *params.values)
         total: int | None = row["total"]
         if prefer.count == "planned":
             total = await _planned_count(conn, node, source, ctes, params)
+        check_affected(prefer, int(row["page"]))
     count = int(row["page"])
     offset = node.offset or 0
     if total is not None and count == 0 and offset > total:
@@ -209,7 +257,7 @@ async def _run_write(
     """One statement; a singular request that touches other than one row rolls back (PostgREST does the same)."""
     location: str | None = None
     text: str | None = None
-    async with caller.transaction(read_only=False, single_statement=kind != "singular") as conn:
+    async with transaction(caller, prefer, read_only=False, single_statement=kind != "singular") as conn:
         if prefer.returning == "representation":
             statement = sql.write_statement(write, node, params, csv=kind == "csv")
             row = await conn.fetchrow(statement, *params.values)
@@ -228,6 +276,8 @@ async def _run_write(
             count = int(tag.rsplit(" ", 1)[-1]) if tag and tag.rsplit(" ", 1)[-1].isdigit() else 0
         if kind == "singular" and count != 1:
             raise singular(count)
+        if request.method in ("PATCH", "DELETE"):
+            check_affected(prefer, count)
     headers = {"Location": location} if location else {}
     return _write_response(request, prefer, kind, text, count, status=status, headers=headers)
 

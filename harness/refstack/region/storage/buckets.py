@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from harness.refstack.region.state import CONFIG
 from harness.refstack.region.storage import errors
 from harness.refstack.region.storage.common import (
     BUCKET_EXISTS,
@@ -89,6 +90,15 @@ def _mime_types(value: Any) -> list[str] | None:
     return [header_value(v, "allowed_mime_types entry") for v in value]
 
 
+def _settings_within(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    """`_settings`, refusing a bucket limit over the global one with EntityTooLarge, as storage-api does."""
+    settings = _settings(body)
+    limit = settings.get("file_size_limit")
+    if limit is not None and limit > request.app[CONFIG].storage_file_size_limit_bytes:
+        raise errors.entity_too_large()
+    return settings
+
+
 def _settings(body: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "public" in body:
@@ -128,7 +138,7 @@ async def create_bucket(request: web.Request) -> web.Response:
     for value in (name, new_id):
         if not isinstance(value, str) or not _BUCKET_NAME.fullmatch(value) or value.strip(".") == "":
             raise errors.invalid_bucket_name(str(value)[:100])
-    settings = _settings(body)
+    settings = _settings_within(request, body)
     try:
         async with db_of(request).as_caller(claims) as conn:
             await conn.execute(
@@ -154,7 +164,7 @@ async def create_bucket(request: web.Request) -> web.Response:
 async def update_bucket(request: web.Request) -> web.Response:
     claims = claims_of(request)
     target = bucket_id(request.match_info["bucket"])
-    settings = _settings(await read_json(request))
+    settings = _settings_within(request, await read_json(request))
     args: list[Any] = [target]
     for column in ("public", "file_size_limit", "allowed_mime_types"):
         args += [column in settings, settings.get(column)]

@@ -87,7 +87,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise errors.entity_too_large(request.app[CONFIG].storage_file_size_limit_bytes) from None
+        raise errors.entity_too_large() from None
     if not raw.strip():
         return {}
     try:
@@ -157,10 +157,14 @@ def check_user_metadata(value: Any, depth: int = 0) -> None:
 
 def owner_of(claims: Claims) -> str | None:
     """The owner recorded for an upload: the JWT `sub` when it is a UUID (the column's type), else none."""
-    if claims.sub is None:
+    return owner_uuid(claims.sub)
+
+
+def owner_uuid(sub: str | None) -> str | None:
+    if sub is None:
         return None
     try:
-        return str(uuid.UUID(claims.sub))
+        return str(uuid.UUID(sub))
     except ValueError:
         return None
 

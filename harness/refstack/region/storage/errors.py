@@ -71,17 +71,26 @@ def bucket_access_denied(message: str) -> StorageError:
     return StorageError(403, "AccessDenied", message, error="Unauthorized", http_status=403)
 
 
-def entity_too_large(limit_bytes: int) -> StorageError:
-    return StorageError(
-        413,
-        "EntityTooLarge",
-        f"The object exceeded the maximum allowed size ({limit_bytes} bytes)",
-        error="Payload too large",
-    )
+def entity_too_large() -> StorageError:
+    """storage-api's wording exactly (it names no number): over the bucket's or the global file size limit."""
+    message = "The object exceeded the maximum allowed size"
+    return StorageError(413, "EntityTooLarge", message, error="Payload too large")
 
 
 def invalid_mime_type(mime_type: str) -> StorageError:
+    """`mime_type` as the upload sent it (parameters included), as storage-api's validateMimeType reports it."""
     return StorageError(415, "InvalidMimeType", f"mime type {mime_type} is not supported", error="invalid_mime_type")
+
+
+def feature_not_enabled() -> StorageError:
+    """Image transformation (`/render/image/…`): hosted Storage's answer for a project without the feature."""
+    return StorageError(
+        403, "FeatureNotEnabled", "feature not enabled for this tenant", error="FeatureNotEnabled", http_status=403
+    )
+
+
+def invalid_parameter(name: str) -> StorageError:
+    return StorageError(400, "InvalidParameter", f"Invalid Parameter {name}")
 
 
 def invalid_key(key: str) -> StorageError:
@@ -100,8 +109,8 @@ def invalid_jwt(message: str) -> StorageError:
     return StorageError(400, "InvalidJWT", message)
 
 
-def invalid_signature() -> StorageError:
-    return StorageError(400, "InvalidSignature", "The url do not match the signature")
+def invalid_signature(message: str = "The url do not match the signature") -> StorageError:
+    return StorageError(400, "InvalidSignature", message)
 
 
 def database_read_only() -> StorageError:
@@ -113,8 +122,16 @@ def slow_down(message: str) -> StorageError:
     return StorageError(429, "SlowDown", message, error="slow_down", http_status=429)
 
 
-def route_not_found(method: str, path: str) -> StorageError:
-    return StorageError(404, "NotFound", f"Route {method}:{path} not found", error="Not Found", http_status=404)
+def route_not_found(method: str, url: str) -> StorageError:
+    """storage-api's not-found handler: `url` is the request URL as Storage sees it behind the gateway (the
+    `/storage/v1` prefix stripped, the query string kept). A real 404, never a resource's own error."""
+    return StorageError(404, "InvalidRequest", f"Route {method}:{url} not found", error="Not Found", http_status=404)
+
+
+def unknown_route(request: web.Request) -> StorageError:
+    """`route_not_found` for `request` (its URL relative to `/storage/v1`, as storage-api sees it, bounded)."""
+    url = request.raw_path.removeprefix("/storage/v1") or "/"
+    return route_not_found(request.method[:20], url[:400])
 
 
 # -- PostgreSQL's answers, in Storage's words -----------------------------------------------------------------

@@ -9,12 +9,14 @@ Reads do not bump `last_accessed_at`: that would be a replicated write per downl
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from harness.model.keys import Claims
 from harness.refstack.region.storage import errors
 from harness.refstack.region.storage.bodies import serve_body
 from harness.refstack.region.storage.common import (
@@ -46,13 +48,15 @@ _DOWNLOAD_PUBLIC = """select bk.public, o.name, o.metadata ->> 'mimetype' as mim
   left join storage.objects o on o.bucket_id = bk.id and o.name = $2
   left join harness_internal.object_bodies body on body.sha256 = o.version
   where bk.id = $1"""
-_INFO = """select o.id is not null as found, json_build_object(
+# storage-api's info renderer: size, type, cache control and ETag from the object's metadata, its user metadata.
+_INFO = """select json_build_object(
     'id', o.id, 'name', o.name, 'version', o.version, 'bucket_id', o.bucket_id,
     'size', (o.metadata ->> 'size')::bigint, 'content_type', o.metadata ->> 'mimetype',
     'cache_control', o.metadata ->> 'cacheControl', 'etag', o.metadata ->> 'eTag',
-    'metadata', coalesce(o.user_metadata, '{}'::jsonb), 'last_modified', o.updated_at,
-    'created_at', o.created_at) as info
-  from storage.harness_bucket($1) bk left join storage.objects o on o.bucket_id = bk.id and o.name = $2"""
+    'metadata', o.user_metadata, 'last_modified', o.updated_at, 'created_at', o.created_at)::text as info,
+    o.metadata ->> 'eTag' as etag, o.metadata ->> 'cacheControl' as cache_control
+  from storage.objects o where o.bucket_id = $1 and o.name = $2"""
+_BUCKET_PUBLIC = "select public from storage.buckets where id = $1"
 # Rows the caller's DELETE policy does not reach are simply not deleted (and not listed as deleted).
 _DELETE = f"""with gone as (
     delete from storage.objects o where o.bucket_id = $1 and o.name = any($2::text[])
@@ -68,17 +72,28 @@ _MOVE = """with src as (
   moved as (
     insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata, user_metadata, version, created_at)
     select id, $3, $4, owner, owner_id, metadata, user_metadata, version, created_at from src)
-  select (select count(*) from src) as moved,
+  select (select count(*) from src) as moved, (select id from src) as id,
     exists (select 1 from storage.objects where bucket_id = $1 and name = $2) as visible"""
-# The copy holds the body's advisory lock (shared) so a concurrent delete of the source keeps the body.
+# The copy holds the body's advisory lock (shared) so a concurrent delete of the source keeps the body. With
+# `x-upsert: true` an existing destination is replaced (keeping its id), which needs the UPDATE policy there too.
 _COPY = """with src as (
     select o.metadata, o.user_metadata, o.version,
       pg_advisory_xact_lock_shared(storage.harness_body_lock_class(), hashtext(o.version))
     from storage.objects o where o.bucket_id = $1 and o.name = $2),
   copied as (
-    insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata, user_metadata, version)
-    select $5, $3, $4, $6, $7, metadata, user_metadata, version from src)
-  select count(*) as copied from src"""
+    insert into storage.objects as o (id, bucket_id, name, owner, owner_id, metadata, user_metadata, version)
+    select $5, $3, $4, $6, $7, metadata, user_metadata, version from src
+    {on_conflict}
+    returning o.id, json_build_object('version', o.version, 'user_metadata', o.user_metadata)::jsonb
+      || {object_json}::jsonb as j)
+  select (select count(*) from src) as copied, (select id from copied) as id, (select j from copied)::text as object"""
+_COPY_INSERT = _COPY.format(on_conflict="", object_json=OBJECT_JSON)
+_COPY_UPSERT = _COPY.format(
+    on_conflict="""on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id,
+      metadata = excluded.metadata, user_metadata = excluded.user_metadata, version = excluded.version,
+      updated_at = now()""",
+    object_json=OBJECT_JSON,
+)
 _BUCKETS_EXIST = """select exists (select 1 from storage.harness_bucket($1)) as a,
   exists (select 1 from storage.harness_bucket($2)) as b"""
 
@@ -110,17 +125,43 @@ async def download_public(request: web.Request) -> web.StreamResponse:
     return _serve_row(request, row)
 
 
+async def _info(request: web.Request, claims: Claims | None, *, public_route: bool) -> web.Response:
+    """storage-api's getObjectInfo: the bucket looked up with elevated rights; without a (valid) JWT only a public
+    bucket answers; a public bucket (or the public route) is read with elevated rights, others as the caller."""
+    target, key = bucket_id(request.match_info["bucket"]), object_key(request.match_info["path"])
+    db = db_of(request)
+    public = await db.admin.fetchval(_BUCKET_PUBLIC, target)
+    if public is None or (claims is None and not public):
+        raise errors.no_such_bucket()
+    if public or public_route or claims is None:
+        row = await db.admin.fetchrow(_INFO, target, key)
+    else:
+        async with db.as_caller(claims, read_only=True) as conn:
+            row = await conn.fetchrow(_INFO, target, key)
+    if row is None:
+        raise errors.no_such_key()
+    headers = {"ETag": row["etag"] or "", "Cache-Control": row["cache_control"] or "no-cache"}
+    return web.Response(text=row["info"], content_type="application/json", headers=headers)
+
+
 @route
 async def info(request: web.Request) -> web.Response:
-    claims = claims_of(request)
-    target, key = bucket_id(request.match_info["bucket"]), object_key(request.match_info["path"])
-    async with db_of(request).as_caller(claims, read_only=True) as conn:
-        row = await conn.fetchrow(_INFO, target, key)
-    if row is None:
-        raise errors.no_such_bucket()
-    if not row["found"]:
-        raise errors.no_such_key()
-    return web.Response(text=row["info"], content_type="application/json")
+    """`/object/info/<b>/<path>` takes a missing or invalid JWT as no JWT (storage-api's allowInvalidJwt)."""
+    try:
+        claims: Claims | None = claims_of(request)
+    except errors.StorageError:
+        claims = None
+    return await _info(request, claims, public_route=False)
+
+
+@route
+async def info_authenticated(request: web.Request) -> web.Response:
+    return await _info(request, claims_of(request), public_route=False)
+
+
+@route
+async def info_public(request: web.Request) -> web.Response:
+    return await _info(request, None, public_route=True)
 
 
 def _names(prefixes: Any) -> list[str]:
@@ -192,19 +233,22 @@ async def move(request: web.Request) -> web.Response:
     if not row["moved"]:
         # Visible but not deletable: the policies refuse the move; invisible: as if absent.
         raise errors.rls_violation() if row["visible"] else errors.no_such_key()
-    return web.json_response({"message": "Successfully moved"})
+    return web.json_response({"message": "Successfully moved", "Id": str(row["id"]), "Key": target})
 
 
 @route
 async def copy(request: web.Request) -> web.Response:
+    """`{Id, Key: "<bucket>/<key>", …the new object's columns}`; `x-upsert: true` replaces an existing one."""
     claims = claims_of(request)
     source_bucket, source, target_bucket, target = await _transfer_args(request)
-    new_id = uuid.uuid4()
+    statement = _COPY_UPSERT if request.headers.get("x-upsert") == "true" else _COPY_INSERT
     async with db_of(request).as_caller(claims) as conn:
         await _check_buckets(conn, source_bucket, target_bucket)
-        copied = await conn.fetchval(
-            _COPY, source_bucket, source, target_bucket, target, new_id, owner_of(claims), owner_id_of(claims)
-        )
-    if not copied:
+        row = await conn.fetchrow(
+            statement, source_bucket, source, target_bucket, target, uuid.uuid4(), owner_of(claims),
+            owner_id_of(claims),
+        )  # fmt: skip
+    if not row["copied"]:
         raise errors.no_such_key()
-    return web.json_response({"Id": str(new_id), "Key": f"{target_bucket}/{target}"})
+    head = json.dumps({"Id": str(row["id"]), "Key": f"{target_bucket}/{target}"})
+    return web.Response(text=f"{head[:-1]}, {row['object'][1:]}", content_type="application/json")

@@ -1,9 +1,10 @@
 """Signed URLs: `POST /object/sign/<bucket>/<path>` (and the batch form) mint them, `GET …?token=` serves them.
 
-The token is an HS256 JWT over the project secret with claims `{"url": "<bucket>/<path>", "iat", "exp"}`, as
-Supabase Storage signs it. It names one object, so it cannot be replayed for another path, and it carries no
-`role`, so it is useless as a bearer token. The returned `signedURL` is relative to the storage root
-(`/object/sign/…?token=…`); storage3 joins it onto `…/storage/v1/`.
+The token is an HS256 JWT over the project secret with claims `{"url": "<bucket>/<path>", "scope": "download",
+"iat", "exp"}`, as Supabase Storage signs it (an upload token, scope "upload", is refused here). It names one
+object, so it cannot be replayed for another path, and it carries no `role`, so it is useless as a bearer token.
+The returned `signedURL` is relative to the storage root (`/object/sign/…?token=…`); storage3 joins it onto
+`…/storage/v1/`.
 
 Signing runs as the caller: only objects the caller's policies let it read can be signed (others are NoSuchKey,
 as if absent). Serving a signed URL reads with elevated rights, as storage-api does: the token is the
@@ -33,6 +34,7 @@ from harness.refstack.region.storage.common import (
     route,
 )
 from harness.refstack.region.storage.errors import StorageError
+from harness.refstack.region.storage.upload_signed import SCOPE_DOWNLOAD, download_scoped
 
 MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
 """Longest signed-URL lifetime accepted (ten years; Supabase itself only needs a positive integer)."""
@@ -52,7 +54,8 @@ def _expires_in(body: dict[str, Any]) -> int:
 
 def signed_url(secret: str, bucket: str, key: str, expires_in_s: int) -> str:
     now = int(time.time())
-    token = keys.sign({"url": f"{bucket}/{key}", "iat": now, "exp": now + expires_in_s}, secret)
+    claims = {"url": f"{bucket}/{key}", "scope": SCOPE_DOWNLOAD, "iat": now, "exp": now + expires_in_s}
+    token = keys.sign(claims, secret)
     return f"/object/sign/{urllib.parse.quote(f'{bucket}/{key}', safe='/')}?token={token}"
 
 
@@ -125,6 +128,8 @@ async def serve_signed(request: web.Request) -> web.StreamResponse:
         raise errors.invalid_jwt("jwt expired") from None
     except jwt.PyJWTError as exc:
         raise errors.invalid_jwt(f"invalid token: {type(exc).__name__}") from None
+    if not download_scoped(claims):
+        raise errors.invalid_signature(f"Token is not scoped for {SCOPE_DOWNLOAD}")
     bucket = request.match_info["bucket"]
     key = request.match_info["path"]
     if claims.get("url") != f"{bucket}/{key}":

@@ -27,6 +27,7 @@ import asyncpg
 from aiohttp import BodyPartReader, web
 
 from harness.model import strict_json
+from harness.model.keys import Claims
 from harness.refstack.region.state import CONFIG
 from harness.refstack.region.storage import errors
 from harness.refstack.region.storage.common import (
@@ -110,23 +111,32 @@ def _cache_control(raw: str) -> str:
     return f"max-age={raw}" if raw.isdigit() and len(raw) < 12 else header_value(raw, "cacheControl")
 
 
-def _check_mime(bucket: _Bucket, content_type: str) -> str:
+EMPTY_FOLDER_PLACEHOLDER = ".emptyFolderPlaceholder"
+"""The name the dashboard gives an empty folder's marker object: storage-api skips the type check for it and allows
+it no bytes."""
+
+
+def _check_mime(bucket: _Bucket, content_type: str, key: str) -> str:
+    """storage-api's validateMimeType exactly: `type/subtype` as sent (parameters and case included) must equal an
+    allowed type, or its type must match an allowed `type/*`; so `text/plain;charset=UTF-8` does not match an
+    allowed `text/plain`, as on Supabase."""
     content_type = header_value(content_type, "Content-Type")
-    if bucket.allowed_mime_types is None:
+    if bucket.allowed_mime_types is None or key.endswith(EMPTY_FOLDER_PLACEHOLDER):
         return content_type
-    base = content_type.split(";", 1)[0].strip().lower()
-    for allowed in bucket.allowed_mime_types:
-        allowed = allowed.strip().lower()
-        if base == allowed or (allowed.endswith("/*") and base.startswith(allowed[:-1])):
-            return content_type
-    raise errors.invalid_mime_type(base)
+    parts = content_type.split("/")
+    if len(parts) >= 2:
+        for allowed in bucket.allowed_mime_types:
+            allowed_parts = allowed.split("/")
+            if len(allowed_parts) >= 2 and allowed_parts[0] == parts[0] and allowed_parts[1] in ("*", parts[1]):
+                return content_type
+    raise errors.invalid_mime_type(content_type)
 
 
 async def _stream(chunks: AsyncIterator[bytes], sink: _Sink, limit_bytes: int) -> None:
     async for chunk in chunks:
         sink.write(chunk)
         if sink.size_bytes > limit_bytes:
-            raise errors.entity_too_large(limit_bytes)
+            raise errors.entity_too_large()
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
@@ -146,14 +156,14 @@ async def _read_field(part: BodyPartReader) -> str:
         raise errors.invalid_request(f"multipart field {part.name!r} is not UTF-8 text") from None
 
 
-async def _read_multipart(request: web.Request, bucket: _Bucket, body: _Body, limit_bytes: int) -> None:
+async def _read_multipart(request: web.Request, bucket: _Bucket, body: _Body, limit_bytes: int, key: str) -> None:
     body.cache_control = "max-age=3600"
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise errors.invalid_request("nested multipart bodies are not supported: send one `file` part")
         if part.name == "file" and body.sink is None:
-            body.content_type = _check_mime(bucket, part.headers.get("Content-Type") or DEFAULT_MULTIPART_TYPE)
+            body.content_type = _check_mime(bucket, part.headers.get("Content-Type") or DEFAULT_MULTIPART_TYPE, key)
             body.sink = _Sink()
             await _stream(_part_chunks(part), body.sink, limit_bytes)
         elif part.name in ("cacheControl", "metadata"):
@@ -163,16 +173,16 @@ async def _read_multipart(request: web.Request, bucket: _Bucket, body: _Body, li
         raise errors.invalid_request("No content provided: send the object in a multipart field named 'file'")
 
 
-async def _read_body(request: web.Request, bucket: _Bucket, limit_bytes: int) -> _Body:
+async def _read_body(request: web.Request, bucket: _Bucket, limit_bytes: int, key: str) -> _Body:
     body = _Body()
     try:
         if request.content_type == "multipart/form-data":
-            await _read_multipart(request, bucket, body, limit_bytes)
+            await _read_multipart(request, bucket, body, limit_bytes, key)
         else:
             declared = request.content_length
             if declared is not None and declared > limit_bytes:
-                raise errors.entity_too_large(limit_bytes)
-            body.content_type = _check_mime(bucket, request.headers.get("Content-Type") or body.content_type)
+                raise errors.entity_too_large()
+            body.content_type = _check_mime(bucket, request.headers.get("Content-Type") or body.content_type, key)
             body.cache_control = request.headers.get("cache-control", body.cache_control)
             body.sink = _Sink()
             await _stream(request.content.iter_chunked(CHUNK_BYTES), body.sink, limit_bytes)
@@ -226,15 +236,25 @@ def _metadata(body: _Body, sha256: str, size_bytes: int) -> str:
 @route
 async def upload(request: web.Request) -> web.Response:
     claims = claims_of(request)
+    upsert = request.method == "PUT" or request.headers.get("x-upsert") == "true"
+    return await store(request, claims, owner_of(claims), owner_id_of(claims), upsert=upsert)
+
+
+async def store(
+    request: web.Request, caller: Claims | None, owner: str | None, owner_id: str | None, *, upsert: bool
+) -> web.Response:
+    """Store the request's body at its {bucket}/{path}: as `caller` (its policies decide), or with elevated rights
+    when None (a signed upload URL, whose token already carries the permission, as storage-api's superuser)."""
     target = bucket_id(request.match_info["bucket"])
     key = object_key(request.match_info["path"])
-    upsert = request.method == "PUT" or request.headers.get("x-upsert") == "true"
     bucket = await _bucket(request, target)
     limit_bytes = request.app[CONFIG].storage_file_size_limit_bytes
     if bucket.file_size_limit is not None:
         limit_bytes = min(limit_bytes, bucket.file_size_limit)
+    if key.endswith(EMPTY_FOLDER_PLACEHOLDER):
+        limit_bytes = 0
 
-    body = await _read_body(request, bucket, limit_bytes)
+    body = await _read_body(request, bucket, limit_bytes, key)
     assert body.sink is not None
     sha256, size_bytes = body.sink.sha256(), body.sink.size_bytes
     new_id = uuid.uuid4()
@@ -244,13 +264,14 @@ async def upload(request: web.Request) -> web.Response:
         new_id,
         target,
         key,
-        owner_of(claims),
-        owner_id_of(claims),
+        owner,
+        owner_id,
         _metadata(body, sha256, size_bytes),
         json.dumps(body.user_metadata) if body.user_metadata is not None else None,
     )
+    db = db_of(request)
     try:
-        async with db_of(request).as_caller(claims) as conn:
+        async with db.as_caller(caller) if caller is not None else db.as_admin() as conn:
             if upsert:
                 object_id = await conn.fetchval(_UPSERT, *args)
             else:
