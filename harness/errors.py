@@ -11,6 +11,10 @@ An invalid run (no traffic, missing workers, a saturated generator) is a verdict
 return it and the run still writes its report (exit 2).
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class HarnessError(Exception):
     """Base of every error the harness reports to a user; its message says what is wrong and how to fix it."""
@@ -24,6 +28,9 @@ class ConfigError(HarnessError):
 
 class TargetUnreachable(HarnessError):
     """The system under test does not answer."""
+
+    report_dir: Path | None = None
+    """The run folder holding the report that says so, when a run wrote one (its results still go to S3)."""
 
 
 class NetworkShapingError(HarnessError):

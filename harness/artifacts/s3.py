@@ -2,8 +2,8 @@
 
     --results-url s3://BUCKET/PREFIX      a run uploads to s3://BUCKET/PREFIX/<run-id>/{result.json, junit.xml,
                                           summary.md, report.html, *.svg}
-    harness gate s3://BUCKET/KEY.json     reads that result; a URL not ending in .json is a run folder
-    harness report s3://BUCKET/PREFIX/ID  (its result.json)
+    harness gate s3://BUCKET/KEY.json     reads that result (downloaded to a temporary folder, removed after);
+    harness report s3://BUCKET/PREFIX/ID  a URL not ending in .json is a run folder (its result.json)
 
 Uploading a run's own reports changes nothing of the deployment, so unlike a DNS flip it needs no
 --confirm-remote; the credentials are checked before the run starts, so a five-minute load never ends in a
@@ -12,9 +12,10 @@ failed upload for lack of them. Credentials are never printed (harness.dr.aws).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,21 +114,29 @@ def _report_files(out_dir: Path) -> Iterable[str]:
             yield path.name
 
 
-def fetch_result(url: str, settings: AwsSettings, flag: str = "RESULT") -> Path:
-    """Download the result.json an s3:// URL names (an object ending in .json, or a run folder's result.json)
-    into a temporary folder (kept for the process's life: the report is written beside it when asked)."""
+@contextlib.contextmanager
+def downloaded(url: str, settings: AwsSettings, flag: str = "RESULT") -> Iterator[Path]:
+    """The result.json an s3:// URL names (an object ending in .json, or a run folder's result.json), downloaded
+    into a temporary folder that is removed when the block ends."""
     location = S3Location.parse(url, flag)
     if not location.key.endswith(".json"):
         location = location.child("result.json")
     client = settings.client("s3")
-    dest = Path(tempfile.mkdtemp(prefix="harness-s3-")) / "result.json"
-    _call(lambda: client.download_file(location.bucket, location.key, str(dest)), location, settings)
-    return dest
+    with tempfile.TemporaryDirectory(prefix="harness-s3-") as folder:
+        dest = Path(folder) / "result.json"
+        try:
+            _call(lambda: client.download_file(location.bucket, location.key, str(dest)), location, settings)
+        except ConfigError:
+            # A GET/HEAD of a key in a missing bucket is a bare 404 too: say which of the two is missing.
+            _call(lambda: client.head_bucket(Bucket=location.bucket), location, settings, bucket_call=True)
+            raise
+        yield dest
 
 
 def _call(action: Any, location: S3Location, settings: AwsSettings, *, bucket_call: bool = False) -> Any:
-    """Run one S3 call; a missing bucket or key is a ConfigError naming it, an unreachable endpoint a
-    TargetUnreachable. botocore's messages name the operation, never the credentials."""
+    """Run one S3 call; a missing bucket or key is a ConfigError naming it, an unreachable endpoint (refused,
+    timed out, connection dropped) a TargetUnreachable: never a traceback, and never exit 1, which would read as a
+    red verdict. botocore's messages name the operation and the endpoint, never the credentials."""
     try:
         return action()
     except botocore.exceptions.ClientError as exc:
@@ -146,5 +155,7 @@ def _call(action: Any, location: S3Location, settings: AwsSettings, *, bucket_ca
         raise TargetUnreachable(f"{location.url}: S3 answered {code or 'an error'} at {settings.describe()}") from None
     except boto3.exceptions.S3UploadFailedError as exc:
         raise TargetUnreachable(f"{location.url}: upload failed at {settings.describe()}: {exc}") from None
-    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as exc:
-        raise TargetUnreachable(f"{location.url}: cannot reach S3 at {settings.describe()}: {exc}") from None
+    except botocore.exceptions.BotoCoreError as exc:  # connect/read timeouts, dropped connections, TLS errors, ...
+        raise TargetUnreachable(
+            f"{location.url}: cannot reach S3 at {settings.describe()}: {type(exc).__name__}: {exc}"
+        ) from None

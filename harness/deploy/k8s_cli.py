@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.artifacts.s3 import fetch_result
+from harness.artifacts.s3 import downloaded
 from harness.deploy.k8s import (
     CHECKOUT_MANIFESTS,
     MASTER_JOB,
@@ -192,7 +192,8 @@ def _follow_and_gate(
     (out / "master.log").write_text(log, encoding="utf-8")
     text = extract_result(log)
     if text is None and options.results_url:
-        text = fetch_result(f"{options.results_url.rstrip('/')}/{options.run_id}", aws.from_args(args)).read_text()
+        with downloaded(f"{options.results_url.rstrip('/')}/{options.run_id}", aws.from_args(args)) as path:
+            text = path.read_text(encoding="utf-8")
     if text is None:
         raise ConfigError(
             f"job/{MASTER_JOB} ended ({'Complete' if succeeded else 'Failed'}) without printing its result; its log "

@@ -3,17 +3,20 @@
     --aws-endpoint-url / AWS_ENDPOINT_URL   moto (tests, demos) or a VPC endpoint; unset = AWS itself
     --aws-profile / AWS_PROFILE             a named profile of ~/.aws (credentials otherwise from the usual chain)
     --aws-region / AWS_REGION, AWS_DEFAULT_REGION
+    AWS_MAX_ATTEMPTS                        attempts per call, the first included (default 6, standard mode)
 
 Changes (a DNS flip, an upload, a delete) against real AWS need an explicit `--aws-profile` or
 `--aws-endpoint-url` and `--confirm-remote`: a stray shell with production credentials must not flip production
-DNS. Against a loopback endpoint (moto) nothing needs confirming. Missing credentials are a ConfigError (exit 2)
-that says where boto3 looks; a credential value is never printed.
+DNS (a run's own reports, `--results-url`, are the exception: harness/artifacts/s3.py). Against a loopback endpoint
+(moto) nothing needs confirming. Missing credentials are a ConfigError (exit 2) that says where boto3 looks; a
+credential value is never printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +28,25 @@ from harness.errors import ConfigError
 from harness.model.hosts import is_loopback_url
 
 DEFAULT_REGION = "ap-southeast-1"
-_RETRIES = botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+DEFAULT_MAX_ATTEMPTS = 6
+"""The first try and 5 retries (standard retry mode, exponential backoff)."""
+ENV_MAX_ATTEMPTS = "AWS_MAX_ATTEMPTS"
+"""The AWS CLI's and SDKs' own variable: attempts per call, the first included."""
+
+
+def _client_config(environ: Mapping[str, str] | None = None) -> botocore.config.Config:
+    env = os.environ if environ is None else environ
+    text = (env.get(ENV_MAX_ATTEMPTS) or "").strip()
+    attempts = DEFAULT_MAX_ATTEMPTS
+    if text:
+        attempts = int(text) if text.isdigit() else 0
+        if not 1 <= attempts <= 20:
+            raise ConfigError(
+                f"{ENV_MAX_ATTEMPTS}: {text!r} is not a number of attempts per AWS call from 1 to 20 (e.g. 3)"
+            )
+    return botocore.config.Config(
+        retries={"total_max_attempts": attempts, "mode": "standard"}, connect_timeout=5, read_timeout=30
+    )
 
 
 @dataclass(frozen=True)
@@ -68,7 +89,7 @@ class AwsSettings:
         require_credentials(session, self)
         return session.client(
             service, region_name=region or self.region or DEFAULT_REGION, endpoint_url=self.endpoint_url,
-            config=_RETRIES,
+            config=_client_config(),
         )  # fmt: skip
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
 
-from harness.artifacts.s3 import fetch_result, is_s3_url
+from harness.artifacts.s3 import downloaded, is_s3_url
 from harness.dr import aws
 from harness.gates.verdict import evaluate
 from harness.model.profile import load_profile, resolve_profile
@@ -47,13 +48,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.set_defaults(func=_report)
 
 
-def _local(text: str, args: argparse.Namespace, flag: str) -> Path:
-    """A local path, or the result an s3:// URL names downloaded to a temporary folder."""
-    return fetch_result(text, aws.from_args(args), flag) if is_s3_url(text) else Path(text)
+def _local(text: str, args: argparse.Namespace, flag: str, stack: contextlib.ExitStack) -> Path:
+    """A local path, or the result an s3:// URL names, downloaded to a temporary folder `stack` removes."""
+    return stack.enter_context(downloaded(text, aws.from_args(args), flag)) if is_s3_url(text) else Path(text)
 
 
 def _gate(args: argparse.Namespace) -> int:
-    result = load_result(_local(args.result, args, "RESULT"))
+    with contextlib.ExitStack() as stack:
+        result = load_result(_local(args.result, args, "RESULT", stack))
     gates = load_profile(resolve_profile(args.profile)).gates if args.profile else None
     verdict = evaluate(result, gates)
     sys.stdout.write(render_text(verdict))
@@ -61,22 +63,23 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    src = _local(args.result, args, "RESULT")
-    result = load_result(src)
-    base = load_result(_local(args.compare, args, "--compare")) if args.compare else None
-    # A downloaded result's run id names the folder: checked as --run-id is (it came from elsewhere).
-    default_out = (
-        run_dir(Path("reports"), result.run.run_id, "run id of RESULT") if is_s3_url(args.result) else src.parent
-    )
-    out = Path(args.out) if args.out else default_out
-    same_dir = out.resolve() == src.parent.resolve()
-    paths = write_reports(
-        result,
-        out,
-        base=base,
-        step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None,
-        write_result=not same_dir,
-    )
+    with contextlib.ExitStack() as stack:
+        src = _local(args.result, args, "RESULT", stack)
+        result = load_result(src)
+        base = load_result(_local(args.compare, args, "--compare", stack)) if args.compare else None
+        # A downloaded result's run id names the folder: checked as --run-id is (it came from elsewhere).
+        default_out = (
+            run_dir(Path("reports"), result.run.run_id, "run id of RESULT") if is_s3_url(args.result) else src.parent
+        )
+        out = Path(args.out) if args.out else default_out
+        same_dir = out.resolve() == src.parent.resolve()
+        paths = write_reports(
+            result,
+            out,
+            base=base,
+            step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None,
+            write_result=not same_dir,
+        )
     for kind, path in sorted(paths.items()):
         print(f"{kind}: {path}")
     return 0

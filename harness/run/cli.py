@@ -15,7 +15,7 @@ from typing import Any
 from harness.artifacts.s3 import ResultsStore
 from harness.dr import aws
 from harness.dr.alerts import Alert, AlertSinks, publish
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, TargetUnreachable
 from harness.model import limits
 from harness.model.capacity import plan_levels
 from harness.model.run_ids import check_run_id
@@ -455,7 +455,12 @@ def _port(flag: str, text: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     options = options_from(args)
     store = ResultsStore(args.results_url, aws.from_args(args)).check() if args.results_url else None
-    outcome = run(options)
+    try:
+        outcome = run(options)
+    except TargetUnreachable as exc:
+        if exc.report_dir is not None:  # the report says the target did not answer: it goes where results go
+            _deliver(args, store, exc.report_dir, exc.exit_code)
+        raise
     code = outcome.exit_code
     if outcome.verdict.status != "passed":  # a failed gate or an invalid run is announced, when sinks are set
         sinks = AlertSinks.from_args(args)
@@ -464,9 +469,14 @@ def _run(args: argparse.Namespace) -> int:
             figure = "; ".join(outcome.verdict.reasons)[:300] or outcome.verdict.status
             report = str(outcome.paths.get("html", outcome.out_dir))
             publish(Alert(f"{args.profile} run {outcome.verdict.status}", where, figure, report), sinks)
+    return _deliver(args, store, outcome.out_dir, code)
+
+
+def _deliver(args: argparse.Namespace, store: ResultsStore | None, out_dir: Path, code: int) -> int:
+    """The run's results to S3 (--results-url) and stdout (--print-result); returns the exit code to use."""
     if store is not None:
-        code = _upload(store, outcome.out_dir, outcome.out_dir.name, code)
-    result_file = outcome.out_dir / "result.json"
+        code = _upload(store, out_dir, out_dir.name, code)
+    result_file = out_dir / "result.json"
     if args.print_result and result_file.is_file():
         print(f"{RESULT_BEGIN}\n{result_file.read_text(encoding='utf-8').strip()}\n{RESULT_END}", flush=True)
     return code
@@ -478,7 +488,9 @@ def _upload(store: ResultsStore, out_dir: Path, run_id: str, code: int) -> int:
     try:
         url, names = store.upload_run(out_dir, run_id)
     except HarnessError as err:
-        print(f"harness: results not uploaded: {err}", file=sys.stderr)
-        return 2 if code == 0 else code
+        new_code = 2 if code == 0 else code
+        kept = "turns the passed run's exit 0 into 2" if code == 0 else f"the run's own exit {code} stands"
+        print(f"harness: error: results not uploaded: {err} (the verdict above stands; {kept})", file=sys.stderr)
+        return new_code
     print(f"harness: results uploaded to {url}/ ({', '.join(names)})", file=sys.stderr)
     return code

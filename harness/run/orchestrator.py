@@ -166,8 +166,9 @@ def _run(
         )
         try:
             preflight(target)
-        except TargetUnreachable:
+        except TargetUnreachable as exc:
             report(empty_result(run_id, profile, target.label, workers, reachable=False), out_dir, log)
+            exc.report_dir = out_dir  # the CLI still uploads / prints that report
             raise
         if options.checks and not stop.requested:
             checks = run_checklist(target, confirm_remote=options.confirm_remote)

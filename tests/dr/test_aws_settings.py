@@ -59,3 +59,16 @@ def test_partial_credentials_are_a_config_error_without_a_secret(monkeypatch: py
 def test_unknown_profile_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"AWS profile 'nosuch' is not in ~/.aws"):
         AwsSettings(profile="nosuch").client("sns")
+
+
+def test_aws_max_attempts_is_honoured_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    endpoint = AwsSettings(endpoint_url="http://127.0.0.1:9")
+    assert endpoint.client("s3").meta.config.retries["total_max_attempts"] == 6  # the first try and 5 retries
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    assert endpoint.client("s3").meta.config.retries["total_max_attempts"] == 2
+    for bad in ("0", "x", "21"):
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", bad)
+        with pytest.raises(ConfigError, match=f"AWS_MAX_ATTEMPTS: '{bad}' is not a number of attempts"):
+            endpoint.client("s3")
