@@ -202,12 +202,15 @@ class Transport:
         headers: dict[str, str],
         body: bytes | str | None = None,
         binary: bool = False,
+        decode: bool = True,
         context: dict[str, Any] | None = None,
         ok_errors: frozenset[tuple[int, str]] = frozenset(),
         fire: bool = True,
     ) -> Reply:
         """Send one request; a 2xx is a success, and so is an error whose (status, code) is in `ok_errors` (the
-        reply is then marked `duplicate`). `binary` keeps a successful body as bytes. Never raises for anything the
+        reply is then marked `duplicate`). `binary` keeps a successful body as bytes; `decode=False` keeps it as it
+        came on the wire (still compressed: for a body nobody reads, as k6's discardResponseBodies; an error body
+        is decoded all the same). Never raises for anything the
         server or the network does: a body that cannot be read or decoded is a failure with status and reason."""
         label = f"{request_type} {name}"
         start_time, started = time.time(), time.perf_counter()
@@ -221,7 +224,7 @@ class Transport:
             first_byte_ms = (time.perf_counter() - started) * 1000
             connect_ms = pool.take_connect_ms(getattr(response, "_response", None))
             resp_headers = response.headers or {}
-            raw, error, wire = _read_body(response, resp_headers, label, status)
+            raw, error, wire = _read_body(response, resp_headers, label, status, decode or not 200 <= status < 300)
         elapsed_ms = (time.perf_counter() - started) * 1000
         region = str(resp_headers.get(self.region_header, "") or "") if status else ""
         parsed: Any = None
@@ -290,9 +293,11 @@ class Transport:
         self.http.client.close()
 
 
-def _read_body(response: Any, headers: Any, label: str, status: int) -> tuple[bytes | None, RequestFailed | None, int]:
-    """Read the whole body and undo its Content-Encoding; a failure (with the status that came) if either breaks.
-    The last item is the body's length on the wire.
+def _read_body(
+    response: Any, headers: Any, label: str, status: int, decode: bool = True
+) -> tuple[bytes | None, RequestFailed | None, int]:
+    """Read the whole body and undo its Content-Encoding (unless `decode` is off); a failure (with the status that
+    came) if either breaks. The last item is the body's length on the wire.
     The connection goes back to the pool only when the body was read to its end (geventhttpclient checks)."""
     encoding = str(headers.get("Content-Encoding", "") or "")
     try:
@@ -301,6 +306,8 @@ def _read_body(response: Any, headers: Any, label: str, status: int) -> tuple[by
         return None, RequestFailed(label, status, "body_read_error", f"reading the body: {_short(exc)}"), 0
     finally:
         response.release()
+    if not decode:
+        return raw, None, len(raw)
     try:
         return decode_body(raw, encoding), None, len(raw)
     except Exception as exc:  # zlib.error, brotli.error, an unknown coding: say which and how big

@@ -40,6 +40,7 @@ from harness.model.metrics import ACKED_OBJECT_MISSING_KIND, ACKED_UPLOAD
 from harness.model.profile import ENVIRONMENT_ATTRIBUTE, USER_CLASSES, Profile
 from harness.model.result import GroupInfo, Result, ResultBuilder, RunInfo, SteadyState, dump_result
 from harness.model.target_config import names_from_mapping
+from harness.procs.gctune import tune_gc
 from harness.scenarios import runstate
 
 CPU_SAMPLE_INTERVAL_S = 1.0
@@ -112,6 +113,7 @@ class HarnessPlugin:
                 cls.host = settings.host  # the master sends no host in group runs, so Locust keeps this one
         ev = environment.events
         if not self.is_master:
+            tune_gc()  # a worker allocates per request and per frame; start-up's objects need no rescanning
             ev.request.add_listener(self._on_request)
             gevent.spawn(self._sample_cpu)
             ev.test_start.add_listener(self._start_arrivals)
@@ -305,8 +307,9 @@ class HarnessPlugin:
             "p95_ms": p95_ms,
             "error_pct": 100.0 * total.fail_ratio,
         }
-        if self.live is not None:
+        if self.live is not None:  # the headline as the gates count it: requests only, not deliveries
             progress["live"] = self.live.snapshot(now_s)
+            progress.update(self.live.headline())
         _write_atomic(self.settings.out_dir / PROGRESS_FILE, json.dumps(progress))
 
     def _on_sigterm(self) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,7 +27,11 @@ RECENT_S = 30.0
 """Quantiles are read over the windows that started in the last this many seconds (Prometheus summaries'
 convention: quantiles over a sliding window, sum and count over the whole run)."""
 RATE_WINDOW_S = 10.0
-"""The current request rate is the request delta over about this long (workers report every 3 s)."""
+"""The current request rate counts the requests of the complete windows covering about this long."""
+REPORT_LAG_S = 4.0
+"""A window is complete this long after its end: workers report every 3 s, the master writes every second. Counting
+by the samples' own windows, not by when reports arrive, keeps the rate steady (a delta between report arrivals
+swung by a third with the number of reports that fell in it)."""
 NOT_REQUESTS = (DELIVERY_NAME, *OBSERVATION_NAMES)
 """Names that are not requests: left out of the request rate (their own metrics carry them)."""
 
@@ -106,7 +109,11 @@ class LiveTally:
         self.recent_s = recent_s
         self._totals: dict[_Key, _Totals] = {}
         self._recent: dict[tuple[int, _Key], Sketch] = {}
-        self._history: deque[tuple[float, int]] = deque()
+        self._window_requests: dict[int, int] = {}
+        """Requests (NOT_REQUESTS left out) by the window their samples fall in."""
+        self._first_window: int | None = None
+        self._merged_recent: dict[_Key, Sketch] = {}
+        self._last_rate: float | None = None
 
     def absorb(self, payload: dict[str, Any], now_s: float | None = None) -> None:
         """Adds a worker payload (ResultBuilder.to_payload, any version `merge` reads)."""
@@ -119,6 +126,10 @@ class LiveTally:
                 t = self._totals[key] = _Totals()
             sketch = Sketch.from_dict(sketch_data)
             t.count += int(count)
+            if key[0] not in NOT_REQUESTS:
+                self._window_requests[int(win)] = self._window_requests.get(int(win), 0) + int(count)
+                if self._first_window is None or int(win) < self._first_window:
+                    self._first_window = int(win)
             t.bytes += int(nbytes)
             t.ok_count += sketch.count
             t.ok_sum_ms += sketch.sum_ms
@@ -150,6 +161,7 @@ class LiveTally:
         recent: dict[_Key, Sketch] = {}
         for (_, key), sketch in self._recent.items():
             recent.setdefault(key, Sketch()).merge(sketch)
+        self._merged_recent = recent
         stats = []
         for key, t in sorted(self._totals.items()):
             name, rtype, group = key
@@ -161,15 +173,40 @@ class LiveTally:
                     "origins": dict(t.origins), "recent": r.to_dict() if r is not None else None,
                 }
             )  # fmt: skip
-        return {"v": LIVE_VERSION, "t_s": now, "recent_s": self.recent_s, "rps": self._rate(now), "stats": stats}
+        self._last_rate = self._rate(now)
+        return {"v": LIVE_VERSION, "t_s": now, "recent_s": self.recent_s, "rps": self._last_rate, "stats": stats}
+
+    def headline(self) -> dict[str, Any]:
+        """The progress line's figures as the gates count them, over requests only (NOT_REQUESTS left out: a
+        delivery's latency is not a request's, and a lost message is not a failed request): requests and the
+        failed share over the run, the rate and p95 of the last `snapshot`."""
+        requests = failed = 0
+        recent = Sketch()
+        for key, t in self._totals.items():
+            if key[0] in NOT_REQUESTS:
+                continue
+            requests += t.count
+            failed += sum(t.failures.values())
+            sketch = self._merged_recent.get(key)
+            if sketch is not None:
+                recent.merge(sketch)
+        return {
+            "requests": requests,
+            "rps": self._last_rate,
+            "p95_ms": recent.quantile(0.95),
+            "error_pct": 100.0 * failed / requests if requests else 0.0,
+        }
 
     def _rate(self, now_s: float) -> float | None:
-        history = self._history
-        history.append((now_s, self.requests()))
-        while len(history) > 2 and now_s - history[1][0] >= RATE_WINDOW_S:
-            history.popleft()
-        (t0, r0), (t1, r1) = history[0], history[-1]
-        return (r1 - r0) / (t1 - t0) if t1 > t0 else None
+        """Requests per second over the newest complete windows (about RATE_WINDOW_S); None before the first."""
+        last = math.floor((now_s - REPORT_LAG_S) / self.window_s) - 1
+        if self._first_window is None or self._first_window > last:
+            return None
+        first = max(self._first_window, last - max(1, math.ceil(RATE_WINDOW_S / self.window_s)) + 1)
+        windows = self._window_requests
+        for old in [w for w in windows if w < first]:
+            del windows[old]  # bounded whatever the run's length (a late report for them counts nowhere)
+        return sum(windows.get(w, 0) for w in range(first, last + 1)) / ((last - first + 1) * self.window_s)
 
 
 def _add(into: dict[str, int], counts: dict[str, int]) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from harness.procs.gctune import tune_gc
+
 AppFactory = Callable[[], web.Application | Awaitable[web.Application]]
 
 SHUTDOWN_TIMEOUT_S = 5.0
@@ -57,6 +59,7 @@ def serve_forever(factory: AppFactory, host: str, port: int, on_ready: Callable[
     async def main() -> None:
         app = await _make(factory)
         runner, bound = await start_site(app, host, port)
+        tune_gc()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

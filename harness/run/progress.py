@@ -63,12 +63,16 @@ class ProgressPrinter:
         p95 = p.get("p95_ms")
         return (
             f"{head}  {elapsed_s:.0f}s/{planned_s:.0f}s  users {p.get('users', 0)}  {workers}  "
-            f"rps {self._rps(float(p['t_s']), int(p.get('requests') or 0)):.1f}  "
+            f"rps {self._rps(p):.1f}  "
             f"p95 {fmt(float(p95), 'ms') if p95 else 'n/a'}  errors {float(p.get('error_pct') or 0):.2f} %  "
             f"{left_s:.0f} s left"
         )
 
-    def _rps(self, t_s: float, requests: int) -> float:
+    def _rps(self, p: dict[str, Any]) -> float:
+        """The master's rate over requests (progress.json `rps`, from its live tally), else the request delta."""
+        if p.get("live") is not None and p.get("rps") is not None:
+            return float(p["rps"])
+        t_s, requests = float(p["t_s"]), int(p.get("requests") or 0)
         self._history.append((t_s, requests))
         while len(self._history) > 2 and t_s - self._history[0][0] > self.RPS_WINDOW_S:
             self._history.popleft()

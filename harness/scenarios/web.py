@@ -8,7 +8,8 @@
 
 Each request fires one `WEB <name>` event; a wrong status or header makes it a failure whose message names the
 header, what came and what was expected: `WEB index.html: 200 bad_header "Cache-Control is 'max-age=60',
-expected no-cache"`. "Compressed" means the best encoding the client accepts among br and gzip.
+expected no-cache"`. "Compressed" means the best encoding the client accepts among br and gzip. Only the index is
+decompressed (its asset paths are read); the other bodies are left as they came and counted in wire bytes.
 """
 
 from __future__ import annotations
@@ -116,9 +117,16 @@ class WebShell:
     def reporter(self) -> Reporter:
         return self.transport.reporter
 
-    def get(self, name: str, path: str, expect: Expect, extra: Mapping[str, str] | None = None) -> Reply:
+    def get(
+        self, name: str, path: str, expect: Expect, extra: Mapping[str, str] | None = None, *, read: bool = False
+    ) -> Reply:
+        """One request. Only a body the visitor `read`s (the index, for its asset paths) is decompressed: the
+        others' bytes are counted as they came on the wire, and decompressing a 2 MB bundle per visit cost the
+        generator more CPU than any other request (docs/BENCHMARKS.md)."""
         headers = {"Accept-Encoding": self.accept_encoding, **self.headers, **(extra or {})}
-        reply = self.transport.call(REQUEST_TYPE, name, "GET", path, headers=headers, binary=True, fire=False)
+        reply = self.transport.call(
+            REQUEST_TYPE, name, "GET", path, headers=headers, binary=True, decode=read, fire=False
+        )
         error = reply.error if reply.status == 0 else None  # a status is judged by `expect`, 304 included
         if error is None:
             problem = check(reply, expect, self.encoding)
@@ -135,7 +143,8 @@ class WebShell:
 
     def load(self) -> bool:
         """A first visit: the index, then what it references. True when every response kept its promises."""
-        index = self.get("index.html", "/", Expect(cache=(NO_CACHE,), compressed=True, etag=True, security=True))
+        index_expect = Expect(cache=(NO_CACHE,), compressed=True, etag=True, security=True)
+        index = self.get("index.html", "/", index_expect, read=True)
         if index.ok and isinstance(index.body, bytes):
             self.assets = _PRELOAD.findall(index.body.decode("utf-8", "replace"))
         ok = index.ok

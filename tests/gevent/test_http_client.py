@@ -86,6 +86,19 @@ def test_a_br_body_is_decoded(transport: Transport) -> None:
     assert reply.ok and reply.body == {"ok": True}
 
 
+def test_a_body_nobody_reads_is_kept_as_it_came_and_counted_in_wire_bytes(
+    transport: Transport, events: ListEvent
+) -> None:
+    compressed = brotli.compress(b'{"ok": true}')
+    reply = transport.call("WEB", "asset", "GET", "/good-br", headers={}, binary=True, decode=False)
+    assert reply.ok and reply.body == compressed and reply.wire_bytes == len(compressed)
+    assert events.fired[0]["response_length"] == len(compressed)
+    # a body that would not decode is not looked at either, but an error body still is (its message is read)
+    assert transport.call("WEB", "asset", "GET", "/bad-br", headers={}, binary=True, decode=False).ok
+    failed = transport.call("WEB", "asset", "GET", "/bad-error-body", headers={}, binary=True, decode=False)
+    assert failed.error is not None and failed.error.code == "body_decode_error"
+
+
 @pytest.mark.parametrize(
     ("path", "status", "encoding"), [("/bad-br", 200, "br"), ("/bad-gzip", 200, "gzip"), ("/bad-error-body", 500, "br")]
 )
