@@ -336,6 +336,10 @@ class ReferenceStack:
         if piece not in self._specs:
             raise ConfigError(f"piece {piece!r} was not started in this stack; started: {', '.join(self._specs)}")
 
+    def postgres_port(self, piece: str) -> int:
+        """The port of a region piece's PostgreSQL (benchmarks and tests that talk to the database directly)."""
+        return self._postgres_ports[piece]
+
     def kill(self, piece: str) -> None:
         """SIGKILL a piece (a region: its server process and its PostgreSQL) and return once its ports are closed.
 

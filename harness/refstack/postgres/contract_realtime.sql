@@ -9,10 +9,17 @@
 --
 --   checks: [{"entity": <table oid>, "key": ["id"], "claims": {<JWT claims>}, "rows": [["<id>"], …]}, …]
 --   result: [[<0-based indexes into that check's rows that the claims can SELECT>], …], one list per check
+--
+-- Cost (it was the busiest statement of `harness load`, docs/BENCHMARKS.md): each row lookup is a prepared
+-- statement of the session, named after its text, so it is planned once per connection rather than once per
+-- subscriber (a plan depends on the role, and PostgreSQL re-plans when the role or the table changes); and the
+-- lookups run without a subtransaction each. A lookup that fails (no SELECT privilege, a `sub` that is not a
+-- uuid, …) then fails the call: the caller calls again with `safe`, where each check runs in its own
+-- subtransaction and a failing one sees nothing while the others still run.
 
 create schema if not exists realtime;
 
-create function realtime.visible_rows(checks jsonb)
+create function realtime.visible_rows(checks jsonb, safe boolean default false)
 returns jsonb
 language plpgsql volatile
 as $$
@@ -23,10 +30,10 @@ declare
   conditions text;
   matched int;
   claim_role text;
-  query text;
-  queries jsonb := '{}';
+  lookup text;
+  lookup_sql text;
+  statements jsonb := '{}';
   one_row boolean;
-  seen boolean;
   visible jsonb;
   result jsonb := '[]';
 begin
@@ -34,55 +41,64 @@ begin
   perform set_config('transaction_read_only', 'on', true);
   for item in select value from jsonb_array_elements(checks) loop
     visible := '[]';
-    begin
-      entity := (item ->> 'entity')::oid;
-      -- The row lookup, built once per table and call: for one row (the usual case) a plain EXISTS, which plans
-      -- in about half the time of the form over an array of rows.
-      one_row := jsonb_array_length(item -> 'rows') = 1;
-      query := queries -> (item ->> 'entity') ->> one_row::text;
-      if query is null then
-        select string_agg(format('t.%I = ($1 -> 0 ->> %s)::%s', a.attname, c.ord - 1,
-                                 format_type(a.atttypid, a.atttypmod)), ' and ' order by c.ord),
-               string_agg(format('t.%I = (k.v ->> %s)::%s', a.attname, c.ord - 1,
-                                 format_type(a.atttypid, a.atttypmod)), ' and ' order by c.ord),
-               count(*)
-          into condition, conditions, matched
-          from jsonb_array_elements_text(item -> 'key') with ordinality as c(name, ord)
-          join pg_attribute a on a.attrelid = entity and a.attname = c.name and a.attnum > 0 and not a.attisdropped;
-        if matched = 0 or matched <> jsonb_array_length(item -> 'key') then
-          raise exception 'realtime.visible_rows: table % has no columns %', entity::regclass, item -> 'key'
-            using errcode = '42703';
-        end if;
-        queries := queries || jsonb_build_object(item ->> 'entity', jsonb_build_object(
-          'true', format('select exists (select 1 from %s as t where %s)', entity::regclass, condition),
-          'false', format('select coalesce(jsonb_agg(k.o - 1), ''[]'') from jsonb_array_elements($1)'
-                          ' with ordinality as k(v, o) where exists (select 1 from %s as t where %s)',
-                          entity::regclass, conditions)));
-        query := queries -> (item ->> 'entity') ->> one_row::text;
+    entity := (item ->> 'entity')::oid;
+    -- For one row (the usual case) a primary-key probe; for several, the form over an array of rows.
+    one_row := jsonb_array_length(item -> 'rows') = 1;
+    lookup := statements -> (item ->> 'entity') ->> one_row::text;
+    if lookup is null then
+      select string_agg(format('t.%I = ($1 -> 0 ->> %s)::%s', a.attname, c.ord - 1,
+                               format_type(a.atttypid, a.atttypmod)), ' and ' order by c.ord),
+             string_agg(format('t.%I = (k.v ->> %s)::%s', a.attname, c.ord - 1,
+                               format_type(a.atttypid, a.atttypmod)), ' and ' order by c.ord),
+             count(*)
+        into condition, conditions, matched
+        from jsonb_array_elements_text(item -> 'key') with ordinality as c(name, ord)
+        join pg_attribute a on a.attrelid = entity and a.attname = c.name and a.attnum > 0 and not a.attisdropped;
+      if matched = 0 or matched <> jsonb_array_length(item -> 'key') then
+        raise exception 'realtime.visible_rows: table % has no columns %', entity::regclass, item -> 'key'
+          using errcode = '42703';
       end if;
-      claim_role := item -> 'claims' ->> 'role';
-      if claim_role is not null and pg_has_role('authenticator', claim_role, 'member') then
-        perform set_config('role', claim_role, true),
-                set_config('request.jwt.claims', (item -> 'claims')::text, true),
-                set_config('request.jwt.claim.sub', coalesce(item -> 'claims' ->> 'sub', ''), true),
-                set_config('request.jwt.claim.role', claim_role, true),
-                set_config('request.jwt.claim.email', coalesce(item -> 'claims' ->> 'email', ''), true);
-        if one_row then
-          execute query into seen using item -> 'rows';
-          visible := case when seen then '[0]'::jsonb else '[]'::jsonb end;
-        else
-          execute query into visible using item -> 'rows';
-        end if;
+      -- Each row is probed by its key (a scalar subquery per row): as EXISTS, the planner may make it a hash
+      -- join that reads the whole table, which took 4.7 ms a call under `harness load` and grew with the table.
+      if one_row then
+        lookup := format('select coalesce((select ''[0]''::jsonb from %s as t where %s limit 1), ''[]'')',
+                         entity::regclass, condition);
+      else
+        lookup := format('select coalesce(jsonb_agg(k.o - 1), ''[]'') from jsonb_array_elements($1)'
+                         ' with ordinality as k(v, o) where (select true from %s as t where %s limit 1)',
+                         entity::regclass, conditions);
       end if;
-    exception when others then
-      -- The subscriber's grants or policies failed on these rows (no SELECT privilege, a `sub` that is not a
-      -- uuid, …): it sees none of them, and the other checks still run.
-      visible := '[]';
-    end;
+      -- Named after its text: a changed table, key or type is another statement, never a stale one.
+      lookup_sql := lookup;
+      lookup := 'realtime_visible_' || md5(lookup_sql);
+      if not exists (select 1 from pg_prepared_statements where name = lookup) then
+        execute format('prepare %I(jsonb) as %s', lookup, lookup_sql);
+      end if;
+      statements := jsonb_set(statements, array[item ->> 'entity'],
+                              coalesce(statements -> (item ->> 'entity'), '{}') || jsonb_build_object(one_row::text, lookup));
+    end if;
+    claim_role := item -> 'claims' ->> 'role';
+    if claim_role is not null and pg_has_role('authenticator', claim_role, 'member') then
+      perform set_config('role', claim_role, true),
+              set_config('request.jwt.claims', (item -> 'claims')::text, true),
+              set_config('request.jwt.claim.sub', coalesce(item -> 'claims' ->> 'sub', ''), true),
+              set_config('request.jwt.claim.role', claim_role, true),
+              set_config('request.jwt.claim.email', coalesce(item -> 'claims' ->> 'email', ''), true);
+      if safe then
+        begin
+          execute format('execute %I(%L)', lookup, item -> 'rows') into visible;
+        exception when others then
+          -- The subscriber's grants or policies failed on these rows: it sees none of them.
+          visible := '[]';
+        end;
+      else
+        execute format('execute %I(%L)', lookup, item -> 'rows') into visible;
+      end if;
+    end if;
     result := result || jsonb_build_array(visible);
   end loop;
   return result;
 end
 $$;
 
-revoke all on function realtime.visible_rows(jsonb) from public;
+revoke all on function realtime.visible_rows(jsonb, boolean) from public;

@@ -111,6 +111,25 @@ def test_a_non_member_receives_nothing_and_the_service_role_everything(region: B
     assert eve_client.until(is_change)["payload"]["data"]["record"]["content"] == "welcome eve"
 
 
+def test_several_rows_for_one_subscriber_in_one_batch_are_checked_row_by_row(region: BackgroundServer) -> None:
+    alice, _ = sql_user(region)
+    bob, bob_token = sql_user(region)
+    carol, _ = sql_user(region)
+    shared, other = sql_conversation(region, alice, [bob]), sql_conversation(region, carol, [])
+    bob_client = subscribed(region, bob_token)
+    rows = [(shared, alice, "one"), (other, carol, "hidden"), (shared, alice, "two"), (other, carol, "hidden"),
+            (shared, alice, "three")]  # fmt: skip
+    sql(  # one statement, one transaction: one batch, where bob's check carries several rows
+        region,
+        "insert into messages (conversation_id, sender_id, client_msg_id, content)"
+        " select c, s, 'multi-' || gen_random_uuid(), t from unnest($1::uuid[], $2::uuid[], $3::text[]) as u(c, s, t)",
+        *([uuid.UUID(c) for c, _, _ in rows], [uuid.UUID(s) for _, s, _ in rows], [t for _, _, t in rows]),
+    )
+    got = [bob_client.until(is_change)["payload"]["data"]["record"]["content"] for _ in range(3)]
+    assert got == ["one", "two", "three"]
+    assert changes(bob_client) == []
+
+
 def _sub(token: str) -> str:
     return str(keys.verify(token).sub)
 

@@ -1,6 +1,7 @@
 """Which subscribers may see which changed rows, asked of the database as each of them (contract_realtime.sql).
 
-One statement per batch of decoded changes, whatever the number of subscribers: `realtime.visible_rows(checks)`
+One statement per batch of decoded changes, whatever the number of subscribers (two when a lookup fails and the
+batch is asked again in `safe` mode): `realtime.visible_rows(checks, safe)`
 becomes each subscriber in turn (role + request.jwt.claims, as PostgREST sets them) and looks its rows up by their
 key, so grants and row-level security policies are Postgres's own: a subscriber sees a change exactly when a REST
 read by it would return the row.
@@ -17,7 +18,7 @@ import asyncpg
 from harness.refstack.region.realtime import frames
 from harness.refstack.region.realtime.changes import RelationInfo
 
-_VISIBLE_ROWS = "select realtime.visible_rows($1::jsonb)::text"
+_VISIBLE_ROWS = "select realtime.visible_rows($1::jsonb, $2)::text"
 
 
 @dataclass
@@ -46,6 +47,12 @@ async def visible(pool: asyncpg.Pool, checks: Sequence[Check]) -> list[set[int]]
     asked = [c for c in checks if c.rows and c.relation.key]
     if not asked:
         return [set() for _ in checks]
-    answer = json.loads(await pool.fetchval(_VISIBLE_ROWS, "[" + ",".join(c.to_json() for c in asked) + "]"))
+    batch = "[" + ",".join(c.to_json() for c in asked) + "]"
+    try:
+        answer = json.loads(await pool.fetchval(_VISIBLE_ROWS, batch, False))
+    except asyncpg.PostgresError:
+        # A subscriber's lookup failed (its grants, a claim its policies cannot read): again with each check in its
+        # own subtransaction, so that one sees nothing and the others still see their rows.
+        answer = json.loads(await pool.fetchval(_VISIBLE_ROWS, batch, True))
     by_check = {id(c): set(found) for c, found in zip(asked, answer, strict=True)}
     return [by_check.get(id(c), set()) for c in checks]
