@@ -10,6 +10,8 @@ read by it would return the row.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +21,12 @@ from harness.refstack.region.realtime import frames
 from harness.refstack.region.realtime.changes import RelationInfo
 
 _VISIBLE_ROWS = "select realtime.visible_rows($1::jsonb, $2)::text"
+SAFE_LOG_EVERY_S = 60.0
+"""A batch asked again in safe mode is logged at most this often (one subscriber whose policies fail would otherwise
+log every batch)."""
+
+log = logging.getLogger(__name__)
+_last_safe_log = 0.0
 
 
 @dataclass
@@ -50,9 +58,19 @@ async def visible(pool: asyncpg.Pool, checks: Sequence[Check]) -> list[set[int]]
     batch = "[" + ",".join(c.to_json() for c in asked) + "]"
     try:
         answer = json.loads(await pool.fetchval(_VISIBLE_ROWS, batch, False))
-    except asyncpg.PostgresError:
+    except asyncpg.PostgresError as exc:
         # A subscriber's lookup failed (its grants, a claim its policies cannot read): again with each check in its
         # own subtransaction, so that one sees nothing and the others still see their rows.
+        _log_safe(exc)
         answer = json.loads(await pool.fetchval(_VISIBLE_ROWS, batch, True))
     by_check = {id(c): set(found) for c, found in zip(asked, answer, strict=True)}
     return [by_check.get(id(c), set()) for c in checks]
+
+
+def _log_safe(exc: asyncpg.PostgresError) -> None:
+    global _last_safe_log
+    now = time.monotonic()
+    if now - _last_safe_log >= SAFE_LOG_EVERY_S:
+        _last_safe_log = now
+        log.warning("realtime: a subscriber's row lookup failed (%s): this batch, and any like it, is checked again "
+                 "one subscriber at a time (logged at most every %.0f s)", exc, SAFE_LOG_EVERY_S)  # fmt: skip
