@@ -1,11 +1,15 @@
-"""One timed HTTP call over Locust's `FastHttpSession` (geventhttpclient), its `Reply`, and error decoding.
+"""One timed HTTP call over the keep-alive pool of Locust's `FastHttpSession` (geventhttpclient), its `Reply`, and
+error decoding.
 
-FastHttpSession is used with `catch_response=True` (its context is never entered, so it fires nothing) and
-`stream=True` (it reads no body); `Transport.call` times the call itself, body read included, reads and decodes the
-body (`decode_body`), then fires one event with our request type, name and context. Reading the body ourselves
-means an empty body is never "decompressed" (a 304 that names `Content-Encoding: br` has none) and a body that
-cannot be read or decoded is a failure value, never an exception. That keeps one transport for Locust and for
-scripts, at the cost of FastHttpSession's own overhead only.
+The session supplies the connection pool and its settings (timeouts, concurrency, a shared `client_pool`); a call
+goes straight to the pool's `HTTPClient` for the target host, as FastHttpSession itself ends up doing, without the
+layers around it that a harness call does not use (cookies, redirects, retries, the per-request URL parse, Locust's
+own request event and response wrapper: about 12 % of a worker's CPU under `harness load`). What those layers added
+on the wire is kept: FastHttpSession's default `Accept-Encoding` and the percent-encoding of the request URI.
+`Transport.call` times the call itself, body read included, reads and decodes the body (`decode_body`), then fires
+one event with our request type, name and context. Reading the body ourselves means an empty body is never
+"decompressed" (a 304 that names `Content-Encoding: br` has none) and a body that cannot be read or decoded is a
+failure value, never an exception.
 
 The time of a call is split into legs (docs/result-schema.md, "Request legs"), from three clock reads the call
 makes anyway or adds (one `perf_counter` when the headers are in) and the pool's connect timing (pool.py):
@@ -31,7 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import brotli
-from locust.contrib.fasthttp import FastHttpSession
+from geventhttpclient.url import URL, requote_uri
+from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession
 
 from harness.clients import pool
 from harness.clients.events import Reporter, RequestFailed
@@ -131,6 +136,10 @@ def error_fields(body: bytes | None) -> tuple[str, str]:
     return str(code), redact(message[:MESSAGE_MAX_CHARS])
 
 
+DEFAULT_ACCEPT_ENCODING = "gzip, deflate, br"
+"""Sent when a call names no Accept-Encoding, as FastHttpSession (and every browser) does."""
+
+
 def decode_body(raw: bytes, content_encoding: str) -> bytes:
     """The body before its `Content-Encoding` (codings undone last first). An empty body is empty in any encoding:
     a 304, a 204 or a HEAD reply may name the encoding the full body would have had. Raises on a body that is
@@ -191,6 +200,10 @@ class Transport:
         self.http.client.valid_response_codes = ALL_STATUSES  # type: ignore[misc]
         # A redirect is a response like any other: its Location names a host nobody allowed (docs/safety.md).
         self.http.client.redirect_response_codes = frozenset()  # type: ignore[misc]
+        self._base = URL(self.base_url)
+        self._base_path = self._base.path.rstrip("/")
+        self._client: Any = None
+        """The pool's HTTPClient for the base URL, looked up at the first call."""
 
     def call(
         self,
@@ -222,8 +235,8 @@ class Transport:
         wire = 0
         if response is not None:
             first_byte_ms = (time.perf_counter() - started) * 1000
-            connect_ms = pool.take_connect_ms(getattr(response, "_response", None))
-            resp_headers = response.headers or {}
+            connect_ms = pool.take_connect_ms(response)
+            resp_headers = response.info()
             raw, error, wire = _read_body(response, resp_headers, label, status, decode or not 200 <= status < 300)
         elapsed_ms = (time.perf_counter() - started) * 1000
         region = str(resp_headers.get(self.region_header, "") or "") if status else ""
@@ -272,22 +285,23 @@ class Transport:
         self, label: str, method: str, path: str, headers: dict[str, str], body: bytes | str | None
     ) -> tuple[Any, int, RequestFailed | None]:
         """(response whose body is still to read, status, None), or (None, 0, failure) when no response came."""
+        if "Accept-Encoding" not in headers and "accept-encoding" not in headers:
+            headers["Accept-Encoding"] = DEFAULT_ACCEPT_ENCODING
         try:
-            response = self.http.request(
-                method,
-                path,
-                data=body,  # type: ignore[arg-type]
-                headers=headers,
-                catch_response=True,
-                stream=True,
-            )
-        except Exception as exc:  # FastHttpSession catches socket errors only; anything else is a value too
+            if "://" in path:  # an absolute URL (a signed URL may be one): that host's pooled client
+                url = URL(path)
+                client, uri = self.http.client.clientpool.get_client(url), url.quoted_uri
+            else:
+                client = self._client
+                if client is None:
+                    client = self._client = self.http.client.clientpool.get_client(self._base)
+                uri = requote_uri(self._base_path + path)
+            response = client.request(method, uri, body=body, headers=headers)
+        except FAILURE_EXCEPTIONS as exc:  # no response: refused, reset, timed out, unparsable
+            return None, 0, RequestFailed(label, 0, type(exc).__name__, redact(str(exc)))
+        except Exception as exc:  # anything else (a header value the client refuses, say) is a value too
             return None, 0, RequestFailed(label, 0, type(exc).__name__, _short(exc))
-        status = int(response.status_code or 0)
-        if status == 0:
-            cause = getattr(response, "error", None) or response.request_meta.get("exception")
-            return None, 0, RequestFailed(label, 0, type(cause).__name__, redact(str(cause)))
-        return response, status, None
+        return response, int(response.status_code), None
 
     def close(self) -> None:
         self.http.client.close()
