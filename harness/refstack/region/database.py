@@ -62,7 +62,10 @@ class Database:
 
     @classmethod
     async def open(cls, host: str, port: int, *, pool_size: int = 16, statement_timeout_ms: int = 8000) -> Database:
-        common: dict[str, Any] = {"host": host, "port": port, "database": "postgres", "command_timeout": 60}
+        # No idle-connection expiry: it arms a timer on every release and cancels it on every acquire, twice per
+        # request, for pools that are small and live as long as the region.
+        common: dict[str, Any] = {"host": host, "port": port, "database": "postgres", "command_timeout": 60,
+                                  "max_inactive_connection_lifetime": 0}  # fmt: skip
         api = await asyncpg.create_pool(
             user="authenticator",
             min_size=min(2, pool_size),
