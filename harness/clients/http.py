@@ -223,8 +223,8 @@ class Transport:
         """Send one request; a 2xx is a success, and so is an error whose (status, code) is in `ok_errors` (the
         reply is then marked `duplicate`). `binary` keeps a successful body as bytes; `decode=False` keeps it as it
         came on the wire (still compressed: for a body nobody reads, as k6's discardResponseBodies; an error body
-        is decoded all the same). Never raises for anything the
-        server or the network does: a body that cannot be read or decoded is a failure with status and reason."""
+        is decoded all the same). Never raises for anything the server or the network does: a body that cannot be
+        read or decoded is a failure with status and reason."""
         label = f"{request_type} {name}"
         start_time, started = time.time(), time.perf_counter()
         response, status, error = self._send(label, method, path, {**self.headers, **headers}, body)

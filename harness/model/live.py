@@ -149,9 +149,6 @@ class LiveTally:
         """Index of the oldest window that still counts as recent."""
         return math.floor((now_s - self.recent_s) / self.window_s)
 
-    def requests(self) -> int:
-        return sum(t.count for (name, _, _), t in self._totals.items() if name not in NOT_REQUESTS)
-
     def snapshot(self, now_s: float | None = None) -> dict[str, Any]:
         """progress.json's `live` (JSON-able); drops the windows that left the recent span."""
         now = time.time() if now_s is None else now_s
