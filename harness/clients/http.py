@@ -4,8 +4,9 @@ error decoding.
 The session supplies the connection pool and its settings (timeouts, concurrency, a shared `client_pool`); a call
 goes straight to the pool's `HTTPClient` for the target host, as FastHttpSession itself ends up doing, without the
 layers around it that a harness call does not use (cookies, redirects, retries, the per-request URL parse, Locust's
-own request event and response wrapper: about 12 % of a worker's CPU under `harness load`). What those layers added
-on the wire is kept: FastHttpSession's default `Accept-Encoding` and the percent-encoding of the request URI.
+own request event and response wrapper: a worker's CPU per request under `harness load` fell from 0.58 to 0.46 ms
+without them, docs/BENCHMARKS.md). What those layers added on the wire is kept: FastHttpSession's default
+`Accept-Encoding` and the percent-encoding of the request URI.
 `Transport.call` times the call itself, body read included, reads and decodes the body (`decode_body`), then fires
 one event with our request type, name and context. Reading the body ourselves means an empty body is never
 "decompressed" (a 304 that names `Content-Encoding: br` has none) and a body that cannot be read or decoded is a
@@ -46,8 +47,6 @@ pool.install()  # keep-alive reuse past fd 1023 (see pool.py)
 
 MESSAGE_MAX_CHARS = 200
 """Longest server message kept in a failure (Locust groups failures by text, so keep them short and stable)."""
-
-ALL_STATUSES = frozenset(range(100, 600))
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
@@ -193,13 +192,9 @@ class Transport:
             connection_timeout=connection_timeout_s,
             concurrency=concurrency,
             client_pool=client_pool,
-            max_retries=0,
         )
-        # Every status is a response whose body we read: otherwise geventhttpclient reads and decodes an error body
-        # itself to build a debug string, which raises on a body it cannot decode (or that is not UTF-8).
-        self.http.client.valid_response_codes = ALL_STATUSES  # type: ignore[misc]
-        # A redirect is a response like any other: its Location names a host nobody allowed (docs/safety.md).
-        self.http.client.redirect_response_codes = frozenset()  # type: ignore[misc]
+        # Calls go to the pool's HTTPClient, which checks no status and follows no redirect: every status is a
+        # response whose body we read, and a redirect's Location (a host nobody allowed, docs/safety.md) is not fetched.
         self._base = URL(self.base_url)
         self._base_path = self._base.path.rstrip("/")
         self._client: Any = None

@@ -31,6 +31,9 @@ def reply(status, body=b"", encoding=None):
         return web.Response(status=status, body=body, headers=headers)
     return handler
 
+async def echo(request):  # what came on the wire: the raw request target and the Accept-Encoding
+    return web.json_response({"target": request.raw_path, "accept_encoding": request.headers.get("Accept-Encoding")})
+
 async def cut(request):  # promises 1000 bytes, sends 10, hangs up
     response = web.StreamResponse(headers={"Content-Length": "1000"})
     await response.prepare(request)
@@ -47,6 +50,7 @@ def factory():
     app.router.add_get("/bad-error-body", reply(500, b"\xff\xfe garbage", "br"))
     app.router.add_get("/zstd", reply(200, b"\x28\xb5\x2f\xfd", "zstd"))
     app.router.add_get("/cut", cut)
+    app.router.add_get("/echo/{tail:.*}", echo)
     return app
 
 serving.serve_forever(factory, "127.0.0.1", 0, on_ready=lambda port: print(port, flush=True))
@@ -79,6 +83,17 @@ def test_a_304_that_names_br_with_an_empty_body_is_a_plain_304(transport: Transp
     assert reply.headers.get("Content-Encoding") == "br"
     assert str(reply.error) == "WEB revalidate: 304"  # not a 2xx, so a failure to the transport; no decode error
     assert events.fired[0]["context"]["origin_region"] == "test-1"
+
+
+def test_what_goes_on_the_wire_is_what_fasthttpsession_sent(transport: Transport, server_url: str) -> None:
+    # no Accept-Encoding named: FastHttpSession's (and a browser's) default; one named is sent as it is
+    reply = transport.call("REST", "echo", "GET", "/echo/a b/ü?q=x y&in=(1,2)", headers={})
+    assert reply.body == {"target": "/echo/a%20b/%C3%BC?q=x%20y&in=(1,2)", "accept_encoding": "gzip, deflate, br"}
+    named = transport.call("REST", "echo", "GET", "/echo/n", headers={"Accept-Encoding": "identity"})
+    assert named.body == {"target": "/echo/n", "accept_encoding": "identity"}
+    # an absolute URL (a signed URL may be one) goes to its own host, quoted the same way
+    absolute = transport.call("STORAGE", "echo", "GET", f"{server_url}/echo/abs olute", headers={})
+    assert absolute.body == {"target": "/echo/abs%20olute", "accept_encoding": "gzip, deflate, br"}
 
 
 def test_a_br_body_is_decoded(transport: Transport) -> None:

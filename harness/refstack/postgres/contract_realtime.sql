@@ -27,9 +27,9 @@ declare
   item jsonb;
   entity oid;
   condition text;
-  conditions text;
   matched int;
   claim_role text;
+  form text;
   lookup text;
   lookup_sql text;
   statements jsonb := '{}';
@@ -44,14 +44,13 @@ begin
     entity := (item ->> 'entity')::oid;
     -- For one row (the usual case) a primary-key probe; for several, the form over an array of rows.
     one_row := jsonb_array_length(item -> 'rows') = 1;
-    lookup := statements -> (item ->> 'entity') ->> one_row::text;
+    form := (item ->> 'entity') || ':' || one_row::text;
+    lookup := statements ->> form;
     if lookup is null then
-      select string_agg(format('t.%I = ($1 -> 0 ->> %s)::%s', a.attname, c.ord - 1,
-                               format_type(a.atttypid, a.atttypmod)), ' and ' order by c.ord),
-             string_agg(format('t.%I = (k.v ->> %s)::%s', a.attname, c.ord - 1,
-                               format_type(a.atttypid, a.atttypmod)), ' and ' order by c.ord),
+      select string_agg(format('t.%I = (%s ->> %s)::%s', a.attname, case when one_row then '$1 -> 0' else 'k.v' end,
+                               c.ord - 1, format_type(a.atttypid, a.atttypmod)), ' and ' order by c.ord),
              count(*)
-        into condition, conditions, matched
+        into condition, matched
         from jsonb_array_elements_text(item -> 'key') with ordinality as c(name, ord)
         join pg_attribute a on a.attrelid = entity and a.attname = c.name and a.attnum > 0 and not a.attisdropped;
       if matched = 0 or matched <> jsonb_array_length(item -> 'key') then
@@ -61,21 +60,19 @@ begin
       -- Each row is probed by its key (a scalar subquery per row): as EXISTS, the planner may make it a hash
       -- join that reads the whole table, which took 4.7 ms a call under `harness load` and grew with the table.
       if one_row then
-        lookup := format('select coalesce((select ''[0]''::jsonb from %s as t where %s limit 1), ''[]'')',
-                         entity::regclass, condition);
+        lookup_sql := format('select coalesce((select ''[0]''::jsonb from %s as t where %s limit 1), ''[]'')',
+                             entity::regclass, condition);
       else
-        lookup := format('select coalesce(jsonb_agg(k.o - 1), ''[]'') from jsonb_array_elements($1)'
-                         ' with ordinality as k(v, o) where (select true from %s as t where %s limit 1)',
-                         entity::regclass, conditions);
+        lookup_sql := format('select coalesce(jsonb_agg(k.o - 1), ''[]'') from jsonb_array_elements($1)'
+                             ' with ordinality as k(v, o) where (select true from %s as t where %s limit 1)',
+                             entity::regclass, condition);
       end if;
       -- Named after its text: a changed table, key or type is another statement, never a stale one.
-      lookup_sql := lookup;
       lookup := 'realtime_visible_' || md5(lookup_sql);
       if not exists (select 1 from pg_prepared_statements where name = lookup) then
         execute format('prepare %I(jsonb) as %s', lookup, lookup_sql);
       end if;
-      statements := jsonb_set(statements, array[item ->> 'entity'],
-                              coalesce(statements -> (item ->> 'entity'), '{}') || jsonb_build_object(one_row::text, lookup));
+      statements := statements || jsonb_build_object(form, lookup);
     end if;
     claim_role := item -> 'claims' ->> 'role';
     if claim_role is not null and pg_has_role('authenticator', claim_role, 'member') then
