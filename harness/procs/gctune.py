@@ -2,10 +2,11 @@
 workers).
 
 CPython collects its youngest generation every 700 net container allocations, and a request allocates hundreds:
-under load the region spent about 5 % of its CPU in the collector (py-spy --native, docs/BENCHMARKS.md) rescanning
-objects that live for the whole process. `gc.freeze()` moves what start-up built (modules, routes, pools) out of
-every later scan, and a larger young threshold makes collections rarer; reference counting still frees everything
-that is not in a cycle at once, so memory is unchanged but for cycles, which wait a little longer.
+under load the region spent about 5 % of its CPU in the collector (one `py-spy --native` sample, which pauses the
+process, so a rough figure; docs/BENCHMARKS.md) rescanning objects that live for the whole process. `gc.freeze()`
+moves what start-up built (modules, routes, pools) out of every later scan, and a larger young threshold makes
+collections rarer; reference counting still frees everything that is not in a cycle at once, so memory is unchanged
+but for cycles, which wait a little longer.
 """
 
 from __future__ import annotations

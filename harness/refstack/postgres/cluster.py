@@ -58,9 +58,9 @@ SETTINGS: Mapping[str, str] = {
     "log_min_messages": "warning",
     "log_line_prefix": "'%m [%p] %q%u@%d '",
     # Checkpoints far apart: the stand-in keeps Storage's object bodies in PostgreSQL (Supabase keeps them in S3),
-    # so `harness load` writes 10-19 MB of WAL a second, and the default 1 GB asked for a checkpoint every 30-60 s,
-    # each followed by a wave of full-page images: 1.6 of 3.7 GB of WAL (pg_stat_wal, docs/BENCHMARKS.md). The
-    # price: a crash replays more WAL, and pg_wal holds up to this much.
+    # so `harness load` wrote 15-19 MB of WAL a second, and the default 1 GB asked for a checkpoint about every
+    # 27 s, each followed by a wave of full-page images: 1.6 of 3.7 GB of WAL (pg_stat_checkpointer, pg_stat_wal,
+    # docs/BENCHMARKS.md). The price: a crash replays more WAL, and pg_wal holds up to this much.
     "max_wal_size": "'8GB'",
     "checkpoint_timeout": "'30min'",
 }
